@@ -1,0 +1,72 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// binance-extractor: keeps a MariaDB copy of Binance market history complete, exact and current.
+///
+/// Layers (each a target): C bridges -> BinanceAPI (protocol, pure) / Storage (MariaDB) / HTTPTransport (libcurl)
+/// -> Pipeline (actors, supervisor) -> Telemetry -> executables. See README.md.
+let package = Package(
+    name: "binance-extractor",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "binance-extractor", targets: ["binance-extractor"]),
+        .executable(name: "binance-sim", targets: ["binance-sim"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.0"),
+    ],
+    targets: [
+        // C bridges
+        .systemLibrary(name: "CMariaDB", path: "Sources/CBridges/CMariaDB"),
+        .systemLibrary(name: "CCurl", path: "Sources/CBridges/CCurl"),
+        .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CBridges/CCurlShim"),
+
+        // Threads the project owns, for blocking C calls.
+        .target(name: "BlockingThreads", path: "Sources/BlockingThreads"),
+        // Wall clocks: the system's, and a manual one for tests.
+        .target(name: "Clocks", path: "Sources/Clocks"),
+        // Binance protocol: markets, intervals, weights, requests, parsing. Pure.
+        .target(name: "BinanceAPI", path: "Sources/BinanceAPI"),
+        // HTTP over libcurl.
+        .target(name: "HTTPTransport", dependencies: ["CCurl", "CCurlShim", "BlockingThreads"], path: "Sources/HTTPTransport"),
+        // MariaDB over Connector/C.
+        .target(name: "Storage", dependencies: [
+            "CMariaDB", "BlockingThreads", "BinanceAPI", .product(name: "Logging", package: "swift-log"),
+        ], path: "Sources/Storage"),
+        // JSON logs, progress.
+        .target(name: "Telemetry", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Sources/Telemetry"),
+        // Actors and supervisor joining protocol and storage.
+        .target(name: "Pipeline", dependencies: [
+            "BinanceAPI", "HTTPTransport", "Storage", "Telemetry", "Clocks",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], path: "Sources/Pipeline"),
+        // The command line (library so tests can build configurations; executable is a thin main).
+        .target(name: "ExtractorCLI", dependencies: [
+            "Pipeline", "Storage", "Telemetry", "BinanceAPI", "HTTPTransport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], path: "Sources/ExtractorCLI"),
+        .executableTarget(name: "binance-extractor", dependencies: ["ExtractorCLI"], path: "Sources/Executables/binance-extractor"),
+
+        // The Binance simulator.
+        .target(name: "BinanceSimulator", dependencies: [
+            "BinanceAPI", "Clocks", .product(name: "FlyingFox", package: "FlyingFox"),
+        ], path: "Sources/BinanceSimulator"),
+        .executableTarget(name: "binance-sim", dependencies: [
+            "BinanceSimulator", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/Executables/binance-sim"),
+
+        // Test support: MariaDB fixture, simulator launcher, process runner.
+        .target(name: "TestSupport", dependencies: ["Storage", "BinanceSimulator", "BinanceAPI", "Clocks"], path: "Tests/TestSupport"),
+        .testTarget(name: "BinanceAPITests", dependencies: ["BinanceAPI"], path: "Tests/BinanceAPITests"),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BinanceAPI", "ExtractorCLI", "Clocks", "Storage"], path: "Tests/PipelineTests"),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "TestSupport", "Pipeline", "Storage", "BinanceSimulator", "ExtractorCLI", "HTTPTransport", "BinanceAPI", "Clocks",
+        ], path: "Tests/IntegrationTests"),
+    ]
+)

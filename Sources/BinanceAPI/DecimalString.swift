@@ -1,0 +1,74 @@
+/// A non-negative decimal number exactly as Binance sent it ("0.01634790", "148976.11427815").
+///
+/// Prices and quantities never pass through `Double`: the text is validated once and stored as is in a DECIMAL
+/// column, which holds `integerDigits` digits before the point and `fractionDigits` after it.
+public struct DecimalString: Sendable, Hashable, CustomStringConvertible {
+    /// The digits, with at most one '.'.
+    public let text: String
+
+    /// Digits the storage columns hold before the decimal point (DECIMAL(38,18): 20) and after it (18).
+    public static let integerDigits = 20
+    public static let fractionDigits = 18
+
+    public init(validating text: String) throws(DecimalStringError) {
+        var integer = 0, fraction = 0, seenPoint = false
+        for byte in text.utf8 {
+            if byte == 46 {  // "."
+                if seenPoint { throw DecimalStringError(text: text, reason: "more than one decimal point") }
+                seenPoint = true
+            } else if byte >= 48 && byte <= 57 {
+                if seenPoint { fraction += 1 } else { integer += 1 }
+            } else {
+                throw DecimalStringError(text: text, reason: "not a non-negative decimal number")
+            }
+        }
+        guard integer > 0, !seenPoint || fraction > 0 else {
+            throw DecimalStringError(text: text, reason: "not a non-negative decimal number")
+        }
+        // Leading zeros do not count against the column's integer digits.
+        let significant = text.utf8.prefix(integer).drop(while: { $0 == 48 }).count
+        guard significant <= Self.integerDigits else {
+            throw DecimalStringError(text: text, reason: "more than \(Self.integerDigits) digits before the point")
+        }
+        guard fraction <= Self.fractionDigits else {
+            throw DecimalStringError(text: text, reason: "more than \(Self.fractionDigits) digits after the point; it would be rounded")
+        }
+        self.text = text
+    }
+
+    /// Trusted construction for values this project formats itself (tests, the simulator).
+    public init(unchecked text: String) { self.text = text }
+
+    public var description: String { text }
+
+    /// Compares two decimal strings by value, exactly.
+    public static func compare(_ a: DecimalString, _ b: DecimalString) -> Int {
+        let (ai, af) = a.parts, (bi, bf) = b.parts
+        if ai.count != bi.count { return ai.count < bi.count ? -1 : 1 }
+        if ai != bi { return ai.lexicographicallyPrecedes(bi) ? -1 : 1 }
+        let n = max(af.count, bf.count)
+        for i in 0..<n {
+            let x = i < af.count ? af[af.index(af.startIndex, offsetBy: i)] : 48
+            let y = i < bf.count ? bf[bf.index(bf.startIndex, offsetBy: i)] : 48
+            if x != y { return x < y ? -1 : 1 }
+        }
+        return 0
+    }
+
+    /// Integer digits without leading zeros, and fraction digits.
+    private var parts: (Array<UInt8>.SubSequence, Array<UInt8>.SubSequence) {
+        let bytes = Array(text.utf8)
+        let point = bytes.firstIndex(of: 46) ?? bytes.endIndex
+        var integer = bytes[..<point]
+        while integer.first == 48 { integer = integer.dropFirst() }
+        let fraction = point < bytes.endIndex ? bytes[(point + 1)...] : bytes[bytes.endIndex...]
+        return (integer, fraction)
+    }
+}
+
+/// A value that cannot be stored exactly.
+public struct DecimalStringError: Error, CustomStringConvertible, Equatable {
+    public let text: String
+    public let reason: String
+    public var description: String { "'\(text)' is \(reason)" }
+}

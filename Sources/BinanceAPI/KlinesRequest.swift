@@ -1,0 +1,31 @@
+/// One GET of a klines page: where it goes and what it weighs.
+public struct KlinesRequest: Sendable, Equatable {
+    public var market: Market
+    public var symbol: Symbol
+    public var interval: KlineInterval
+    public var startTime: Int64?
+    public var endTime: Int64?
+    public var limit: Int
+
+    public init(market: Market, symbol: Symbol, interval: KlineInterval, startTime: Int64?, endTime: Int64?, limit: Int) {
+        self.market = market
+        self.symbol = symbol
+        self.interval = interval
+        self.startTime = startTime
+        self.endTime = endTime
+        self.limit = limit
+    }
+
+    /// The request's weight, decided by the endpoint and the `limit` sent.
+    public var weight: Int { market.klinesWeight(limit: limit) }
+
+    /// Path and query, e.g. `/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime=...&endTime=...&limit=499`.
+    /// Symbols are validated to `[A-Z0-9-_.]` and intervals come from a fixed list, so nothing needs escaping.
+    public var pathAndQuery: String {
+        var query = "symbol=\(symbol.name)&interval=\(interval.rawValue)"
+        if let startTime { query += "&startTime=\(startTime)" }
+        if let endTime { query += "&endTime=\(endTime)" }
+        query += "&limit=\(limit)"
+        return market.klinesPath + "?" + query
+    }
+}

@@ -1,0 +1,350 @@
+import BinanceAPI
+import Clocks
+import FlyingFox
+import FlyingSocks
+import Foundation
+
+/// A Binance-compatible REST server for tests, the demo and benchmarks: USD-M futures (`/fapi/v1/...`) and spot
+/// (`/api/v3/...`) klines, `exchangeInfo`, `time` and `ping`, with Binance's documented weights, limits and error
+/// codes, and switchable faults. Each rule cites its source in the Binance API documentation.
+public actor BinanceSimulator {
+    public struct Configuration: Sendable {
+        public var host: String = "127.0.0.1"
+        public var port: UInt16 = 0
+        /// Request-weight limit and window (Binance: futures 2400 / spot 6000 per minute); squeeze the window to
+        /// test a minute's behaviour in a second.
+        public var futuresRule = Market.futures.defaultWeightLimit
+        public var spotRule = Market.spot.defaultWeightLimit
+        public var requestsBeforeBan = 2
+        public var firstBanMilliseconds: Int64 = 120_000
+        public var faults: [FaultPlan] = []
+
+        public init() {}
+
+        /// Applies one limit and window to both markets.
+        public mutating func setWeightLimit(_ limit: Int, windowSeconds: Double) {
+            let rule = RateLimitRule(limit: limit, windowMilliseconds: Int64(windowSeconds * 1000))
+            futuresRule = rule
+            spotRule = rule
+        }
+    }
+
+    /// What the simulator has seen, for tests and benchmarks.
+    public struct Stats: Sendable, Equatable, Codable {
+        public var requests = 0
+        public var klinesRequests = 0
+        public var byStatus: [String: Int] = [:]
+        public var weightUsed = 0
+        public var klinesServed = 0
+        public var faultsInjected = 0
+        public var tooManyRequests: Int { byStatus["429"] ?? 0 }
+        public var bans: Int { byStatus["418"] ?? 0 }
+    }
+
+    private var configuration: Configuration
+    public private(set) var market: SimulatedMarket
+    private let clock: any WallClock
+    private var ledgers: [Market: WeightLedger]
+    private var stats = Stats()
+    private var klinesSeen = 0
+    private var faultCounts: [Int] = []
+    private var server: HTTPServer?
+    private var serverTask: Task<Void, any Error>?
+    public private(set) var port: UInt16 = 0
+
+    public init(configuration: Configuration = Configuration(), market: SimulatedMarket? = nil, clock: any WallClock = SystemClock()) {
+        self.configuration = configuration
+        self.clock = clock
+        self.market = market ?? .standard(now: clock.now())
+        ledgers = [
+            .futures: WeightLedger(rule: configuration.futuresRule, requestsBeforeBan: configuration.requestsBeforeBan,
+                                   firstBanMilliseconds: configuration.firstBanMilliseconds),
+            .spot: WeightLedger(rule: configuration.spotRule, requestsBeforeBan: configuration.requestsBeforeBan,
+                                firstBanMilliseconds: configuration.firstBanMilliseconds),
+        ]
+        faultCounts = Array(repeating: 0, count: configuration.faults.count)
+    }
+
+    /// `http://127.0.0.1:PORT`, once started.
+    public var baseURL: String { "http://\(configuration.host):\(port)" }
+
+    public var statistics: Stats { stats }
+
+    /// Starts listening; returns the bound port (a free one when `port` is 0).
+    @discardableResult
+    public func start() async throws -> UInt16 {
+        let address = try sockaddr_in.inet(ip4: configuration.host, port: configuration.port)
+        // Long handler timeout: the `hang` fault must outlast any client timeout.
+        let server = HTTPServer(address: address, timeout: 3600, logger: .disabled)
+        await server.appendRoute("*") { [self] request in await self.handle(request) }
+        self.server = server
+        serverTask = Task { try await server.run() }
+        try await server.waitUntilListening()
+        if case .ip4(_, let boundPort)? = await server.listeningAddress { port = boundPort }
+        return port
+    }
+
+    /// Runs until the task is cancelled.
+    public func run() async throws {
+        try await serverTask?.value
+    }
+
+    public func stop() async {
+        await server?.stop(timeout: 1)
+        serverTask?.cancel()
+        server = nil
+    }
+
+    // MARK: Controls for tests
+
+    public func setFaults(_ faults: [FaultPlan]) {
+        configuration.faults = faults
+        faultCounts = Array(repeating: 0, count: faults.count)
+    }
+
+    public func setOutages(_ outages: [Range<Int64>]) { market.outages = outages }
+
+    public func addSymbol(_ symbol: SimulatedSymbol) { market.symbols[symbol.name] = symbol }
+
+    public func resetStatistics() { stats = Stats() }
+
+    /// The candles the simulator serves for a range, as a client would receive them (for exact comparisons).
+    public func expectedKlines(symbol: String, interval: KlineInterval, from start: Int64, through end: Int64) -> [Kline] {
+        guard let s = market.symbols[symbol] else { return [] }
+        return market.klines(symbol: s, interval: interval, start: start, end: end, limit: .max, now: clock.now())
+            .filter { !$0.isOpen(at: clock.now()) }
+    }
+
+    // MARK: Request handling
+
+    func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        stats.requests += 1
+        let path = request.path
+        let market: Market
+        if path.hasPrefix("/fapi/") { market = .futures } else if path.hasPrefix("/api/") { market = .spot } else {
+            if path == "/sim/stats" {
+                let body = (try? JSONEncoder().encode(stats)) ?? Data()
+                return HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: body)
+            }
+            return finish(error(404, -1000, "Unknown path \(path)."), market: nil)
+        }
+        let query = Dictionary(request.query.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
+        let endpoint = String(path.drop(while: { $0 != "v" }).drop(while: { $0 != "/" }))
+        let weight: Int
+        switch endpoint {
+        case "/klines":
+            let limit = query["limit"].flatMap(Int.init) ?? market.defaultKlinesLimit
+            weight = market.klinesWeight(limit: limit)
+        case "/exchangeInfo": weight = market.exchangeInfoWeight
+        case "/time", "/ping": weight = 1
+        default: return finish(error(404, -1000, "Unknown endpoint \(path)."), market: market)
+        }
+        let now = clock.now()
+        switch ledgers[market]!.admit(weight: weight, now: now) {
+        case .tooManyRequests(let seconds):
+            var response = error(429, BinanceErrorCode.tooManyRequests,
+                                 "Too much request weight used; current limit is \(ledgers[market]!.rule.limit) request weight per "
+                                 + "\(ledgers[market]!.rule.windowMilliseconds / 1000) SECOND. Please use WebSocket Streams for live updates to avoid polling the API.")
+            response.headers[HTTPHeader("Retry-After")] = "\(seconds)"
+            return finish(response, market: market)
+        case .banned(let until, let seconds):
+            var response = error(418, BinanceErrorCode.tooManyRequests,
+                                 "Way too much request weight used; IP banned until \(until). Please use WebSocket Streams for live updates to avoid bans.")
+            response.headers[HTTPHeader("Retry-After")] = "\(seconds)"
+            return finish(response, market: market)
+        case .allowed:
+            stats.weightUsed += weight
+        }
+        switch endpoint {
+        case "/klines":
+            klinesSeen += 1
+            if let fault = nextFault() { return await inject(fault, market: market) }
+            return finish(klines(market: market, query: query, now: now), market: market)
+        case "/exchangeInfo":
+            return finish(exchangeInfo(market: market, now: now), market: market)
+        case "/time":
+            return finish(json(200, "{\"serverTime\":\(now)}"), market: market)
+        default:
+            return finish(json(200, "{}"), market: market)
+        }
+    }
+
+    private func nextFault() -> FaultPlan? {
+        for (i, plan) in configuration.faults.enumerated() where klinesSeen % plan.every == 0 {
+            if let count = plan.count, faultCounts[i] >= count { continue }
+            faultCounts[i] += 1
+            stats.faultsInjected += 1
+            return plan
+        }
+        return nil
+    }
+
+    private func inject(_ fault: FaultPlan, market: Market) async -> HTTPResponse {
+        switch fault.kind {
+        case .http500:
+            return finish(error(500, BinanceErrorCode.unknown, "An unknown error occured while processing the request."), market: market)
+        case .http503:
+            return finish(error(503, BinanceErrorCode.disconnected, "Service Unavailable."), market: market)
+        case .html502:
+            var response = HTTPResponse(statusCode: HTTPStatusCode(502, phrase: "Bad Gateway"),
+                                        headers: [.contentType: "text/html"],
+                                        body: Data("<html><body><h1>502 Bad Gateway</h1></body></html>".utf8))
+            response.headers[.contentType] = "text/html"
+            return finish(response, market: market)
+        case .slow:
+            try? await Task.sleep(nanoseconds: UInt64(fault.slowMilliseconds) * 1_000_000)
+            return finish(json(200, "[]"), market: market)
+        case .hang:
+            try? await Task.sleep(nanoseconds: 3_600_000_000_000)
+            return finish(json(200, "[]"), market: market)
+        case .truncate, .reset:
+            let body = Data("[[1,\"1.0\",\"1.0\",\"1.0\",\"1.0\",\"1.0\",2,\"1.0\",1,\"1.0\",\"1.0\",\"0\"]]".utf8)
+            let sent = fault.kind == .truncate ? body.count / 2 : 0
+            let sequence = FailingBytes(bytes: Array(body.prefix(sent)))
+            var response = HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"],
+                                        body: HTTPBodySequence(from: sequence, count: body.count))
+            response.headers[.contentType] = "application/json"
+            return finish(response, market: market)
+        }
+    }
+
+    /// GET /fapi/v1/klines and /api/v3/klines.
+    /// Parameters (Binance documentation, "Kline/Candlestick Data"): symbol and interval mandatory; startTime,
+    /// endTime optional ("If startTime and endTime are not sent, the most recent klines are returned"); limit
+    /// "Default 500; max 1500" on futures, "Default 500; max 1000" on spot; klines are returned oldest first,
+    /// with open time in [startTime, endTime]; the last candle may still be open.
+    private func klines(market: Market, query: [String: String], now: Int64) -> HTTPResponse {
+        guard let symbolName = query["symbol"], !symbolName.isEmpty else {
+            return error(400, BinanceErrorCode.mandatoryParamEmptyOrMalformed,
+                         "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        }
+        guard let symbol = self.market.symbols[symbolName] else {
+            return error(400, BinanceErrorCode.badSymbol, "Invalid symbol.")
+        }
+        guard let intervalName = query["interval"] else {
+            return error(400, BinanceErrorCode.mandatoryParamEmptyOrMalformed,
+                         "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.")
+        }
+        guard let interval = KlineInterval(binanceName: intervalName), interval.isAvailable(on: market) else {
+            return error(400, BinanceErrorCode.badInterval, "Invalid interval.")
+        }
+        var limit = market.defaultKlinesLimit
+        if let text = query["limit"] {
+            guard let value = Int(text), value >= 1, value <= market.maxKlinesLimit else {
+                return error(400, BinanceErrorCode.invalidParameter, "Data sent for parameter 'limit' is not valid.")
+            }
+            limit = value
+        }
+        var start: Int64?, end: Int64?
+        for (name, slot) in [("startTime", 0), ("endTime", 1)] {
+            guard let text = query[name] else { continue }
+            guard let value = Int64(text), value >= 0 else {
+                return error(400, BinanceErrorCode.invalidParameter, "Data sent for parameter '\(name)' is not valid.")
+            }
+            if slot == 0 { start = value } else { end = value }
+        }
+        if let start, let end, start > end {
+            return error(400, -1128, "Combination of optional parameters invalid.")
+        }
+        let rows: [Kline]
+        if let start {
+            rows = self.market.klines(symbol: symbol, interval: interval, start: start, end: end ?? now, limit: limit, now: now)
+        } else {
+            rows = self.market.latestKlines(symbol: symbol, interval: interval, end: end ?? now, limit: limit, now: now)
+        }
+        stats.klinesServed += rows.count
+        return json(200, Self.encode(rows))
+    }
+
+    /// GET exchangeInfo: server time, REQUEST_WEIGHT rule, symbols.
+    private func exchangeInfo(market: Market, now: Int64) -> HTTPResponse {
+        let rule = ledgers[market]!.rule
+        let (interval, num): (String, Int64) = rule.windowMilliseconds % 60_000 == 0
+            ? ("MINUTE", rule.windowMilliseconds / 60_000) : ("SECOND", max(1, rule.windowMilliseconds / 1000))
+        let symbols = self.market.symbols.values.sorted { $0.name < $1.name }.map { s in
+            let status = (s.delistedAt.map { $0 <= now } ?? false) ? "SETTLING" : "TRADING"
+            return "{\"symbol\":\"\(s.name)\",\"status\":\"\(status)\"}"
+        }.joined(separator: ",")
+        return json(200, """
+            {"timezone":"UTC","serverTime":\(now),"rateLimits":[{"rateLimitType":"REQUEST_WEIGHT","interval":"\(interval)",\
+            "intervalNum":\(num),"limit":\(rule.limit)},{"rateLimitType":"ORDERS","interval":"MINUTE","intervalNum":1,\
+            "limit":1200}],"symbols":[\(symbols)]}
+            """)
+    }
+
+    static func encode(_ rows: [Kline]) -> String {
+        var out = "["
+        out.reserveCapacity(rows.count * 180)
+        for (i, k) in rows.enumerated() {
+            if i > 0 { out += "," }
+            out += "[\(k.openTime),\"\(k.open)\",\"\(k.high)\",\"\(k.low)\",\"\(k.close)\",\"\(k.volume)\",\(k.closeTime),"
+            out += "\"\(k.quoteAssetVolume)\",\(k.numberOfTrades),\"\(k.takerBuyBaseAssetVolume)\",\"\(k.takerBuyQuoteAssetVolume)\",\"0\"]"
+        }
+        return out + "]"
+    }
+
+    private func json(_ status: Int, _ body: String) -> HTTPResponse {
+        HTTPResponse(statusCode: HTTPStatusCode(status, phrase: Self.phrase(status)),
+                     headers: [.contentType: "application/json"], body: Data(body.utf8))
+    }
+
+    private func error(_ status: Int, _ code: Int, _ message: String) -> HTTPResponse {
+        let escaped = message.replacingOccurrences(of: "\"", with: "\\\"")
+        return json(status, "{\"code\":\(code),\"msg\":\"\(escaped)\"}")
+    }
+
+    /// Adds the used-weight header every answer carries, and counts the status.
+    private func finish(_ response: HTTPResponse, market: Market?) -> HTTPResponse {
+        var response = response
+        stats.byStatus["\(response.statusCode.code)", default: 0] += 1
+        if let market {
+            var ledger = ledgers[market]!
+            ledger.roll(clock.now())
+            ledgers[market] = ledger
+            response.headers[HTTPHeader(ledger.rule.usedWeightHeader.uppercased())] = "\(ledger.used)"
+        }
+        return response
+    }
+
+    static func phrase(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 400: "Bad Request"
+        case 404: "Not Found"
+        case 418: "I'm a teapot"
+        case 429: "Too Many Requests"
+        case 500: "Internal Server Error"
+        case 502: "Bad Gateway"
+        case 503: "Service Unavailable"
+        default: "Status"
+        }
+    }
+}
+
+/// Bytes that end in an error: the server then closes the connection mid-body.
+struct FailingBytes: AsyncBufferedSequence, Sendable {
+    typealias Element = UInt8
+    let bytes: [UInt8]
+
+
+    struct AsyncIterator: AsyncBufferedIteratorProtocol {
+        var bytes: [UInt8]
+        var sent = false
+        mutating func next() async throws -> UInt8? {
+            guard !bytes.isEmpty else { throw SimulatedConnectionDrop() }
+            return bytes.removeFirst()
+        }
+        mutating func nextBuffer(suggested count: Int) async throws -> [UInt8]? {
+            if !sent, !bytes.isEmpty {
+                sent = true
+                return bytes
+            }
+            throw SimulatedConnectionDrop()
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(bytes: bytes) }
+}
+
+/// Thrown mid-body to make the server drop the connection.
+struct SimulatedConnectionDrop: Error {}

@@ -1,0 +1,145 @@
+import BinanceAPI
+
+/// A symbol the simulator lists, with when it was listed (its first candle) and, optionally, delisted.
+public struct SimulatedSymbol: Sendable, Hashable {
+    public var name: String
+    public var listedAt: Int64
+    public var delistedAt: Int64?
+    /// Price around which candles move, in units of 1e-8.
+    public var basePriceTicks: Int64
+    /// Typical base volume of a one-minute candle (meme coins trade huge base volumes: above 10^13 per day).
+    public var baseVolumePerMinute: Int64
+
+    public init(name: String, listedAt: Int64, delistedAt: Int64? = nil, basePriceTicks: Int64, baseVolumePerMinute: Int64) {
+        self.name = name
+        self.listedAt = listedAt
+        self.delistedAt = delistedAt
+        self.basePriceTicks = basePriceTicks
+        self.baseVolumePerMinute = baseVolumePerMinute
+    }
+}
+
+/// Deterministic market history: the same (symbol, interval, open time) always gives the same closed candle,
+/// so tests can compare what was stored with what was served, field by field.
+public struct SimulatedMarket: Sendable {
+    public var symbols: [String: SimulatedSymbol]
+    /// Exchange outages: no candles open inside these [start, end) ranges.
+    public var outages: [Range<Int64>]
+
+    public init(symbols: [SimulatedSymbol], outages: [Range<Int64>] = []) {
+        self.symbols = Dictionary(uniqueKeysWithValues: symbols.map { ($0.name, $0) })
+        self.outages = outages
+    }
+
+    /// A default set: majors listed years ago, a meme coin with volumes above 10^13 and prices below 1e-4, and a
+    /// symbol listed three days before `now`.
+    public static func standard(now: Int64) -> SimulatedMarket {
+        SimulatedMarket(symbols: [
+            SimulatedSymbol(name: "BTCUSDT", listedAt: 1_568_102_400_000, basePriceTicks: 6_000_000_000_000, baseVolumePerMinute: 150),
+            SimulatedSymbol(name: "ETHUSDT", listedAt: 1_569_398_400_000, basePriceTicks: 300_000_000_000, baseVolumePerMinute: 2_000),
+            SimulatedSymbol(name: "SOLUSDT", listedAt: 1_600_000_000_000, basePriceTicks: 15_000_000_000, baseVolumePerMinute: 20_000),
+            SimulatedSymbol(name: "BNBUSDT", listedAt: 1_581_000_000_000, basePriceTicks: 50_000_000_000, baseVolumePerMinute: 3_000),
+            SimulatedSymbol(name: "XRPUSDT", listedAt: 1_578_000_000_000, basePriceTicks: 60_000_000, baseVolumePerMinute: 900_000),
+            SimulatedSymbol(name: "PEPEUSDT", listedAt: 1_683_000_000_000, basePriceTicks: 1_234, baseVolumePerMinute: 40_000_000_000_000),
+            SimulatedSymbol(name: "NEWUSDT", listedAt: KlineInterval.d1.openTime(containing: now) - 3 * 86_400_000,
+                            basePriceTicks: 100_000_000, baseVolumePerMinute: 500_000),
+        ])
+    }
+
+    /// The candle opening at `openTime`, as Binance would serve it at `now`: nil if it does not exist (before
+    /// listing, after delisting, during an outage, or in the future); its moving values if it is still open.
+    public func kline(symbol: SimulatedSymbol, interval: KlineInterval, openTime: Int64, now: Int64) -> Kline? {
+        guard openTime <= now, openTime >= interval.openTime(containing: symbol.listedAt) else { return nil }
+        if let delisted = symbol.delistedAt, openTime >= delisted { return nil }
+        if outages.contains(where: { $0.contains(openTime) }) { return nil }
+        let closeTime = interval.closeTime(forOpenTime: openTime)
+        var rng = SplitMix64(seed: Self.seed(symbol.name, interval.rawValue, openTime))
+        let span = max(1, symbol.basePriceTicks / 50)
+        let mid = symbol.basePriceTicks + Int64(rng.next() % UInt64(span)) - span / 2
+        let up = Int64(rng.next() % UInt64(max(1, span / 4))) + 1
+        let down = Int64(rng.next() % UInt64(max(1, span / 4))) + 1
+        var high = mid + up, low = max(1, mid - down)
+        var open = low + Int64(rng.next() % UInt64(high - low + 1))
+        var close = low + Int64(rng.next() % UInt64(high - low + 1))
+        let minutes = max(1, interval.nominalMilliseconds / 60_000)
+        var volumeUnits = Int64(rng.next() % UInt64(max(1, symbol.baseVolumePerMinute))) * min(minutes, 1_000) + 1
+        var volumeFraction = Int64(rng.next() % 100_000_000)
+        var trades = Int64(rng.next() % 5_000) * min(minutes, 1_000) + 1
+        if closeTime >= now {
+            // Still open: the close follows the clock, and volume and trades grow as the candle runs.
+            let elapsed = max(1, now - openTime + 1)
+            let length = closeTime - openTime + 1
+            var live = SplitMix64(seed: Self.seed(symbol.name, interval.rawValue, now / 1000))
+            close = low + Int64(live.next() % UInt64(high - low + 1))
+            high = max(open, close)
+            low = min(open, close)
+            open = min(max(open, low), high)
+            volumeUnits = max(0, Int64(Int128(volumeUnits) * Int128(elapsed) / Int128(length)))
+            volumeFraction = volumeFraction * (now / 1000 % 7 + 1) % 100_000_000
+            trades = max(1, Int64(Int128(trades) * Int128(elapsed) / Int128(length)))
+        }
+        let takerUnits = volumeUnits / 2, takerFraction = volumeFraction / 3
+        let quoteUnits = Int64(rng.next() % 900_000_000_000) + 1
+        let quoteFraction = Int64(rng.next() % 100_000_000)
+        return Kline(openTime: openTime, open: Self.ticks(open), high: Self.ticks(high), low: Self.ticks(low),
+                     close: Self.ticks(close), volume: Self.decimal(volumeUnits, volumeFraction), closeTime: closeTime,
+                     quoteAssetVolume: Self.decimal(quoteUnits, quoteFraction), numberOfTrades: trades,
+                     takerBuyBaseAssetVolume: Self.decimal(takerUnits, takerFraction),
+                     takerBuyQuoteAssetVolume: Self.decimal(quoteUnits / 2, quoteFraction / 3))
+    }
+
+    /// Klines with open time in [start, end], at most `limit`, oldest first.
+    public func klines(symbol: SimulatedSymbol, interval: KlineInterval, start: Int64, end: Int64, limit: Int, now: Int64) -> [Kline] {
+        var out: [Kline] = []
+        var t = interval.openTime(containing: max(start, interval.openTime(containing: symbol.listedAt)))
+        if t < start { t = interval.nextOpenTime(after: t) }
+        let last = min(end, now)
+        while t <= last, out.count < limit {
+            if let k = kline(symbol: symbol, interval: interval, openTime: t, now: now) { out.append(k) }
+            t = interval.nextOpenTime(after: t)
+        }
+        return out
+    }
+
+    /// The newest `limit` klines with open time <= end.
+    public func latestKlines(symbol: SimulatedSymbol, interval: KlineInterval, end: Int64, limit: Int, now: Int64) -> [Kline] {
+        var out: [Kline] = []
+        var t = interval.openTime(containing: min(end, now))
+        let first = interval.openTime(containing: symbol.listedAt)
+        var steps = 0
+        while t >= first, out.count < limit, steps < limit * 4 + 10_000 {
+            if let k = kline(symbol: symbol, interval: interval, openTime: t, now: now) { out.append(k) }
+            t = interval.openTime(containing: t - 1)
+            steps += 1
+        }
+        return out.reversed()
+    }
+
+    static func ticks(_ value: Int64) -> DecimalString {
+        decimal(value / 100_000_000, value % 100_000_000)
+    }
+
+    static func decimal(_ units: Int64, _ fraction: Int64) -> DecimalString {
+        let f = String(fraction)
+        return DecimalString(unchecked: "\(units)." + String(repeating: "0", count: 8 - f.count) + f)
+    }
+
+    static func seed(_ a: String, _ b: String, _ c: Int64) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in a.utf8 + [0] + b.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return h ^ UInt64(bitPattern: c)
+    }
+}
+
+/// SplitMix64: a small, fast, deterministic generator.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,7 @@
+import ExtractorCLI
+import Foundation
+
+// Thin entry point: everything, including exit statuses, lives in ExtractorCLI so tests can run it in-process.
+let status = await ExtractorCLI.run(arguments: Array(CommandLine.arguments.dropFirst()),
+                                    environment: ProcessInfo.processInfo.environment)
+exit(status)

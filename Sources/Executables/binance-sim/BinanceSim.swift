@@ -1,0 +1,82 @@
+import ArgumentParser
+import BinanceAPI
+import BinanceSimulator
+import Foundation
+
+/// `binance-sim`: a Binance-compatible REST server on loopback, for tests, the demo and benchmarks.
+@main
+struct BinanceSim: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "binance-sim",
+        abstract: "A Binance-compatible REST server (futures /fapi/v1, spot /api/v3) following Binance's documented rules.",
+        discussion: """
+        Serves deterministic klines for BTCUSDT, ETHUSDT, SOLUSDT, BNBUSDT, XRPUSDT, PEPEUSDT (meme-coin volumes) and \
+        NEWUSDT (listed three days ago), with an open last candle. Weights, X-MBX-USED-WEIGHT headers, 429 with \
+        Retry-After, 418 bans and error codes follow the Binance API documentation. GET /sim/stats returns counters.
+        """)
+
+    @Option(help: "Port to listen on (0 picks a free one; the chosen port is printed).")
+    var port: UInt16 = 8090
+
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Request-weight limit per window, both markets (Binance: futures 2400, spot 6000 per minute).")
+    var weightLimit: Int?
+
+    @Option(help: "Length of the weight window in seconds (Binance: 60).")
+    var windowSeconds: Double = 60
+
+    @Option(help: "Requests ignoring a 429's Retry-After before the IP is banned with 418.")
+    var requestsBeforeBan = 2
+
+    @Option(help: "Length of the first ban in seconds (Binance: 2 minutes, doubling for repeat offenders).")
+    var banSeconds: Double = 120
+
+    @Option(name: .customLong("fault"), help: """
+        Fault on klines requests: KIND[:every=N][:count=N][:ms=N], KIND one of \
+        \(FaultKind.allCases.map(\.rawValue).joined(separator: ", ")). Repeatable.
+        """)
+    var faults: [String] = []
+
+    @Option(help: "Exchange outage with no candles: START..END in Unix ms. Repeatable.")
+    var outage: [String] = []
+
+    func run() async throws {
+        var configuration = BinanceSimulator.Configuration()
+        configuration.host = host
+        configuration.port = port
+        if let weightLimit {
+            guard weightLimit > 0, windowSeconds > 0 else {
+                throw ValidationError("--weight-limit and --window-seconds must be positive")
+            }
+            configuration.setWeightLimit(weightLimit, windowSeconds: windowSeconds)
+        } else if windowSeconds != 60 {
+            configuration.futuresRule.windowMilliseconds = Int64(windowSeconds * 1000)
+            configuration.spotRule.windowMilliseconds = Int64(windowSeconds * 1000)
+        }
+        configuration.requestsBeforeBan = requestsBeforeBan
+        configuration.firstBanMilliseconds = Int64(banSeconds * 1000)
+        configuration.faults = try faults.map { text in
+            guard let plan = FaultPlan(parsing: text) else {
+                throw ValidationError("--fault '\(text)' is not KIND[:every=N][:count=N][:ms=N] with KIND one of "
+                                      + FaultKind.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            return plan
+        }
+        let simulator = BinanceSimulator(configuration: configuration)
+        let outages = try outage.map { text -> Range<Int64> in
+            let parts = text.components(separatedBy: "..")
+            guard parts.count == 2, let a = Int64(parts[0]), let b = Int64(parts[1]), a < b else {
+                throw ValidationError("--outage '\(text)' is not START..END in Unix milliseconds with START < END")
+            }
+            return a..<b
+        }
+        await simulator.setOutages(outages)
+        let bound = try await simulator.start()
+        // Scripts wait for this line to learn the port.
+        FileHandle.standardOutput.write(Data("binance-sim listening on http://\(host):\(bound)\n".utf8))
+        try await simulator.run()
+    }
+}
+

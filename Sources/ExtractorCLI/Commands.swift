@@ -1,0 +1,103 @@
+import ArgumentParser
+
+/// `binance-extractor`: the root command. Parsing and `--help` only; `ExtractorCLI.run` executes.
+struct RootCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "binance-extractor",
+        abstract: "Keeps a MariaDB copy of Binance market history complete, exact and current.",
+        discussion: """
+        Every option falls back to an environment variable, then to a default, as shown in each command's help.
+        Exit status: 0 every unit succeeded; 1 some unit failed or the run was interrupted (run again to complete);
+        2 bad configuration or input (nothing was written).
+        """,
+        subcommands: [KlinesCommand.self, MigrateCommand.self])
+}
+
+/// Options every command that talks to the database shares.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .customLong("mysql-uri"), help: ArgumentHelp(
+        "MariaDB to write to: mysql://user:password@host:3306/database (or mariadb://). Env: MYSQL_URI.",
+        valueName: "uri"))
+    var mysqlURI: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. Env: LOG_LEVEL. Default: info.")
+    var logLevel: String?
+}
+
+/// `binance-extractor klines`.
+struct KlinesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "klines",
+        abstract: "Fetch klines (candlesticks) from Binance into MariaDB, resuming from the last stored candle.",
+        discussion: """
+        Without --start, each market x symbol x timeframe resumes from its last stored candle, re-reading an overlap \
+        (the last stored candle and at least one hour before it); with nothing stored it starts LOOKBACK_HOURS ago. \
+        A run far behind moves at most --max-catch-up-days past the last stored candle; the next run continues \
+        from there. The still-open candle is never stored. Futures tables are klines_m1, klines_m5, ..., klines_d1, \
+        klines_mo1 (1M); spot tables are spot_klines_*.
+        """)
+
+    @Option(help: ArgumentHelp("Comma-separated Binance intervals: 1s (spot), 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, 1M. Required.", valueName: "list"))
+    var timeframes: String?
+
+    @Option(help: ArgumentHelp("Comma-separated symbols, e.g. BTCUSDT,ETHUSDT. Env: DEFAULT_SYMBOLS.", valueName: "list"))
+    var symbols: String?
+
+    @Option(help: "futures (USD-M) or spot. Default: futures.")
+    var market: String?
+
+    @Flag(name: .customLong("dry-run"), help: "Read the database (if configured), fetch and validate, report what would be written; write nothing.")
+    var dryRun = false
+
+    @Option(help: ArgumentHelp("Backfill from this UTC date or time (2024-01-01, 2024-01-01T12:00) instead of resuming.", valueName: "date"))
+    var start: String?
+
+    @Option(help: ArgumentHelp("With --start: stop before this UTC date or time (exclusive). Default: now.", valueName: "date"))
+    var end: String?
+
+    @Option(name: .customLong("api-url"), help: ArgumentHelp(
+        "Binance REST base URL. Env: BINANCE_FUTURES_API_URL (default https://fapi.binance.com) or BINANCE_API_URL (spot, default https://api.binance.com).",
+        valueName: "url"))
+    var apiURL: String?
+
+    @Option(name: .customLong("batch-size"), help: "Rows per database write. Env: DB_BATCH_SIZE. Default: 2000.")
+    var batchSize: Int?
+
+    @Option(name: .customLong("max-workers"), help: "Units (symbol x timeframe) fetched at once. Env: MAX_WORKERS. Default: 4.")
+    var maxWorkers: Int?
+
+    @Option(name: .customLong("lookback-hours"), help: "Where a unit with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
+    var lookbackHours: Int?
+
+    @Option(name: .customLong("max-catch-up-days"), help: "How far past the last stored candle one run goes. Default: 7.")
+    var maxCatchUpDays: Int?
+
+    @Option(name: .customLong("page-limit"), help: "Klines per request. Default: the size buying the most klines per weight (futures 499, spot 1000).")
+    var pageLimit: Int?
+
+    @Option(name: .customLong("unit-retries"), help: "Retries of a failed unit, with exponential backoff and jitter. Default: 2.")
+    var unitRetries: Int?
+
+    @Option(name: .customLong("request-attempts"), help: "Attempts per Binance request on transient errors. Default: 5.")
+    var requestAttempts: Int?
+
+    @Option(name: .customLong("http-timeout"), help: "Seconds a Binance request may take in all. Default: 30.")
+    var httpTimeout: Int?
+
+    @OptionGroup var database: DatabaseOptions
+}
+
+/// `binance-extractor migrate`.
+struct MigrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Create the kline tables and upgrade older ones (idempotent).")
+
+    @Option(help: "Only this market's tables (futures or spot). Default: both.")
+    var market: String?
+
+    @Option(help: ArgumentHelp("Only these intervals' tables (comma-separated). Default: all.", valueName: "list"))
+    var timeframes: String?
+
+    @OptionGroup var database: DatabaseOptions
+}

@@ -1,0 +1,150 @@
+import Foundation
+import BinanceAPI
+import Logging
+import Pipeline
+import Storage
+
+/// A configuration value that cannot be used; the message names the value and says what to do. Exit status 2.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Everything a `klines` run needs, resolved once (flags > environment > defaults) and validated.
+public struct KlinesConfiguration: Sendable {
+    public var market: Market
+    public var intervals: [KlineInterval]
+    public var symbols: [Symbol]
+    public var dryRun: Bool
+    public var apiURL: String
+    public var database: DatabaseURI?
+    public var batchSize: Int
+    public var maxWorkers: Int
+    public var planner: RangePlanner
+    public var pageLimit: Int?
+    public var unitRetries: Int
+    public var requestAttempts: Int
+    public var httpTimeoutSeconds: Int
+    public var logLevel: Logger.Level
+}
+
+enum Resolve {
+    static func logLevel(_ flag: String?, _ env: [String: String]) throws(ConfigurationError) -> Logger.Level {
+        let text = flag ?? env["LOG_LEVEL"] ?? "info"
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw ConfigurationError("invalid log level '\(text)' (--log-level or LOG_LEVEL): use trace, debug, info, notice, warning, error or critical")
+        }
+        return level
+    }
+
+    static func market(_ flag: String?) throws(ConfigurationError) -> Market {
+        let text = flag ?? "futures"
+        guard let market = Market(rawValue: text.lowercased()) else {
+            throw ConfigurationError("invalid market '\(text)' (--market): use futures or spot")
+        }
+        return market
+    }
+
+    static func intervals(_ text: String?, market: Market?) throws(ConfigurationError) -> [KlineInterval] {
+        guard let text, !text.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw ConfigurationError("no timeframes given: pass --timeframes, e.g. --timeframes 15m,1h")
+        }
+        var out: [KlineInterval] = []
+        for part in text.split(separator: ",") {
+            let name = part.trimmingCharacters(in: .whitespaces)
+            guard let interval = KlineInterval(binanceName: name) else {
+                throw ConfigurationError("unknown timeframe '\(name)' (--timeframes): use one of \(KlineInterval.allNames)")
+            }
+            if let market, !interval.isAvailable(on: market) {
+                throw ConfigurationError("timeframe '\(name)' is not offered on \(market.rawValue) (1s is spot only)")
+            }
+            if !out.contains(interval) { out.append(interval) }
+        }
+        return out
+    }
+
+    static func database(_ flag: String?, _ env: [String: String]) throws(ConfigurationError) -> DatabaseURI? {
+        guard let text = flag ?? env["MYSQL_URI"], !text.isEmpty else { return nil }
+        do {
+            return try DatabaseURI(parsing: text)
+        } catch {
+            throw ConfigurationError(error.description)
+        }
+    }
+
+    static func positive(_ flag: Int?, env name: String?, _ env: [String: String], default value: Int, option: String,
+                         allowZero: Bool = false) throws(ConfigurationError) -> Int {
+        if let flag {
+            guard flag > 0 || (allowZero && flag == 0) else {
+                throw ConfigurationError("invalid \(option) \(flag): must be \(allowZero ? "zero or more" : "a positive whole number")")
+            }
+            return flag
+        }
+        if let name, let text = env[name], !text.isEmpty {
+            guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n > 0 || (allowZero && n == 0) else {
+                throw ConfigurationError("invalid \(name)='\(text)' (or \(option)): must be a positive whole number")
+            }
+            return n
+        }
+        return value
+    }
+
+    static func date(_ text: String?, option: String) throws(ConfigurationError) -> Int64? {
+        guard let text else { return nil }
+        guard let ms = UTCCalendar.parse(text) else {
+            throw ConfigurationError("invalid \(option) '\(text)': use a UTC date like 2024-01-01 or 2024-01-01T12:00:00")
+        }
+        return ms
+    }
+
+    static func url(_ text: String, source: String) throws(ConfigurationError) -> String {
+        let lower = text.lowercased()
+        guard lower.hasPrefix("https://") || lower.hasPrefix("http://"), text.count > 8, !text.contains(" ") else {
+            throw ConfigurationError("invalid Binance URL '\(text)' (\(source)): expected https://host[:port]")
+        }
+        return text
+    }
+
+    static func klines(_ command: KlinesCommand, environment env: [String: String]) throws(ConfigurationError) -> KlinesConfiguration {
+        let logLevel = try logLevel(command.database.logLevel, env)
+        let market = try market(command.market)
+        let intervals = try intervals(command.timeframes, market: market)
+        let symbolText = command.symbols ?? env["DEFAULT_SYMBOLS"] ?? ""
+        let symbols: [Symbol]
+        do { symbols = try Symbol.parseList(symbolText) } catch { throw ConfigurationError(error.description) }
+        guard !symbols.isEmpty else {
+            throw ConfigurationError("no symbols given: pass --symbols BTCUSDT,ETHUSDT or set DEFAULT_SYMBOLS")
+        }
+        let envURL = market == .futures ? "BINANCE_FUTURES_API_URL" : "BINANCE_API_URL"
+        let apiURL = try url(command.apiURL ?? env[envURL] ?? market.defaultBaseURL,
+                             source: command.apiURL != nil ? "--api-url" : envURL)
+        let database = try database(command.database.mysqlURI, env)
+        if database == nil && !command.dryRun {
+            throw ConfigurationError("no database configured: set MYSQL_URI (mysql://user:password@host:3306/database) or pass --mysql-uri; use --dry-run to fetch without writing")
+        }
+        let batchSize = try positive(command.batchSize, env: "DB_BATCH_SIZE", env, default: 2000, option: "--batch-size")
+        let maxWorkers = try positive(command.maxWorkers, env: "MAX_WORKERS", env, default: 4, option: "--max-workers")
+        let lookback = try positive(command.lookbackHours, env: "LOOKBACK_HOURS", env, default: 24, option: "--lookback-hours")
+        let catchUp = try positive(command.maxCatchUpDays, env: nil, env, default: 7, option: "--max-catch-up-days")
+        let start = try date(command.start, option: "--start")
+        let end = try date(command.end, option: "--end")
+        if end != nil && start == nil { throw ConfigurationError("--end needs --start") }
+        if let start, let end, start >= end {
+            throw ConfigurationError("--start \(command.start!) is not before --end \(command.end!)")
+        }
+        if let limit = command.pageLimit, !(1...market.maxKlinesLimit).contains(limit) {
+            throw ConfigurationError("invalid --page-limit \(limit): Binance \(market.rawValue) accepts 1 to \(market.maxKlinesLimit)")
+        }
+        return KlinesConfiguration(
+            market: market, intervals: intervals, symbols: symbols, dryRun: command.dryRun, apiURL: apiURL,
+            database: database, batchSize: batchSize, maxWorkers: maxWorkers,
+            planner: RangePlanner(lookbackMilliseconds: Int64(lookback) * 3_600_000,
+                                  maxCatchUpMilliseconds: Int64(catchUp) * 86_400_000, explicitStart: start, explicitEnd: end),
+            pageLimit: command.pageLimit,
+            unitRetries: try positive(command.unitRetries, env: nil, env, default: 2, option: "--unit-retries", allowZero: true),
+            requestAttempts: try positive(command.requestAttempts, env: nil, env, default: 5, option: "--request-attempts"),
+            httpTimeoutSeconds: try positive(command.httpTimeout, env: nil, env, default: 30, option: "--http-timeout"),
+            logLevel: logLevel)
+    }
+}

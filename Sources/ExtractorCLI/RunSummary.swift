@@ -1,0 +1,74 @@
+import BinanceAPI
+import Foundation
+import Pipeline
+import Telemetry
+
+/// The end-of-run summary: one row per unit; a table on a terminal, one JSON line otherwise.
+struct RunSummary {
+    let reports: [UnitReport]
+    let dryRun: Bool
+    let durationMilliseconds: Int64
+    let requests: RequestStats.Snapshot
+    let weightUsed: Int
+    let rateLimitWaitMilliseconds: Int64
+
+    var totalFetched: Int { reports.reduce(0) { $0 + $1.outcome.fetched } }
+    var totalWritten: Int { reports.reduce(0) { $0 + $1.outcome.written } }
+
+    static func status(_ s: UnitReport.Status) -> String {
+        switch s {
+        case .succeeded: "ok"
+        case .failed: "failed"
+        case .interrupted: "interrupted"
+        case .notStarted: "not started"
+        }
+    }
+
+    static func time(_ ms: Int64?) -> String { ms.map(UTCCalendar.iso8601) ?? "-" }
+
+    func jsonLine() -> String {
+        let q = JSONLogHandler.quote
+        let units = reports.map { r -> String in
+            var fields = [
+                "\"market\":\(q(r.unit.market.rawValue))", "\"symbol\":\(q(r.unit.symbol.name))",
+                "\"timeframe\":\(q(r.unit.interval.rawValue))", "\"status\":\(q(Self.status(r.status)))",
+                "\"fetched\":\(r.outcome.fetched)", "\"written\":\(r.outcome.written)",
+                "\"first_open_time\":\(r.outcome.firstOpenTime.map { q(UTCCalendar.iso8601($0)) } ?? "null")",
+                "\"last_open_time\":\(r.outcome.lastOpenTime.map { q(UTCCalendar.iso8601($0)) } ?? "null")",
+                "\"requests\":\(r.outcome.requests)", "\"retries\":\(r.retries)", "\"duration_ms\":\(r.durationMilliseconds)",
+            ]
+            if let plan = r.outcome.plan {
+                fields.append("\"plan\":\(q(plan.origin.rawValue))")
+                fields.append("\"caught_up\":\(!plan.capped)")
+            }
+            if case .failed(let message) = r.status { fields.append("\"error\":\(q(message))") }
+            return "{" + fields.joined(separator: ",") + "}"
+        }
+        let statuses = requests.byStatus.keys.sorted().map { "\(q(String($0))):\(requests.byStatus[$0]!)" }.joined(separator: ",")
+        return "{\"summary\":{\"dry_run\":\(dryRun),\"units\":\(reports.count),\"failed\":\(reports.filter { !$0.succeeded }.count),"
+            + "\"fetched\":\(totalFetched),\"written\":\(totalWritten),\"requests\":\(requests.sent),\"retries\":\(requests.retries),"
+            + "\"responses\":{\(statuses)},\"weight_used\":\(weightUsed),\"rate_limit_wait_ms\":\(rateLimitWaitMilliseconds),"
+            + "\"duration_ms\":\(durationMilliseconds)},\"units\":[\(units.joined(separator: ","))]}"
+    }
+
+    func table() -> String {
+        let header = ["market", "symbol", "tf", "status", "fetched", "written", "first open (UTC)", "last open (UTC)", "retries", "time"]
+        var rows = [header]
+        for r in reports {
+            rows.append([r.unit.market.rawValue, r.unit.symbol.name, r.unit.interval.rawValue, Self.status(r.status),
+                         "\(r.outcome.fetched)", dryRun ? "(dry run)" : "\(r.outcome.written)", Self.time(r.outcome.firstOpenTime),
+                         Self.time(r.outcome.lastOpenTime), "\(r.retries)", String(format: "%.1fs", Double(r.durationMilliseconds) / 1000)])
+        }
+        let widths = header.indices.map { c in rows.map { $0[c].count }.max()! }
+        var out = rows.map { row in
+            row.enumerated().map { c, cell in cell.padding(toLength: widths[c], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }
+        out.insert(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "), at: 1)
+        var text = out.joined(separator: "\n") + "\n"
+        text += "\(reports.count) units, \(reports.filter { !$0.succeeded }.count) not ok; fetched \(totalFetched), "
+            + (dryRun ? "wrote nothing (dry run)" : "wrote \(totalWritten)")
+            + "; \(requests.sent) requests, weight \(weightUsed), \(String(format: "%.1f", Double(durationMilliseconds) / 1000)) s\n"
+        for r in reports { if case .failed(let m) = r.status { text += "  \(r.unit): \(m)\n" } }
+        return text
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import BlockingThreads
+import CCurl
+import CCurlShim
+
+/// An `HTTPClient` on libcurl: a fixed set of workers, each a `BlockingThread` owning one easy handle.
+///
+/// A reused easy handle keeps its connection open between requests (HTTP keep-alive), so a worker pays the TCP
+/// and TLS handshake once. Transfers block their worker thread, never Swift's cooperative pool.
+public final class CurlHTTPClient: HTTPClient, @unchecked Sendable {
+    public struct Options: Sendable {
+        public var workers: Int
+        public var connectTimeoutMilliseconds: Int
+        public var totalTimeoutMilliseconds: Int
+        public var maxBodyBytes: Int
+        public var userAgent: String
+
+        public init(workers: Int = 4, connectTimeoutMilliseconds: Int = 5_000, totalTimeoutMilliseconds: Int = 30_000,
+                    maxBodyBytes: Int = 64 << 20, userAgent: String = "binance-extractor") {
+            self.workers = workers
+            self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+            self.totalTimeoutMilliseconds = totalTimeoutMilliseconds
+            self.maxBodyBytes = maxBodyBytes
+            self.userAgent = userAgent
+        }
+    }
+
+    private let options: Options
+    private let pool: ResourcePool<CurlWorker>
+
+    /// `curl_global_init` must run once before any handle exists and is not thread-safe.
+    private static let globalInit: Void = { _ = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    public init(options: Options = Options()) {
+        _ = Self.globalInit
+        self.options = options
+        pool = ResourcePool((0..<max(1, options.workers)).map { CurlWorker(index: $0, options: options) })
+    }
+
+    public func get(_ url: String) async throws -> HTTPResponse {
+        let worker = try await pool.acquire()
+        defer { pool.release(worker) }
+        let transfer = Transfer(maxBodyBytes: options.maxBodyBytes)
+        // A cancelled task (SIGTERM) aborts its transfer at libcurl's next progress callback instead of waiting
+        // for the answer or the timeout.
+        return try await withTaskCancellationHandler {
+            try await worker.thread.run { try worker.perform(url: url, transfer: transfer) }
+        } onCancel: {
+            transfer.abort()
+        }
+    }
+
+    /// Ends the worker threads and frees their handles.
+    public func shutdown() {
+        for worker in pool.all { worker.close() }
+    }
+}
+
+/// One libcurl easy handle and the thread that alone uses it.
+final class CurlWorker: @unchecked Sendable {
+    let thread: BlockingThread
+    private var handle: UnsafeMutableRawPointer?
+    private let options: CurlHTTPClient.Options
+
+    init(index: Int, options: CurlHTTPClient.Options) {
+        thread = BlockingThread(name: "http-\(index)")
+        self.options = options
+    }
+
+    func close() {
+        thread.enqueue { [self] in
+            if let handle { curl_easy_cleanup(handle) }
+            handle = nil
+        }
+        thread.shutdown()
+    }
+
+    /// Runs on `thread` only.
+    func perform(url: String, transfer: Transfer) throws -> HTTPResponse {
+        if transfer.isAborted { throw CancellationError() }
+        if handle == nil { handle = curl_easy_init() }
+        guard let handle else { throw HTTPTransportError(kind: .other, detail: "curl_easy_init failed", url: url) }
+        let context = Unmanaged.passRetained(transfer)
+        defer { context.release() }
+
+        bx_curl_setopt_string(handle, CURLOPT_URL, url)
+        bx_curl_setopt_long(handle, CURLOPT_HTTPGET, 1)
+        // Signals are not safe for multi-threaded processes; timeouts then rely on libcurl's own resolver.
+        bx_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        // "" asks for every encoding libcurl was built with (gzip, deflate, ...), and decodes the answer.
+        bx_curl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "")
+        bx_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeoutMilliseconds)
+        bx_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, options.totalTimeoutMilliseconds)
+        bx_curl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
+        // TLS verification stays on against Binance.
+        bx_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
+        bx_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
+        bx_curl_setopt_string(handle, CURLOPT_USERAGENT, options.userAgent)
+        bx_curl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, curlWriteBody)
+        bx_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
+        bx_curl_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION, curlWriteHeader)
+        bx_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, context.toOpaque())
+        bx_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
+        bx_curl_setopt_xferinfo(handle, curlProgress)
+        bx_curl_setopt_pointer(handle, CURLOPT_XFERINFODATA, context.toOpaque())
+
+        let code = curl_easy_perform(handle)
+        guard code == CURLE_OK else {
+            let detail = String(cString: curl_easy_strerror(code))
+            // A failed transfer may leave the connection in an unknown state: start the next one afresh.
+            curl_easy_cleanup(handle)
+            self.handle = nil
+            if code == CURLE_ABORTED_BY_CALLBACK { throw CancellationError() }
+            throw HTTPTransportError(kind: Self.kind(of: code, transfer: transfer), detail: detail, url: url)
+        }
+        var status = 0
+        bx_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return HTTPResponse(status: status, headers: transfer.headers, body: transfer.body)
+    }
+
+    static func kind(of code: CURLcode, transfer: Transfer) -> HTTPTransportError.Kind {
+        if transfer.tooLarge { return .tooLarge }
+        switch code {
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: return .connect
+        case CURLE_OPERATION_TIMEDOUT: return .timeout
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+             CURLE_SSL_CACERT_BADFILE: return .tls
+        case CURLE_PARTIAL_FILE, CURLE_BAD_CONTENT_ENCODING: return .truncated
+        case CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING: return .reset
+        default: return .other
+        }
+    }
+}
+
+/// What one transfer has received so far. Filled on the worker thread; `abort()` may come from any thread.
+final class Transfer: @unchecked Sendable {
+    var body: [UInt8] = []
+    var headers: [String: String] = [:]
+    var tooLarge = false
+    let maxBodyBytes: Int
+    private let lock = NSLock()
+    private var aborted = false
+
+    init(maxBodyBytes: Int) { self.maxBodyBytes = maxBodyBytes }
+
+    func abort() { lock.withLock { aborted = true } }
+    var isAborted: Bool { lock.withLock { aborted } }
+}
+
+private let curlProgress: @convention(c) (UnsafeMutableRawPointer?, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> Int32 = {
+    context, _, _, _, _ in
+    Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue().isAborted ? 1 : 0
+}
+
+private let curlWriteBody: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
+    data, size, count, context in
+    let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+    let n = size * count
+    guard transfer.body.count + n <= transfer.maxBodyBytes else {
+        transfer.tooLarge = true
+        return 0  // makes libcurl abort with CURLE_WRITE_ERROR
+    }
+    data!.withMemoryRebound(to: UInt8.self, capacity: n) {
+        transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
+    }
+    return n
+}
+
+private let curlWriteHeader: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
+    data, size, count, context in
+    let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+    let n = size * count
+    let line = data!.withMemoryRebound(to: UInt8.self, capacity: n) {
+        String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self)
+    }
+    if line.hasPrefix("HTTP/") {
+        // A new status line (after a 100 Continue or a redirect): headers start over.
+        transfer.headers.removeAll()
+    } else if let colon = line.firstIndex(of: ":") {
+        let name = line[..<colon].lowercased()
+        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        transfer.headers[name] = value
+    }
+    return n
+}

@@ -1,0 +1,138 @@
+import BinanceAPI
+import Clocks
+import Foundation
+import HTTPTransport
+import Logging
+
+/// Where klines come from (Binance over HTTP in production, fakes in unit tests).
+public protocol KlineSource: Sendable {
+    func klines(_ request: KlinesRequest) async throws -> [Kline]
+}
+
+/// Binance's public REST API for one market: spends weight through the `RateLimiter`, sends the request over
+/// HTTP, classifies the answer, parses the page. Transient failures are retried here, with backoff and jitter, so
+/// a unit does not restart for one lost page.
+public final class BinanceClient: KlineSource, Sendable {
+    public let market: Market
+    public let baseURL: String
+    public let limiter: RateLimiter
+    private let http: any HTTPClient
+    private let clock: any WallClock
+    private let backoff: Backoff
+    private let maxAttempts: Int
+    private let logger: Logger
+    private let stats = RequestStats()
+
+    public init(market: Market, baseURL: String, http: any HTTPClient, limiter: RateLimiter, clock: any WallClock,
+                backoff: Backoff = Backoff(), maxAttempts: Int = 5, logger: Logger = Logger(label: "binance")) {
+        self.market = market
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.http = http
+        self.limiter = limiter
+        self.clock = clock
+        self.backoff = backoff
+        self.maxAttempts = max(1, maxAttempts)
+        self.logger = logger
+    }
+
+    /// Requests sent, retries, and answers by status, for the summary.
+    public var requestStats: RequestStats.Snapshot { stats.snapshot }
+
+    /// Reads the published weight limit and server time, and adopts them in the rate limiter.
+    public func synchroniseLimits() async throws {
+        let body = try await send(path: market.exchangeInfoPath, weight: market.exchangeInfoWeight)
+        let info: ExchangeInfo
+        do {
+            info = try JSONDecoder().decode(ExchangeInfo.self, from: Data(body))
+        } catch {
+            throw BinanceError.malformedBody("exchangeInfo could not be read: \(error)")
+        }
+        // Several REQUEST_WEIGHT windows may be published; the shortest one paces us (the others are looser).
+        if let rule = info.weightRules.min(by: { $0.windowMilliseconds < $1.windowMilliseconds }) {
+            await limiter.configure(rule: rule, serverTime: info.serverTime)
+        }
+    }
+
+    public func klines(_ request: KlinesRequest) async throws -> [Kline] {
+        let body = try await send(path: request.pathAndQuery, weight: request.weight)
+        do {
+            return try KlinePageParser().parse(body)
+        } catch {
+            throw BinanceError.malformedBody("\(error)")
+        }
+    }
+
+    /// Sends one GET, retrying what may pass later. Rate limits hold every task through the limiter and do not
+    /// count as attempts; a ban longer than the caller can wait surfaces as `BinanceError.banned`.
+    func send(path: String, weight: Int) async throws -> [UInt8] {
+        let url = baseURL + path
+        var attempt = 0
+        while true {
+            let window = try await limiter.acquire(weight: weight)
+            stats.sent()
+            let outcome: Result<HTTPResponse, any Error>
+            do { outcome = .success(try await http.get(url)) } catch { outcome = .failure(error) }
+            let error: any Error
+            switch outcome {
+            case .success(let response):
+                stats.answered(status: response.status)
+                let headers = WeightHeaders(headers: response.headers)
+                await limiter.record(headers: headers, status: response.status, grantedIn: window)
+                if response.status == 200 { return response.body }
+                error = Self.classify(response)
+                if response.status == 429 {
+                    // The limiter now holds every task until Retry-After; go again without counting an attempt.
+                    logger.warning("rate limited by Binance; holding all requests", metadata: [
+                        "retry_after_s": "\(headers.retryAfterSeconds ?? -1)", "url": "\(url)",
+                    ])
+                    continue
+                }
+            case .failure(let failure):
+                if failure is CancellationError { throw failure }
+                error = failure
+            }
+            attempt += 1
+            let retryable = (error as? BinanceError)?.isRetryable ?? (error as? HTTPTransportError)?.isRetryable ?? false
+            if case BinanceError.banned = error { throw error }
+            guard retryable, attempt < maxAttempts else { throw error }
+            stats.retried()
+            let delay = backoff.delay(attempt: attempt - 1, unitRandom: Double.random(in: 0..<1))
+            logger.info("retrying Binance request", metadata: [
+                "attempt": "\(attempt)", "delay_ms": "\(delay)", "error": "\(error)", "url": "\(url)",
+            ])
+            try await clock.sleep(until: clock.now() + delay)
+        }
+    }
+
+    /// Turns a non-200 answer into a `BinanceError`.
+    static func classify(_ response: HTTPResponse) -> BinanceError {
+        let retryAfter = response.headers["retry-after"].flatMap { Int($0) }
+        switch response.status {
+        case 429: return .rateLimited(retryAfterSeconds: retryAfter)
+        case 418: return .banned(retryAfterSeconds: retryAfter)
+        default: break
+        }
+        if let payload = try? JSONDecoder().decode(BinanceErrorPayload.self, from: Data(response.body)) {
+            return .api(status: response.status, payload: payload)
+        }
+        let prefix = String(decoding: response.body.prefix(120), as: UTF8.self)
+            .replacingOccurrences(of: "\n", with: " ")
+        return .unexpectedStatus(status: response.status, bodyPrefix: prefix)
+    }
+}
+
+/// Counters of one client's requests.
+public final class RequestStats: @unchecked Sendable {
+    public struct Snapshot: Sendable, Equatable {
+        public var sent = 0
+        public var retries = 0
+        public var byStatus: [Int: Int] = [:]
+    }
+    private let lock = NSLock()
+    private var value = Snapshot()
+
+    func sent() { lock.withLock { value.sent += 1 } }
+    func retried() { lock.withLock { value.retries += 1 } }
+    func answered(status: Int) { lock.withLock { value.byStatus[status, default: 0] += 1 } }
+    public var snapshot: Snapshot { lock.withLock { value } }
+}

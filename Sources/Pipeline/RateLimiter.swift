@@ -1,0 +1,65 @@
+import BinanceAPI
+import Clocks
+
+/// The Binance request-weight budget of one market, shared by every task of the process.
+///
+/// Tasks call `acquire(weight:)` before each request and `record(...)` with the answer's headers. The limiter
+/// holds tasks while the window is spent, and every task after a 429 or 418 until `Retry-After` has passed.
+/// Decisions are made by `WeightBudget`; this actor only serialises them and waits on the injected clock.
+public actor RateLimiter {
+    public let market: Market
+    private var budget: WeightBudget
+    private let clock: any WallClock
+    /// Server time minus local time, from `exchangeInfo`'s `serverTime`, so windows line up with Binance's.
+    private var serverOffset: Int64 = 0
+
+    /// Weight granted so far, and time tasks spent waiting for weight (ms, summed over tasks).
+    public private(set) var weightGranted = 0
+    public private(set) var waitedMilliseconds: Int64 = 0
+    public private(set) var holds = 0
+
+    public init(market: Market, rule: RateLimitRule, clock: any WallClock) {
+        self.market = market
+        budget = WeightBudget(rule: rule)
+        self.clock = clock
+    }
+
+    public var rule: RateLimitRule { budget.rule }
+
+    /// Adopts the rule and clock offset Binance published.
+    public func configure(rule: RateLimitRule, serverTime: Int64?) {
+        budget.update(rule: rule)
+        if let serverTime { serverOffset = serverTime - clock.now() }
+    }
+
+    /// Waits until `weight` fits the budget, then counts it. Returns the window it was counted in.
+    public func acquire(weight: Int) async throws -> Int64 {
+        let started = clock.now()
+        while true {
+            try Task.checkCancellation()
+            switch budget.reserve(weight, now: clock.now() + serverOffset) {
+            case .granted(let window):
+                weightGranted += weight
+                waitedMilliseconds += clock.now() - started
+                return window
+            case .waitUntil(let serverDeadline):
+                try await clock.sleep(until: serverDeadline - serverOffset)
+            }
+        }
+    }
+
+    /// Takes in what an answer said: the used weight, and a hold on 429 / 418.
+    public func record(headers: WeightHeaders, status: Int, grantedIn window: Int64) {
+        if let used = headers.usedWeight[budget.rule.windowMilliseconds] {
+            budget.observe(usedWeight: used, grantedIn: window)
+        }
+        if status == 429 || status == 418 {
+            holds += 1
+            // Without Retry-After, wait for the next window.
+            let now = clock.now() + serverOffset
+            let until = headers.retryAfterSeconds.map { now + Int64($0) * 1000 }
+                ?? (window + budget.rule.windowMilliseconds)
+            budget.hold(until: until)
+        }
+    }
+}

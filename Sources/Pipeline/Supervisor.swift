@@ -1,0 +1,129 @@
+import BinanceAPI
+import Clocks
+import HTTPTransport
+import Logging
+import Storage
+
+/// How one unit ended, for the summary and the exit status.
+public struct UnitReport: Sendable, Equatable {
+    public enum Status: Sendable, Equatable {
+        case succeeded
+        case failed(String)
+        /// Cancelled by SIGTERM/SIGINT after flushing what it had fetched.
+        case interrupted
+        /// Never started: the run was stopped first.
+        case notStarted
+    }
+    public var unit: ExtractionUnit
+    public var status: Status
+    public var outcome: SymbolExtractor.Outcome
+    public var retries: Int
+    public var durationMilliseconds: Int64
+
+    public var succeeded: Bool { status == .succeeded }
+}
+
+/// Runs every unit in a task group, at most `maxWorkers` at once, retrying a failed unit with backoff and
+/// jitter. One unit's failure never stops the others. Cancelling the calling task (SIGTERM) stops new units,
+/// lets running ones flush what they fetched, and reports the rest as not started.
+public struct Supervisor: Sendable {
+    public var maxWorkers: Int
+    public var unitRetries: Int
+    public var backoff: Backoff
+    public let clock: any WallClock
+    public let logger: Logger
+
+    public init(maxWorkers: Int, unitRetries: Int = 2, backoff: Backoff = Backoff(baseMilliseconds: 1000),
+                clock: any WallClock, logger: Logger = Logger(label: "supervisor")) {
+        self.maxWorkers = max(1, maxWorkers)
+        self.unitRetries = max(0, unitRetries)
+        self.backoff = backoff
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Runs `work` for every unit; `work` gets a fresh call per attempt.
+    public func run(units: [ExtractionUnit],
+                    work: @escaping @Sendable (ExtractionUnit) async throws -> SymbolExtractor.Outcome) async -> [UnitReport] {
+        var reports: [UnitReport] = []
+        await withTaskGroup(of: UnitReport.self) { group in
+            var pending = units.makeIterator()
+            for _ in 0..<maxWorkers {
+                guard let unit = pending.next() else { break }
+                group.addTask { await runUnit(unit, work: work) }
+            }
+            for await report in group {
+                reports.append(report)
+                if !Task.isCancelled, let unit = pending.next() {
+                    group.addTask { await runUnit(unit, work: work) }
+                }
+            }
+            while let unit = pending.next() {
+                reports.append(UnitReport(unit: unit, status: .notStarted, outcome: .init(), retries: 0, durationMilliseconds: 0))
+            }
+        }
+        let order = Dictionary(uniqueKeysWithValues: units.enumerated().map { ($1, $0) })
+        return reports.sorted { order[$0.unit]! < order[$1.unit]! }
+    }
+
+    private func runUnit(_ unit: ExtractionUnit,
+                         work: @Sendable (ExtractionUnit) async throws -> SymbolExtractor.Outcome) async -> UnitReport {
+        let started = clock.now()
+        var retries = 0
+        var accumulated = SymbolExtractor.Outcome()
+        while true {
+            do {
+                let outcome = try await work(unit)
+                merge(outcome, into: &accumulated)
+                let status: UnitReport.Status = outcome.interrupted ? .interrupted : .succeeded
+                return UnitReport(unit: unit, status: status, outcome: accumulated, retries: retries,
+                                  durationMilliseconds: clock.now() - started)
+            } catch {
+                let underlying = (error as? UnitFailure)?.underlying ?? error
+                if let partial = (error as? UnitFailure)?.partial { merge(partial, into: &accumulated) }
+                if underlying is CancellationError || Task.isCancelled {
+                    return UnitReport(unit: unit, status: .interrupted, outcome: accumulated, retries: retries,
+                                      durationMilliseconds: clock.now() - started)
+                }
+                if retries < unitRetries, Self.isRetryable(underlying) {
+                    let delay = backoff.delay(attempt: retries, unitRandom: Double.random(in: 0..<1))
+                    retries += 1
+                    logger.warning("unit failed; retrying", metadata: [
+                        "unit": "\(unit)", "attempt": "\(retries)", "delay_ms": "\(delay)", "error": "\(underlying)",
+                    ])
+                    do { try await clock.sleep(until: clock.now() + delay) } catch {
+                        return UnitReport(unit: unit, status: .interrupted, outcome: accumulated, retries: retries,
+                                          durationMilliseconds: clock.now() - started)
+                    }
+                    continue
+                }
+                logger.error("unit failed", metadata: ["unit": "\(unit)", "error": "\(underlying)"])
+                return UnitReport(unit: unit, status: .failed("\(underlying)"), outcome: accumulated, retries: retries,
+                                  durationMilliseconds: clock.now() - started)
+            }
+        }
+    }
+
+    /// Which failures a later attempt of the same unit may get past.
+    public static func isRetryable(_ error: any Error) -> Bool {
+        switch error {
+        case let e as BinanceError:
+            if case .banned = e { return false }
+            return e.isRetryable
+        case let e as HTTPTransportError: return e.isRetryable
+        case let e as DatabaseError: return e.isRetryable
+        default: return false
+        }
+    }
+
+    private func merge(_ outcome: SymbolExtractor.Outcome, into total: inout SymbolExtractor.Outcome) {
+        total.plan = total.plan ?? outcome.plan
+        total.requests += outcome.requests
+        total.fetched += outcome.fetched
+        total.written += outcome.written
+        total.firstOpenTime = [total.firstOpenTime, outcome.firstOpenTime].compactMap { $0 }.min()
+        total.lastOpenTime = [total.lastOpenTime, outcome.lastOpenTime].compactMap { $0 }.max()
+        total.skippedOpenCandle = total.skippedOpenCandle || outcome.skippedOpenCandle
+        total.interrupted = outcome.interrupted
+    }
+}

@@ -1,0 +1,145 @@
+import BinanceAPI
+import Clocks
+import Logging
+
+/// Fetches one unit (market x symbol x timeframe): plans its range from the store, pages forward through
+/// Binance, validates every row, drops the still-open candle, and streams closed candles to its `BatchWriter`.
+///
+/// Memory stays bounded whatever the range: one page and at most two batches are held at a time.
+public actor SymbolExtractor {
+    public struct Settings: Sendable {
+        public var planner: RangePlanner
+        /// Klines per request; nil picks the size that buys the most klines per unit of weight.
+        public var pageLimit: Int?
+        public var batchSize: Int
+
+        public init(planner: RangePlanner = RangePlanner(), pageLimit: Int? = nil, batchSize: Int = 2000) {
+            self.planner = planner
+            self.pageLimit = pageLimit
+            self.batchSize = batchSize
+        }
+    }
+
+    /// What one run of the unit did.
+    public struct Outcome: Sendable, Equatable {
+        public var plan: FetchPlan?
+        public var requests = 0
+        public var fetched = 0
+        public var written = 0
+        public var firstOpenTime: Int64?
+        public var lastOpenTime: Int64?
+        /// The still-open candle was seen and left out.
+        public var skippedOpenCandle = false
+        /// The run was cancelled; what was fetched was written.
+        public var interrupted = false
+    }
+
+    public let unit: ExtractionUnit
+    private let source: any KlineSource
+    private let store: any KlineStoring
+    private let clock: any WallClock
+    private let settings: Settings
+    private let progress: (any ProgressObserver)?
+    private let logger: Logger
+
+    public init(unit: ExtractionUnit, source: any KlineSource, store: any KlineStoring, clock: any WallClock,
+                settings: Settings, progress: (any ProgressObserver)? = nil, logger: Logger = Logger(label: "extractor")) {
+        self.unit = unit
+        self.source = source
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.progress = progress
+        self.logger = logger
+    }
+
+    public func run() async throws -> Outcome {
+        var outcome = Outcome()
+        let last = try await store.lastOpenTime(table: unit.table, symbol: unit.symbol)
+        let plan = settings.planner.plan(interval: unit.interval, lastStored: last, now: clock.now())
+        outcome.plan = plan
+        progress?.planned(unit, candles: plan.plannedCandles(unit.interval))
+        defer { progress?.finished(unit) }
+        let writer = BatchWriter(store: store, table: unit.table, symbol: unit.symbol, batchSize: settings.batchSize)
+        let limit = min(settings.pageLimit ?? unit.market.mostKlinesPerWeightLimit, unit.market.maxKlinesLimit)
+
+        var failure: (any Error)?
+        do {
+            try await fetch(plan: plan, limit: limit, into: writer, outcome: &outcome)
+        } catch {
+            failure = error
+        }
+        // Whatever happened, what was fetched and checked is written (unless the write itself failed).
+        do {
+            try await writer.finish()
+        } catch {
+            if failure == nil || failure is CancellationError { failure = error }
+        }
+        outcome.written = await writer.written
+        if let failure {
+            if failure is CancellationError {
+                outcome.interrupted = true
+                return outcome
+            }
+            throw UnitFailure(underlying: failure, partial: outcome)
+        }
+        return outcome
+    }
+
+    private func fetch(plan: FetchPlan, limit: Int, into writer: BatchWriter, outcome: inout Outcome) async throws {
+        var cursor = plan.start
+        while cursor <= plan.end {
+            try Task.checkCancellation()
+            let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: unit.interval,
+                                        startTime: cursor, endTime: plan.end, limit: limit)
+            let page = try await source.klines(request)
+            outcome.requests += 1
+            let now = clock.now()
+            var closed: [Kline] = []
+            closed.reserveCapacity(page.count)
+            var reachedOpen = false
+            var failure: (any Error)?
+            for kline in page {
+                // Binance returns klines with open time in [startTime, endTime], ascending; anything else means the
+                // page cannot be trusted.
+                guard kline.openTime >= cursor, kline.openTime <= plan.end,
+                      closed.last.map({ $0.openTime < kline.openTime }) ?? true else {
+                    failure = BinanceError.malformedBody(
+                        "kline at \(kline.openTime) is outside the requested range or out of order (startTime \(cursor))")
+                    break
+                }
+                do {
+                    try kline.validate(interval: unit.interval)
+                } catch {
+                    failure = BinanceError.invalidKline(error)
+                    break
+                }
+                if kline.isOpen(at: now) {
+                    // Never store the still-open candle as if it were final; a later run stores it once closed.
+                    reachedOpen = true
+                    outcome.skippedOpenCandle = true
+                    break
+                }
+                closed.append(kline)
+            }
+            if let first = closed.first {
+                outcome.firstOpenTime = outcome.firstOpenTime ?? first.openTime
+                outcome.lastOpenTime = closed.last!.openTime
+                outcome.fetched += closed.count
+                try await writer.append(closed)
+                progress?.advanced(unit, candles: closed.count)
+            }
+            if let failure { throw failure }
+            // A short page means Binance has nothing more in range; an open candle is always the newest.
+            if reachedOpen || page.count < limit { return }
+            cursor = page.last!.openTime + 1
+        }
+    }
+}
+
+/// A unit that failed, with what it had done before.
+public struct UnitFailure: Error, CustomStringConvertible {
+    public let underlying: any Error
+    public let partial: SymbolExtractor.Outcome
+    public var description: String { "\(underlying)" }
+}

@@ -1,0 +1,66 @@
+import BinanceAPI
+
+/// The request-weight budget of one market, as a value: decides whether a request may go now or must wait.
+///
+/// Binance counts weight per IP in fixed windows (`X-MBX-USED-WEIGHT-1m`: the weight used in the current
+/// minute) and answers 429 once a request would pass the limit (Binance API documentation, "LIMITS"). The budget
+/// reserves a request's weight before it is sent, so concurrent tasks never overspend, and raises its count to
+/// whatever the server reports, so weight spent by other processes on the same IP is respected too.
+public struct WeightBudget: Sendable, Equatable {
+    public private(set) var rule: RateLimitRule
+    /// Start of the window `used` belongs to (server time, ms).
+    public private(set) var windowStart: Int64 = .min
+    /// Weight reserved or reported in that window.
+    public private(set) var used = 0
+    /// No request before this moment (after a 429 or a 418).
+    public private(set) var holdUntil: Int64 = .min
+
+    public enum Decision: Sendable, Equatable {
+        /// Send now; the weight was counted in the window starting at `window`.
+        case granted(window: Int64)
+        /// Ask again at this moment.
+        case waitUntil(Int64)
+    }
+
+    public init(rule: RateLimitRule) { self.rule = rule }
+
+    private mutating func roll(to now: Int64) {
+        let start = now - ((now % rule.windowMilliseconds) + rule.windowMilliseconds) % rule.windowMilliseconds
+        if start > windowStart {
+            windowStart = start
+            used = 0
+        }
+    }
+
+    /// Reserves `weight` at `now` if the window has room and no hold is in force.
+    public mutating func reserve(_ weight: Int, now: Int64) -> Decision {
+        if now < holdUntil { return .waitUntil(holdUntil) }
+        roll(to: now)
+        // A request heavier than the whole limit could never go; let it through alone at the start of a window
+        // rather than wait forever (Binance then decides).
+        if used + weight <= rule.limit || (used == 0 && weight > rule.limit) {
+            used += weight
+            return .granted(window: windowStart)
+        }
+        return .waitUntil(windowStart + rule.windowMilliseconds)
+    }
+
+    /// Takes in the server's count for the window a request was granted in.
+    public mutating func observe(usedWeight: Int, grantedIn window: Int64) {
+        guard window == windowStart else { return }
+        used = max(used, usedWeight)
+    }
+
+    /// Stops every request until `until` (429 or 418 with `Retry-After`).
+    public mutating func hold(until: Int64) {
+        holdUntil = max(holdUntil, until)
+    }
+
+    /// Replaces the rule (after `exchangeInfo` published the real one).
+    public mutating func update(rule newRule: RateLimitRule) {
+        if newRule != rule {
+            rule = newRule
+            windowStart = .min
+        }
+    }
+}

@@ -1,0 +1,37 @@
+/// An error from MariaDB or Connector/C, with the server's error number.
+public struct DatabaseError: Error, CustomStringConvertible, Sendable {
+    public let code: UInt32
+    public let message: String
+    /// What the project was doing ("connecting to mysql://u:***@db:3306/market", "writing klines_m1").
+    public let context: String
+
+    public init(code: UInt32, message: String, context: String) {
+        self.code = code
+        self.message = message
+        self.context = context
+    }
+
+    public var description: String { "MariaDB error \(code) while \(context): \(message)\(advice)" }
+
+    /// CR_SERVER_GONE_ERROR (2006), CR_SERVER_LOST (2013), CR_CONNECTION_ERROR (2002), CR_CONN_HOST_ERROR (2003),
+    /// CR_SERVER_LOST_EXTENDED (2055): the connection is gone; reconnecting may help.
+    public var isConnectionLost: Bool { [2002, 2003, 2006, 2013, 2055].contains(code) }
+
+    /// ER_LOCK_DEADLOCK (1213) and ER_LOCK_WAIT_TIMEOUT (1205): the transaction was rolled back; run it again.
+    public var isTransientLock: Bool { code == 1213 || code == 1205 }
+
+    /// Whether the same statement may succeed when run again.
+    public var isRetryable: Bool { isConnectionLost || isTransientLock }
+
+    /// ER_ACCESS_DENIED_ERROR (1045), ER_DBACCESS_DENIED_ERROR (1044), ER_BAD_DB_ERROR (1049): configuration.
+    public var isConfiguration: Bool { [1044, 1045, 1049].contains(code) }
+
+    private var advice: String {
+        switch code {
+        case 1045, 1044: " (check the user and password in MYSQL_URI)"
+        case 1049: " (create the database, or fix its name in MYSQL_URI)"
+        case 2002, 2003: " (is MariaDB running at that host and port?)"
+        default: ""
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import BinanceAPI
+
+/// Reads and writes klines. Knows SQL and MariaDB, nothing of HTTP.
+public struct KlineStore: Sendable {
+    public let pool: ConnectionPool
+
+    public init(pool: ConnectionPool) { self.pool = pool }
+
+    /// Open time (Unix ms) of the newest stored candle of `symbol`, or nil when none is stored.
+    /// Served by the primary key (symbol, open_time): one index dive, whatever the table's size.
+    public func lastOpenTime(table: KlineTable, symbol: Symbol) async throws -> Int64? {
+        let rows = try await pool.withConnection { db in
+            try db.query("SELECT CAST(UNIX_TIMESTAMP(MAX(`open_time`)) * 1000 AS SIGNED) FROM `\(table.name)` "
+                         + "WHERE `symbol` = \(try db.quote(symbol.name))")
+        }
+        guard let value = rows.first?.first ?? nil else { return nil }
+        return Int64(value)
+    }
+
+    /// Writes `klines` of `symbol` as one atomic upsert statement. Returns the affected row count.
+    @discardableResult
+    public func upsert(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> UInt64 {
+        guard !klines.isEmpty else { return 0 }
+        let sql = table.upsertSQL
+        let columns = Self.columns(symbol: symbol, klines: klines)
+        let n = klines.count
+        do {
+            return try await pool.withConnection { try $0.executeBatch(sql, columns: columns, rows: n) }
+        } catch let error as DatabaseError {
+            throw DatabaseError(code: error.code, message: error.message,
+                                context: "writing \(n) klines of \(symbol) to \(table.name)")
+        }
+    }
+
+    static func columns(symbol: Symbol, klines: [Kline]) -> [BulkColumn] {
+        [
+            .string(Array(repeating: symbol.name, count: klines.count)),
+            .int64(klines.map(\.openTime)),
+            .int64(klines.map(\.closeTime)),
+            .string(klines.map(\.open.text)),
+            .string(klines.map(\.high.text)),
+            .string(klines.map(\.low.text)),
+            .string(klines.map(\.close.text)),
+            .string(klines.map(\.volume.text)),
+            .string(klines.map(\.quoteAssetVolume.text)),
+            .int64(klines.map(\.numberOfTrades)),
+            .string(klines.map(\.takerBuyBaseAssetVolume.text)),
+            .string(klines.map(\.takerBuyQuoteAssetVolume.text)),
+        ]
+    }
+
+    /// Every stored kline of `symbol`, oldest first, with decimals as MariaDB prints them (for tests and checks).
+    public func klines(table: KlineTable, symbol: Symbol) async throws -> [StoredKline] {
+        let rows = try await pool.withConnection { db in
+            try db.query("""
+                SELECT CAST(UNIX_TIMESTAMP(open_time) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(close_time) * 1000 AS SIGNED),
+                open_price, high_price, low_price, close_price, volume, quote_asset_volume, number_of_trades,
+                taker_buy_base_asset_volume, taker_buy_quote_asset_volume
+                FROM `\(table.name)` WHERE symbol = \(try db.quote(symbol.name)) ORDER BY open_time
+                """)
+        }
+        return rows.map { r in
+            StoredKline(openTime: Int64(r[0]!)!, closeTime: Int64(r[1]!)!, open: r[2]!, high: r[3]!, low: r[4]!,
+                        close: r[5]!, volume: r[6]!, quoteAssetVolume: r[7]!, numberOfTrades: Int64(r[8]!)!,
+                        takerBuyBaseAssetVolume: r[9]!, takerBuyQuoteAssetVolume: r[10]!)
+        }
+    }
+}
+
+/// A kline as read back from MariaDB: decimals in the column's notation (trailing zeros to 18 places).
+public struct StoredKline: Sendable, Equatable {
+    public var openTime, closeTime: Int64
+    public var open, high, low, close, volume, quoteAssetVolume: String
+    public var numberOfTrades: Int64
+    public var takerBuyBaseAssetVolume, takerBuyQuoteAssetVolume: String
+
+    /// Whether every field equals `kline`'s, value for value (decimal notation aside).
+    public func matches(_ kline: Kline) -> Bool {
+        func same(_ stored: String, _ sent: DecimalString) -> Bool {
+            DecimalString.compare(DecimalString(unchecked: stored), sent) == 0
+        }
+        return openTime == kline.openTime && closeTime == kline.closeTime && same(open, kline.open)
+            && same(high, kline.high) && same(low, kline.low) && same(close, kline.close) && same(volume, kline.volume)
+            && same(quoteAssetVolume, kline.quoteAssetVolume) && numberOfTrades == kline.numberOfTrades
+            && same(takerBuyBaseAssetVolume, kline.takerBuyBaseAssetVolume)
+            && same(takerBuyQuoteAssetVolume, kline.takerBuyQuoteAssetVolume)
+    }
+}

@@ -1,0 +1,61 @@
+import BinanceAPI
+
+/// The table holding one market's klines of one interval.
+///
+/// Names come only from this list (`klines_m1` ... for futures, as existing consumers read them; `spot_klines_m1`
+/// ... for spot), never from input, so they can be spliced into SQL safely.
+public struct KlineTable: Sendable, Hashable, CustomStringConvertible {
+    public let market: Market
+    public let interval: KlineInterval
+
+    public init(market: Market, interval: KlineInterval) {
+        self.market = market
+        self.interval = interval
+    }
+
+    public var name: String { market.tablePrefix + interval.tableSuffix }
+    public var description: String { name }
+
+    /// Every table the project can create: each market with each interval it offers.
+    public static var all: [KlineTable] {
+        Market.allCases.flatMap { market in
+            KlineInterval.allCases.filter { $0.isAvailable(on: market) }.map { KlineTable(market: market, interval: $0) }
+        }
+    }
+
+    /// DECIMAL(38,18): 20 digits before the point (base volumes of meme coins pass 10^13, which overflows the
+    /// DECIMAL(20,8) of older schemas) and 18 after it (prices go down to 1e-8 and below). See `DecimalString`.
+    static let decimalType = "DECIMAL(\(DecimalString.integerDigits + DecimalString.fractionDigits),\(DecimalString.fractionDigits))"
+
+    /// Decimal columns, in insert order after the open and close times.
+    static let priceColumns = ["open_price", "high_price", "low_price", "close_price", "volume", "quote_asset_volume"]
+    static let takerColumns = ["taker_buy_base_asset_volume", "taker_buy_quote_asset_volume"]
+    static var decimalColumns: [String] { priceColumns + takerColumns }
+
+    /// Column list in the order `upsertSQL` binds them.
+    static let columns = ["symbol", "open_time", "close_time"] + priceColumns + ["number_of_trades"] + takerColumns
+
+    var createSQL: String {
+        let decimals = Self.decimalColumns.map { "  `\($0)` \(Self.decimalType) NOT NULL," }.joined(separator: "\n")
+        return """
+        CREATE TABLE IF NOT EXISTS `\(name)` (
+          `symbol` VARCHAR(20) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+          `open_time` DATETIME(3) NOT NULL COMMENT 'UTC',
+          `close_time` DATETIME(3) NOT NULL COMMENT 'UTC',
+        \(decimals)
+          `number_of_trades` BIGINT NOT NULL,
+          PRIMARY KEY (`symbol`, `open_time`)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='Binance \(market.rawValue) klines, interval \(interval.rawValue)'
+        """
+    }
+
+    /// An idempotent upsert: a candle read again replaces every stored value (a candle first stored while it was
+    /// still open ends with its final values). Times are bound as Unix milliseconds and converted by the server
+    /// in the session's UTC zone; `? * 0.001` is exact (a DECIMAL with 3 fractional digits).
+    var upsertSQL: String {
+        let updates = Self.columns.dropFirst(2).map { "`\($0)` = VALUES(`\($0)`)" }.joined(separator: ", ")
+        let list = Self.columns.map { "`\($0)`" }.joined(separator: ", ")
+        return "INSERT INTO `\(name)` (\(list)) VALUES (?, FROM_UNIXTIME(? * 0.001), FROM_UNIXTIME(? * 0.001), "
+            + "?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \(updates)"
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import Logging
+
+/// A swift-log handler writing one JSON object per line to standard error:
+/// `{"ts":"2026-11-22T01:02:03.456Z","level":"info","logger":"supervisor","msg":"...","unit":"..."}`.
+public struct JSONLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    private let label: String
+    private let sink: LineSink
+
+    public init(label: String, level: Logger.Level, sink: LineSink = .standardError, metadataProvider: Logger.MetadataProvider? = nil) {
+        self.label = label
+        logLevel = level
+        self.sink = sink
+        self.metadataProvider = metadataProvider
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields = metadata
+        if let provided = metadataProvider?.get() { fields.merge(provided) { _, new in new } }
+        if let extra = event.metadata { fields.merge(extra) { _, new in new } }
+        var line = "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(event.level.rawValue)\",\"logger\":\(Self.quote(label)),"
+        line += "\"msg\":\(Self.quote(event.message.description))"
+        for key in fields.keys.sorted() {
+            line += ",\(Self.quote(key)):\(Self.quote(Self.flatten(fields[key]!)))"
+        }
+        line += "}\n"
+        sink.write(line)
+    }
+
+    static func flatten(_ value: Logger.Metadata.Value) -> String {
+        switch value {
+        case .string(let s): s
+        case .stringConvertible(let c): c.description
+        case .array(let a): "[" + a.map(flatten).joined(separator: ", ") + "]"
+        case .dictionary(let d): "{" + d.keys.sorted().map { "\($0): \(flatten(d[$0]!))" }.joined(separator: ", ") + "}"
+        }
+    }
+
+    /// A JSON string literal.
+    public static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    static func timestamp() -> String {
+        let ms = Int64(Date().timeIntervalSince1970 * 1000)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+}
+
+/// Where output lines go; one lock so lines from many threads never interleave.
+public final class LineSink: @unchecked Sendable {
+    private let lock = NSLock()
+    private let handle: FileHandle
+
+    public init(handle: FileHandle) { self.handle = handle }
+
+    public static let standardError = LineSink(handle: .standardError)
+    public static let standardOutput = LineSink(handle: .standardOutput)
+
+    public func write(_ text: String) {
+        lock.withLock { handle.write(Data(text.utf8)) }
+    }
+
+    /// Whether the file descriptor is a terminal.
+    public var isTerminal: Bool { isatty(handle.fileDescriptor) != 0 }
+}
