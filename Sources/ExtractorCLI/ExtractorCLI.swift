@@ -46,7 +46,8 @@ public enum ExtractorCLI {
             let code = RootCommand.exitCode(for: error)
             let message = RootCommand.fullMessage(for: error)
             if code == .success {
-                context.output.write(message + "\n")
+                context.output.write(helpText(arguments) ?? message)
+                context.output.write("\n")
                 return ExitStatus.success
             }
             context.errors.write("error: " + message + "\n")
@@ -58,9 +59,18 @@ public enum ExtractorCLI {
         case let migrate as MigrateCommand:
             return await runMigrate(migrate, environment: environment, context: context)
         default:
-            context.output.write(RootCommand.helpMessage() + "\n")
+            // `--help` and `help` parse into ArgumentParser's own help command.
+            context.output.write((helpText(arguments) ?? RootCommand.helpMessage()) + "\n")
             return ExitStatus.success
         }
+    }
+
+    /// Help for the subcommand named in `arguments` (`klines --help`, `help migrate`), or nil for the root.
+    static func helpText(_ arguments: [String]) -> String? {
+        let words = arguments.first == "help" ? Array(arguments.dropFirst()) : arguments
+        let subcommands: [String: any ParsableCommand.Type] = ["klines": KlinesCommand.self, "migrate": MigrateCommand.self]
+        guard let name = words.first, let type = subcommands[name] else { return nil }
+        return RootCommand.helpMessage(for: type)
     }
 
     static func makeLogger(_ label: String, level: Logger.Level, context: RunContext) -> Logger {

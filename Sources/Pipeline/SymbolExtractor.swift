@@ -32,6 +32,8 @@ public actor SymbolExtractor {
         public var skippedOpenCandle = false
         /// The run was cancelled; what was fetched was written.
         public var interrupted = false
+
+        public init() {}
     }
 
     public let unit: ExtractionUnit

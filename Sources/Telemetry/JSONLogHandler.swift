@@ -72,17 +72,27 @@ public struct JSONLogHandler: LogHandler {
 /// Where output lines go; one lock so lines from many threads never interleave.
 public final class LineSink: @unchecked Sendable {
     private let lock = NSLock()
-    private let handle: FileHandle
+    private let handle: FileHandle?
+    private var captured: [String] = []
 
+    /// Writes to a file handle.
     public init(handle: FileHandle) { self.handle = handle }
+
+    /// Keeps lines in memory (tests read them with `text`).
+    public init() { handle = nil }
 
     public static let standardError = LineSink(handle: .standardError)
     public static let standardOutput = LineSink(handle: .standardOutput)
 
     public func write(_ text: String) {
-        lock.withLock { handle.write(Data(text.utf8)) }
+        lock.withLock {
+            if let handle { handle.write(Data(text.utf8)) } else { captured.append(text) }
+        }
     }
 
-    /// Whether the file descriptor is a terminal.
-    public var isTerminal: Bool { isatty(handle.fileDescriptor) != 0 }
+    /// Everything written to an in-memory sink.
+    public var text: String { lock.withLock { captured.joined() } }
+
+    /// Whether the sink is a terminal.
+    public var isTerminal: Bool { handle.map { isatty($0.fileDescriptor) != 0 } ?? false }
 }

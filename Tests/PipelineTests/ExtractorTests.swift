@@ -1,0 +1,144 @@
+import BinanceAPI
+import Clocks
+import Foundation
+import Pipeline
+import Storage
+import Testing
+
+@Suite("SymbolExtractor, BatchWriter and Supervisor")
+struct ExtractorTests {
+    let minute: Int64 = 60_000
+    let start: Int64 = 1_704_067_200_000  // 2024-01-01T00:00Z
+
+    func unit(_ symbol: String = "BTCUSDT", _ interval: KlineInterval = .m1) throws -> ExtractionUnit {
+        ExtractionUnit(market: .futures, symbol: try Symbol(validating: symbol), interval: interval)
+    }
+
+    @Test("pages forward through the range and leaves out the still-open candle")
+    func pagesAndSkipsOpen() async throws {
+        let now = start + 2_000 * minute + 30_000  // the candle opening at start+2000m is open
+        let clock = ManualClock(now: now)
+        let source = FakeSource(listed: 0..<Int64.max, now: { clock.now() })
+        let store = MemoryStore()
+        let settings = SymbolExtractor.Settings(planner: RangePlanner(explicitStart: start), pageLimit: 499, batchSize: 700)
+        let outcome = try await SymbolExtractor(unit: try unit(), source: source, store: store, clock: clock, settings: settings).run()
+        let stored = store.stored(try unit().table, "BTCUSDT")
+        #expect(stored.count == 2_000)
+        #expect(stored.first?.openTime == start)
+        #expect(stored.last?.openTime == start + 1_999 * minute)
+        #expect(outcome.skippedOpenCandle)
+        #expect(outcome.fetched == 2_000 && outcome.written == 2_000)
+        // 2001 candles in range at 499 per page: 5 requests, each starting 1 ms after the previous page's last
+        // open time.
+        #expect(source.requests.count == 5)
+        let expectedStarts: [Int64] = [start] + (1..<5).map { (page: Int) -> Int64 in
+            start + (Int64(page) * 499 - 1) * minute + 1
+        }
+        #expect(source.requests.map { $0.startTime! } == expectedStarts)
+        // Batches of DB_BATCH_SIZE, the remainder last: memory holds at most a page and two batches.
+        #expect(store.batches == [700, 700, 600])
+    }
+
+    @Test("resumes from the last stored candle and asks only for the new range")
+    func resumes() async throws {
+        let clock = ManualClock(now: start + 90 * minute)
+        let source = FakeSource(listed: 0..<Int64.max, now: { clock.now() })
+        let store = MemoryStore()
+        let u = try unit()
+        _ = try await store.upsert(table: u.table, symbol: u.symbol, klines: (0..<80).map { FakeSource.kline(start + Int64($0) * minute, .m1) })
+        let outcome = try await SymbolExtractor(unit: u, source: source, store: store, clock: clock,
+                                                settings: .init(pageLimit: 499, batchSize: 2000)).run()
+        #expect(source.requests.count == 1)
+        #expect(source.requests[0].startTime == start + 80 * minute - 60 * minute)
+        #expect(outcome.plan?.origin == .resume)
+        #expect(store.stored(u.table, "BTCUSDT").count == 90)
+    }
+
+    @Test("an inconsistent kline fails the unit with its values; the rows before it are kept")
+    func invalidRowFailsUnit() async throws {
+        let clock = ManualClock(now: start + 100 * minute)
+        let source = FakeSource(listed: 0..<Int64.max, now: { clock.now() })
+        source.corrupt = start + 50 * minute
+        let store = MemoryStore()
+        let u = try unit()
+        let error = await #expect(throws: UnitFailure.self) {
+            try await SymbolExtractor(unit: u, source: source, store: store, clock: clock,
+                                      settings: .init(planner: RangePlanner(explicitStart: start), batchSize: 10)).run()
+        }
+        #expect(error?.description.contains("invalid kline at 2024-01-01T00:50:00.000Z") == true)
+        #expect(error?.description.contains("low=99") == true)
+        #expect(store.stored(u.table, "BTCUSDT").count == 50)
+    }
+
+    @Test("dry run reads where units stand and writes nothing")
+    func dryRun() async throws {
+        let clock = ManualClock(now: start + 10 * minute)
+        let source = FakeSource(listed: 0..<Int64.max, now: { clock.now() })
+        let store = MemoryStore()
+        let outcome = try await SymbolExtractor(unit: try unit(), source: source, store: DryRunStore(reader: store), clock: clock,
+                                                settings: .init(planner: RangePlanner(explicitStart: start))).run()
+        #expect(outcome.fetched == 10)
+        #expect(store.batches.isEmpty)
+    }
+
+    @Test("runs at most MAX_WORKERS units at once; one failure never stops the others")
+    func supervisorIsolation() async throws {
+        let clock = ManualClock(now: 0)
+        let counter = Concurrency()
+        let units = try (0..<8).map { try unit("S\($0)USDT") }
+        let reports = await Supervisor(maxWorkers: 3, unitRetries: 0, clock: clock).run(units: units) { unit in
+            counter.enter()
+            defer { counter.leave() }
+            for _ in 0..<5 { await Task.yield() }
+            if unit.symbol.name == "S3USDT" { throw BinanceError.api(status: 400, payload: .init(code: -1121, msg: "Invalid symbol.")) }
+            return SymbolExtractor.Outcome()
+        }
+        #expect(counter.peak <= 3)
+        #expect(reports.map(\.unit) == units)
+        #expect(reports.filter(\.succeeded).count == 7)
+        guard case .failed(let message) = reports[3].status else { Issue.record("S3USDT should fail"); return }
+        #expect(message.contains("-1121"))
+    }
+
+    @Test("a retryable failure is retried with backoff on the clock, then succeeds")
+    func supervisorRetries() async throws {
+        let clock = ManualClock(now: 0)
+        let attempts = Concurrency()
+        let units = [try unit()]
+        let task = Task {
+            await Supervisor(maxWorkers: 1, unitRetries: 2, backoff: Backoff(baseMilliseconds: 1000, capMilliseconds: 1000), clock: clock)
+                .run(units: units) { _ in
+                    attempts.enter()
+                    if attempts.total < 3 { throw BinanceError.unexpectedStatus(status: 503, bodyPrefix: "") }
+                    return SymbolExtractor.Outcome()
+                }
+        }
+        for _ in 0..<2 {
+            while clock.sleeperCount == 0 { await Task.yield() }
+            clock.advance(by: 1000)
+        }
+        let reports = await task.value
+        #expect(reports[0].succeeded)
+        #expect(reports[0].retries == 2)
+        #expect(attempts.total == 3)
+    }
+
+    @Test("a request issue (-1121 and the 11xx family) is not retried")
+    func fatalNotRetried() {
+        #expect(!Supervisor.isRetryable(BinanceError.api(status: 400, payload: .init(code: -1121, msg: "Invalid symbol."))))
+        #expect(Supervisor.isRetryable(BinanceError.api(status: 503, payload: .init(code: -1001, msg: "Service Unavailable."))))
+        #expect(!Supervisor.isRetryable(BinanceError.banned(retryAfterSeconds: 600)))
+        #expect(Supervisor.isRetryable(DatabaseError(code: 1213, message: "Deadlock", context: "test")))
+        #expect(!Supervisor.isRetryable(DatabaseError(code: 1045, message: "Access denied", context: "test")))
+    }
+}
+
+/// Counts concurrent and total entries.
+final class Concurrency: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current = 0
+    private(set) var peak = 0
+    private(set) var total = 0
+    func enter() { lock.withLock { current += 1; total += 1; peak = max(peak, current) } }
+    func leave() { lock.withLock { current -= 1 } }
+}

@@ -1,0 +1,71 @@
+import BinanceAPI
+import Clocks
+import Pipeline
+import Testing
+
+@Suite("Weight budget and rate limiter")
+struct RateLimiterTests {
+    let rule = RateLimitRule(limit: 10, windowMilliseconds: 60_000)
+
+    @Test("grants weight until the window is spent, then waits for the next window")
+    func spendsWholeBudget() {
+        var budget = WeightBudget(rule: rule)
+        #expect(budget.reserve(5, now: 60_000) == .granted(window: 60_000))
+        #expect(budget.reserve(5, now: 61_000) == .granted(window: 60_000))
+        #expect(budget.reserve(1, now: 62_000) == .waitUntil(120_000))
+        #expect(budget.reserve(1, now: 120_000) == .granted(window: 120_000))
+    }
+
+    @Test("keeps in step with the server's X-MBX-USED-WEIGHT count, never below its own")
+    func followsServer() {
+        var budget = WeightBudget(rule: rule)
+        _ = budget.reserve(2, now: 0)
+        budget.observe(usedWeight: 9, grantedIn: 0)
+        #expect(budget.used == 9)
+        budget.observe(usedWeight: 1, grantedIn: 0)
+        #expect(budget.used == 9)
+        #expect(budget.reserve(2, now: 1) == .waitUntil(60_000))
+        // A count from an old window does not touch the current one.
+        _ = budget.reserve(1, now: 60_000)
+        budget.observe(usedWeight: 10, grantedIn: 0)
+        #expect(budget.used == 1)
+    }
+
+    @Test("after a 429 every request waits for Retry-After")
+    func holds() {
+        var budget = WeightBudget(rule: rule)
+        budget.hold(until: 30_000)
+        #expect(budget.reserve(1, now: 1_000) == .waitUntil(30_000))
+        #expect(budget.reserve(1, now: 30_000) == .granted(window: 0))
+    }
+
+    @Test("the limiter holds tasks on its clock and lets them go when the window turns")
+    func limiterWaits() async throws {
+        let clock = ManualClock(now: 0)
+        let limiter = RateLimiter(market: .futures, rule: rule, clock: clock)
+        _ = try await limiter.acquire(weight: 10)
+        let waiting = Task { try await limiter.acquire(weight: 4) }
+        while clock.sleeperCount == 0 { await Task.yield() }
+        #expect(clock.pendingDeadlines == [60_000])
+        clock.set(60_000)
+        #expect(try await waiting.value == 60_000)
+        #expect(await limiter.weightGranted == 14)
+        #expect(await limiter.waitedMilliseconds == 60_000)
+    }
+
+    @Test("a 429 answer holds every task until Retry-After has passed")
+    func limiterHoldsOn429() async throws {
+        let clock = ManualClock(now: 0)
+        let limiter = RateLimiter(market: .futures, rule: rule, clock: clock)
+        let window = try await limiter.acquire(weight: 1)
+        await limiter.record(headers: WeightHeaders(usedWeight: [60_000: 10], retryAfterSeconds: 5), status: 429, grantedIn: window)
+        let waiting = Task { try await limiter.acquire(weight: 1) }
+        while clock.sleeperCount == 0 { await Task.yield() }
+        #expect(clock.pendingDeadlines == [5_000])
+        clock.set(5_000)
+        // Still the same window, which the server says is spent: wait for the next one.
+        while clock.pendingDeadlines != [60_000] { await Task.yield() }
+        clock.set(60_000)
+        #expect(try await waiting.value == 60_000)
+    }
+}
