@@ -158,8 +158,13 @@ public actor BinanceSimulator {
         switch endpoint {
         case "/klines":
             klinesSeen += 1
-            if let fault = nextFault() { return await inject(fault, market: market) }
-            return finish(klines(market: market, query: query, now: now), market: market)
+            stats.klinesRequests += 1
+            if let fault = nextFault() {
+                if fault.kind != .slow { return await inject(fault, market: market) }
+                // Slow: the real answer, late.
+                try? await Task.sleep(nanoseconds: UInt64(fault.slowMilliseconds) * 1_000_000)
+            }
+            return finish(klines(market: market, query: query, now: clock.now()), market: market)
         case "/exchangeInfo":
             return finish(exchangeInfo(market: market, now: now), market: market)
         case "/time":
@@ -192,8 +197,7 @@ public actor BinanceSimulator {
             response.headers[.contentType] = "text/html"
             return finish(response, market: market)
         case .slow:
-            try? await Task.sleep(nanoseconds: UInt64(fault.slowMilliseconds) * 1_000_000)
-            return finish(json(200, "[]"), market: market)
+            return finish(json(200, "[]"), market: market)  // not reached: handled in `handle`
         case .hang:
             try? await Task.sleep(nanoseconds: 3_600_000_000_000)
             return finish(json(200, "[]"), market: market)

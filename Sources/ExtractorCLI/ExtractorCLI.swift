@@ -240,5 +240,5 @@ struct MissingTablesAreEmpty: KlineStoring {
         existing.contains(table.name) ? try await store.lastOpenTime(table: table, symbol: symbol) : nil
     }
 
-    func upsert(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> UInt64 { 0 }
+    func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int { 0 }
 }

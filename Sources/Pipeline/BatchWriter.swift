@@ -15,7 +15,7 @@ public actor BatchWriter {
     private var buffer: [Kline] = []
     private var inFlight: Task<Int, any Error>?
 
-    /// Rows confirmed written, and batches.
+    /// Rows confirmed written (none in a dry run), and batches.
     public private(set) var written = 0
     public private(set) var batches = 0
 
@@ -59,8 +59,7 @@ public actor BatchWriter {
         try await drain()
         let store = store, table = table, symbol = symbol
         inFlight = Task {
-            _ = try await store.upsert(table: table, symbol: symbol, klines: batch)
-            return batch.count
+            try await store.write(table: table, symbol: symbol, klines: batch)
         }
     }
 }

@@ -20,10 +20,16 @@ public struct ExtractionUnit: Sendable, Hashable, CustomStringConvertible {
 /// What storage the pipeline needs: where a unit stands, and a way to write batches.
 public protocol KlineStoring: Sendable {
     func lastOpenTime(table: KlineTable, symbol: Symbol) async throws -> Int64?
-    func upsert(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> UInt64
+    /// Writes one batch atomically; returns the number of rows written (0 when nothing is written).
+    func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int
 }
 
-extension KlineStore: KlineStoring {}
+extension KlineStore: KlineStoring {
+    public func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int {
+        try await upsert(table: table, symbol: symbol, klines: klines)
+        return klines.count
+    }
+}
 
 /// `--dry-run`: reads where each unit stands from the database when one is configured, writes nothing.
 public struct DryRunStore: KlineStoring {
@@ -34,7 +40,7 @@ public struct DryRunStore: KlineStoring {
         try await reader?.lastOpenTime(table: table, symbol: symbol)
     }
 
-    public func upsert(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> UInt64 { 0 }
+    public func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int { 0 }
 }
 
 /// Live progress of units, for a terminal display.

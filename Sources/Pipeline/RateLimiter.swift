@@ -28,8 +28,8 @@ public actor RateLimiter {
 
     /// Adopts the rule and clock offset Binance published.
     public func configure(rule: RateLimitRule, serverTime: Int64?) {
-        budget.update(rule: rule)
         if let serverTime { serverOffset = serverTime - clock.now() }
+        budget.update(rule: rule, now: clock.now() + serverOffset)
     }
 
     /// Waits until `weight` fits the budget, then counts it. Returns the window it was counted in.

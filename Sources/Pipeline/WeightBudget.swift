@@ -14,6 +14,8 @@ public struct WeightBudget: Sendable, Equatable {
     public private(set) var used = 0
     /// No request before this moment (after a 429 or a 418).
     public private(set) var holdUntil: Int64 = .min
+    /// Weight granted so close to the end of a window that the server may count it in the next one.
+    private var carry = 0
 
     public enum Decision: Sendable, Equatable {
         /// Send now; the weight was counted in the window starting at `window`.
@@ -24,11 +26,16 @@ public struct WeightBudget: Sendable, Equatable {
 
     public init(rule: RateLimitRule) { self.rule = rule }
 
+    /// Requests granted this close to a window's end may reach Binance in the next window.
+    var boundaryGuardMilliseconds: Int64 { min(rule.windowMilliseconds / 20, 1_000) }
+
     private mutating func roll(to now: Int64) {
         let start = now - ((now % rule.windowMilliseconds) + rule.windowMilliseconds) % rule.windowMilliseconds
         if start > windowStart {
+            // A request sent at the very end of the last window may be counted by the server in this one.
+            used = start == windowStart + rule.windowMilliseconds ? carry : 0
             windowStart = start
-            used = 0
+            carry = 0
         }
     }
 
@@ -40,6 +47,7 @@ public struct WeightBudget: Sendable, Equatable {
         // rather than wait forever (Binance then decides).
         if used + weight <= rule.limit || (used == 0 && weight > rule.limit) {
             used += weight
+            if windowStart + rule.windowMilliseconds - now <= boundaryGuardMilliseconds { carry += weight }
             return .granted(window: windowStart)
         }
         return .waitUntil(windowStart + rule.windowMilliseconds)
@@ -56,11 +64,14 @@ public struct WeightBudget: Sendable, Equatable {
         holdUntil = max(holdUntil, until)
     }
 
-    /// Replaces the rule (after `exchangeInfo` published the real one).
-    public mutating func update(rule newRule: RateLimitRule) {
-        if newRule != rule {
-            rule = newRule
-            windowStart = .min
-        }
+    /// Replaces the rule (after `exchangeInfo` published the real one). Weight already spent stays counted in the
+    /// new rule's current window: it was spent moments ago.
+    public mutating func update(rule newRule: RateLimitRule, now: Int64) {
+        guard newRule != rule else { return }
+        let spent = used
+        rule = newRule
+        windowStart = .min
+        roll(to: now)
+        used = min(spent, rule.limit)
     }
 }

@@ -45,7 +45,7 @@ struct ExtractorTests {
         let source = FakeSource(listed: 0..<Int64.max, now: { clock.now() })
         let store = MemoryStore()
         let u = try unit()
-        _ = try await store.upsert(table: u.table, symbol: u.symbol, klines: (0..<80).map { FakeSource.kline(start + Int64($0) * minute, .m1) })
+        _ = try await store.write(table: u.table, symbol: u.symbol, klines: (0..<80).map { FakeSource.kline(start + Int64($0) * minute, .m1) })
         let outcome = try await SymbolExtractor(unit: u, source: source, store: store, clock: clock,
                                                 settings: .init(pageLimit: 499, batchSize: 2000)).run()
         #expect(source.requests.count == 1)

@@ -54,12 +54,12 @@ final class MemoryStore: KlineStoring, @unchecked Sendable {
         lock.withLock { rows[table]?[symbol.name]?.keys.max() }
     }
 
-    func upsert(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> UInt64 {
+    func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int {
         lock.withLock {
             batches.append(klines.count)
             for k in klines { rows[table, default: [:]][symbol.name, default: [:]][k.openTime] = k }
         }
-        return UInt64(klines.count)
+        return klines.count
     }
 
     func stored(_ table: KlineTable, _ symbol: String) -> [Kline] {

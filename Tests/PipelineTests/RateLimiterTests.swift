@@ -31,6 +31,23 @@ struct RateLimiterTests {
         #expect(budget.used == 1)
     }
 
+    @Test("weight granted at the very end of a window also counts in the next one, where Binance may see it")
+    func boundaryCarry() {
+        var budget = WeightBudget(rule: rule)  // 10 per minute; the last second is the guard
+        #expect(budget.reserve(4, now: 59_500) == .granted(window: 0))
+        #expect(budget.reserve(7, now: 60_000) == .waitUntil(120_000))
+        #expect(budget.reserve(6, now: 60_000) == .granted(window: 60_000))
+    }
+
+    @Test("adopting the published rule keeps the weight already spent in the current window")
+    func ruleChange() {
+        var budget = WeightBudget(rule: RateLimitRule(limit: 2400, windowMilliseconds: 60_000))
+        _ = budget.reserve(1, now: 10_500)
+        budget.update(rule: RateLimitRule(limit: 20, windowMilliseconds: 1_000), now: 10_600)
+        #expect(budget.used == 1)
+        #expect(budget.windowStart == 10_000)
+    }
+
     @Test("after a 429 every request waits for Retry-After")
     func holds() {
         var budget = WeightBudget(rule: rule)

@@ -24,6 +24,7 @@ public enum Programs {
         private let stdout = Pipe(), stderr = Pipe()
         private var outData = Data(), errData = Data()
         private let lock = NSLock()
+        private let readers = DispatchGroup()
 
         public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
             process.executableURL = URL(fileURLWithPath: executable)
@@ -33,32 +34,28 @@ public enum Programs {
             process.environment = env
             process.standardOutput = stdout
             process.standardError = stderr
-            stdout.fileHandleForReading.readabilityHandler = { [weak self] h in
-                let d = h.availableData
-                self?.lock.withLock { self?.outData.append(d) }
-            }
-            stderr.fileHandleForReading.readabilityHandler = { [weak self] h in
-                let d = h.availableData
-                self?.lock.withLock { self?.errData.append(d) }
-            }
             try process.run()
+            // Drain both pipes to the end on their own threads, so a chatty child never blocks on a full pipe.
+            for (pipe, isOut) in [(stdout, true), (stderr, false)] {
+                readers.enter()
+                DispatchQueue.global().async { [self] in
+                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                    lock.withLock { if isOut { outData = data } else { errData = data } }
+                    readers.leave()
+                }
+            }
         }
 
         public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
-        /// Waits for the exit; returns the status.
+        /// Waits for the exit and the end of its output; returns the status.
         public func wait() async -> Int32 {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 DispatchQueue.global().async {
                     self.process.waitUntilExit()
+                    self.readers.wait()
                     c.resume()
                 }
-            }
-            stdout.fileHandleForReading.readabilityHandler = nil
-            stderr.fileHandleForReading.readabilityHandler = nil
-            lock.withLock {
-                outData.append(stdout.fileHandleForReading.readDataToEndOfFile())
-                errData.append(stderr.fileHandleForReading.readDataToEndOfFile())
             }
             return process.terminationStatus
         }
