@@ -6,6 +6,7 @@
 set -euo pipefail
 cmd=${1:?usage: mariadb.sh start|stop DIR [PORT]}
 dir=${2:?usage: mariadb.sh start|stop DIR [PORT]}
+dir=$(realpath -m "$dir")  # mariadbd resolves relative paths from its basedir, not here
 port=${3:-33306}
 
 case "$cmd" in

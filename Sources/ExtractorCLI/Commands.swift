@@ -84,6 +84,9 @@ struct KlinesCommand: ParsableCommand {
     @Option(name: .customLong("http-timeout"), help: "Seconds a Binance request may take in all. Default: 30.")
     var httpTimeout: Int?
 
+    @Option(help: "Summary format: table, json (one line) or auto (a table on a terminal, JSON otherwise). Default: auto.")
+    var summary: String?
+
     @OptionGroup var database: DatabaseOptions
 }
 

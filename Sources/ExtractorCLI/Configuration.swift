@@ -27,6 +27,8 @@ public struct KlinesConfiguration: Sendable {
     public var requestAttempts: Int
     public var httpTimeoutSeconds: Int
     public var logLevel: Logger.Level
+    /// nil: a table on a terminal, JSON otherwise.
+    public var summaryAsTable: Bool?
 }
 
 enum Resolve {
@@ -108,6 +110,13 @@ enum Resolve {
 
     static func klines(_ command: KlinesCommand, environment env: [String: String]) throws(ConfigurationError) -> KlinesConfiguration {
         let logLevel = try logLevel(command.database.logLevel, env)
+        let summaryAsTable: Bool?
+        switch command.summary?.lowercased() {
+        case nil, "auto": summaryAsTable = nil
+        case "table": summaryAsTable = true
+        case "json": summaryAsTable = false
+        default: throw ConfigurationError("invalid --summary '\(command.summary!)': use table, json or auto")
+        }
         let market = try market(command.market)
         let intervals = try intervals(command.timeframes, market: market)
         let symbolText = command.symbols ?? env["DEFAULT_SYMBOLS"] ?? ""
@@ -145,6 +154,6 @@ enum Resolve {
             unitRetries: try positive(command.unitRetries, env: nil, env, default: 2, option: "--unit-retries", allowZero: true),
             requestAttempts: try positive(command.requestAttempts, env: nil, env, default: 5, option: "--request-attempts"),
             httpTimeoutSeconds: try positive(command.httpTimeout, env: nil, env, default: 30, option: "--http-timeout"),
-            logLevel: logLevel)
+            logLevel: logLevel, summaryAsTable: summaryAsTable)
     }
 }

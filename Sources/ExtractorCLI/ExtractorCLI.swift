@@ -221,7 +221,7 @@ public enum ExtractorCLI {
         let summary = RunSummary(reports: reports, dryRun: config.dryRun, durationMilliseconds: clock.now() - started,
                                  requests: client.requestStats, weightUsed: await limiter.weightGranted,
                                  rateLimitWaitMilliseconds: await limiter.waitedMilliseconds)
-        context.output.write(context.outputIsTerminal ? summary.table() : summary.jsonLine() + "\n")
+        context.output.write(config.summaryAsTable ?? context.outputIsTerminal ? summary.table() : summary.jsonLine() + "\n")
         let failed = reports.filter { !$0.succeeded }
         logger.info("run finished", metadata: [
             "units": "\(reports.count)", "failed": "\(failed.count)", "written": "\(summary.totalWritten)",

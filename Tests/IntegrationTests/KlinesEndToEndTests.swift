@@ -180,3 +180,35 @@ struct KlinesEndToEndTests {
         #expect(try await db.count("spot_klines_h1") == 24)
     }
 }
+
+@Suite("Recovering from Binance faults", .serialized)
+struct FaultRecoveryTests {
+    @Test("transient faults are retried and the data still ends exact", arguments: [
+        FaultKind.http500, .http503, .html502, .truncate, .reset,
+    ])
+    func retriesTransientFaults(kind: FaultKind) async throws {
+        var configuration = BinanceSimulator.Configuration()
+        configuration.faults = [FaultPlan(kind: kind, every: 2, count: 2)]
+        let clock = ManualClock(now: KlinesEndToEndTests.now)
+        let sim = try await SimulatorFixture.start(configuration: configuration, clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        // Retries wait on the clock: a task moves it along so no test sleeps through a backoff.
+        let ticker = Task {
+            while !Task.isCancelled {
+                if clock.sleeperCount > 0 { clock.advance(by: 1_000) }
+                await Task.yield()
+            }
+        }
+        defer { ticker.cancel() }
+        let run = await KlinesEndToEndTests.extract(["--timeframes", "5m", "--symbols", "BTCUSDT", "--lookback-hours", "240",
+                                                     "--unit-retries", "0"], sim: sim, db: db, clock: clock)
+        #expect(run.status == 0, "\(run.errors)")
+        let stats = await sim.simulator.statistics
+        #expect(stats.faultsInjected == 2)
+        #expect(run.summary["retries"] as? Int == 2)
+        let start = KlineInterval.m5.openTime(containing: KlinesEndToEndTests.now - 240 * 3_600_000)
+        try await KlinesEndToEndTests.expectExact(db, sim, table: KlineTable(market: .futures, interval: .m5), symbol: "BTCUSDT",
+                                                  from: start, through: clock.now())
+    }
+}

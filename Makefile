@@ -1,0 +1,54 @@
+# binance-extractor: `make run` (offline demo) and `make test` (every test) on a fresh Debian machine as root.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Debian packages the build, the tests and the demo need.
+APT_PACKAGES := libmariadb-dev libcurl4-openssl-dev mariadb-server mariadb-client ca-certificates
+TEST_DB_DIR ?= .build-test/mariadb
+TEST_DB_PORT ?= 33306
+DEMO_DB_DIR ?= .build-demo/mariadb
+DEMO_DB_PORT ?= 33307
+
+.PHONY: help deps build release run demo-stop test clean
+
+help:
+	@echo "make run    offline demo: local MariaDB + binance-sim + the extractor"
+	@echo "make test   build and run every test (real MariaDB, bundled simulator)"
+	@echo "make build  debug build; make release: release build"
+
+# Installs what is missing, and only that (apt-get update once, when something is).
+deps:
+	@command -v swift >/dev/null || { echo "swift not found: install Swift 6 (https://www.swift.org/install/linux/) and put it on PATH" >&2; exit 1; }
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: deps
+	swift build
+
+release: deps
+	swift build -c release
+
+run: deps
+	swift build --product binance-extractor
+	swift build --product binance-sim
+	DB_DIR=$(DEMO_DB_DIR) DB_PORT=$(DEMO_DB_PORT) scripts/demo.sh
+
+demo-stop:
+	scripts/mariadb.sh stop $(DEMO_DB_DIR)
+
+# Builds everything (the executables too: some tests run them), starts a throwaway MariaDB, runs the tests,
+# and stops the server whatever the outcome.
+test: deps
+	swift build --build-tests
+	@uri=$$(scripts/mariadb.sh start $(TEST_DB_DIR) $(TEST_DB_PORT)) || exit 1; \
+	trap 'scripts/mariadb.sh stop $(TEST_DB_DIR)' EXIT; \
+	TEST_MYSQL_URI=$$uri swift test --skip-build
+
+clean:
+	-scripts/mariadb.sh stop $(TEST_DB_DIR)
+	-scripts/mariadb.sh stop $(DEMO_DB_DIR)
+	rm -rf .build .build-test .build-demo

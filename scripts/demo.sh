@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The offline demo behind `make run`: a local MariaDB, binance-sim, and two runs of the extractor.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DB_DIR=${DB_DIR:-.build-demo/mariadb}
+DB_PORT=${DB_PORT:-33307}
+BIN=.build/debug
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "Starting MariaDB on 127.0.0.1:$DB_PORT (data in $DB_DIR)"
+scripts/mariadb.sh start "$DB_DIR" "$DB_PORT" >/dev/null
+# A fresh database each time, so the demo always starts from nothing stored.
+mariadb --no-defaults -uroot -ptest -h127.0.0.1 -P"$DB_PORT" -e "DROP DATABASE IF EXISTS binance_demo; CREATE DATABASE binance_demo"
+export MYSQL_URI="mysql://root:test@127.0.0.1:$DB_PORT/binance_demo"
+
+say "Starting binance-sim (a Binance-compatible server; Binance itself is not reachable here)"
+sim_log=$(mktemp)
+"$BIN/binance-sim" --port 0 >"$sim_log" 2>&1 &
+sim_pid=$!
+trap 'kill $sim_pid 2>/dev/null || true; rm -f "$sim_log"' EXIT
+for _ in $(seq 1 50); do grep -q "listening on" "$sim_log" && break; sleep 0.1; done
+api=$(sed -n 's/.*listening on //p' "$sim_log")
+echo "binance-sim at $api"
+export BINANCE_FUTURES_API_URL="$api" BINANCE_API_URL="$api" DEFAULT_SYMBOLS="BTCUSDT,ETHUSDT,PEPEUSDT" LOG_LEVEL=warning
+
+say "First run: futures 15m and 1h, last 24 hours (LOOKBACK_HOURS), tables created on the way"
+"$BIN/binance-extractor" klines --timeframes 15m,1h --summary table
+
+say "Second run: resumes from the last stored candle, re-reads one hour, fetches only what is new"
+"$BIN/binance-extractor" klines --timeframes 15m,1h --summary table
+
+say "Spot, dry run (fetches and validates, writes nothing)"
+"$BIN/binance-extractor" klines --market spot --timeframes 1h --symbols BTCUSDT,ETHUSDT --dry-run --summary table
+
+say "What is in MariaDB now"
+mariadb --no-defaults -uroot -ptest -h127.0.0.1 -P"$DB_PORT" binance_demo -t -e "
+SELECT 'klines_m15' AS table_name, symbol, COUNT(*) AS candles, MIN(open_time) AS first_open, MAX(open_time) AS last_open FROM klines_m15 GROUP BY symbol
+UNION ALL
+SELECT 'klines_h1', symbol, COUNT(*), MIN(open_time), MAX(open_time) FROM klines_h1 GROUP BY symbol;
+SELECT symbol, open_time, close_time, open_price, close_price, volume, number_of_trades FROM klines_h1 WHERE symbol = 'PEPEUSDT' ORDER BY open_time DESC LIMIT 3;"
+
+say "Where the data is"
+cat <<MSG
+MariaDB is still running with the data: mysql://root:***@127.0.0.1:$DB_PORT/binance_demo (password: test)
+  mariadb -uroot -ptest -h127.0.0.1 -P$DB_PORT binance_demo
+Its files are in $DB_DIR. Stop it with: make demo-stop
+MSG
