@@ -5,9 +5,9 @@ SHELL := /bin/bash
 # Debian packages the build, the tests and the demo need.
 APT_PACKAGES := libmariadb-dev libcurl4-openssl-dev mariadb-server mariadb-client ca-certificates
 TEST_DB_DIR ?= .build-test/mariadb
-TEST_DB_PORT ?= 33306
+TEST_DB_PORT ?= auto
 DEMO_DB_DIR ?= .build-demo/mariadb
-DEMO_DB_PORT ?= 33307
+DEMO_DB_PORT ?= auto
 
 .PHONY: help deps build release run demo-stop test clean
 

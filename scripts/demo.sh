@@ -3,13 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DB_DIR=${DB_DIR:-.build-demo/mariadb}
-DB_PORT=${DB_PORT:-33307}
+DB_PORT=${DB_PORT:-auto}
 BIN=.build/debug
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "Starting MariaDB on 127.0.0.1:$DB_PORT (data in $DB_DIR)"
-scripts/mariadb.sh start "$DB_DIR" "$DB_PORT" >/dev/null
+say "Starting MariaDB (data in $DB_DIR)"
+uri=$(scripts/mariadb.sh start "$DB_DIR" "$DB_PORT")
+DB_PORT=${uri##*:}; DB_PORT=${DB_PORT%%/*}
+echo "MariaDB on 127.0.0.1:$DB_PORT"
 # A fresh database each time, so the demo always starts from nothing stored.
 mariadb --no-defaults -uroot -ptest -h127.0.0.1 -P"$DB_PORT" -e "DROP DATABASE IF EXISTS binance_demo; CREATE DATABASE binance_demo"
 export MYSQL_URI="mysql://root:test@127.0.0.1:$DB_PORT/binance_demo"

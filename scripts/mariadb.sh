@@ -2,6 +2,7 @@
 # A throwaway MariaDB on 127.0.0.1 for tests, the demo and benchmarks.
 #   scripts/mariadb.sh start DIR PORT   -> initialises DIR (if new), starts mariadbd, waits until it answers
 #   scripts/mariadb.sh stop DIR
+#   PORT "auto" takes the first free port from 33306 up.
 # Prints nothing on success but the URI of the root account: mysql://root:test@127.0.0.1:PORT/mysql
 set -euo pipefail
 cmd=${1:?usage: mariadb.sh start|stop DIR [PORT]}
@@ -9,10 +10,21 @@ dir=${2:?usage: mariadb.sh start|stop DIR [PORT]}
 dir=$(realpath -m "$dir")  # mariadbd resolves relative paths from its basedir, not here
 port=${3:-33306}
 
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 case "$cmd" in
 start)
+  if [ -f "$dir/port" ] && [ -f "$dir/mariadbd.pid" ] && kill -0 "$(cat "$dir/mariadbd.pid")" 2>/dev/null; then
+    port=$(cat "$dir/port")
+  elif [ "$port" = auto ]; then
+    port=33306
+    while port_in_use "$port"; do port=$((port + 1)); done
+  elif port_in_use "$port"; then
+    echo "port $port on 127.0.0.1 is already in use: stop what listens there or pick another port" >&2; exit 1
+  fi
   command -v mariadbd >/dev/null || { echo "mariadbd not found: apt-get install -y mariadb-server" >&2; exit 1; }
   mkdir -p "$dir"
+  echo "$port" >"$dir/port"
   if [ ! -d "$dir/data/mysql" ]; then
     mariadb-install-db --no-defaults --user=root --datadir="$dir/data" --auth-root-authentication-method=normal \
       --skip-test-db >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; exit 1; }
