@@ -16,7 +16,7 @@ struct DatabaseTests {
     }
 
     static func uriText(_ uri: DatabaseURI, password: String? = nil, database: String? = nil) -> String {
-        "mysql://\(uri.user):\(password ?? uri.password)@\(uri.host):\(uri.port)/\(database ?? uri.database)"
+        TestDatabase.text(of: uri, password: password, database: database)
     }
 
     @Test("migrate creates every table once and is idempotent")

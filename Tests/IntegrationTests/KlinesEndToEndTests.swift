@@ -29,7 +29,7 @@ struct KlinesEndToEndTests {
     static func extract(_ args: [String], sim: SimulatorFixture, db: TestDatabase?, clock: any WallClock) async -> Run {
         let out = LineSink(), err = LineSink()
         var arguments = ["klines", "--api-url", sim.baseURL] + args
-        if let db { arguments += ["--mysql-uri", "mysql://\(db.uri.user):\(db.uri.password)@\(db.uri.host):\(db.uri.port)/\(db.uri.database)"] }
+        if let db { arguments += ["--mysql-uri", db.uriText] }
         let status = await ExtractorCLI.run(arguments: arguments, environment: [:],
                                             context: RunContext(clock: clock, output: out, errors: err))
         return Run(status: status, output: out.text, errors: err.text)

@@ -16,7 +16,7 @@ struct SignalTests {
         let sim = try await SimulatorFixture.start(configuration: configuration)
         let db = try await TestDatabase.make()
         defer { Task { await sim.stop(); await db.drop() } }
-        let uri = "mysql://\(db.uri.user):\(db.uri.password)@\(db.uri.host):\(db.uri.port)/\(db.uri.database)"
+        let uri = db.uriText
         // 7 days of 1m candles: 21 pages, about 6 s at 300 ms a page.
         let args = ["klines", "--timeframes", "1m", "--symbols", "ETHUSDT", "--start", "2024-01-01", "--end", "2024-01-08",
                     "--api-url", sim.baseURL, "--mysql-uri", uri, "--batch-size", "700", "--max-workers", "1"]

@@ -31,6 +31,14 @@ public struct TestDatabase: Sendable {
         return TestDatabase(uri: uri, pool: ConnectionPool(uri: uri, size: 2), admin: admin)
     }
 
+    /// The URI with its password, as `--mysql-uri` takes it.
+    public var uriText: String { Self.text(of: uri) }
+
+    /// `mysql://user:password@host:port/db`, password included (tests only).
+    public static func text(of uri: DatabaseURI, password: String? = nil, database: String? = nil) -> String {
+        "mysql://\(uri.user):\(password ?? uri.password)@\(uri.host):\(uri.port)/\(database ?? uri.database)"
+    }
+
     /// Rows of a query, as text.
     public func query(_ sql: String) async throws -> [[String?]] {
         try await pool.withConnection { try $0.query(sql) }
