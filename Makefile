@@ -3,13 +3,15 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Debian packages the build, the tests and the demo need.
-APT_PACKAGES := libmariadb-dev libcurl4-openssl-dev mariadb-server mariadb-client ca-certificates
+APT_PACKAGES := libmariadb-dev libcurl4-openssl-dev mariadb-server mariadb-client ca-certificates python3
+# Python packages the OTLP validators need (the official protobuf schema).
+PIP_PACKAGES := opentelemetry-proto protobuf
 TEST_DB_DIR ?= .build-test/mariadb
 TEST_DB_PORT ?= auto
 DEMO_DB_DIR ?= .build-demo/mariadb
 DEMO_DB_PORT ?= auto
 
-.PHONY: help deps build release run demo-stop test clean
+.PHONY: help deps python-deps build release run demo-stop test clean
 
 help:
 	@echo "make run    offline demo: local MariaDB + binance-sim + the extractor"
@@ -26,6 +28,12 @@ deps:
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# The trace validators run on what the exporter really sent: they need the OTLP protobuf schema.
+python-deps:
+	@python3 -c 'import google.protobuf, opentelemetry.proto' 2>/dev/null || { \
+	  python3 -m pip --version >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq python3-pip >/dev/null; }; \
+	  python3 -m pip install -q $(PIP_PACKAGES) 2>/dev/null || python3 -m pip install -q --break-system-packages $(PIP_PACKAGES); }
+
 build: deps
 	swift build
 
@@ -35,6 +43,7 @@ release: deps
 run: deps
 	swift build --product binance-extractor
 	swift build --product binance-sim
+	swift build --product otlp-receiver
 	DB_DIR=$(DEMO_DB_DIR) DB_PORT=$(DEMO_DB_PORT) scripts/demo.sh
 
 demo-stop:
@@ -42,7 +51,7 @@ demo-stop:
 
 # Builds everything (the executables too: some tests run them), starts a throwaway MariaDB, runs the tests,
 # and stops the server whatever the outcome.
-test: deps
+test: deps python-deps
 	swift build --build-tests
 	@uri=$$(scripts/mariadb.sh start $(TEST_DB_DIR) $(TEST_DB_PORT)) || exit 1; \
 	trap 'scripts/mariadb.sh stop $(TEST_DB_DIR)' EXIT; \

@@ -11,12 +11,14 @@ let package = Package(
     products: [
         .executable(name: "binance-extractor", targets: ["binance-extractor"]),
         .executable(name: "binance-sim", targets: ["binance-sim"]),
+        .executable(name: "otlp-receiver", targets: ["otlp-receiver"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.0"),
     ],
     targets: [
         // C bridges
@@ -35,14 +37,20 @@ let package = Package(
         // MariaDB over Connector/C.
         .target(name: "Storage", dependencies: [
             "CMariaDB", "BlockingThreads", "BinanceAPI", .product(name: "Logging", package: "swift-log"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
         ], path: "Sources/Storage"),
-        // JSON logs, progress.
-        .target(name: "Telemetry", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Sources/Telemetry"),
+        // Traces (swift-distributed-tracing API, our own tracer and OTLP/HTTP JSON exporter), metrics, JSON logs.
+        .target(name: "Telemetry", dependencies: [
+            "HTTPTransport", "Clocks",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
+        ], path: "Sources/Telemetry"),
         // Actors and supervisor joining protocol and storage.
         .target(name: "Pipeline", dependencies: [
             "BinanceAPI", "HTTPTransport", "Storage", "Telemetry", "Clocks",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
         ], path: "Sources/Pipeline"),
         // The command line (library so tests can build configurations; executable is a thin main).
         .target(name: "ExtractorCLI", dependencies: [
@@ -50,6 +58,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
         ], path: "Sources/ExtractorCLI"),
         .executableTarget(name: "binance-extractor", dependencies: ["ExtractorCLI"], path: "Sources/Executables/binance-extractor"),
 
@@ -61,12 +70,23 @@ let package = Package(
             "BinanceSimulator", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/Executables/binance-sim"),
 
+        // A small OTLP/HTTP receiver: tests export to it, `make run` shows the run's trace tree from it.
+        .target(name: "OTLPReceiver", dependencies: [.product(name: "FlyingFox", package: "FlyingFox")], path: "Sources/OTLPReceiver"),
+        .executableTarget(name: "otlp-receiver", dependencies: [
+            "OTLPReceiver", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/Executables/otlp-receiver"),
+
         // Test support: MariaDB fixture, simulator launcher, process runner.
-        .target(name: "TestSupport", dependencies: ["Storage", "BinanceSimulator", "BinanceAPI", "Clocks"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Storage", "BinanceSimulator", "BinanceAPI", "Clocks", "OTLPReceiver"], path: "Tests/TestSupport"),
         .testTarget(name: "BinanceAPITests", dependencies: ["BinanceAPI"], path: "Tests/BinanceAPITests"),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BinanceAPI", "ExtractorCLI", "Clocks", "Storage"], path: "Tests/PipelineTests"),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BinanceAPI", "ExtractorCLI", "Clocks", "Storage", "Telemetry",
+            .product(name: "Tracing", package: "swift-distributed-tracing")], path: "Tests/PipelineTests"),
+        .testTarget(name: "TelemetryTests", dependencies: [
+            "Telemetry", "HTTPTransport", "Clocks", .product(name: "Tracing", package: "swift-distributed-tracing"),
+        ], path: "Tests/TelemetryTests"),
         .testTarget(name: "IntegrationTests", dependencies: [
             "TestSupport", "Pipeline", "Storage", "BinanceSimulator", "ExtractorCLI", "HTTPTransport", "BinanceAPI", "Clocks",
+            "Telemetry", "OTLPReceiver",
         ], path: "Tests/IntegrationTests"),
     ]
 )

@@ -20,20 +20,29 @@ say "Starting binance-sim (a Binance-compatible server; Binance itself is not re
 sim_log=$(mktemp)
 "$BIN/binance-sim" --port 0 >"$sim_log" 2>&1 &
 sim_pid=$!
-trap 'kill $sim_pid 2>/dev/null || true; rm -f "$sim_log"' EXIT
 for _ in $(seq 1 50); do grep -q "listening on" "$sim_log" && break; sleep 0.1; done
 api=$(sed -n 's/.*listening on //p' "$sim_log")
 echo "binance-sim at $api"
+
+say "Starting a local OTLP receiver (stands in for an OpenTelemetry collector)"
+trace_dir=$(mktemp -d)
+recv_log=$(mktemp)
+"$BIN/otlp-receiver" serve --port 0 --dir "$trace_dir" >"$recv_log" 2>&1 &
+recv_pid=$!
+trap 'kill $sim_pid $recv_pid 2>/dev/null || true; rm -rf "$sim_log" "$recv_log" "$trace_dir"' EXIT
+for _ in $(seq 1 50); do grep -q "listening on" "$recv_log" && break; sleep 0.1; done
+export OTEL_EXPORTER_OTLP_ENDPOINT=$(sed -n 's/.*listening on //p' "$recv_log")
+echo "OTLP receiver at $OTEL_EXPORTER_OTLP_ENDPOINT"
 export BINANCE_FUTURES_API_URL="$api" BINANCE_API_URL="$api" DEFAULT_SYMBOLS="BTCUSDT,ETHUSDT,PEPEUSDT" LOG_LEVEL=warning
 
 say "First run: futures 15m and 1h, last 24 hours (LOOKBACK_HOURS), tables created on the way"
 "$BIN/binance-extractor" klines --timeframes 15m,1h --summary table
 
-say "Second run: resumes from the last stored candle, re-reads one hour, fetches only what is new"
-"$BIN/binance-extractor" klines --timeframes 15m,1h --summary table
-
 say "Spot, dry run (fetches and validates, writes nothing)"
 "$BIN/binance-extractor" klines --market spot --timeframes 1h --symbols BTCUSDT,ETHUSDT --dry-run --summary table
+
+say "Second run: resumes from the last stored candle, re-reads one hour, fetches only what is new"
+"$BIN/binance-extractor" klines --timeframes 15m,1h --summary table
 
 say "What is in MariaDB now"
 mariadb --no-defaults -uroot -ptest -h127.0.0.1 -P"$DB_PORT" binance_demo -t -e "
@@ -41,6 +50,9 @@ SELECT 'klines_m15' AS table_name, symbol, COUNT(*) AS candles, MIN(open_time) A
 UNION ALL
 SELECT 'klines_h1', symbol, COUNT(*), MIN(open_time), MAX(open_time) FROM klines_h1 GROUP BY symbol;
 SELECT symbol, open_time, close_time, open_price, close_price, volume, number_of_trades FROM klines_h1 WHERE symbol = 'PEPEUSDT' ORDER BY open_time DESC LIMIT 3;"
+
+say "The trace of the second run, as a collector received it"
+"$BIN/otlp-receiver" tree "$trace_dir"
 
 say "Where the data is"
 cat <<MSG

@@ -8,6 +8,7 @@ import Pipeline
 import ServiceLifecycle
 import Storage
 import Telemetry
+import Tracing
 
 /// Exit statuses, as documented in `--help` and the README.
 public enum ExitStatus {
@@ -53,16 +54,40 @@ public enum ExtractorCLI {
             context.errors.write("error: " + message + "\n")
             return ExitStatus.badConfiguration
         }
+        let name: String
         switch command {
-        case let klines as KlinesCommand:
-            return await runKlines(klines, environment: environment, context: context)
-        case let migrate as MigrateCommand:
-            return await runMigrate(migrate, environment: environment, context: context)
+        case is KlinesCommand: name = "klines"
+        case is MigrateCommand: name = "migrate"
         default:
             // `--help` and `help` parse into ArgumentParser's own help command.
             context.output.write((helpText(arguments) ?? RootCommand.helpMessage()) + "\n")
             return ExitStatus.success
         }
+        // Every run exports its trace: one root span for the command, everything else beneath it.
+        let level = Logger.Level(rawValue: (environment["LOG_LEVEL"] ?? "info").lowercased()) ?? .info
+        let telemetry = TelemetrySession(configuration: TelemetryConfiguration(environment: environment),
+                                         logger: makeLogger("telemetry", level: level, context: context))
+        let status = await telemetry.run {
+            await withSpan(name, context: telemetry.rootContext, ofKind: .internal) { span in
+                span.attributes["binance_extractor.command"] = name
+                let status: Int32
+                switch command {
+                case let klines as KlinesCommand:
+                    status = await runKlines(klines, environment: environment, context: context, span: span)
+                case let migrate as MigrateCommand:
+                    status = await runMigrate(migrate, environment: environment, context: context)
+                default:
+                    status = ExitStatus.success
+                }
+                span.attributes["process.exit.code"] = Int64(status)
+                if status != ExitStatus.success {
+                    span.setStatus(SpanStatus(code: .error, message: "exit status \(status)"))
+                }
+                return status
+            }
+        }
+        await telemetry.shutdown()
+        return status
     }
 
     /// Help for the subcommand named in `arguments` (`klines --help`, `help migrate`), or nil for the root.
@@ -123,13 +148,18 @@ public enum ExtractorCLI {
 
     // MARK: klines
 
-    static func runKlines(_ command: KlinesCommand, environment: [String: String], context: RunContext) async -> Int32 {
+    static func runKlines(_ command: KlinesCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
         let config: KlinesConfiguration
         do {
             config = try Resolve.klines(command, environment: environment)
         } catch {
+            span.recordError(error)
             return fail(error, context: context)
         }
+        span.attributes["binance.market"] = config.market.rawValue
+        span.attributes["binance.timeframes"] = config.intervals.map(\.rawValue).joined(separator: ",")
+        span.attributes["binance.symbols.count"] = Int64(config.symbols.count)
+        span.attributes["binance_extractor.dry_run"] = config.dryRun
         let logger = makeLogger("binance-extractor", level: config.logLevel, context: context)
         let units = config.intervals.flatMap { interval in
             config.symbols.map { ExtractionUnit(market: config.market, symbol: $0, interval: interval) }

@@ -37,14 +37,14 @@ public final class CurlHTTPClient: HTTPClient, @unchecked Sendable {
         pool = ResourcePool((0..<max(1, options.workers)).map { CurlWorker(index: $0, options: options) })
     }
 
-    public func get(_ url: String) async throws -> HTTPResponse {
+    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         let worker = try await pool.acquire()
         defer { pool.release(worker) }
         let transfer = Transfer(maxBodyBytes: options.maxBodyBytes)
         // A cancelled task (SIGTERM) aborts its transfer at libcurl's next progress callback instead of waiting
         // for the answer or the timeout.
         return try await withTaskCancellationHandler {
-            try await worker.thread.run { try worker.perform(url: url, transfer: transfer) }
+            try await worker.thread.run { try worker.perform(request, transfer: transfer) }
         } onCancel: {
             transfer.abort()
         }
@@ -76,7 +76,8 @@ final class CurlWorker: @unchecked Sendable {
     }
 
     /// Runs on `thread` only.
-    func perform(url: String, transfer: Transfer) throws -> HTTPResponse {
+    func perform(_ request: HTTPRequest, transfer: Transfer) throws -> HTTPResponse {
+        let url = request.url
         if transfer.isAborted { throw CancellationError() }
         if handle == nil { handle = curl_easy_init() }
         guard let handle else { throw HTTPTransportError(kind: .other, detail: "curl_easy_init failed", url: url) }
@@ -84,13 +85,29 @@ final class CurlWorker: @unchecked Sendable {
         defer { context.release() }
 
         bx_curl_setopt_string(handle, CURLOPT_URL, url)
-        bx_curl_setopt_long(handle, CURLOPT_HTTPGET, 1)
+        // Header list and body must outlive curl_easy_perform.
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        for (name, value) in request.headers { headerList = curl_slist_append(headerList, "\(name): \(value)") }
+        defer { curl_slist_free_all(headerList) }
+        bx_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList)
+        let body = request.body
+        switch request.method {
+        case .get:
+            bx_curl_setopt_long(handle, CURLOPT_HTTPGET, 1)
+        case .post:
+            bx_curl_setopt_long(handle, CURLOPT_POST, 1)
+            bx_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
+            // COPYPOSTFIELDS copies the bytes into the handle, so nothing here has to stay alive.
+            body.withUnsafeBytes { raw in
+                _ = bx_curl_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+            }
+        }
         // Signals are not safe for multi-threaded processes; timeouts then rely on libcurl's own resolver.
         bx_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         // "" asks for every encoding libcurl was built with (gzip, deflate, ...), and decodes the answer.
         bx_curl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "")
         bx_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeoutMilliseconds)
-        bx_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, options.totalTimeoutMilliseconds)
+        bx_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, request.timeoutMilliseconds ?? options.totalTimeoutMilliseconds)
         bx_curl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
         // TLS verification stays on against Binance.
         bx_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)

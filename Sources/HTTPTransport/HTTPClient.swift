@@ -33,7 +33,33 @@ public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
     public var isRetryable: Bool { kind != .tls && kind != .tooLarge }
 }
 
-/// What the Binance client needs from HTTP: a GET.
+/// An HTTP request: GET without a body, or POST with one.
+public struct HTTPRequest: Sendable {
+    public enum Method: String, Sendable { case get = "GET", post = "POST" }
+    public var method: Method
+    public var url: String
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+    /// Overrides the client's total timeout for this request (ms).
+    public var timeoutMilliseconds: Int?
+
+    public init(method: Method = .get, url: String, headers: [(String, String)] = [], body: [UInt8] = [],
+                timeoutMilliseconds: Int? = nil) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
+}
+
+/// HTTP as the project uses it: the Binance client GETs, the OTLP exporter POSTs.
 public protocol HTTPClient: Sendable {
-    func get(_ url: String) async throws -> HTTPResponse
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse
+}
+
+extension HTTPClient {
+    public func get(_ url: String) async throws -> HTTPResponse {
+        try await send(HTTPRequest(url: url))
+    }
 }

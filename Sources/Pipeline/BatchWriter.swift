@@ -1,5 +1,6 @@
 import BinanceAPI
 import Storage
+import Telemetry
 
 /// Collects one unit's klines into batches of `DB_BATCH_SIZE` rows and writes each as one idempotent upsert.
 ///
@@ -53,6 +54,10 @@ public actor BatchWriter {
         let n = try await task.value
         written += n
         batches += 1
+        if n > 0 {
+            RunMetrics.current?.add("binance_extractor.klines.written", Double(n), unit: "{kline}", description: "Klines written to MariaDB.",
+                                    attributes: ["market": table.market.rawValue, "interval": table.interval.rawValue])
+        }
     }
 
     private func submit(_ batch: [Kline]) async throws {

@@ -3,6 +3,8 @@ import Clocks
 import Foundation
 import HTTPTransport
 import Logging
+import Telemetry
+import Tracing
 
 /// Where klines come from (Binance over HTTP in production, fakes in unit tests).
 public protocol KlineSource: Sendable {
@@ -22,6 +24,8 @@ public final class BinanceClient: KlineSource, Sendable {
     private let maxAttempts: Int
     private let logger: Logger
     private let stats = RequestStats()
+    private let serverAddress: String
+    private let serverPort: Int
 
     public init(market: Market, baseURL: String, http: any HTTPClient, limiter: RateLimiter, clock: any WallClock,
                 backoff: Backoff = Backoff(), maxAttempts: Int = 5, logger: Logger = Logger(label: "binance")) {
@@ -33,6 +37,9 @@ public final class BinanceClient: KlineSource, Sendable {
         self.backoff = backoff
         self.maxAttempts = max(1, maxAttempts)
         self.logger = logger
+        let components = URLComponents(string: self.baseURL)
+        serverAddress = components?.host ?? ""
+        serverPort = components?.port ?? (components?.scheme == "http" ? 80 : 443)
     }
 
     /// Requests sent, retries, and answers by status, for the summary.
@@ -66,12 +73,48 @@ public final class BinanceClient: KlineSource, Sendable {
     /// count as attempts; a ban longer than the caller can wait surfaces as `BinanceError.banned`.
     func send(path: String, weight: Int) async throws -> [UInt8] {
         let url = baseURL + path
+        let endpoint = String(path.prefix { $0 != "?" })
         var attempt = 0
         while true {
             let window = try await limiter.acquire(weight: weight)
             stats.sent()
-            let outcome: Result<HTTPResponse, any Error>
-            do { outcome = .success(try await http.get(url)) } catch { outcome = .failure(error) }
+            let started = clock.now()
+            // One CLIENT span per attempt (OpenTelemetry semantic conventions for HTTP client spans).
+            let (outcome, status) = await withSpan("GET \(endpoint)", ofKind: .client) { span in
+                span.attributes["http.request.method"] = "GET"
+                span.attributes["url.full"] = url
+                span.attributes["server.address"] = serverAddress
+                span.attributes["server.port"] = Int64(Int64(serverPort))
+                span.attributes["binance.request.weight"] = Int64(Int64(weight))
+                if attempt > 0 { span.attributes["http.request.resend_count"] = Int64(attempt) }
+                let outcome: Result<HTTPResponse, any Error>
+                do { outcome = .success(try await http.get(url)) } catch { outcome = .failure(error) }
+                switch outcome {
+                case .success(let response):
+                    span.attributes["http.response.status_code"] = Int64(Int64(response.status))
+                    if let used = WeightHeaders(headers: response.headers).usedWeight.values.max() {
+                        span.attributes["binance.used_weight"] = Int64(Int64(used))
+                    }
+                    if response.status >= 400 {
+                        span.attributes["error.type"] = "\(response.status)"
+                        span.setStatus(SpanStatus(code: .error, message: "HTTP \(response.status)"))
+                    }
+                    return (outcome, "\(response.status)")
+                case .failure(let error):
+                    let type = (error as? HTTPTransportError).map { "\($0.kind)" } ?? "\(type(of: error))"
+                    span.attributes["error.type"] = type
+                    span.recordError(error)
+                    return (outcome, type)
+                }
+            }
+            let metrics = RunMetrics.current
+            metrics?.record("http.client.request.duration", seconds: Double(clock.now() - started) / 1000,
+                            description: "Duration of HTTP requests to Binance.",
+                            attributes: ["http.request.method": "GET", "server.address": serverAddress, "http.response.status_code": status])
+            metrics?.add("binance_extractor.requests", 1, unit: "{request}", description: "Requests to Binance, by answer.",
+                         attributes: ["market": market.rawValue, "status": status])
+            metrics?.add("binance_extractor.request_weight", Double(weight), unit: "{weight}",
+                         description: "Request weight spent.", attributes: ["market": market.rawValue])
             let error: any Error
             switch outcome {
             case .success(let response):
@@ -96,6 +139,8 @@ public final class BinanceClient: KlineSource, Sendable {
             if case BinanceError.banned = error { throw error }
             guard retryable, attempt < maxAttempts else { throw error }
             stats.retried()
+            metrics?.add("binance_extractor.retries", 1, unit: "{retry}", description: "Requests sent again after a transient failure.",
+                         attributes: ["market": market.rawValue])
             let delay = backoff.delay(attempt: attempt - 1, unitRandom: Double.random(in: 0..<1))
             logger.info("retrying Binance request", metadata: [
                 "attempt": "\(attempt)", "delay_ms": "\(delay)", "error": "\(error)", "url": "\(url)",

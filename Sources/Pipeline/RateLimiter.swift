@@ -1,5 +1,7 @@
 import BinanceAPI
 import Clocks
+import Telemetry
+import Tracing
 
 /// The Binance request-weight budget of one market, shared by every task of the process.
 ///
@@ -43,7 +45,17 @@ public actor RateLimiter {
                 waitedMilliseconds += clock.now() - started
                 return window
             case .waitUntil(let serverDeadline):
-                try await clock.sleep(until: serverDeadline - serverOffset)
+                // The wait shows in the trace as a child of the unit waiting.
+                let from = clock.now()
+                try await withSpan("rate limit wait", ofKind: .internal) { span in
+                    span.attributes["binance.market"] = market.rawValue
+                    span.attributes["binance.request.weight"] = Int64(Int64(weight))
+                    span.attributes["binance.weight.limit"] = Int64(Int64(budget.rule.limit))
+                    try await clock.sleep(until: serverDeadline - serverOffset)
+                }
+                RunMetrics.current?.add("binance_extractor.rate_limit.wait", Double(clock.now() - from) / 1000, unit: "s",
+                                        description: "Time tasks waited for request weight.", integer: false,
+                                        attributes: ["market": market.rawValue])
             }
         }
     }

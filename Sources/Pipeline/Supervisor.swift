@@ -3,6 +3,8 @@ import Clocks
 import HTTPTransport
 import Logging
 import Storage
+import Telemetry
+import Tracing
 
 /// How one unit ended, for the summary and the exit status.
 public struct UnitReport: Sendable, Equatable {
@@ -66,8 +68,32 @@ public struct Supervisor: Sendable {
         return reports.sorted { order[$0.unit]! < order[$1.unit]! }
     }
 
+    /// One span per unit, across its attempts: what it fetched and wrote, and why it failed.
     private func runUnit(_ unit: ExtractionUnit,
                          work: @Sendable (ExtractionUnit) async throws -> SymbolExtractor.Outcome) async -> UnitReport {
+        await withSpan("extract \(unit.market.rawValue) \(unit.symbol) \(unit.interval.rawValue)", ofKind: .internal) { span in
+            span.attributes["binance.market"] = unit.market.rawValue
+            span.attributes["binance.symbol"] = unit.symbol.name
+            span.attributes["binance.interval"] = unit.interval.rawValue
+            let report = await attempts(unit, span: span, work: work)
+            let o = report.outcome
+            if let plan = o.plan {
+                span.attributes["binance.range.start"] = UTCCalendar.iso8601(plan.start)
+                span.attributes["binance.range.end"] = UTCCalendar.iso8601(plan.end)
+                span.attributes["binance.range.origin"] = plan.origin.rawValue
+                span.attributes["binance.range.capped"] = plan.capped
+            }
+            span.attributes["binance.klines.fetched"] = Int64(o.fetched)
+            span.attributes["binance.klines.written"] = Int64(o.written)
+            span.attributes["binance.requests"] = Int64(o.requests)
+            span.attributes["binance.unit.retries"] = Int64(report.retries)
+            span.attributes["binance.unit.status"] = "\(report.status)"
+            return report
+        }
+    }
+
+    private func attempts(_ unit: ExtractionUnit, span: any Span,
+                          work: @Sendable (ExtractionUnit) async throws -> SymbolExtractor.Outcome) async -> UnitReport {
         let started = clock.now()
         var retries = 0
         var accumulated = SymbolExtractor.Outcome()
@@ -88,6 +114,7 @@ public struct Supervisor: Sendable {
                 if retries < unitRetries, Self.isRetryable(underlying) {
                     let delay = backoff.delay(attempt: retries, unitRandom: Double.random(in: 0..<1))
                     retries += 1
+                    span.addEvent(SpanEvent(name: "retry", attributes: ["error": "\(underlying)", "delay_ms": .int64(delay)]))
                     logger.warning("unit failed; retrying", metadata: [
                         "unit": "\(unit)", "attempt": "\(retries)", "delay_ms": "\(delay)", "error": "\(underlying)",
                     ])
@@ -98,6 +125,7 @@ public struct Supervisor: Sendable {
                     continue
                 }
                 logger.error("unit failed", metadata: ["unit": "\(unit)", "error": "\(underlying)"])
+                span.recordError(underlying)
                 return UnitReport(unit: unit, status: .failed("\(underlying)"), outcome: accumulated, retries: retries,
                                   durationMilliseconds: clock.now() - started)
             }

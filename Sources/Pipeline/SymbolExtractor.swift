@@ -1,6 +1,7 @@
 import BinanceAPI
 import Clocks
 import Logging
+import Telemetry
 
 /// Fetches one unit (market x symbol x timeframe): plans its range from the store, pages forward through
 /// Binance, validates every row, drops the still-open candle, and streams closed candles to its `BatchWriter`.
@@ -128,6 +129,9 @@ public actor SymbolExtractor {
                 outcome.firstOpenTime = outcome.firstOpenTime ?? first.openTime
                 outcome.lastOpenTime = closed.last!.openTime
                 outcome.fetched += closed.count
+                RunMetrics.current?.add("binance_extractor.klines.fetched", Double(closed.count), unit: "{kline}",
+                                        description: "Closed, checked klines fetched from Binance.",
+                                        attributes: ["market": unit.market.rawValue, "interval": unit.interval.rawValue])
                 try await writer.append(closed)
                 progress?.advanced(unit, candles: closed.count)
             }

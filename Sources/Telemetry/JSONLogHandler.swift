@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Tracing
 
 /// A swift-log handler writing one JSON object per line to standard error:
 /// `{"ts":"2026-11-22T01:02:03.456Z","level":"info","logger":"supervisor","msg":"...","unit":"..."}`.
@@ -26,6 +27,11 @@ public struct JSONLogHandler: LogHandler {
         var fields = metadata
         if let provided = metadataProvider?.get() { fields.merge(provided) { _, new in new } }
         if let extra = event.metadata { fields.merge(extra) { _, new in new } }
+        // Correlation: a line written inside a span names its trace and span.
+        if let span = ServiceContext.current?.otelSpanContext {
+            fields["trace_id"] = .string(span.traceID.hex)
+            fields["span_id"] = .string(span.spanID.hex)
+        }
         var line = "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(event.level.rawValue)\",\"logger\":\(Self.quote(label)),"
         line += "\"msg\":\(Self.quote(event.message.description))"
         for key in fields.keys.sorted() {

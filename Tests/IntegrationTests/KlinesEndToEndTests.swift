@@ -30,7 +30,8 @@ struct KlinesEndToEndTests {
         let out = LineSink(), err = LineSink()
         var arguments = ["klines", "--api-url", sim.baseURL] + args
         if let db { arguments += ["--mysql-uri", db.uriText] }
-        let status = await ExtractorCLI.run(arguments: arguments, environment: [:],
+        // Telemetry has its own tests; here nothing is exported.
+        let status = await ExtractorCLI.run(arguments: arguments, environment: ["OTEL_SDK_DISABLED": "true"],
                                             context: RunContext(clock: clock, output: out, errors: err))
         return Run(status: status, output: out.text, errors: err.text)
     }

@@ -7,6 +7,8 @@ import Testing
 struct ConfigurationTests {
     func run(_ args: [String], env: [String: String] = [:]) async -> (Int32, String, String) {
         let out = LineSink(), err = LineSink()
+        var env = env
+        env["OTEL_SDK_DISABLED"] = "true"
         let status = await ExtractorCLI.run(arguments: args, environment: env, context: RunContext(output: out, errors: err))
         return (status, out.text, err.text)
     }

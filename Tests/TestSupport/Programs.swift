@@ -30,6 +30,7 @@ public enum Programs {
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = arguments
             var env = ProcessInfo.processInfo.environment
+            env["OTEL_SDK_DISABLED"] = "true"  // unless a test asks for telemetry
             env.merge(environment) { _, new in new }
             process.environment = env
             process.standardOutput = stdout

@@ -1,0 +1,100 @@
+import Clocks
+import Foundation
+
+/// Collects finished spans in a bounded queue and exports them in batches from one task.
+///
+/// `append` never blocks: when the queue is full the span is dropped and counted. The exporting task wakes
+/// when a batch is full or every `scheduleDelay`; `shutdown` stops it and flushes what is left within a deadline.
+public final class BatchSpanProcessor: @unchecked Sendable {
+    public struct Report: Sendable, Equatable {
+        public var exported = 0
+        /// Dropped because the queue was full, or not delivered before the deadline.
+        public var lost = 0
+
+        public init(exported: Int = 0, lost: Int = 0) {
+            self.exported = exported
+            self.lost = lost
+        }
+    }
+
+    private let lock = NSLock()
+    private var queue: [FinishedSpan] = []
+    private var report = Report()
+    private let capacity: Int
+    private let batchSize: Int
+    private let scheduleDelayMilliseconds: UInt64
+    private let export: @Sendable ([FinishedSpan], Int64) async -> Bool
+    private let clock: any WallClock
+    private let timeoutMilliseconds: Int64
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakes: AsyncStream<Void>
+    private var loop: Task<Void, Never>?
+    private var ticker: Task<Void, Never>?
+
+    /// `export(batch, deadline)` returns whether the batch was delivered.
+    public init(capacity: Int = 2048, batchSize: Int = 512, scheduleDelayMilliseconds: UInt64 = 1000,
+                timeoutMilliseconds: Int, clock: any WallClock,
+                export: @escaping @Sendable ([FinishedSpan], Int64) async -> Bool) {
+        self.capacity = capacity
+        self.batchSize = batchSize
+        self.scheduleDelayMilliseconds = scheduleDelayMilliseconds
+        self.timeoutMilliseconds = Int64(timeoutMilliseconds)
+        self.clock = clock
+        self.export = export
+        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    public func start() {
+        let wakes = wakes
+        loop = Task.detached { [self] in
+            for await _ in wakes { await exportPending(until: nil) }
+        }
+        let delay = scheduleDelayMilliseconds
+        ticker = Task.detached { [wake] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: delay * 1_000_000)
+                wake.yield()
+            }
+        }
+    }
+
+    /// Queues a finished span; drops it if the queue is full.
+    public func append(_ span: FinishedSpan) {
+        let full: Bool = lock.withLock {
+            if queue.count >= capacity {
+                report.lost += 1
+                return false
+            }
+            queue.append(span)
+            return queue.count >= batchSize
+        }
+        if full { wake.yield() }
+    }
+
+    /// Exports queued spans batch by batch; stops at `until` (a deadline) if given.
+    private func exportPending(until hardDeadline: Int64?) async {
+        while true {
+            let batch: [FinishedSpan] = lock.withLock {
+                let n = min(batchSize, queue.count)
+                defer { queue.removeFirst(n) }
+                return Array(queue.prefix(n))
+            }
+            guard !batch.isEmpty else { return }
+            let deadline = hardDeadline ?? (clock.now() + timeoutMilliseconds)
+            let delivered = clock.now() < deadline ? await export(batch, deadline) : false
+            lock.withLock {
+                if delivered { report.exported += batch.count } else { report.lost += batch.count }
+            }
+        }
+    }
+
+    /// Stops the exporting task and flushes the rest; returns within `timeoutMilliseconds` (plus scheduling).
+    public func shutdown() async -> Report {
+        let deadline = clock.now() + timeoutMilliseconds
+        ticker?.cancel()
+        wake.finish()
+        await loop?.value
+        await exportPending(until: deadline)
+        return lock.withLock { report }
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Tracing
+
+/// Telemetry settings from the standard OpenTelemetry environment variables
+/// (OpenTelemetry specification, "Environment Variable Specification" and "OTLP Exporter Configuration").
+public struct TelemetryConfiguration: Sendable {
+    /// Where spans go (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as is, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`,
+    /// else `http://localhost:4318/v1/traces`); nil when traces are off.
+    public var tracesEndpoint: String?
+    public var metricsEndpoint: String?
+    /// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value,key2=value2`, values percent-decoded.
+    public var headers: [(String, String)]
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT` (ms, default 10000): one export request, and the whole flush at exit.
+    public var timeoutMilliseconds: Int
+    public var resource: [(String, SpanAttribute)]
+    /// `TRACEPARENT`: the run's root span becomes a child of this context.
+    public var parent: OTelSpanContext?
+    /// Problems with the variables, to log once (telemetry never fails a run).
+    public var warnings: [String]
+
+    public static let version = "0.1.0"
+
+    public init(environment env: [String: String], defaultServiceName: String = "binance-extractor") {
+        var warnings: [String] = []
+        let disabled = env["OTEL_SDK_DISABLED"]?.lowercased() == "true"
+        let tracesOff = env["OTEL_TRACES_EXPORTER"].map { $0.lowercased() == "none" } ?? false
+        let metricsOff = env["OTEL_METRICS_EXPORTER"].map { $0.lowercased() == "none" } ?? false
+        let base = (env["OTEL_EXPORTER_OTLP_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://localhost:4318")
+        let trimmed = base.hasSuffix("/") ? String(base.dropLast()) : base
+        func endpoint(_ specific: String, _ path: String) -> String? {
+            let url = env[specific].flatMap { $0.isEmpty ? nil : $0 } ?? trimmed + path
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                warnings.append("OTLP endpoint '\(url)' is not an http:// or https:// URL; telemetry export is off")
+                return nil
+            }
+            return url
+        }
+        tracesEndpoint = disabled || tracesOff ? nil : endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "/v1/traces")
+        metricsEndpoint = disabled || metricsOff ? nil : endpoint("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "/v1/metrics")
+        headers = Self.keyValues(env["OTEL_EXPORTER_OTLP_HEADERS"] ?? "", name: "OTEL_EXPORTER_OTLP_HEADERS", warnings: &warnings)
+        if let text = env["OTEL_EXPORTER_OTLP_TIMEOUT"], !text.isEmpty {
+            if let ms = Int(text), ms > 0 { timeoutMilliseconds = ms } else {
+                warnings.append("OTEL_EXPORTER_OTLP_TIMEOUT='\(text)' is not a positive number of milliseconds; using 10000")
+                timeoutMilliseconds = 10_000
+            }
+        } else {
+            timeoutMilliseconds = 10_000
+        }
+        // Resource: defaults, then OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME (which wins for service.name).
+        var resource: [String: SpanAttribute] = [
+            "service.name": .string(defaultServiceName),
+            "service.version": .string(Self.version),
+            "telemetry.sdk.name": "binance-extractor",
+            "telemetry.sdk.language": "swift",
+            "telemetry.sdk.version": .string(Self.version),
+            "process.pid": .int64(Int64(ProcessInfo.processInfo.processIdentifier)),
+            "host.name": .string(ProcessInfo.processInfo.hostName),
+        ]
+        // Kubernetes' downward API (k8s/ sets these).
+        for (variable, key) in [("K8S_POD_NAME", "k8s.pod.name"), ("K8S_JOB_NAME", "k8s.job.name"),
+                                ("K8S_NAMESPACE_NAME", "k8s.namespace.name"), ("K8S_NODE_NAME", "k8s.node.name"),
+                                ("K8S_CRONJOB_NAME", "k8s.cronjob.name")] {
+            if let value = env[variable], !value.isEmpty { resource[key] = .string(value) }
+        }
+        for (key, value) in Self.keyValues(env["OTEL_RESOURCE_ATTRIBUTES"] ?? "", name: "OTEL_RESOURCE_ATTRIBUTES", warnings: &warnings) {
+            resource[key] = .string(value)
+        }
+        if let name = env["OTEL_SERVICE_NAME"], !name.isEmpty { resource["service.name"] = .string(name) }
+        self.resource = resource.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        if let text = env["TRACEPARENT"], !text.isEmpty {
+            parent = OTelSpanContext(traceparent: text)
+            if parent == nil {
+                warnings.append("TRACEPARENT='\(text)' is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>); starting a new trace")
+            }
+        } else {
+            parent = nil
+        }
+        self.warnings = warnings
+    }
+
+    /// `key=value,key2=value2` with percent-encoded values (W3C Baggage format, as the OTel variables use).
+    static func keyValues(_ text: String, name: String, warnings: inout [String]) -> [(String, String)] {
+        var out: [(String, String)] = []
+        for pair in text.split(separator: ",") where !pair.trimmingCharacters(in: .whitespaces).isEmpty {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2 else {
+                warnings.append("\(name): '\(pair)' is not key=value; ignored")
+                continue
+            }
+            let key = kv[0].trimmingCharacters(in: .whitespaces)
+            let value = kv[1].trimmingCharacters(in: .whitespaces)
+            out.append((key, value.removingPercentEncoding ?? value))
+        }
+        return out
+    }
+
+    /// The endpoint without credentials or query, for messages.
+    public static func redacted(_ url: String) -> String {
+        guard var u = URLComponents(string: url) else { return url }
+        if u.password != nil { u.password = "***" }
+        u.query = nil
+        return u.string ?? url
+    }
+}

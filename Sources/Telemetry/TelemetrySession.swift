@@ -1,0 +1,86 @@
+import Clocks
+import HTTPTransport
+import Logging
+import Tracing
+
+/// One run's telemetry: the tracer and metrics the run records into, and their export at the end.
+///
+/// Telemetry never slows or fails the extraction: spans go into a bounded queue, exports happen on their own
+/// task and HTTP worker, and `shutdown` is bounded by `OTEL_EXPORTER_OTLP_TIMEOUT`. What could not be delivered is
+/// reported in one warning; the run's exit status does not change.
+public final class TelemetrySession: Sendable {
+    public let configuration: TelemetryConfiguration
+    public let tracer: OTelTracer
+    public let metrics: RunMetrics
+    private let processor: BatchSpanProcessor?
+    private let exporter: OTLPHTTPExporter?
+    private let http: CurlHTTPClient?
+    private let clock: any WallClock
+    private let logger: Logger
+
+    public init(configuration: TelemetryConfiguration, clock: any WallClock = SystemClock(), logger: Logger) {
+        self.configuration = configuration
+        self.clock = clock
+        self.logger = logger
+        metrics = RunMetrics()
+        for warning in configuration.warnings { logger.warning("\(warning)") }
+        if configuration.tracesEndpoint != nil || configuration.metricsEndpoint != nil {
+            let http = CurlHTTPClient(options: .init(workers: 1, connectTimeoutMilliseconds: min(2_000, configuration.timeoutMilliseconds),
+                                                     totalTimeoutMilliseconds: configuration.timeoutMilliseconds,
+                                                     userAgent: "binance-extractor/\(TelemetryConfiguration.version)"))
+            self.http = http
+            exporter = OTLPHTTPExporter(http: http, headers: configuration.headers,
+                                        requestTimeoutMilliseconds: configuration.timeoutMilliseconds, clock: clock, logger: logger)
+        } else {
+            http = nil
+            exporter = nil
+        }
+        if let url = configuration.tracesEndpoint, let exporter {
+            let resource = configuration.resource
+            let processor = BatchSpanProcessor(timeoutMilliseconds: configuration.timeoutMilliseconds, clock: clock) { batch, deadline in
+                let body = OTLPJSON.traces(batch, resource: resource, scopeVersion: TelemetryConfiguration.version)
+                return await exporter.export(Array(body.utf8), to: url, deadline: deadline).delivered
+            }
+            processor.start()
+            self.processor = processor
+            tracer = OTelTracer { processor.append($0) }
+        } else {
+            processor = nil
+            tracer = OTelTracer { _ in }
+        }
+    }
+
+    /// The context the run's root span starts in: the `TRACEPARENT` parent, if one was given.
+    public var rootContext: ServiceContext {
+        var context = ServiceContext.topLevel
+        context.otelSpanContext = configuration.parent
+        return context
+    }
+
+    /// Runs `body` with this session's tracer and metrics as the task's current ones.
+    public func run<T>(_ body: () async throws -> T) async rethrows -> T {
+        try await withTracer(tracer) {
+            try await RunMetrics.$current.withValue(metrics) { try await body() }
+        }
+    }
+
+    /// Flushes spans and metrics within the deadline; logs one warning if anything was lost.
+    public func shutdown() async {
+        defer { http?.shutdown() }
+        let report = await processor?.shutdown() ?? BatchSpanProcessor.Report()
+        var metricsLost = false
+        if let url = configuration.metricsEndpoint, let exporter, !metrics.isEmpty {
+            let body = metrics.otlpJSON(resource: configuration.resource, now: DefaultTracerClock.now.nanosecondsSinceEpoch)
+            let outcome = await exporter.export(Array(body.utf8), to: url, deadline: clock.now() + Int64(configuration.timeoutMilliseconds))
+            metricsLost = !outcome.delivered
+        }
+        if report.lost > 0 || metricsLost {
+            logger.warning("telemetry not delivered", metadata: [
+                "spans_lost": "\(report.lost)", "spans_exported": "\(report.exported)", "metrics_lost": "\(metricsLost)",
+                "endpoint": "\(configuration.tracesEndpoint.map(TelemetryConfiguration.redacted) ?? "none")",
+            ])
+        } else {
+            logger.debug("telemetry exported", metadata: ["spans": "\(report.exported)"])
+        }
+    }
+}

@@ -1,0 +1,206 @@
+import BinanceAPI
+import BinanceSimulator
+import Clocks
+import ExtractorCLI
+import Foundation
+import OTLPReceiver
+import Telemetry
+import TestSupport
+import Testing
+
+/// Real exports of real runs to an OTLP receiver on loopback, checked with the official schema.
+@Suite("Traces and metrics a collector accepts", .serialized)
+struct TelemetryTests {
+    struct Run {
+        let status: Int32
+        let output: String
+        let errors: String
+        let seconds: Double
+    }
+
+    static func run(_ args: [String], env: [String: String], sim: SimulatorFixture, db: TestDatabase, clock: any WallClock) async -> Run {
+        let out = LineSink(), err = LineSink()
+        let started = Date()
+        let status = await ExtractorCLI.run(arguments: ["klines", "--api-url", sim.baseURL, "--mysql-uri", db.uriText] + args,
+                                            environment: env, context: RunContext(clock: clock, output: out, errors: err))
+        return Run(status: status, output: out.text, errors: err.text, seconds: Date().timeIntervalSince(started))
+    }
+
+    static func setUp() async throws -> (OTLPReceiver, SimulatorFixture, TestDatabase, ManualClock) {
+        let receiver = OTLPReceiver()
+        try await receiver.start()
+        let clock = ManualClock(now: KlinesEndToEndTests.now)
+        return (receiver, try await SimulatorFixture.start(clock: clock), try await TestDatabase.make(), clock)
+    }
+
+    @Test("a run exports a valid trace: one root, a span per unit, HTTP and database spans beneath their unit")
+    func traceStructure() async throws {
+        let (receiver, sim, db, clock) = try await Self.setUp()
+        defer { Task { await receiver.stop(); await sim.stop(); await db.drop() } }
+        let run = await Self.run(["--timeframes", "15m,1h", "--symbols", "BTCUSDT,ETHUSDT", "--batch-size", "50"],
+                                 env: ["OTEL_EXPORTER_OTLP_ENDPOINT": await receiver.endpoint], sim: sim, db: db, clock: clock)
+        #expect(run.status == 0, "\(run.errors)")
+        let bodies = await receiver.bodies(path: "/v1/traces")
+        let validation = try OTLPValidation.validateTraces(bodies)
+        #expect(validation.passed, "\(validation.output)")
+
+        let spans = TraceTree.spans(in: bodies)
+        let roots = spans.filter { $0.parentSpanID.isEmpty }
+        try #require(roots.count == 1)
+        let root = roots[0]
+        #expect(root.name == "klines")
+        #expect(root.attributes["binance.timeframes"] == "15m,1h")
+        #expect(root.attributes["binance.symbols.count"] == "2")
+        #expect(root.attributes["binance_extractor.dry_run"] == "0" || root.attributes["binance_extractor.dry_run"] == "false")
+        #expect(Set(spans.map(\.traceID)).count == 1)
+
+        let units = spans.filter { $0.parentSpanID == root.spanID && $0.name.hasPrefix("extract ") }
+        #expect(units.count == 4)
+        for unit in units {
+            let children = spans.filter { $0.parentSpanID == unit.spanID }
+            let http = children.filter { $0.name == "GET /fapi/v1/klines" }
+            let inserts = children.filter { $0.name.hasPrefix("INSERT klines_") }
+            #expect(!http.isEmpty && !inserts.isEmpty, "unit \(unit.name) children: \(children.map(\.name))")
+            #expect(unit.attributes["binance.klines.fetched"] != nil && unit.attributes["binance.klines.written"] != nil)
+            #expect(unit.attributes["binance.range.start"] != nil && unit.attributes["binance.symbol"] != nil)
+            for span in http {
+                #expect(span.kind == 3)
+                for key in ["http.request.method", "url.full", "server.address", "server.port", "http.response.status_code",
+                            "binance.request.weight", "binance.used_weight"] {
+                    #expect(span.attributes[key] != nil, "\(key) missing on \(span.name)")
+                }
+                #expect(span.attributes["url.full"]?.hasPrefix(sim.baseURL) == true)
+            }
+            for span in inserts {
+                #expect(span.kind == 3)
+                #expect(span.attributes["db.system.name"] == "mariadb")
+                #expect(span.attributes["db.namespace"] == db.uri.database)
+                #expect(span.attributes["db.operation.name"] == "INSERT")
+                #expect(span.attributes["db.operation.batch.size"] != nil)
+                #expect(span.attributes["server.address"] == "127.0.0.1")
+                // No row values in any attribute: only the documented keys.
+                #expect(Set(span.attributes.keys) == ["db.system.name", "db.namespace", "db.collection.name", "db.operation.name",
+                                                     "db.operation.batch.size", "server.address", "server.port"])
+            }
+        }
+
+        // Metrics arrive too, valid for the schema.
+        let metrics = await receiver.bodies(path: "/v1/metrics")
+        let metricsValidation = try OTLPValidation.validateMetrics(metrics)
+        #expect(metricsValidation.passed, "\(metricsValidation.output)")
+        let text = String(decoding: metrics.first ?? Data(), as: UTF8.self)
+        for name in ["binance_extractor.klines.written", "binance_extractor.requests", "binance_extractor.request_weight",
+                     "http.client.request.duration"] {
+            #expect(text.contains("\"\(name)\""), "metric \(name) missing")
+        }
+
+        // Log lines written inside spans carry their trace and span ids.
+        let ids = Set(spans.map(\.spanID))
+        let correlated = run.errors.split(separator: "\n").compactMap { line -> [String: Any]? in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }.filter { $0["trace_id"] != nil }
+        #expect(!correlated.isEmpty)
+        for line in correlated {
+            #expect(line["trace_id"] as? String == root.traceID)
+            #expect(ids.contains(line["span_id"] as? String ?? ""))
+        }
+    }
+
+    @Test("TRACEPARENT makes the run's root span a child of that context")
+    func traceparent() async throws {
+        let (receiver, sim, db, clock) = try await Self.setUp()
+        defer { Task { await receiver.stop(); await sim.stop(); await db.drop() } }
+        let run = await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT"],
+                                 env: ["OTEL_EXPORTER_OTLP_ENDPOINT": await receiver.endpoint,
+                                       "TRACEPARENT": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+                                 sim: sim, db: db, clock: clock)
+        #expect(run.status == 0)
+        let spans = TraceTree.spans(in: await receiver.bodies(path: "/v1/traces"))
+        let root = try #require(spans.first { $0.name == "klines" })
+        #expect(root.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(root.parentSpanID == "00f067aa0ba902b7")
+        #expect(spans.allSatisfy { $0.traceID == "4bf92f3577b34da6a3ce929d0e0e4736" })
+    }
+
+    @Test("a 503 with Retry-After is retried and the trace still arrives")
+    func retryAfter503() async throws {
+        let (receiver, sim, db, clock) = try await Self.setUp()
+        defer { Task { await receiver.stop(); await sim.stop(); await db.drop() } }
+        await receiver.script([.status(503, retryAfterSeconds: 1)])
+        let run = await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT"],
+                                 env: ["OTEL_EXPORTER_OTLP_ENDPOINT": await receiver.endpoint], sim: sim, db: db, clock: clock)
+        #expect(run.status == 0)
+        let requests = await receiver.requests.filter { $0.path == "/v1/traces" }
+        #expect(requests.map(\.status) == [503, 200])
+        #expect(requests[0].body == requests[1].body)
+        #expect(!run.errors.contains("telemetry not delivered"))
+        #expect(try OTLPValidation.validateTraces(await receiver.bodies(path: "/v1/traces")).passed)
+    }
+
+    @Test("a 400 is not retried, and neither it nor a partial success changes the exit status")
+    func badRequestNotRetried() async throws {
+        let (receiver, sim, db, clock) = try await Self.setUp()
+        defer { Task { await receiver.stop(); await sim.stop(); await db.drop() } }
+        await receiver.script([.status(400, retryAfterSeconds: nil), .partialSuccess(rejected: 3)])
+        let run = await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT"],
+                                 env: ["OTEL_EXPORTER_OTLP_ENDPOINT": await receiver.endpoint], sim: sim, db: db, clock: clock)
+        #expect(run.status == 0)
+        #expect(await receiver.requests.filter { $0.path == "/v1/traces" }.count == 1)
+        #expect(run.errors.contains("collector refused telemetry; not retrying"))
+        #expect(run.errors.contains("collector accepted telemetry only in part"))
+        #expect(run.errors.contains("telemetry not delivered"))
+    }
+
+    @Test("a collector that never answers neither fails the run nor delays it past the export timeout")
+    func hangingCollector() async throws {
+        let (receiver, sim, db, clock) = try await Self.setUp()
+        defer { Task { await receiver.stop(); await sim.stop(); await db.drop() } }
+        await receiver.script([], then: .hang)
+        let run = await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT"],
+                                 env: ["OTEL_EXPORTER_OTLP_ENDPOINT": await receiver.endpoint, "OTEL_EXPORTER_OTLP_TIMEOUT": "700"],
+                                 sim: sim, db: db, clock: clock)
+        #expect(run.status == 0)
+        #expect(try await db.count("klines_h1") == 24)
+        let warnings = run.errors.split(separator: "\n").filter { $0.contains("telemetry not delivered") }
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.contains("\"spans_lost\":\"") == true)
+        // Spans and metrics flush are each bounded by OTEL_EXPORTER_OTLP_TIMEOUT.
+        #expect(run.seconds < 5, "took \(run.seconds) s")
+    }
+
+    @Test("OTEL_TRACES_EXPORTER=none and OTEL_SDK_DISABLED turn export off")
+    func exportOff() async throws {
+        let (receiver, sim, db, clock) = try await Self.setUp()
+        defer { Task { await receiver.stop(); await sim.stop(); await db.drop() } }
+        let endpoint = await receiver.endpoint
+        _ = await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT"],
+                           env: ["OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_EXPORTER": "none"], sim: sim, db: db, clock: clock)
+        #expect(await receiver.requests.filter { $0.path == "/v1/traces" }.isEmpty)
+        _ = await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT"],
+                           env: ["OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SDK_DISABLED": "true"], sim: sim, db: db, clock: clock)
+        #expect(await receiver.requests.filter { $0.path == "/v1/traces" }.isEmpty)
+        #expect(await receiver.requests.filter { $0.path == "/v1/metrics" }.count == 1)
+    }
+
+    @Test("a failed unit's span has status ERROR and an exception event; resource names the service and pod")
+    func errorsAndResource() async throws {
+        let (receiver, sim, db, clock) = try await Self.setUp()
+        defer { Task { await receiver.stop(); await sim.stop(); await db.drop() } }
+        let run = await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT,NOPEUSDT"],
+                                 env: ["OTEL_EXPORTER_OTLP_ENDPOINT": await receiver.endpoint, "OTEL_SERVICE_NAME": "bx-hourly",
+                                       "K8S_POD_NAME": "bx-hourly-x1", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test"],
+                                 sim: sim, db: db, clock: clock)
+        #expect(run.status == 1)
+        let bodies = await receiver.bodies(path: "/v1/traces")
+        #expect(try OTLPValidation.validateTraces(bodies).passed)
+        let spans = TraceTree.spans(in: bodies)
+        let failed = try #require(spans.first { $0.name == "extract futures NOPEUSDT 1h" })
+        #expect(failed.error)
+        #expect(failed.eventNames.contains("exception"))
+        #expect(spans.first { $0.name == "klines" }?.error == true)
+        let text = String(decoding: bodies[0], as: UTF8.self)
+        for expected in ["\"bx-hourly\"", "\"k8s.pod.name\"", "\"bx-hourly-x1\"", "\"deployment.environment\"", "\"service.version\""] {
+            #expect(text.contains(expected), "resource lacks \(expected)")
+        }
+    }
+}

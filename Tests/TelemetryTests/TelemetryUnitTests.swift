@@ -1,0 +1,146 @@
+import Clocks
+import Foundation
+import HTTPTransport
+import Logging
+import Telemetry
+import Testing
+import Tracing
+
+/// An HTTP client that answers from a script and records what it was sent.
+final class ScriptedHTTP: HTTPClient, @unchecked Sendable {
+    let lock = NSLock()
+    var answers: [Result<HTTPResponse, any Error>]
+    var sent: [HTTPRequest] = []
+    init(_ answers: [Result<HTTPResponse, any Error>]) { self.answers = answers }
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let answer: Result<HTTPResponse, any Error> = lock.withLock {
+            sent.append(request)
+            return answers.isEmpty ? .success(HTTPResponse(status: 200, headers: [:], body: [])) : answers.removeFirst()
+        }
+        return try answer.get()
+    }
+}
+
+func response(_ status: Int, retryAfter: String? = nil) -> Result<HTTPResponse, any Error> {
+    .success(HTTPResponse(status: status, headers: retryAfter.map { ["retry-after": $0] } ?? [:], body: []))
+}
+
+@Suite("OTLP encoding, configuration and export policy")
+struct TelemetryUnitTests {
+    let logger = Logger(label: "test")
+
+    @Test("spans encode as OTLP JSON: hex ids, integer enums, 64-bit integers as strings")
+    func encoding() throws {
+        let context = OTelSpanContext(traceID: try #require(TraceID(hex: "0af7651916cd43dd8448eb211c80319c")),
+                                      spanID: try #require(SpanID(hex: "b7ad6b7169203331")),
+                                      parentSpanID: SpanID(hex: "00f067aa0ba902b7"))
+        var attributes: SpanAttributes = [:]
+        attributes["http.response.status_code"] = 200
+        attributes["url.full"] = "https://fapi.binance.com/fapi/v1/klines?symbol=BTCUSDT"
+        attributes["ok"] = true
+        let span = FinishedSpan(context: context, name: "GET /fapi/v1/klines", kind: .client, startNanoseconds: 1_700_000_000_000_000_000,
+                                endNanoseconds: 1_700_000_000_500_000_000, attributes: attributes,
+                                events: [SpanEvent(name: "exception", at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: 5), attributes: ["exception.type": "X"])],
+                                status: SpanStatus(code: .error, message: "boom"))
+        let json = OTLPJSON.traces([span], resource: [("service.name", "binance-extractor")], scopeVersion: "1")
+        #expect(json.contains("\"traceId\":\"0af7651916cd43dd8448eb211c80319c\""))
+        #expect(json.contains("\"spanId\":\"b7ad6b7169203331\""))
+        #expect(json.contains("\"parentSpanId\":\"00f067aa0ba902b7\""))
+        #expect(json.contains("\"kind\":3"))
+        #expect(json.contains("\"startTimeUnixNano\":\"1700000000000000000\""))
+        #expect(json.contains("{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"200\"}}"))
+        #expect(json.contains("{\"key\":\"ok\",\"value\":{\"boolValue\":true}}"))
+        #expect(json.contains("\"status\":{\"code\":2,\"message\":\"boom\"}"))
+        #expect(json.contains("\"timeUnixNano\":\"5\",\"name\":\"exception\""))
+        #expect(try JSONSerialization.jsonObject(with: Data(json.utf8)) is [String: Any])
+    }
+
+    @Test("TRACEPARENT parses per W3C Trace Context and rejects malformed values", arguments: [
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", true),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", true),
+        ("00-00000000000000000000000000000000-b7ad6b7169203331-01", false),
+        ("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", false),
+        ("ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", false),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331", false),
+        ("00-0AF7651916CD43DD8448EB211C80319X-b7ad6b7169203331-01", false),
+    ])
+    func traceparent(value: String, valid: Bool) {
+        let context = OTelSpanContext(traceparent: value)
+        #expect((context != nil) == valid)
+        if let context { #expect(context.isRemote && context.traceparent.hasPrefix("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331")) }
+    }
+
+    @Test("configuration follows the standard OTEL_ variables")
+    func configuration() {
+        let c = TelemetryConfiguration(environment: [
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/", "OTEL_EXPORTER_OTLP_HEADERS": "api-key=s%3Dcret, team=data",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "2500", "OTEL_SERVICE_NAME": "bx-15m", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,service.name=ignored",
+            "K8S_POD_NAME": "bx-15m-abcde", "K8S_NAMESPACE_NAME": "market", "K8S_JOB_NAME": "bx-15m-29000000",
+        ])
+        #expect(c.tracesEndpoint == "http://collector:4318/v1/traces")
+        #expect(c.metricsEndpoint == "http://collector:4318/v1/metrics")
+        #expect(c.headers.map { "\($0.0)=\($0.1)" } == ["api-key=s=cret", "team=data"])
+        #expect(c.timeoutMilliseconds == 2500)
+        let resource = Dictionary(uniqueKeysWithValues: c.resource.map { ($0.0, $0.1.toSpanAttribute()) })
+        #expect(resource["service.name"] == .string("bx-15m"))
+        #expect(resource["deployment.environment"] == .string("prod"))
+        #expect(resource["k8s.pod.name"] == .string("bx-15m-abcde"))
+        #expect(resource["k8s.namespace.name"] == .string("market"))
+        #expect(resource["k8s.job.name"] == .string("bx-15m-29000000"))
+        #expect(resource["service.version"] != nil)
+
+        let specific = TelemetryConfiguration(environment: ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:1/custom"])
+        #expect(specific.tracesEndpoint == "http://t:1/custom")
+        #expect(TelemetryConfiguration(environment: [:]).tracesEndpoint == "http://localhost:4318/v1/traces")
+        #expect(TelemetryConfiguration(environment: ["OTEL_TRACES_EXPORTER": "none"]).tracesEndpoint == nil)
+        let off = TelemetryConfiguration(environment: ["OTEL_SDK_DISABLED": "true"])
+        #expect(off.tracesEndpoint == nil && off.metricsEndpoint == nil)
+        let bad = TelemetryConfiguration(environment: ["TRACEPARENT": "nonsense", "OTEL_EXPORTER_OTLP_TIMEOUT": "soon"])
+        #expect(bad.parent == nil && bad.warnings.count == 2)
+    }
+
+    @Test("503 with Retry-After is retried after exactly that wait, on the clock")
+    func retriesAfterRetryAfter() async {
+        let clock = ManualClock(now: 0)
+        let http = ScriptedHTTP([response(503, retryAfter: "2"), response(200)])
+        let exporter = OTLPHTTPExporter(http: http, headers: [("x-team", "data")], requestTimeoutMilliseconds: 1000, clock: clock, logger: logger)
+        let task = Task { await exporter.export(Array("{}".utf8), to: "http://c/v1/traces", deadline: 10_000) }
+        while clock.sleeperCount == 0 { await Task.yield() }
+        #expect(clock.pendingDeadlines == [2_000])
+        clock.set(2_000)
+        let outcome = await task.value
+        #expect(outcome.delivered && outcome.attempts == 2)
+        #expect(http.sent.allSatisfy { $0.method == .post && $0.headers.contains { $0 == ("Content-Type", "application/json") } })
+        #expect(http.sent[0].headers.contains { $0 == ("x-team", "data") })
+    }
+
+    @Test("429, 502, 503 and 504 are retried; 400 never is", arguments: [(429, 2), (502, 2), (504, 2), (400, 1), (401, 1), (500, 1)])
+    func retryPolicy(status: Int, attempts: Int) async {
+        let clock = ManualClock(now: 0)
+        let http = ScriptedHTTP([response(status, retryAfter: "0"), response(200)])
+        let exporter = OTLPHTTPExporter(http: http, headers: [], requestTimeoutMilliseconds: 1000, clock: clock, logger: logger)
+        let outcome = await exporter.export([], to: "http://c/v1/traces", deadline: 10_000)
+        #expect(outcome.attempts == attempts)
+        #expect(outcome.delivered == (attempts == 2))
+    }
+
+    @Test("no retry is started that would end after the deadline")
+    func deadline() async {
+        let clock = ManualClock(now: 0)
+        let http = ScriptedHTTP([response(503, retryAfter: "30")])
+        let exporter = OTLPHTTPExporter(http: http, headers: [], requestTimeoutMilliseconds: 1000, clock: clock, logger: logger)
+        let outcome = await exporter.export([], to: "http://c/v1/traces", deadline: 5_000)
+        #expect(!outcome.delivered && outcome.attempts == 1)
+        #expect(outcome.problem?.contains("no time left") == true)
+    }
+
+    @Test("a full queue drops spans and counts them instead of blocking")
+    func boundedQueue() async throws {
+        let processor = BatchSpanProcessor(capacity: 3, batchSize: 100, timeoutMilliseconds: 1000, clock: ManualClock(now: 0)) { _, _ in true }
+        let context = OTelSpanContext(traceID: try #require(TraceID(hex: "0af7651916cd43dd8448eb211c80319c")), spanID: try #require(SpanID(hex: "b7ad6b7169203331")))
+        let span = FinishedSpan(context: context, name: "x", kind: .internal, startNanoseconds: 1, endNanoseconds: 2, attributes: [:], events: [], status: nil)
+        for _ in 0..<5 { processor.append(span) }
+        let report = await processor.shutdown()
+        #expect(report == BatchSpanProcessor.Report(exported: 3, lost: 2))
+    }
+}
