@@ -88,9 +88,9 @@ public final class BatchSpanProcessor: @unchecked Sendable {
         }
     }
 
-    /// Stops the exporting task and flushes the rest; returns within `timeoutMilliseconds` (plus scheduling).
-    public func shutdown() async -> Report {
-        let deadline = clock.now() + timeoutMilliseconds
+    /// Stops the exporting task and flushes the rest by `deadline` (default: `timeoutMilliseconds` from now).
+    public func shutdown(deadline given: Int64? = nil) async -> Report {
+        let deadline = given ?? (clock.now() + timeoutMilliseconds)
         ticker?.cancel()
         wake.finish()
         await loop?.value

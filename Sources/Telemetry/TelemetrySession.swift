@@ -64,14 +64,16 @@ public final class TelemetrySession: Sendable {
         }
     }
 
-    /// Flushes spans and metrics within the deadline; logs one warning if anything was lost.
+    /// Flushes spans, then metrics, both within one deadline (`OTEL_EXPORTER_OTLP_TIMEOUT` from now); logs one
+    /// warning if anything was lost.
     public func shutdown() async {
         defer { http?.shutdown() }
-        let report = await processor?.shutdown() ?? BatchSpanProcessor.Report()
+        let deadline = clock.now() + Int64(configuration.timeoutMilliseconds)
+        let report = await processor?.shutdown(deadline: deadline) ?? BatchSpanProcessor.Report()
         var metricsLost = false
         if let url = configuration.metricsEndpoint, let exporter, !metrics.isEmpty {
             let body = metrics.otlpJSON(resource: configuration.resource, now: DefaultTracerClock.now.nanosecondsSinceEpoch)
-            let outcome = await exporter.export(Array(body.utf8), to: url, deadline: clock.now() + Int64(configuration.timeoutMilliseconds))
+            let outcome = await exporter.export(Array(body.utf8), to: url, deadline: deadline)
             metricsLost = !outcome.delivered
         }
         if report.lost > 0 || metricsLost {
