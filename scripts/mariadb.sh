@@ -32,11 +32,14 @@ start)
   if [ -f "$dir/mariadbd.pid" ] && kill -0 "$(cat "$dir/mariadbd.pid")" 2>/dev/null; then
     echo "mysql://root:test@127.0.0.1:$port/mysql"; exit 0
   fi
-  # Throwaway data: relaxed durability is fine (innodb-flush-log-at-trx-commit=2).
-  mariadbd --no-defaults --user=root --datadir="$dir/data" --socket="$dir/mariadbd.sock" --port="$port" \
+  # Throwaway data: relaxed durability is fine (innodb-flush-log-at-trx-commit=2). The server must not keep any
+  # descriptor of whoever started this script (a pipe held open would make a reader wait forever for its end).
+  (
+    for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+    exec mariadbd --no-defaults --user=root --datadir="$dir/data" --socket="$dir/mariadbd.sock" --port="$port" \
     --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin --innodb-flush-log-at-trx-commit=2 \
-    --innodb-buffer-pool-size=256M --max-connections=500 --pid-file="$dir/mariadbd.pid" \
-    >"$dir/mariadbd.log" 2>&1 &
+    --innodb-buffer-pool-size=256M --max-connections=500 --pid-file="$dir/mariadbd.pid"
+  ) </dev/null >"$dir/mariadbd.log" 2>&1 &
   for _ in $(seq 1 100); do
     if mariadb --no-defaults -uroot -ptest --socket="$dir/mariadbd.sock" -e "SELECT 1" >/dev/null 2>&1; then
       echo "mysql://root:test@127.0.0.1:$port/mysql"; exit 0

@@ -44,8 +44,11 @@ public enum BinanceError: Error, CustomStringConvertible, Sendable {
     case api(status: Int, payload: BinanceErrorPayload)
     /// HTTP 429: the request-weight budget is spent; back off for `retryAfterSeconds`.
     case rateLimited(retryAfterSeconds: Int?)
-    /// HTTP 418: the IP is banned until `retryAfterSeconds` have passed.
-    case banned(retryAfterSeconds: Int?)
+    /// HTTP 418: the IP is banned until `retryAfterSeconds` have passed; `until` is the ban's end (Unix ms) when
+    /// the run gives up waiting for it.
+    case banned(retryAfterSeconds: Int?, until: Int64? = nil)
+    /// The exchange has been failing for longer than the run is willing to wait (the circuit breaker stayed open).
+    case exchangeUnavailable(since: Int64, lastError: String)
     /// A status without a Binance payload (an HTML error page from a proxy, an empty 5xx).
     case unexpectedStatus(status: Int, bodyPrefix: String)
     /// A 200 whose body is not what the endpoint returns (truncated, not JSON, wrong shape).
@@ -60,6 +63,7 @@ public enum BinanceError: Error, CustomStringConvertible, Sendable {
             if BinanceErrorCode.isRequestIssue(payload.code) { return false }
             return status >= 500 || status == 408 || BinanceErrorCode.isTransient(payload.code)
         case .rateLimited, .banned: return true
+        case .exchangeUnavailable: return false
         case .unexpectedStatus(let status, _): return status >= 500 || status == 408
         case .malformedBody: return true
         case .invalidKline: return false
@@ -76,8 +80,16 @@ public enum BinanceError: Error, CustomStringConvertible, Sendable {
             return text
         case .rateLimited(let s):
             return "Binance answered HTTP 429 (request weight exhausted)" + (s.map { "; retry after \($0) s" } ?? "")
-        case .banned(let s):
+        case .banned(let s, let until):
+            if let until {
+                return "Binance banned this IP (HTTP 418) until \(UTCCalendar.iso8601(until)); the run stops instead of waiting "
+                    + "that long (--max-ban-wait). Requests resume after the ban; check that no other process on this IP "
+                    + "spends the same weight budget"
+            }
             return "Binance answered HTTP 418: this IP is banned" + (s.map { " for \($0) s" } ?? "")
+        case .exchangeUnavailable(let since, let last):
+            return "Binance has been failing since \(UTCCalendar.iso8601(since)) (last error: \(last)); the circuit breaker "
+                + "stayed open longer than --max-outage-wait, so the run stops. The next run continues where the data stops"
         case .unexpectedStatus(let status, let prefix):
             return "Binance answered HTTP \(status) without an error payload: \(prefix)"
         case .malformedBody(let reason):

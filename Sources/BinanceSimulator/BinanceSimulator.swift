@@ -15,7 +15,7 @@ public actor BinanceSimulator {
         /// test a minute's behaviour in a second.
         public var futuresRule = Market.futures.defaultWeightLimit
         public var spotRule = Market.spot.defaultWeightLimit
-        public var requestsBeforeBan = 2
+        public var requestsBeforeBan = 5
         public var firstBanMilliseconds: Int64 = 120_000
         public var faults: [FaultPlan] = []
 
@@ -37,6 +37,8 @@ public actor BinanceSimulator {
         public var weightUsed = 0
         public var klinesServed = 0
         public var faultsInjected = 0
+        /// Arrival times (server clock, ms) of klines requests, in order.
+        public var klinesRequestTimes: [Int64] = []
         public var tooManyRequests: Int { byStatus["429"] ?? 0 }
         public var bans: Int { byStatus["418"] ?? 0 }
     }
@@ -159,6 +161,7 @@ public actor BinanceSimulator {
         case "/klines":
             klinesSeen += 1
             stats.klinesRequests += 1
+            stats.klinesRequestTimes.append(now)
             if let fault = nextFault() {
                 if fault.kind != .slow { return await inject(fault, market: market) }
                 // Slow: the real answer, late.
@@ -190,6 +193,21 @@ public actor BinanceSimulator {
             return finish(error(500, BinanceErrorCode.unknown, "An unknown error occured while processing the request."), market: market)
         case .http503:
             return finish(error(503, BinanceErrorCode.disconnected, "Service Unavailable."), market: market)
+        case .http408:
+            return finish(error(408, BinanceErrorCode.timeout, "Timeout waiting for response from backend server. Send status unknown; execution status unknown."), market: market)
+        case .badParameter:
+            return finish(error(400, BinanceErrorCode.illegalChars, "Illegal characters found in a parameter."), market: market)
+        case .http429:
+            ledgers[market]!.imposeBackOff(seconds: fault.retryAfterSeconds, now: clock.now())
+            var response = error(429, BinanceErrorCode.tooManyRequests, "Too many requests; please use the websocket for live updates.")
+            response.headers[HTTPHeader("Retry-After")] = "\(fault.retryAfterSeconds)"
+            return finish(response, market: market)
+        case .http418:
+            let until = ledgers[market]!.imposeBan(seconds: fault.retryAfterSeconds, now: clock.now())
+            var response = error(418, BinanceErrorCode.tooManyRequests,
+                                 "Way too much request weight used; IP banned until \(until). Please use WebSocket Streams for live updates to avoid bans.")
+            response.headers[HTTPHeader("Retry-After")] = "\(fault.retryAfterSeconds)"
+            return finish(response, market: market)
         case .html502:
             var response = HTTPResponse(statusCode: HTTPStatusCode(502, phrase: "Bad Gateway"),
                                         headers: [.contentType: "text/html"],

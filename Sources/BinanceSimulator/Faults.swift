@@ -6,6 +6,14 @@ public enum FaultKind: String, Sendable, CaseIterable {
     case http503 = "503"
     /// HTTP 502 with an HTML page, as a proxy in front of Binance answers.
     case html502 = "html"
+    /// HTTP 408 with `-1007` "Timeout waiting for response from backend server."
+    case http408 = "408"
+    /// HTTP 429 with `-1003` and `Retry-After: retry` seconds; requests during that time count towards a ban.
+    case http429 = "429"
+    /// HTTP 418: the IP is banned for `retry` seconds; every request meanwhile gets 418 too.
+    case http418 = "418"
+    /// HTTP 400 with `-1100` (illegal characters in a parameter): a request issue, never worth retrying.
+    case badParameter = "1100"
     /// Answers after a delay (`slowMilliseconds`).
     case slow
     /// Never answers (until the client gives up).
@@ -22,15 +30,18 @@ public struct FaultPlan: Sendable, Equatable {
     public var every: Int
     public var count: Int?
     public var slowMilliseconds: Int64
+    /// `Retry-After` of the 429 and 418 faults, in seconds.
+    public var retryAfterSeconds: Int64
 
-    public init(kind: FaultKind, every: Int = 1, count: Int? = nil, slowMilliseconds: Int64 = 2_000) {
+    public init(kind: FaultKind, every: Int = 1, count: Int? = nil, slowMilliseconds: Int64 = 2_000, retryAfterSeconds: Int64 = 1) {
         self.kind = kind
         self.every = max(1, every)
         self.count = count
         self.slowMilliseconds = slowMilliseconds
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
-    /// Parses `KIND[:every=N][:count=N][:ms=N]`, e.g. `503:every=3:count=2`.
+    /// Parses `KIND[:every=N][:count=N][:ms=N][:retry=S]`, e.g. `503:every=3:count=2` or `418:count=1:retry=600`.
     public init?(parsing text: String) {
         let parts = text.split(separator: ":")
         guard let first = parts.first, let kind = FaultKind(rawValue: String(first)) else { return nil }
@@ -42,6 +53,7 @@ public struct FaultPlan: Sendable, Equatable {
             case "every": every = max(1, n)
             case "count": count = n
             case "ms": slowMilliseconds = Int64(n)
+            case "retry": retryAfterSeconds = Int64(n)
             default: return nil
             }
         }

@@ -23,7 +23,9 @@ struct WeightLedger: Sendable {
     private(set) var bannedUntil: Int64 = .min
     private var bans = 0
 
-    init(rule: RateLimitRule, requestsBeforeBan: Int = 2, firstBanMilliseconds: Int64 = 120_000) {
+    /// Binance does not publish how many requests after a 429 earn a ban. Requests already in flight when the 429
+    /// was sent are not a failure to back off, so the default leaves room for a few of them (`--requests-before-ban`).
+    init(rule: RateLimitRule, requestsBeforeBan: Int = 5, firstBanMilliseconds: Int64 = 120_000) {
         self.rule = rule
         self.requestsBeforeBan = requestsBeforeBan
         self.firstBanMilliseconds = firstBanMilliseconds
@@ -66,6 +68,18 @@ struct WeightLedger: Sendable {
         }
         used += weight
         return .allowed
+    }
+
+    /// A 429 the simulator was told to answer: from now on the client must wait `seconds`.
+    mutating func imposeBackOff(seconds: Int64, now: Int64) {
+        backOffUntil = max(backOffUntil, now + seconds * 1000)
+    }
+
+    /// A ban the simulator was told to impose.
+    mutating func imposeBan(seconds: Int64, now: Int64) -> Int64 {
+        bans += 1
+        bannedUntil = max(bannedUntil, now + seconds * 1000)
+        return bannedUntil
     }
 
     static func ceilSeconds(_ ms: Int64) -> Int64 { max(1, (ms + 999) / 1000) }

@@ -84,6 +84,24 @@ struct KlinesCommand: ParsableCommand {
     @Option(name: .customLong("http-timeout"), help: "Seconds a Binance request may take in all. Default: 30.")
     var httpTimeout: Int?
 
+    @Option(name: .customLong("max-ban-wait"), help: "Seconds a Binance IP ban (HTTP 418) may hold the run; a longer ban ends it with exit 1. Default: 300.")
+    var maxBanWait: Int?
+
+    @Option(name: .customLong("max-outage-wait"), help: "Seconds the run waits for a failing exchange (circuit breaker open) before it stops. Default: 120.")
+    var maxOutageWait: Int?
+
+    @Option(name: .customLong("shutdown-timeout"), help: "Seconds between SIGTERM/SIGINT and exit at the latest (flushing what was fetched). Env: SHUTDOWN_TIMEOUT. Default: 20.")
+    var shutdownTimeout: Int?
+
+    @Option(name: .customLong("db-lock-wait-timeout"), help: "innodb_lock_wait_timeout (seconds) for the run's sessions. Default: the server's.")
+    var dbLockWaitTimeout: Int?
+
+    @Option(name: .customLong("db-reconnect-window"), help: "Seconds to keep reconnecting to a database that went away mid-run. Default: 30.")
+    var dbReconnectWindow: Int?
+
+    @Flag(name: .customLong("insecure-skip-tls-verify"), help: "Do not verify Binance's TLS certificate (test endpoints only; warns on every run). Env: BINANCE_INSECURE_SKIP_TLS_VERIFY=true.")
+    var insecureSkipTLSVerify = false
+
     @Option(help: "Summary format: table, json (one line) or auto (a table on a terminal, JSON otherwise). Default: auto.")
     var summary: String?
 

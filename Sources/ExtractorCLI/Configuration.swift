@@ -29,6 +29,12 @@ public struct KlinesConfiguration: Sendable {
     public var logLevel: Logger.Level
     /// nil: a table on a terminal, JSON otherwise.
     public var summaryAsTable: Bool?
+    public var maxBanWaitSeconds: Int
+    public var maxOutageWaitSeconds: Int
+    public var shutdownTimeoutSeconds: Int
+    public var dbLockWaitTimeoutSeconds: Int?
+    public var dbReconnectWindowSeconds: Int
+    public var verifyTLS: Bool
 }
 
 enum Resolve {
@@ -154,6 +160,13 @@ enum Resolve {
             unitRetries: try positive(command.unitRetries, env: nil, env, default: 2, option: "--unit-retries", allowZero: true),
             requestAttempts: try positive(command.requestAttempts, env: nil, env, default: 5, option: "--request-attempts"),
             httpTimeoutSeconds: try positive(command.httpTimeout, env: nil, env, default: 30, option: "--http-timeout"),
-            logLevel: logLevel, summaryAsTable: summaryAsTable)
+            logLevel: logLevel, summaryAsTable: summaryAsTable,
+            maxBanWaitSeconds: try positive(command.maxBanWait, env: nil, env, default: 300, option: "--max-ban-wait", allowZero: true),
+            maxOutageWaitSeconds: try positive(command.maxOutageWait, env: nil, env, default: 120, option: "--max-outage-wait"),
+            shutdownTimeoutSeconds: try positive(command.shutdownTimeout, env: "SHUTDOWN_TIMEOUT", env, default: 20, option: "--shutdown-timeout"),
+            dbLockWaitTimeoutSeconds: command.dbLockWaitTimeout == nil ? nil
+                : try positive(command.dbLockWaitTimeout, env: nil, env, default: 50, option: "--db-lock-wait-timeout"),
+            dbReconnectWindowSeconds: try positive(command.dbReconnectWindow, env: nil, env, default: 30, option: "--db-reconnect-window", allowZero: true),
+            verifyTLS: !(command.insecureSkipTLSVerify || ["1", "true", "yes"].contains(env["BINANCE_INSECURE_SKIP_TLS_VERIFY"]?.lowercased() ?? "")))
     }
 }

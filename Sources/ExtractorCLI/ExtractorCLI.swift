@@ -26,9 +26,14 @@ public struct RunContext: Sendable {
     public var errors: LineSink
     public var outputIsTerminal: Bool
     public var errorsIsTerminal: Bool
+    /// What happens when a shutdown outlasts `--shutdown-timeout`: the program exits with status 1 (a batch is
+    /// one atomic statement, so no half-written batch can remain); tests observe instead.
+    public var onShutdownDeadline: @Sendable () -> Void
 
     public init(clock: any WallClock = SystemClock(), output: LineSink = .standardOutput, errors: LineSink = .standardError,
-                outputIsTerminal: Bool? = nil, errorsIsTerminal: Bool? = nil) {
+                outputIsTerminal: Bool? = nil, errorsIsTerminal: Bool? = nil,
+                onShutdownDeadline: @escaping @Sendable () -> Void = { exit(ExitStatus.unitsFailed) }) {
+        self.onShutdownDeadline = onShutdownDeadline
         self.clock = clock
         self.output = output
         self.errors = errors
@@ -174,7 +179,9 @@ public enum ExtractorCLI {
         // Storage: connect (bad credentials end the run here, exit 2), create missing tables.
         var pool: ConnectionPool?
         if let uri = config.database {
-            let p = ConnectionPool(uri: uri, size: min(config.maxWorkers, 8),
+            let p = ConnectionPool(uri: uri, options: .init(size: min(config.maxWorkers, 8),
+                                                            reconnectWindowMilliseconds: Int64(config.dbReconnectWindowSeconds) * 1000,
+                                                            lockWaitTimeoutSeconds: config.dbLockWaitTimeoutSeconds),
                                    logger: makeLogger("storage", level: config.logLevel, context: context))
             pool = p
             do {
@@ -214,12 +221,19 @@ public enum ExtractorCLI {
             : realStore!
 
         // Binance: one HTTP worker per unit in flight, one weight budget for the market.
+        if !config.verifyTLS {
+            logger.warning("TLS certificate verification is OFF for \(config.apiURL): use this for test endpoints only")
+        }
         let http = CurlHTTPClient(options: .init(workers: config.maxWorkers,
-                                                 totalTimeoutMilliseconds: config.httpTimeoutSeconds * 1000))
+                                                 totalTimeoutMilliseconds: config.httpTimeoutSeconds * 1000,
+                                                 verifyTLS: config.verifyTLS))
         defer { http.shutdown() }
-        let limiter = RateLimiter(market: config.market, rule: config.market.defaultWeightLimit, clock: context.clock)
+        let limiter = RateLimiter(market: config.market, rule: config.market.defaultWeightLimit, clock: context.clock,
+                                  maxBanWaitMilliseconds: Int64(config.maxBanWaitSeconds) * 1000)
+        let breaker = CircuitBreaker(state: CircuitBreakerState(maxOpenMilliseconds: Int64(config.maxOutageWaitSeconds) * 1000),
+                                     clock: context.clock)
         let client = BinanceClient(market: config.market, baseURL: config.apiURL, http: http, limiter: limiter,
-                                   clock: context.clock, maxAttempts: config.requestAttempts,
+                                   clock: context.clock, breaker: breaker, maxAttempts: config.requestAttempts,
                                    logger: makeLogger("binance", level: config.logLevel, context: context))
         do {
             try await client.synchroniseLimits()
@@ -239,7 +253,8 @@ public enum ExtractorCLI {
         let clock = context.clock
         let started = clock.now()
 
-        let reports = await GracefulRun.run(logger: logger) {
+        let reports = await GracefulRun.run(logger: logger, deadlineSeconds: config.shutdownTimeoutSeconds,
+                                            onDeadline: context.onShutdownDeadline) {
             await supervisor.run(units: units) { unit in
                 let extractor = SymbolExtractor(unit: unit, source: client, store: store, clock: clock, settings: settings,
                                                 progress: progress, logger: extractorLogger)

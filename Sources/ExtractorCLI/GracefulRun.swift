@@ -5,12 +5,24 @@ import ServiceLifecycle
 /// The one place SIGTERM and SIGINT are handled.
 ///
 /// The work runs as a service in a `ServiceGroup` that turns either signal into a graceful shutdown; the shutdown
-/// cancels the work, whose units then stop fetching, flush what they fetched, and return. A second signal is
-/// not needed: cancellation aborts in-flight HTTP transfers, so the process ends within seconds.
+/// cancels the work, whose units then stop fetching, flush what they fetched, and return. Cancellation aborts
+/// in-flight HTTP transfers, so this normally takes well under a second. If it takes longer than
+/// `deadlineSeconds` (a database that stopped answering), `onDeadline` ends the process: Kubernetes sends SIGKILL
+/// after its grace period anyway, and a batch is one atomic statement, so nothing half-written can remain.
 enum GracefulRun {
-    static func run<T: Sendable>(logger: Logger, _ work: @escaping @Sendable () async -> T) async -> T {
+    static func run<T: Sendable>(logger: Logger, deadlineSeconds: Int, onDeadline: @escaping @Sendable () -> Void,
+                                 _ work: @escaping @Sendable () async -> T) async -> T {
         let box = ResultBox<T>()
-        let service = WorkService(logger: logger) {
+        let watchdog = ResultBox<Task<Void, Never>>()
+        defer { watchdog.get()?.cancel() }
+        let service = WorkService(logger: logger, onShutdown: {
+            watchdog.set(Task.detached {
+                try? await Task.sleep(nanoseconds: UInt64(deadlineSeconds) * 1_000_000_000)
+                guard !Task.isCancelled else { return }
+                logger.error("shutdown did not finish within --shutdown-timeout; exiting now", metadata: ["timeout_s": "\(deadlineSeconds)"])
+                onDeadline()
+            })
+        }) {
             let value = await cancelWhenGracefulShutdown { await work() }
             box.set(value)
         }
@@ -29,6 +41,7 @@ enum GracefulRun {
 
 private struct WorkService: Service {
     let logger: Logger
+    let onShutdown: @Sendable () -> Void
     let body: @Sendable () async -> Void
 
     func run() async throws {
@@ -36,6 +49,7 @@ private struct WorkService: Service {
             await body()
         } onGracefulShutdown: {
             logger.warning("shutdown requested: stopping fetches and flushing what was fetched")
+            onShutdown()
         }
     }
 }

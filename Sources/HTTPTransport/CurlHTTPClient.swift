@@ -14,9 +14,12 @@ public final class CurlHTTPClient: HTTPClient, @unchecked Sendable {
         public var totalTimeoutMilliseconds: Int
         public var maxBodyBytes: Int
         public var userAgent: String
+        /// TLS certificate and host name verification; off only for test endpoints, and the caller warns.
+        public var verifyTLS: Bool
 
         public init(workers: Int = 4, connectTimeoutMilliseconds: Int = 5_000, totalTimeoutMilliseconds: Int = 30_000,
-                    maxBodyBytes: Int = 64 << 20, userAgent: String = "binance-extractor") {
+                    maxBodyBytes: Int = 64 << 20, userAgent: String = "binance-extractor", verifyTLS: Bool = true) {
+            self.verifyTLS = verifyTLS
             self.workers = workers
             self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
             self.totalTimeoutMilliseconds = totalTimeoutMilliseconds
@@ -110,8 +113,8 @@ final class CurlWorker: @unchecked Sendable {
         bx_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, request.timeoutMilliseconds ?? options.totalTimeoutMilliseconds)
         bx_curl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
         // TLS verification stays on against Binance.
-        bx_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
-        bx_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
+        bx_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, options.verifyTLS ? 1 : 0)
+        bx_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, options.verifyTLS ? 2 : 0)
         bx_curl_setopt_string(handle, CURLOPT_USERAGENT, options.userAgent)
         bx_curl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION, curlWriteBody)
         bx_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())

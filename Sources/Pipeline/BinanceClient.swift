@@ -18,6 +18,7 @@ public final class BinanceClient: KlineSource, Sendable {
     public let market: Market
     public let baseURL: String
     public let limiter: RateLimiter
+    public let breaker: CircuitBreaker
     private let http: any HTTPClient
     private let clock: any WallClock
     private let backoff: Backoff
@@ -28,7 +29,9 @@ public final class BinanceClient: KlineSource, Sendable {
     private let serverPort: Int
 
     public init(market: Market, baseURL: String, http: any HTTPClient, limiter: RateLimiter, clock: any WallClock,
-                backoff: Backoff = Backoff(), maxAttempts: Int = 5, logger: Logger = Logger(label: "binance")) {
+                breaker: CircuitBreaker? = nil, backoff: Backoff = Backoff(), maxAttempts: Int = 5,
+                logger: Logger = Logger(label: "binance")) {
+        self.breaker = breaker ?? CircuitBreaker(clock: clock)
         self.market = market
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.http = http
@@ -76,6 +79,8 @@ public final class BinanceClient: KlineSource, Sendable {
         let endpoint = String(path.prefix { $0 != "?" })
         var attempt = 0
         while true {
+            // An exchange that keeps failing gets one probe at a time, not every unit's retries.
+            try await breaker.permit()
             let window = try await limiter.acquire(weight: weight)
             stats.sent()
             let started = clock.now()
@@ -115,20 +120,33 @@ public final class BinanceClient: KlineSource, Sendable {
                          attributes: ["market": market.rawValue, "status": status])
             metrics?.add("binance_extractor.request_weight", Double(weight), unit: "{weight}",
                          description: "Request weight spent.", attributes: ["market": market.rawValue])
+            // The breaker counts the exchange's own failures: 5xx, timeouts, resets, unreadable bodies. Request
+            // issues (4xx) and rate limits say nothing about whether Binance is up.
+            switch outcome {
+            case .success(let response):
+                let down = response.status >= 500 || response.status == 408 || (response.status == 200 && response.body.isEmpty)
+                await breaker.record(success: !down, error: down ? "HTTP \(response.status)" : nil)
+            case .failure(let failure):
+                if !(failure is CancellationError) { await breaker.record(success: false, error: "\(failure)") }
+            }
             let error: any Error
             switch outcome {
             case .success(let response):
                 stats.answered(status: response.status)
                 let headers = WeightHeaders(headers: response.headers)
-                await limiter.record(headers: headers, status: response.status, grantedIn: window)
+                let mayWait = await limiter.record(headers: headers, status: response.status, grantedIn: window)
                 if response.status == 200 { return response.body }
                 error = Self.classify(response)
-                if response.status == 429 {
+                if response.status == 429 || (response.status == 418 && mayWait) {
                     // The limiter now holds every task until Retry-After; go again without counting an attempt.
-                    logger.warning("rate limited by Binance; holding all requests", metadata: [
-                        "retry_after_s": "\(headers.retryAfterSeconds ?? -1)", "url": "\(url)",
+                    logger.warning(response.status == 429 ? "rate limited by Binance; holding all requests"
+                                                          : "banned by Binance for a short while; holding all requests", metadata: [
+                        "status": "\(response.status)", "retry_after_s": "\(headers.retryAfterSeconds ?? -1)", "url": "\(url)",
                     ])
                     continue
+                }
+                if response.status == 418, let until = await limiter.bannedUntil {
+                    throw BinanceError.banned(retryAfterSeconds: headers.retryAfterSeconds, until: until)
                 }
             case .failure(let failure):
                 if failure is CancellationError { throw failure }

@@ -19,11 +19,16 @@ public actor RateLimiter {
     public private(set) var weightGranted = 0
     public private(set) var waitedMilliseconds: Int64 = 0
     public private(set) var holds = 0
+    /// How long a 418 ban may hold the run before it gives up (`--max-ban-wait`).
+    public let maxBanWaitMilliseconds: Int64
+    /// Set when a ban outlasts `maxBanWaitMilliseconds`: no request is issued any more (local time, ms).
+    public private(set) var bannedUntil: Int64?
 
-    public init(market: Market, rule: RateLimitRule, clock: any WallClock) {
+    public init(market: Market, rule: RateLimitRule, clock: any WallClock, maxBanWaitMilliseconds: Int64 = 300_000) {
         self.market = market
         budget = WeightBudget(rule: rule)
         self.clock = clock
+        self.maxBanWaitMilliseconds = maxBanWaitMilliseconds
     }
 
     public var rule: RateLimitRule { budget.rule }
@@ -39,6 +44,10 @@ public actor RateLimiter {
         let started = clock.now()
         while true {
             try Task.checkCancellation()
+            if let bannedUntil {
+                // Binance: keep sending while banned and the ban grows. Stop issuing requests at once.
+                throw BinanceError.banned(retryAfterSeconds: Int((bannedUntil - clock.now() + 999) / 1000), until: bannedUntil)
+            }
             switch budget.reserve(weight, now: clock.now() + serverOffset) {
             case .granted(let window):
                 weightGranted += weight
@@ -60,18 +69,29 @@ public actor RateLimiter {
         }
     }
 
-    /// Takes in what an answer said: the used weight, and a hold on 429 / 418.
-    public func record(headers: WeightHeaders, status: Int, grantedIn window: Int64) {
+    /// Takes in what an answer said: the used weight, and a hold on 429 / 418. Returns false when the answer was a
+    /// ban longer than the run may wait: from then on `acquire` throws.
+    @discardableResult
+    public func record(headers: WeightHeaders, status: Int, grantedIn window: Int64) -> Bool {
         if let used = headers.usedWeight[budget.rule.windowMilliseconds] {
             budget.observe(usedWeight: used, grantedIn: window)
         }
-        if status == 429 || status == 418 {
-            holds += 1
-            // Without Retry-After, wait for the next window.
-            let now = clock.now() + serverOffset
-            let until = headers.retryAfterSeconds.map { now + Int64($0) * 1000 }
-                ?? (window + budget.rule.windowMilliseconds)
-            budget.hold(until: until)
+        guard status == 429 || status == 418 else { return true }
+        holds += 1
+        let now = clock.now() + serverOffset
+        let until: Int64
+        if let seconds = headers.retryAfterSeconds {
+            until = now + Int64(seconds) * 1000
+        } else {
+            // Without Retry-After: a 429 waits for the next window; a ban is at least 2 minutes
+            // (Binance: "from 2 minutes to 3 days").
+            until = status == 418 ? now + 120_000 : window + budget.rule.windowMilliseconds
         }
+        if status == 418 && until - now > maxBanWaitMilliseconds {
+            bannedUntil = until - serverOffset
+            return false
+        }
+        budget.hold(until: until)
+        return true
     }
 }

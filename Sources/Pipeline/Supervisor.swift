@@ -137,6 +137,7 @@ public struct Supervisor: Sendable {
         switch error {
         case let e as BinanceError:
             if case .banned = e { return false }
+            if case .exchangeUnavailable = e { return false }
             return e.isRetryable
         case let e as HTTPTransportError: return e.isRetryable
         case let e as DatabaseError: return e.isRetryable

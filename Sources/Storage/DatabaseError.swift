@@ -14,8 +14,9 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
     public var description: String { "MariaDB error \(code) while \(context): \(message)\(advice)" }
 
     /// CR_SERVER_GONE_ERROR (2006), CR_SERVER_LOST (2013), CR_CONNECTION_ERROR (2002), CR_CONN_HOST_ERROR (2003),
-    /// CR_SERVER_LOST_EXTENDED (2055): the connection is gone; reconnecting may help.
-    public var isConnectionLost: Bool { [2002, 2003, 2006, 2013, 2055].contains(code) }
+    /// CR_SERVER_LOST_EXTENDED (2055), ER_SERVER_SHUTDOWN (1053), ER_CONNECTION_KILLED (1927): the connection is gone
+    /// or going; reconnecting may help.
+    public var isConnectionLost: Bool { [1053, 1927, 2002, 2003, 2006, 2013, 2055].contains(code) }
 
     /// ER_LOCK_DEADLOCK (1213) and ER_LOCK_WAIT_TIMEOUT (1205): the transaction was rolled back; run it again.
     public var isTransientLock: Bool { code == 1213 || code == 1205 }

@@ -27,12 +27,18 @@ struct KlinesEndToEndTests {
     }
 
     static func extract(_ args: [String], sim: SimulatorFixture, db: TestDatabase?, clock: any WallClock) async -> Run {
+        await extract(args, api: sim.baseURL, uri: db?.uriText, clock: clock)
+    }
+
+    /// Runs `binance-extractor klines` in this process; telemetry is off (it has its own tests).
+    static func extract(_ args: [String], api: String, uri: String?, clock: any WallClock,
+                        onShutdownDeadline: @escaping @Sendable () -> Void = {}) async -> Run {
         let out = LineSink(), err = LineSink()
-        var arguments = ["klines", "--api-url", sim.baseURL] + args
-        if let db { arguments += ["--mysql-uri", db.uriText] }
-        // Telemetry has its own tests; here nothing is exported.
+        var arguments = ["klines", "--api-url", api] + args
+        if let uri { arguments += ["--mysql-uri", uri] }
         let status = await ExtractorCLI.run(arguments: arguments, environment: ["OTEL_SDK_DISABLED": "true"],
-                                            context: RunContext(clock: clock, output: out, errors: err))
+                                            context: RunContext(clock: clock, output: out, errors: err,
+                                                                onShutdownDeadline: onShutdownDeadline))
         return Run(status: status, output: out.text, errors: err.text)
     }
 

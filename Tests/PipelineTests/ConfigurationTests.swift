@@ -44,6 +44,21 @@ struct ConfigurationTests {
         #expect(errors2.contains("DB_BATCH_SIZE='many'"))
     }
 
+    @Test("bad environment values exit 2 naming the variable", arguments: [
+        (["LOOKBACK_HOURS": "-3"], "LOOKBACK_HOURS='-3'"),
+        (["MAX_WORKERS": "four"], "MAX_WORKERS='four'"),
+        (["BINANCE_FUTURES_API_URL": "ftp://fapi.binance.com"], "invalid Binance URL 'ftp://fapi.binance.com' (BINANCE_FUTURES_API_URL)"),
+        (["LOG_LEVEL": "verbose"], "invalid log level 'verbose'"),
+        (["MYSQL_URI": "mysql://u:hunter2@db"], "no database name"),
+        (["SHUTDOWN_TIMEOUT": "0"], "SHUTDOWN_TIMEOUT='0'"),
+    ])
+    func badEnvironment(env: [String: String], message: String) async {
+        let (status, _, errors) = await run(["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--dry-run"], env: env)
+        #expect(status == 2)
+        #expect(errors.contains(message), "stderr was: \(errors)")
+        #expect(!errors.contains("hunter2"))
+    }
+
     @Test("--help documents every environment variable and exits 0")
     func help() async {
         let (status, output, _) = await run(["klines", "--help"])

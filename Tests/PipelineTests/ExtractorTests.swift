@@ -127,7 +127,7 @@ struct ExtractorTests {
     func fatalNotRetried() {
         #expect(!Supervisor.isRetryable(BinanceError.api(status: 400, payload: .init(code: -1121, msg: "Invalid symbol."))))
         #expect(Supervisor.isRetryable(BinanceError.api(status: 503, payload: .init(code: -1001, msg: "Service Unavailable."))))
-        #expect(!Supervisor.isRetryable(BinanceError.banned(retryAfterSeconds: 600)))
+        #expect(!Supervisor.isRetryable(BinanceError.banned(retryAfterSeconds: 600, until: 1)))
         #expect(Supervisor.isRetryable(DatabaseError(code: 1213, message: "Deadlock", context: "test")))
         #expect(!Supervisor.isRetryable(DatabaseError(code: 1045, message: "Access denied", context: "test")))
     }

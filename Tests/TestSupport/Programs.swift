@@ -25,6 +25,7 @@ public enum Programs {
         private var outData = Data(), errData = Data()
         private let lock = NSLock()
         private let readers = DispatchGroup()
+        private let exited = DispatchGroup()
 
         public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
             process.executableURL = URL(fileURLWithPath: executable)
@@ -35,6 +36,9 @@ public enum Programs {
             process.environment = env
             process.standardOutput = stdout
             process.standardError = stderr
+            // Termination is reported through the handler; waitUntilExit on several children at once can stall.
+            exited.enter()
+            process.terminationHandler = { [exited] _ in exited.leave() }
             try process.run()
             // Drain both pipes to the end on their own threads, so a chatty child never blocks on a full pipe.
             for (pipe, isOut) in [(stdout, true), (stderr, false)] {
@@ -52,10 +56,8 @@ public enum Programs {
         /// Waits for the exit and the end of its output; returns the status.
         public func wait() async -> Int32 {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                DispatchQueue.global().async {
-                    self.process.waitUntilExit()
-                    self.readers.wait()
-                    c.resume()
+                exited.notify(queue: .global()) {
+                    self.readers.notify(queue: .global()) { c.resume() }
                 }
             }
             return process.terminationStatus

@@ -28,13 +28,13 @@ struct BinanceSim: AsyncParsableCommand {
     var windowSeconds: Double = 60
 
     @Option(help: "Requests ignoring a 429's Retry-After before the IP is banned with 418.")
-    var requestsBeforeBan = 2
+    var requestsBeforeBan = 5
 
     @Option(help: "Length of the first ban in seconds (Binance: 2 minutes, doubling for repeat offenders).")
     var banSeconds: Double = 120
 
     @Option(name: .customLong("fault"), help: """
-        Fault on klines requests: KIND[:every=N][:count=N][:ms=N], KIND one of \
+        Fault on klines requests: KIND[:every=N][:count=N][:ms=N][:retry=S], KIND one of \
         \(FaultKind.allCases.map(\.rawValue).joined(separator: ", ")). Repeatable.
         """)
     var faults: [String] = []
