@@ -80,6 +80,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Storage", "BinanceSimulator", "BinanceAPI", "Clocks", "OTLPReceiver"], path: "Tests/TestSupport"),
         .testTarget(name: "BinanceAPITests", dependencies: ["BinanceAPI"], path: "Tests/BinanceAPITests"),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BinanceAPI", "ExtractorCLI", "Clocks", "Storage", "Telemetry",
+            "BlockingThreads",
             .product(name: "Tracing", package: "swift-distributed-tracing")], path: "Tests/PipelineTests"),
         .testTarget(name: "TelemetryTests", dependencies: [
             "Telemetry", "HTTPTransport", "Clocks", .product(name: "Tracing", package: "swift-distributed-tracing"),

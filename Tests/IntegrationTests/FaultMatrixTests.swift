@@ -3,6 +3,8 @@ import BinanceSimulator
 import Clocks
 import ExtractorCLI
 import Foundation
+import OTLPReceiver
+import Telemetry
 import Storage
 import TestSupport
 import Testing
@@ -320,11 +322,13 @@ struct FaultMatrixTests {
 
     // MARK: Secrets and TLS
 
-    @Test("the database password never appears in logs, summaries, errors or help")
+    @Test("the database password never appears in logs, summaries, errors, traces, metrics or help")
     func passwordNeverShown() async throws {
         let sim = try await SimulatorFixture.start(clock: ManualClock(now: E2E.now))
         let db = try await TestDatabase.make()
-        defer { Task { await sim.stop(); await db.drop() } }
+        let receiver = OTLPReceiver()
+        try await receiver.start()
+        defer { Task { await receiver.stop(); await sim.stop(); await db.drop() } }
         let secret = "Zq9-secret-\(UInt16.random(in: 1000...9999))"
         let user = "bx\(UInt16.random(in: 1000...9999))"
         try await db.execute("CREATE USER '\(user)'@'127.0.0.1' IDENTIFIED BY '\(secret)'")
@@ -339,10 +343,21 @@ struct FaultMatrixTests {
             await E2E.extract(["--timeframes", "1h", "--symbols", "BTCUSDT"], api: sim.baseURL, uri: "mysql://\(user):\(secret)@127.0.0.1:99999/x",
                               clock: ManualClock(now: E2E.now)),
         ]
+        let out = LineSink(), err = LineSink()
+        let traced = await ExtractorCLI.run(arguments: ["klines", "--timeframes", "1h", "--symbols", "BTCUSDT", "--api-url", sim.baseURL,
+                                                        "--mysql-uri", good],
+                                            environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": await receiver.endpoint],
+                                            context: RunContext(clock: ManualClock(now: E2E.now), output: out, errors: err))
+        let help = LineSink()
+        _ = await ExtractorCLI.run(arguments: ["klines", "--help"], environment: ["MYSQL_URI": good], context: RunContext(output: help, errors: help))
         #expect(runs.map(\.status) == [1, 2, 2])
-        for run in runs {
-            #expect(!run.output.contains(secret) && !run.errors.contains(secret))
+        #expect(traced == 0)
+        for text in runs.flatMap({ [$0.output, $0.errors] }) + [out.text, err.text, help.text] {
+            #expect(!text.contains(secret))
         }
+        let exported = await receiver.requests
+        #expect(exported.count >= 2)
+        #expect(exported.allSatisfy { !String(decoding: $0.body, as: UTF8.self).contains(secret) })
         #expect(runs[0].errors.contains("mysql://\(user):***@"))
     }
 
