@@ -75,7 +75,7 @@ public enum BinanceError: Error, CustomStringConvertible, Sendable {
         case .api(let status, let payload):
             var text = "Binance answered HTTP \(status) with code \(payload.code): \(payload.msg)"
             if payload.code == BinanceErrorCode.badSymbol {
-                text += " (the symbol is not listed on this market; check --symbols and --market)"
+                text += " (the symbol is not listed on this market: unknown, or delisted; data already stored stays. Check --symbols and --market)"
             }
             return text
         case .rateLimited(let s):

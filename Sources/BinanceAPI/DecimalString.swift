@@ -10,23 +10,25 @@ public struct DecimalString: Sendable, Hashable, CustomStringConvertible {
     public static let integerDigits = 20
     public static let fractionDigits = 18
 
-    public init(validating text: String) throws(DecimalStringError) {
+    /// Validates a non-negative decimal, or with `signed`, one that may start with '-' (funding rates).
+    public init(validating text: String, signed: Bool = false) throws(DecimalStringError) {
         var integer = 0, fraction = 0, seenPoint = false
-        for byte in text.utf8 {
+        let digits = signed && text.hasPrefix("-") ? Substring(text.dropFirst()) : Substring(text)
+        for byte in digits.utf8 {
             if byte == 46 {  // "."
                 if seenPoint { throw DecimalStringError(text: text, reason: "more than one decimal point") }
                 seenPoint = true
             } else if byte >= 48 && byte <= 57 {
                 if seenPoint { fraction += 1 } else { integer += 1 }
             } else {
-                throw DecimalStringError(text: text, reason: "not a non-negative decimal number")
+                throw DecimalStringError(text: text, reason: signed ? "not a decimal number" : "not a non-negative decimal number")
             }
         }
         guard integer > 0, !seenPoint || fraction > 0 else {
-            throw DecimalStringError(text: text, reason: "not a non-negative decimal number")
+            throw DecimalStringError(text: text, reason: signed ? "not a decimal number" : "not a non-negative decimal number")
         }
         // Leading zeros do not count against the column's integer digits.
-        let significant = text.utf8.prefix(integer).drop(while: { $0 == 48 }).count
+        let significant = digits.utf8.prefix(integer).drop(while: { $0 == 48 }).count
         guard significant <= Self.integerDigits else {
             throw DecimalStringError(text: text, reason: "more than \(Self.integerDigits) digits before the point")
         }

@@ -37,6 +37,8 @@ public actor BinanceSimulator {
         public var weightUsed = 0
         public var klinesServed = 0
         public var faultsInjected = 0
+        public var fundingRequests = 0
+        public var aggTradesRequests = 0
         /// Arrival times (server clock, ms) of klines requests, in order.
         public var klinesRequestTimes: [Int64] = []
         public var tooManyRequests: Int { byStatus["429"] ?? 0 }
@@ -47,6 +49,8 @@ public actor BinanceSimulator {
     public private(set) var market: SimulatedMarket
     private let clock: any WallClock
     private var ledgers: [Market: WeightLedger]
+    /// The funding rate endpoint's own limit (500 requests per 5 minutes per IP).
+    private var fundingLedger = WeightLedger(rule: FundingRate.requestRule)
     private var stats = Stats()
     private var klinesSeen = 0
     private var faultCounts: [Int] = []
@@ -111,6 +115,16 @@ public actor BinanceSimulator {
     public func resetStatistics() { stats = Stats() }
 
     /// The candles the simulator serves for a range, as a client would receive them (for exact comparisons).
+    public func expectedFundingRates(symbol: String, from start: Int64, through end: Int64) -> [FundingRate] {
+        guard let s = market.symbols[symbol] else { return [] }
+        return market.fundingRates(symbol: s, start: start, end: end, limit: .max, now: clock.now())
+    }
+
+    public func expectedAggTrades(symbol: String, fromId: Int64, throughTime end: Int64) -> [AggTrade] {
+        guard let s = market.symbols[symbol] else { return [] }
+        return market.aggTrades(symbol: s, fromId: fromId, start: nil, end: nil, limit: 10_000_000, now: min(end, clock.now()))
+    }
+
     public func expectedKlines(symbol: String, interval: KlineInterval, from start: Int64, through end: Int64) -> [Kline] {
         guard let s = market.symbols[symbol] else { return [] }
         return market.klines(symbol: s, interval: interval, start: start, end: end, limit: .max, now: clock.now())
@@ -139,6 +153,8 @@ public actor BinanceSimulator {
             weight = market.klinesWeight(limit: limit)
         case "/exchangeInfo": weight = market.exchangeInfoWeight
         case "/time", "/ping": weight = 1
+        case "/fundingRate" where market == .futures: weight = FundingRate.weight
+        case "/aggTrades": weight = market.aggTradesWeight
         default: return finish(error(404, -1000, "Unknown endpoint \(path)."), market: market)
         }
         let now = clock.now()
@@ -157,6 +173,12 @@ public actor BinanceSimulator {
         case .allowed:
             stats.weightUsed += weight
         }
+        if endpoint == "/fundingRate", case .tooManyRequests(let seconds) = fundingLedger.admit(weight: 1, now: now) {
+            // "share 500/5min/IP rate limit with GET /fapi/v1/fundingInfo" (USD-M Futures, Get Funding Rate History).
+            var response = error(429, BinanceErrorCode.tooManyRequests, "Too many requests; current limit of fundingRate is 500 requests per 5 minutes.")
+            response.headers[HTTPHeader("Retry-After")] = "\(seconds)"
+            return finish(response, market: market)
+        }
         switch endpoint {
         case "/klines":
             klinesSeen += 1
@@ -170,6 +192,12 @@ public actor BinanceSimulator {
             return finish(klines(market: market, query: query, now: clock.now()), market: market)
         case "/exchangeInfo":
             return finish(exchangeInfo(market: market, now: now), market: market)
+        case "/fundingRate":
+            stats.fundingRequests += 1
+            return finish(fundingRates(query: query, now: now), market: market)
+        case "/aggTrades":
+            stats.aggTradesRequests += 1
+            return finish(aggTrades(market: market, query: query, now: now), market: market)
         case "/time":
             return finish(json(200, "{\"serverTime\":\(now)}"), market: market)
         default:
@@ -240,7 +268,7 @@ public actor BinanceSimulator {
             return error(400, BinanceErrorCode.mandatoryParamEmptyOrMalformed,
                          "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
         }
-        guard let symbol = self.market.symbols[symbolName] else {
+        guard let symbol = listed(symbolName, now: now) else {
             return error(400, BinanceErrorCode.badSymbol, "Invalid symbol.")
         }
         guard let intervalName = query["interval"] else {
@@ -276,6 +304,91 @@ public actor BinanceSimulator {
         }
         stats.klinesServed += rows.count
         return json(200, Self.encode(rows))
+    }
+
+    /// A symbol Binance lists now: unknown and delisted symbols are "Invalid symbol." (-1121).
+    private func listed(_ name: String, now: Int64) -> SimulatedSymbol? {
+        guard let symbol = market.symbols[name], symbol.delistedAt.map({ $0 > now }) ?? true else { return nil }
+        return symbol
+    }
+
+    /// The `symbol`, `startTime`, `endTime` and `limit` parameters, checked as Binance checks them.
+    private func common(_ query: [String: String], now: Int64, maxLimit: Int, defaultLimit: Int)
+        -> Result<(SimulatedSymbol, Int64?, Int64?, Int), HTTPResponseBox> {
+        guard let name = query["symbol"], !name.isEmpty else {
+            return .failure(HTTPResponseBox(error(400, BinanceErrorCode.mandatoryParamEmptyOrMalformed,
+                                                  "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")))
+        }
+        guard let symbol = listed(name, now: now) else { return .failure(HTTPResponseBox(error(400, BinanceErrorCode.badSymbol, "Invalid symbol."))) }
+        var limit = defaultLimit
+        if let text = query["limit"] {
+            guard let value = Int(text), (1...maxLimit).contains(value) else {
+                return .failure(HTTPResponseBox(error(400, BinanceErrorCode.invalidParameter, "Data sent for parameter 'limit' is not valid.")))
+            }
+            limit = value
+        }
+        var times: [Int64?] = [nil, nil]
+        for (i, key) in ["startTime", "endTime"].enumerated() {
+            guard let text = query[key] else { continue }
+            guard let value = Int64(text), value >= 0 else {
+                return .failure(HTTPResponseBox(error(400, BinanceErrorCode.invalidParameter, "Data sent for parameter '\(key)' is not valid.")))
+            }
+            times[i] = value
+        }
+        if let s = times[0], let e = times[1], s > e {
+            return .failure(HTTPResponseBox(error(400, -1128, "Combination of optional parameters invalid.")))
+        }
+        return .success((symbol, times[0], times[1], limit))
+    }
+
+    /// GET /fapi/v1/fundingRate: limit default 100, max 1000; ascending; "If startTime and endTime are not sent,
+    /// the most recent records are returned"; records before listing do not exist.
+    private func fundingRates(query: [String: String], now: Int64) -> HTTPResponse {
+        switch common(query, now: now, maxLimit: FundingRate.maxLimit, defaultLimit: FundingRate.defaultLimit) {
+        case .failure(let box): return box.response
+        case .success(let (symbol, start, end, limit)):
+            let rows: [FundingRate]
+            if let start {
+                rows = market.fundingRates(symbol: symbol, start: start, end: end ?? now, limit: limit, now: now)
+            } else {
+                let all = market.fundingRates(symbol: symbol, start: max(symbol.listedAt, (end ?? now) - Int64(limit) * SimulatedMarket.fundingIntervalMilliseconds),
+                                              end: end ?? now, limit: .max, now: now)
+                rows = Array(all.suffix(limit))
+            }
+            let body = rows.map { r in
+                "{\"symbol\":\"\(symbol.name)\",\"fundingRate\":\"\(r.fundingRate)\",\"fundingTime\":\(r.fundingTime),\"markPrice\":\"\(r.markPrice?.text ?? "")\"}"
+            }.joined(separator: ",")
+            return json(200, "[\(body)]")
+        }
+    }
+
+    /// GET aggTrades: limit default 500, max 1000; "If startTime and endTime are sent, time between startTime and
+    /// endTime must be less than 1 hour" (else -1127); by `fromId` inclusive; without parameters the most recent.
+    private func aggTrades(market m: Market, query: [String: String], now: Int64) -> HTTPResponse {
+        switch common(query, now: now, maxLimit: AggTrade.maxLimit, defaultLimit: 500) {
+        case .failure(let box): return box.response
+        case .success(let (symbol, start, end, limit)):
+            if let start, let end, end - start >= AggTrade.maxWindowMilliseconds {
+                return error(400, -1127, "More than 1 hours between startTime and endTime.")
+            }
+            var fromId: Int64?
+            if let text = query["fromId"] {
+                guard let value = Int64(text), value >= 0 else {
+                    return error(400, BinanceErrorCode.invalidParameter, "Data sent for parameter 'fromId' is not valid.")
+                }
+                fromId = value
+            }
+            // startTime alone reads its hour; endTime alone the hour before it.
+            let windowEnd = end ?? start.map { $0 + AggTrade.maxWindowMilliseconds - 1 }
+            let windowStart = start ?? end.map { $0 - AggTrade.maxWindowMilliseconds + 1 }
+            let rows = market.aggTrades(symbol: symbol, fromId: fromId, start: fromId == nil ? windowStart : nil,
+                                        end: fromId == nil ? windowEnd : nil, limit: limit, now: now)
+            let body = rows.map { t in
+                "{\"a\":\(t.id),\"p\":\"\(t.price)\",\"q\":\"\(t.quantity)\",\"f\":\(t.firstTradeId),\"l\":\(t.lastTradeId),"
+                    + "\"T\":\(t.time),\"m\":\(t.isBuyerMaker)" + (m == .spot ? ",\"M\":true}" : "}")
+            }.joined(separator: ",")
+            return json(200, "[\(body)]")
+        }
     }
 
     /// GET exchangeInfo: server time, REQUEST_WEIGHT rule, symbols.
@@ -341,6 +454,12 @@ public actor BinanceSimulator {
         default: "Status"
         }
     }
+}
+
+/// An error answer carried through `Result`.
+struct HTTPResponseBox: Error, @unchecked Sendable {
+    let response: HTTPResponse
+    init(_ response: HTTPResponse) { self.response = response }
 }
 
 /// Bytes that end in an error: the server then closes the connection mid-body.

@@ -43,7 +43,81 @@ public struct SimulatedMarket: Sendable {
             SimulatedSymbol(name: "PEPEUSDT", listedAt: 1_683_000_000_000, basePriceTicks: 1_234, baseVolumePerMinute: 40_000_000_000_000),
             SimulatedSymbol(name: "NEWUSDT", listedAt: KlineInterval.d1.openTime(containing: now) - 3 * 86_400_000,
                             basePriceTicks: 100_000_000, baseVolumePerMinute: 500_000),
+            // Delisted: Binance answers -1121 for it, as for any symbol it no longer lists.
+            SimulatedSymbol(name: "OLDUSDT", listedAt: 1_577_836_800_000, delistedAt: 1_685_577_600_000,
+                            basePriceTicks: 20_000_000, baseVolumePerMinute: 100_000),
         ])
+    }
+
+    /// Funding happens every 8 hours at 00:00, 08:00 and 16:00 UTC (USD-M perpetuals' default schedule).
+    public static let fundingIntervalMilliseconds: Int64 = 8 * 3_600_000
+    /// Funding records before this moment carry an empty mark price, as Binance's oldest records do.
+    public static let markPriceSince: Int64 = 1_577_836_800_000  // 2020-01-01
+
+    /// Funding events with funding time in [start, end] (and not after now), oldest first, at most `limit`.
+    public func fundingRates(symbol: SimulatedSymbol, start: Int64, end: Int64, limit: Int, now: Int64) -> [FundingRate] {
+        let step = Self.fundingIntervalMilliseconds
+        let first = max(start, symbol.listedAt)
+        var t = (first + step - 1) / step * step
+        var out: [FundingRate] = []
+        while t <= min(end, now), out.count < limit {
+            if let delisted = symbol.delistedAt, t >= delisted { break }
+            out.append(fundingRate(symbol: symbol, at: t))
+            t += step
+        }
+        return out
+    }
+
+    func fundingRate(symbol: SimulatedSymbol, at t: Int64) -> FundingRate {
+        var rng = SplitMix64(seed: Self.seed(symbol.name, "funding", t))
+        let ticks = Int64(rng.next() % 200_001) - 100_000  // -0.001 .. 0.001, in 1e-8
+        let magnitude = Self.ticks(abs(ticks)).text
+        let rate = DecimalString(unchecked: ticks < 0 ? "-" + magnitude : magnitude)
+        let mark = t < Self.markPriceSince ? nil
+            : Self.ticks(symbol.basePriceTicks + Int64(rng.next() % UInt64(max(1, symbol.basePriceTicks / 50))))
+        return FundingRate(fundingTime: t, fundingRate: rate, markPrice: mark)
+    }
+
+    /// One aggregate trade every `tradeSpacingMilliseconds` from listing; ids count from 0.
+    public static let tradeSpacingMilliseconds: Int64 = 10_000
+
+    func firstTradeTime(_ symbol: SimulatedSymbol) -> Int64 {
+        let step = Self.tradeSpacingMilliseconds
+        return (symbol.listedAt + step - 1) / step * step
+    }
+
+    public func aggTrade(symbol: SimulatedSymbol, id: Int64) -> AggTrade {
+        let time = firstTradeTime(symbol) + id * Self.tradeSpacingMilliseconds
+        var rng = SplitMix64(seed: Self.seed(symbol.name, "trade", id))
+        let span = max(1, symbol.basePriceTicks / 100)
+        let price = symbol.basePriceTicks + Int64(rng.next() % UInt64(span))
+        let quantity = Int64(rng.next() % 1_000_000_000) + 1
+        return AggTrade(id: id, price: Self.ticks(price), quantity: Self.ticks(quantity), firstTradeId: id * 2, lastTradeId: id * 2 + 1,
+                        time: time, isBuyerMaker: rng.next() & 1 == 1)
+    }
+
+    /// Trades with id >= fromId, or time in [start, end], never after now, at most `limit`, oldest first.
+    public func aggTrades(symbol: SimulatedSymbol, fromId: Int64?, start: Int64?, end: Int64?, limit: Int, now: Int64) -> [AggTrade] {
+        let step = Self.tradeSpacingMilliseconds
+        let base = firstTradeTime(symbol)
+        let lastTime = min(now, symbol.delistedAt.map { $0 - 1 } ?? now)
+        guard lastTime >= base else { return [] }
+        let lastId = (lastTime - base) / step
+        let firstId: Int64
+        var maxId = lastId
+        if let fromId {
+            firstId = max(0, fromId)
+        } else if let start {
+            firstId = max(0, (start - base + step - 1) / step)
+            if let end { maxId = min(maxId, (end - base) / step) }
+        } else if let end {
+            maxId = min(maxId, (end - base) / step)
+            firstId = max(0, maxId - Int64(limit) + 1)
+        } else {
+            firstId = max(0, lastId - Int64(limit) + 1)
+        }
+        guard firstId <= maxId else { return [] }
+        return (firstId...min(maxId, firstId + Int64(limit) - 1)).map { aggTrade(symbol: symbol, id: $0) }
     }
 
     /// The candle opening at `openTime`, as Binance would serve it at `now`: nil if it does not exist (before

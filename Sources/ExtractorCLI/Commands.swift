@@ -10,7 +10,7 @@ struct RootCommand: ParsableCommand {
         Exit status: 0 every unit succeeded; 1 some unit failed or the run was interrupted (run again to complete);
         2 bad configuration or input (nothing was written).
         """,
-        subcommands: [KlinesCommand.self, MigrateCommand.self])
+        subcommands: [KlinesCommand.self, GapsCommand.self, FundingCommand.self, TradesCommand.self, MigrateCommand.self])
 }
 
 /// Options every command that talks to the database shares.
@@ -24,22 +24,8 @@ struct DatabaseOptions: ParsableArguments {
     var logLevel: String?
 }
 
-/// `binance-extractor klines`.
-struct KlinesCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "klines",
-        abstract: "Fetch klines (candlesticks) from Binance into MariaDB, resuming from the last stored candle.",
-        discussion: """
-        Without --start, each market x symbol x timeframe resumes from its last stored candle, re-reading an overlap \
-        (the last stored candle and at least one hour before it); with nothing stored it starts LOOKBACK_HOURS ago. \
-        A run far behind moves at most --max-catch-up-days past the last stored candle; the next run continues \
-        from there. The still-open candle is never stored. Futures tables are klines_m1, klines_m5, ..., klines_d1, \
-        klines_mo1 (1M); spot tables are spot_klines_*.
-        """)
-
-    @Option(help: ArgumentHelp("Comma-separated Binance intervals: 1s (spot), 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, 1M. Required.", valueName: "list"))
-    var timeframes: String?
-
+/// Options every extraction command shares.
+struct CommonOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Comma-separated symbols, e.g. BTCUSDT,ETHUSDT. Env: DEFAULT_SYMBOLS.", valueName: "list"))
     var symbols: String?
 
@@ -48,12 +34,6 @@ struct KlinesCommand: ParsableCommand {
 
     @Flag(name: .customLong("dry-run"), help: "Read the database (if configured), fetch and validate, report what would be written; write nothing.")
     var dryRun = false
-
-    @Option(help: ArgumentHelp("Backfill from this UTC date or time (2024-01-01, 2024-01-01T12:00) instead of resuming.", valueName: "date"))
-    var start: String?
-
-    @Option(help: ArgumentHelp("With --start: stop before this UTC date or time (exclusive). Default: now.", valueName: "date"))
-    var end: String?
 
     @Option(name: .customLong("api-url"), help: ArgumentHelp(
         "Binance REST base URL. Env: BINANCE_FUTURES_API_URL (default https://fapi.binance.com) or BINANCE_API_URL (spot, default https://api.binance.com).",
@@ -65,15 +45,6 @@ struct KlinesCommand: ParsableCommand {
 
     @Option(name: .customLong("max-workers"), help: "Units (symbol x timeframe) fetched at once. Env: MAX_WORKERS. Default: 4.")
     var maxWorkers: Int?
-
-    @Option(name: .customLong("lookback-hours"), help: "Where a unit with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
-    var lookbackHours: Int?
-
-    @Option(name: .customLong("max-catch-up-days"), help: "How far past the last stored candle one run goes. Default: 7.")
-    var maxCatchUpDays: Int?
-
-    @Option(name: .customLong("page-limit"), help: "Klines per request. Default: the size buying the most klines per weight (futures 499, spot 1000).")
-    var pageLimit: Int?
 
     @Option(name: .customLong("unit-retries"), help: "Retries of a failed unit, with exponential backoff and jitter. Default: 2.")
     var unitRetries: Int?
@@ -106,6 +77,102 @@ struct KlinesCommand: ParsableCommand {
     var summary: String?
 
     @OptionGroup var database: DatabaseOptions
+}
+
+/// `binance-extractor klines`.
+struct KlinesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "klines",
+        abstract: "Fetch klines (candlesticks) from Binance into MariaDB, resuming from the last stored candle.",
+        discussion: """
+        Without --start, each market x symbol x timeframe resumes from its last stored candle, re-reading an overlap \
+        (the last stored candle and at least one hour before it); with nothing stored it starts LOOKBACK_HOURS ago \
+        (or at the symbol's first candle with --from-listing). A run far behind moves at most --max-catch-up-days \
+        past the last stored candle; the next run continues from there. The still-open candle is never stored. \
+        Futures tables are klines_m1, klines_m5, ..., klines_d1, klines_mo1 (1M); spot tables are spot_klines_*.
+        """)
+
+    @Option(help: ArgumentHelp("Comma-separated Binance intervals: 1s (spot), 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, 1M. Required.", valueName: "list"))
+    var timeframes: String?
+
+    @Option(help: ArgumentHelp("Backfill from this UTC date or time (2024-01-01, 2024-01-01T12:00) instead of resuming.", valueName: "date"))
+    var start: String?
+
+    @Option(help: ArgumentHelp("With --start: stop before this UTC date or time (exclusive). Default: now.", valueName: "date"))
+    var end: String?
+
+    @Flag(name: .customLong("from-listing"), help: "A symbol with nothing stored starts at its first candle instead of LOOKBACK_HOURS ago.")
+    var fromListing = false
+
+    @Option(name: .customLong("lookback-hours"), help: "Where a unit with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
+    var lookbackHours: Int?
+
+    @Option(name: .customLong("max-catch-up-days"), help: "How far past the last stored candle one run goes. Default: 7.")
+    var maxCatchUpDays: Int?
+
+    @Option(name: .customLong("page-limit"), help: "Klines per request. Default: the size buying the most klines per weight (futures 499, spot 1000).")
+    var pageLimit: Int?
+
+    @OptionGroup var common: CommonOptions
+}
+
+/// `binance-extractor gaps`.
+struct GapsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gaps",
+        abstract: "Find holes in stored klines and fill them through the same pipeline.",
+        discussion: """
+        Holes are found by MariaDB (window functions over (symbol, open_time)). A hole Binance has no candles for \
+        (an exchange outage, before listing, after delisting) is recorded in kline_gaps_confirmed once asked, and \
+        not asked again unless --recheck. --dry-run lists the holes and fetches nothing.
+        """)
+
+    @Option(help: "The Binance interval whose table is checked, e.g. 15m. Required.")
+    var timeframe: String?
+
+    @Option(help: ArgumentHelp("Only look at candles from this UTC date on (a hole before the first candle after it counts too).", valueName: "date"))
+    var since: String?
+
+    @Option(name: .customLong("max-gap-days"), help: "Skip holes longer than this many days, with a warning.")
+    var maxGapDays: Int?
+
+    @Flag(help: "Ask Binance again for holes already confirmed empty.")
+    var recheck = false
+
+    @OptionGroup var common: CommonOptions
+}
+
+/// `binance-extractor funding`.
+struct FundingCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "funding",
+        abstract: "Fetch USD-M funding rates into funding_rates, from the last stored funding time.")
+
+    @Option(help: ArgumentHelp("With nothing stored, start at this UTC date (default: LOOKBACK_HOURS ago).", valueName: "date"))
+    var start: String?
+
+    @Option(name: .customLong("lookback-hours"), help: "Where a symbol with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
+    var lookbackHours: Int?
+
+    @OptionGroup var common: CommonOptions
+}
+
+/// `binance-extractor trades`.
+struct TradesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trades",
+        abstract: "Fetch aggregate trades into agg_trades / spot_agg_trades, from the last stored aggregate trade id.")
+
+    @Option(help: ArgumentHelp("With nothing stored, start at this UTC date or time (default: LOOKBACK_HOURS ago).", valueName: "date"))
+    var start: String?
+
+    @Option(name: .customLong("lookback-hours"), help: "Where a symbol with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
+    var lookbackHours: Int?
+
+    @Option(name: .customLong("max-pages"), help: "Pages of 1000 trades per symbol and run at most; the next run continues. Default: 1000.")
+    var maxPages: Int?
+
+    @OptionGroup var common: CommonOptions
 }
 
 /// `binance-extractor migrate`.

@@ -11,18 +11,15 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
     public var description: String { message }
 }
 
-/// Everything a `klines` run needs, resolved once (flags > environment > defaults) and validated.
-public struct KlinesConfiguration: Sendable {
+/// What every extraction command needs, resolved once (flags > environment > defaults) and validated.
+public struct CommonConfiguration: Sendable {
     public var market: Market
-    public var intervals: [KlineInterval]
     public var symbols: [Symbol]
     public var dryRun: Bool
     public var apiURL: String
     public var database: DatabaseURI?
     public var batchSize: Int
     public var maxWorkers: Int
-    public var planner: RangePlanner
-    public var pageLimit: Int?
     public var unitRetries: Int
     public var requestAttempts: Int
     public var httpTimeoutSeconds: Int
@@ -35,6 +32,14 @@ public struct KlinesConfiguration: Sendable {
     public var dbLockWaitTimeoutSeconds: Int?
     public var dbReconnectWindowSeconds: Int
     public var verifyTLS: Bool
+}
+
+/// A `klines` run.
+public struct KlinesConfiguration: Sendable {
+    public var common: CommonConfiguration
+    public var intervals: [KlineInterval]
+    public var planner: RangePlanner
+    public var pageLimit: Int?
 }
 
 enum Resolve {
@@ -114,32 +119,49 @@ enum Resolve {
         return text
     }
 
-    static func klines(_ command: KlinesCommand, environment env: [String: String]) throws(ConfigurationError) -> KlinesConfiguration {
-        let logLevel = try logLevel(command.database.logLevel, env)
+    static func common(_ c: CommonOptions, environment env: [String: String], databaseRequired: Bool) throws(ConfigurationError) -> CommonConfiguration {
+        let logLevel = try logLevel(c.database.logLevel, env)
         let summaryAsTable: Bool?
-        switch command.summary?.lowercased() {
+        switch c.summary?.lowercased() {
         case nil, "auto": summaryAsTable = nil
         case "table": summaryAsTable = true
         case "json": summaryAsTable = false
-        default: throw ConfigurationError("invalid --summary '\(command.summary!)': use table, json or auto")
+        default: throw ConfigurationError("invalid --summary '\(c.summary!)': use table, json or auto")
         }
-        let market = try market(command.market)
-        let intervals = try intervals(command.timeframes, market: market)
-        let symbolText = command.symbols ?? env["DEFAULT_SYMBOLS"] ?? ""
+        let market = try market(c.market)
+        let symbolText = c.symbols ?? env["DEFAULT_SYMBOLS"] ?? ""
         let symbols: [Symbol]
         do { symbols = try Symbol.parseList(symbolText) } catch { throw ConfigurationError(error.description) }
         guard !symbols.isEmpty else {
             throw ConfigurationError("no symbols given: pass --symbols BTCUSDT,ETHUSDT or set DEFAULT_SYMBOLS")
         }
         let envURL = market == .futures ? "BINANCE_FUTURES_API_URL" : "BINANCE_API_URL"
-        let apiURL = try url(command.apiURL ?? env[envURL] ?? market.defaultBaseURL,
-                             source: command.apiURL != nil ? "--api-url" : envURL)
-        let database = try database(command.database.mysqlURI, env)
-        if database == nil && !command.dryRun {
-            throw ConfigurationError("no database configured: set MYSQL_URI (mysql://user:password@host:3306/database) or pass --mysql-uri; use --dry-run to fetch without writing")
+        let apiURL = try url(c.apiURL ?? env[envURL] ?? market.defaultBaseURL, source: c.apiURL != nil ? "--api-url" : envURL)
+        let database = try database(c.database.mysqlURI, env)
+        if database == nil && databaseRequired {
+            throw ConfigurationError("no database configured: set MYSQL_URI (mysql://user:password@host:3306/database) or pass --mysql-uri"
+                                     + (c.dryRun ? "" : "; use --dry-run to fetch without writing"))
         }
-        let batchSize = try positive(command.batchSize, env: "DB_BATCH_SIZE", env, default: 2000, option: "--batch-size")
-        let maxWorkers = try positive(command.maxWorkers, env: "MAX_WORKERS", env, default: 4, option: "--max-workers")
+        return CommonConfiguration(
+            market: market, symbols: symbols, dryRun: c.dryRun, apiURL: apiURL, database: database,
+            batchSize: try positive(c.batchSize, env: "DB_BATCH_SIZE", env, default: 2000, option: "--batch-size"),
+            maxWorkers: try positive(c.maxWorkers, env: "MAX_WORKERS", env, default: 4, option: "--max-workers"),
+            unitRetries: try positive(c.unitRetries, env: nil, env, default: 2, option: "--unit-retries", allowZero: true),
+            requestAttempts: try positive(c.requestAttempts, env: nil, env, default: 5, option: "--request-attempts"),
+            httpTimeoutSeconds: try positive(c.httpTimeout, env: nil, env, default: 30, option: "--http-timeout"),
+            logLevel: logLevel, summaryAsTable: summaryAsTable,
+            maxBanWaitSeconds: try positive(c.maxBanWait, env: nil, env, default: 300, option: "--max-ban-wait", allowZero: true),
+            maxOutageWaitSeconds: try positive(c.maxOutageWait, env: nil, env, default: 120, option: "--max-outage-wait"),
+            shutdownTimeoutSeconds: try positive(c.shutdownTimeout, env: "SHUTDOWN_TIMEOUT", env, default: 20, option: "--shutdown-timeout"),
+            dbLockWaitTimeoutSeconds: c.dbLockWaitTimeout == nil ? nil
+                : try positive(c.dbLockWaitTimeout, env: nil, env, default: 50, option: "--db-lock-wait-timeout"),
+            dbReconnectWindowSeconds: try positive(c.dbReconnectWindow, env: nil, env, default: 30, option: "--db-reconnect-window", allowZero: true),
+            verifyTLS: !(c.insecureSkipTLSVerify || ["1", "true", "yes"].contains(env["BINANCE_INSECURE_SKIP_TLS_VERIFY"]?.lowercased() ?? "")))
+    }
+
+    static func klines(_ command: KlinesCommand, environment env: [String: String]) throws(ConfigurationError) -> KlinesConfiguration {
+        let common = try common(command.common, environment: env, databaseRequired: !command.common.dryRun)
+        let intervals = try intervals(command.timeframes, market: common.market)
         let lookback = try positive(command.lookbackHours, env: "LOOKBACK_HOURS", env, default: 24, option: "--lookback-hours")
         let catchUp = try positive(command.maxCatchUpDays, env: nil, env, default: 7, option: "--max-catch-up-days")
         let start = try date(command.start, option: "--start")
@@ -148,25 +170,13 @@ enum Resolve {
         if let start, let end, start >= end {
             throw ConfigurationError("--start \(command.start!) is not before --end \(command.end!)")
         }
-        if let limit = command.pageLimit, !(1...market.maxKlinesLimit).contains(limit) {
-            throw ConfigurationError("invalid --page-limit \(limit): Binance \(market.rawValue) accepts 1 to \(market.maxKlinesLimit)")
+        if command.fromListing && start != nil { throw ConfigurationError("--from-listing and --start exclude each other: pick one") }
+        if let limit = command.pageLimit, !(1...common.market.maxKlinesLimit).contains(limit) {
+            throw ConfigurationError("invalid --page-limit \(limit): Binance \(common.market.rawValue) accepts 1 to \(common.market.maxKlinesLimit)")
         }
-        return KlinesConfiguration(
-            market: market, intervals: intervals, symbols: symbols, dryRun: command.dryRun, apiURL: apiURL,
-            database: database, batchSize: batchSize, maxWorkers: maxWorkers,
-            planner: RangePlanner(lookbackMilliseconds: Int64(lookback) * 3_600_000,
-                                  maxCatchUpMilliseconds: Int64(catchUp) * 86_400_000, explicitStart: start, explicitEnd: end),
-            pageLimit: command.pageLimit,
-            unitRetries: try positive(command.unitRetries, env: nil, env, default: 2, option: "--unit-retries", allowZero: true),
-            requestAttempts: try positive(command.requestAttempts, env: nil, env, default: 5, option: "--request-attempts"),
-            httpTimeoutSeconds: try positive(command.httpTimeout, env: nil, env, default: 30, option: "--http-timeout"),
-            logLevel: logLevel, summaryAsTable: summaryAsTable,
-            maxBanWaitSeconds: try positive(command.maxBanWait, env: nil, env, default: 300, option: "--max-ban-wait", allowZero: true),
-            maxOutageWaitSeconds: try positive(command.maxOutageWait, env: nil, env, default: 120, option: "--max-outage-wait"),
-            shutdownTimeoutSeconds: try positive(command.shutdownTimeout, env: "SHUTDOWN_TIMEOUT", env, default: 20, option: "--shutdown-timeout"),
-            dbLockWaitTimeoutSeconds: command.dbLockWaitTimeout == nil ? nil
-                : try positive(command.dbLockWaitTimeout, env: nil, env, default: 50, option: "--db-lock-wait-timeout"),
-            dbReconnectWindowSeconds: try positive(command.dbReconnectWindow, env: nil, env, default: 30, option: "--db-reconnect-window", allowZero: true),
-            verifyTLS: !(command.insecureSkipTLSVerify || ["1", "true", "yes"].contains(env["BINANCE_INSECURE_SKIP_TLS_VERIFY"]?.lowercased() ?? "")))
+        var planner = RangePlanner(lookbackMilliseconds: Int64(lookback) * 3_600_000,
+                                   maxCatchUpMilliseconds: Int64(catchUp) * 86_400_000, explicitStart: start, explicitEnd: end)
+        planner.fromListing = command.fromListing
+        return KlinesConfiguration(common: common, intervals: intervals, planner: planner, pageLimit: command.pageLimit)
     }
 }

@@ -63,6 +63,9 @@ public enum ExtractorCLI {
         switch command {
         case is KlinesCommand: name = "klines"
         case is MigrateCommand: name = "migrate"
+        case is GapsCommand: name = "gaps"
+        case is FundingCommand: name = "funding"
+        case is TradesCommand: name = "trades"
         default:
             // `--help` and `help` parse into ArgumentParser's own help command.
             context.output.write((helpText(arguments) ?? RootCommand.helpMessage()) + "\n")
@@ -81,6 +84,12 @@ public enum ExtractorCLI {
                     status = await runKlines(klines, environment: environment, context: context, span: span)
                 case let migrate as MigrateCommand:
                     status = await runMigrate(migrate, environment: environment, context: context)
+                case let gaps as GapsCommand:
+                    status = await runGaps(gaps, environment: environment, context: context, span: span)
+                case let funding as FundingCommand:
+                    status = await runFunding(funding, environment: environment, context: context, span: span)
+                case let trades as TradesCommand:
+                    status = await runTrades(trades, environment: environment, context: context, span: span)
                 default:
                     status = ExitStatus.success
                 }
@@ -98,7 +107,10 @@ public enum ExtractorCLI {
     /// Help for the subcommand named in `arguments` (`klines --help`, `help migrate`), or nil for the root.
     static func helpText(_ arguments: [String]) -> String? {
         let words = arguments.first == "help" ? Array(arguments.dropFirst()) : arguments
-        let subcommands: [String: any ParsableCommand.Type] = ["klines": KlinesCommand.self, "migrate": MigrateCommand.self]
+        let subcommands: [String: any ParsableCommand.Type] = [
+            "klines": KlinesCommand.self, "gaps": GapsCommand.self, "funding": FundingCommand.self, "trades": TradesCommand.self,
+            "migrate": MigrateCommand.self,
+        ]
         guard let name = words.first, let type = subcommands[name] else { return nil }
         return RootCommand.helpMessage(for: type)
     }
@@ -135,7 +147,9 @@ public enum ExtractorCLI {
         let pool = ConnectionPool(uri: uri, size: 1, logger: logger)
         defer { pool.shutdown() }
         do {
-            let report = try await SchemaMigrator(pool: pool).migrate(tables)
+            let migrator = SchemaMigrator(pool: pool)
+            var report = try await migrator.migrate(tables)
+            if command.timeframes == nil { report.created += try await migrator.ensure(SchemaMigrator.otherTables) }
             logger.info("migration done", metadata: [
                 "database": "\(uri)", "created": "\(report.created.count)", "upgraded": "\(report.upgraded.count)",
                 "unchanged": "\(report.unchanged.count)",
@@ -153,127 +167,6 @@ public enum ExtractorCLI {
 
     // MARK: klines
 
-    static func runKlines(_ command: KlinesCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
-        let config: KlinesConfiguration
-        do {
-            config = try Resolve.klines(command, environment: environment)
-        } catch {
-            span.recordError(error)
-            return fail(error, context: context)
-        }
-        span.attributes["binance.market"] = config.market.rawValue
-        span.attributes["binance.timeframes"] = config.intervals.map(\.rawValue).joined(separator: ",")
-        span.attributes["binance.symbols.count"] = Int64(config.symbols.count)
-        span.attributes["binance_extractor.dry_run"] = config.dryRun
-        let logger = makeLogger("binance-extractor", level: config.logLevel, context: context)
-        let units = config.intervals.flatMap { interval in
-            config.symbols.map { ExtractionUnit(market: config.market, symbol: $0, interval: interval) }
-        }
-        logger.info("run starting", metadata: [
-            "command": "klines", "market": "\(config.market.rawValue)",
-            "timeframes": "\(config.intervals.map(\.rawValue).joined(separator: ","))",
-            "symbols": "\(config.symbols.count)", "units": "\(units.count)", "dry_run": "\(config.dryRun)",
-            "database": "\(config.database.map { "\($0)" } ?? "none")", "api": "\(config.apiURL)",
-        ])
-
-        // Storage: connect (bad credentials end the run here, exit 2), create missing tables.
-        var pool: ConnectionPool?
-        if let uri = config.database {
-            let p = ConnectionPool(uri: uri, options: .init(size: min(config.maxWorkers, 8),
-                                                            reconnectWindowMilliseconds: Int64(config.dbReconnectWindowSeconds) * 1000,
-                                                            lockWaitTimeoutSeconds: config.dbLockWaitTimeoutSeconds),
-                                   logger: makeLogger("storage", level: config.logLevel, context: context))
-            pool = p
-            do {
-                let migrator = SchemaMigrator(pool: p)
-                let tables = config.intervals.map { KlineTable(market: config.market, interval: $0) }
-                let missing = try await migrator.missingTables(tables)
-                if !missing.isEmpty {
-                    if config.dryRun {
-                        logger.info("dry run: tables missing, treating them as empty", metadata: ["tables": "\(missing.map(\.name))"])
-                    } else {
-                        let report = try await migrator.migrate(missing)
-                        logger.info("created missing tables", metadata: ["tables": "\(report.created.joined(separator: ","))"])
-                    }
-                }
-            } catch let error as DatabaseError {
-                p.shutdown()
-                context.errors.write("error: \(error)\n")
-                return error.isConfiguration || error.isConnectionLost ? ExitStatus.badConfiguration : ExitStatus.unitsFailed
-            } catch {
-                p.shutdown()
-                context.errors.write("error: \(error)\n")
-                return ExitStatus.unitsFailed
-            }
-        }
-        defer { pool?.shutdown() }
-        let realStore: (any KlineStoring)? = pool.map { KlineStore(pool: $0) }
-        let existing: Set<String>
-        if config.dryRun, let pool {
-            existing = Set((try? await pool.withConnection {
-                try $0.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
-            })?.compactMap { $0[0] } ?? [])
-        } else {
-            existing = []
-        }
-        let store: any KlineStoring = config.dryRun
-            ? DryRunStore(reader: realStore.map { MissingTablesAreEmpty(store: $0, existing: existing) })
-            : realStore!
-
-        // Binance: one HTTP worker per unit in flight, one weight budget for the market.
-        if !config.verifyTLS {
-            logger.warning("TLS certificate verification is OFF for \(config.apiURL): use this for test endpoints only")
-        }
-        let http = CurlHTTPClient(options: .init(workers: config.maxWorkers,
-                                                 totalTimeoutMilliseconds: config.httpTimeoutSeconds * 1000,
-                                                 verifyTLS: config.verifyTLS))
-        defer { http.shutdown() }
-        let limiter = RateLimiter(market: config.market, rule: config.market.defaultWeightLimit, clock: context.clock,
-                                  maxBanWaitMilliseconds: Int64(config.maxBanWaitSeconds) * 1000)
-        let breaker = CircuitBreaker(state: CircuitBreakerState(maxOpenMilliseconds: Int64(config.maxOutageWaitSeconds) * 1000),
-                                     clock: context.clock)
-        let client = BinanceClient(market: config.market, baseURL: config.apiURL, http: http, limiter: limiter,
-                                   clock: context.clock, breaker: breaker, maxAttempts: config.requestAttempts,
-                                   logger: makeLogger("binance", level: config.logLevel, context: context))
-        do {
-            try await client.synchroniseLimits()
-            let rule = await limiter.rule
-            logger.info("weight budget", metadata: ["rule": "\(rule)"])
-        } catch {
-            let rule = await limiter.rule
-            logger.warning("could not read exchangeInfo; using Binance's documented default limit",
-                           metadata: ["error": "\(error)", "rule": "\(rule)"])
-        }
-
-        let progress: TerminalProgress? = context.errorsIsTerminal ? TerminalProgress(sink: context.errors, clock: context.clock) : nil
-        let supervisor = Supervisor(maxWorkers: config.maxWorkers, unitRetries: config.unitRetries, clock: context.clock,
-                                    logger: makeLogger("supervisor", level: config.logLevel, context: context))
-        let settings = SymbolExtractor.Settings(planner: config.planner, pageLimit: config.pageLimit, batchSize: config.batchSize)
-        let extractorLogger = makeLogger("extractor", level: config.logLevel, context: context)
-        let clock = context.clock
-        let started = clock.now()
-
-        let reports = await GracefulRun.run(logger: logger, deadlineSeconds: config.shutdownTimeoutSeconds,
-                                            onDeadline: context.onShutdownDeadline) {
-            await supervisor.run(units: units) { unit in
-                let extractor = SymbolExtractor(unit: unit, source: client, store: store, clock: clock, settings: settings,
-                                                progress: progress, logger: extractorLogger)
-                return try await extractor.run()
-            }
-        }
-        progress?.stop()
-
-        let summary = RunSummary(reports: reports, dryRun: config.dryRun, durationMilliseconds: clock.now() - started,
-                                 requests: client.requestStats, weightUsed: await limiter.weightGranted,
-                                 rateLimitWaitMilliseconds: await limiter.waitedMilliseconds)
-        context.output.write(config.summaryAsTable ?? context.outputIsTerminal ? summary.table() : summary.jsonLine() + "\n")
-        let failed = reports.filter { !$0.succeeded }
-        logger.info("run finished", metadata: [
-            "units": "\(reports.count)", "failed": "\(failed.count)", "written": "\(summary.totalWritten)",
-            "fetched": "\(summary.totalFetched)", "requests": "\(client.requestStats.sent)",
-        ])
-        return failed.isEmpty ? ExitStatus.success : ExitStatus.unitsFailed
-    }
 }
 
 /// In a dry run, a table that does not exist yet holds nothing (instead of failing the read).

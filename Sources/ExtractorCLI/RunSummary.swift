@@ -31,7 +31,7 @@ struct RunSummary {
         let units = reports.map { r -> String in
             var fields = [
                 "\"market\":\(q(r.unit.market.rawValue))", "\"symbol\":\(q(r.unit.symbol.name))",
-                "\"timeframe\":\(q(r.unit.interval.rawValue))", "\"status\":\(q(Self.status(r.status)))",
+                "\"timeframe\":\(q(r.unit.timeframeLabel))", "\"status\":\(q(Self.status(r.status)))",
                 "\"fetched\":\(r.outcome.fetched)", "\"written\":\(r.outcome.written)",
                 "\"first_open_time\":\(r.outcome.firstOpenTime.map { q(UTCCalendar.iso8601($0)) } ?? "null")",
                 "\"last_open_time\":\(r.outcome.lastOpenTime.map { q(UTCCalendar.iso8601($0)) } ?? "null")",
@@ -55,7 +55,7 @@ struct RunSummary {
         let header = ["market", "symbol", "tf", "status", "fetched", "written", "first open (UTC)", "last open (UTC)", "retries", "time"]
         var rows = [header]
         for r in reports {
-            rows.append([r.unit.market.rawValue, r.unit.symbol.name, r.unit.interval.rawValue, Self.status(r.status),
+            rows.append([r.unit.market.rawValue, r.unit.symbol.name, r.unit.timeframeLabel, Self.status(r.status),
                          "\(r.outcome.fetched)", dryRun ? "(dry run)" : "\(r.outcome.written)", Self.time(r.outcome.firstOpenTime),
                          Self.time(r.outcome.lastOpenTime), "\(r.retries)", String(format: "%.1fs", Double(r.durationMilliseconds) / 1000)])
         }

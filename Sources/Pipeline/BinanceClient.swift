@@ -19,6 +19,8 @@ public final class BinanceClient: KlineSource, Sendable {
     public let baseURL: String
     public let limiter: RateLimiter
     public let breaker: CircuitBreaker
+    /// The funding rate endpoint's own limit: 500 requests per 5 minutes per IP, on top of the weight budget.
+    public let fundingRequests: RateLimiter
     private let http: any HTTPClient
     private let clock: any WallClock
     private let backoff: Backoff
@@ -32,6 +34,7 @@ public final class BinanceClient: KlineSource, Sendable {
                 breaker: CircuitBreaker? = nil, backoff: Backoff = Backoff(), maxAttempts: Int = 5,
                 logger: Logger = Logger(label: "binance")) {
         self.breaker = breaker ?? CircuitBreaker(clock: clock)
+        fundingRequests = RateLimiter(market: market, rule: FundingRate.requestRule, clock: clock)
         self.market = market
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.http = http
@@ -72,15 +75,35 @@ public final class BinanceClient: KlineSource, Sendable {
         }
     }
 
+    /// One page of funding rates (USD-M futures only): funding time in [startTime, endTime], oldest first.
+    public func fundingRates(symbol: Symbol, startTime: Int64, endTime: Int64, limit: Int = FundingRate.maxLimit) async throws -> [FundingRate] {
+        let path = FundingRate.pathAndQuery(symbol: symbol, startTime: startTime, endTime: endTime, limit: limit)
+        let body = try await send(path: path, weight: FundingRate.weight, extraLimiter: fundingRequests)
+        return try FundingRate.parse(body)
+    }
+
+    /// One page of aggregate trades, from an id (`fromId`) or within a window shorter than one hour.
+    public func aggTrades(symbol: Symbol, fromId: Int64? = nil, startTime: Int64? = nil, endTime: Int64? = nil,
+                          limit: Int = AggTrade.maxLimit) async throws -> [AggTrade] {
+        var query = "symbol=\(symbol.name)"
+        if let fromId { query += "&fromId=\(fromId)" }
+        if let startTime { query += "&startTime=\(startTime)" }
+        if let endTime { query += "&endTime=\(endTime)" }
+        query += "&limit=\(limit)"
+        let body = try await send(path: market.aggTradesPath + "?" + query, weight: market.aggTradesWeight)
+        return try AggTrade.parse(body)
+    }
+
     /// Sends one GET, retrying what may pass later. Rate limits hold every task through the limiter and do not
     /// count as attempts; a ban longer than the caller can wait surfaces as `BinanceError.banned`.
-    func send(path: String, weight: Int) async throws -> [UInt8] {
+    func send(path: String, weight: Int, extraLimiter: RateLimiter? = nil) async throws -> [UInt8] {
         let url = baseURL + path
         let endpoint = String(path.prefix { $0 != "?" })
         var attempt = 0
         while true {
             // An exchange that keeps failing gets one probe at a time, not every unit's retries.
             try await breaker.permit()
+            if let extraLimiter { _ = try await extraLimiter.acquire(weight: 1) }
             let window = try await limiter.acquire(weight: weight)
             stats.sent()
             let started = clock.now()

@@ -1,20 +1,62 @@
 import BinanceAPI
 import Storage
 
-/// One unit of work: a market x symbol x timeframe, written to its own table.
+/// One unit of work for the supervisor: a market x symbol x dataset (klines of a timeframe, the holes of a
+/// timeframe, funding rates, aggregate trades).
 public struct ExtractionUnit: Sendable, Hashable, CustomStringConvertible {
-    public let market: Market
-    public let symbol: Symbol
-    public let interval: KlineInterval
-
-    public init(market: Market, symbol: Symbol, interval: KlineInterval) {
-        self.market = market
-        self.symbol = symbol
-        self.interval = interval
+    public enum Dataset: Sendable, Hashable {
+        case klines(KlineInterval)
+        case gaps(KlineInterval)
+        case funding
+        case aggTrades
     }
 
-    public var table: KlineTable { KlineTable(market: market, interval: interval) }
-    public var description: String { "\(market.rawValue) \(symbol) \(interval.rawValue)" }
+    public let market: Market
+    public let symbol: Symbol
+    public let dataset: Dataset
+
+    public init(market: Market, symbol: Symbol, interval: KlineInterval) {
+        self.init(market: market, symbol: symbol, dataset: .klines(interval))
+    }
+
+    public init(market: Market, symbol: Symbol, dataset: Dataset) {
+        self.market = market
+        self.symbol = symbol
+        self.dataset = dataset
+    }
+
+    /// The kline interval, for kline and gap units.
+    public var interval: KlineInterval? {
+        switch dataset {
+        case .klines(let i), .gaps(let i): i
+        case .funding, .aggTrades: nil
+        }
+    }
+
+    /// The kline table, for kline and gap units.
+    public var table: KlineTable? { interval.map { KlineTable(market: market, interval: $0) } }
+
+    /// What the summary shows in its timeframe column.
+    public var timeframeLabel: String {
+        switch dataset {
+        case .klines(let i): i.rawValue
+        case .gaps(let i): "\(i.rawValue) gaps"
+        case .funding: "funding"
+        case .aggTrades: "aggTrades"
+        }
+    }
+
+    /// The unit's span name.
+    public var spanName: String {
+        switch dataset {
+        case .klines(let i): "extract \(market.rawValue) \(symbol) \(i.rawValue)"
+        case .gaps(let i): "fill gaps \(market.rawValue) \(symbol) \(i.rawValue)"
+        case .funding: "extract funding \(symbol)"
+        case .aggTrades: "extract aggTrades \(market.rawValue) \(symbol)"
+        }
+    }
+
+    public var description: String { "\(market.rawValue) \(symbol) \(timeframeLabel)" }
 }
 
 /// What storage the pipeline needs: where a unit stands, and a way to write batches.

@@ -9,6 +9,8 @@ public struct FetchPlan: Sendable, Equatable {
         case lookback
         /// `--start` / `--end` given.
         case explicit
+        /// Nothing stored and `--from-listing`: from the symbol's first candle.
+        case listing
     }
     /// First open time to ask for (Binance returns klines whose open time is >= startTime).
     public var start: Int64
@@ -22,7 +24,7 @@ public struct FetchPlan: Sendable, Equatable {
 
     /// How many candles the range holds at most (for progress).
     public func plannedCandles(_ interval: KlineInterval) -> Int64 {
-        isEmpty ? 0 : (end - start) / interval.nominalMilliseconds + 1
+        isEmpty || origin == .listing ? 0 : (end - start) / interval.nominalMilliseconds + 1
     }
 }
 
@@ -37,6 +39,9 @@ public struct RangePlanner: Sendable, Equatable {
     /// `--start` / `--end` (end exclusive), for a manual backfill.
     public var explicitStart: Int64?
     public var explicitEnd: Int64?
+    /// `--from-listing`: a unit with nothing stored starts at its first candle (Binance returns it for
+    /// `startTime=0`) instead of `LOOKBACK_HOURS` ago.
+    public var fromListing = false
 
     public init(overlapMilliseconds: Int64 = 3_600_000, lookbackMilliseconds: Int64 = 24 * 3_600_000,
                 maxCatchUpMilliseconds: Int64 = 7 * 86_400_000, explicitStart: Int64? = nil, explicitEnd: Int64? = nil) {
@@ -54,6 +59,7 @@ public struct RangePlanner: Sendable, Equatable {
             return FetchPlan(start: explicitStart, end: end, origin: .explicit, capped: false)
         }
         guard let lastStored else {
+            if fromListing { return FetchPlan(start: 0, end: now, origin: .listing, capped: false) }
             return FetchPlan(start: interval.openTime(containing: now - lookbackMilliseconds), end: now,
                              origin: .lookback, capped: false)
         }

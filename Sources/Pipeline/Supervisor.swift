@@ -71,10 +71,11 @@ public struct Supervisor: Sendable {
     /// One span per unit, across its attempts: what it fetched and wrote, and why it failed.
     private func runUnit(_ unit: ExtractionUnit,
                          work: @Sendable (ExtractionUnit) async throws -> SymbolExtractor.Outcome) async -> UnitReport {
-        await withSpan("extract \(unit.market.rawValue) \(unit.symbol) \(unit.interval.rawValue)", ofKind: .internal) { span in
+        await withSpan(unit.spanName, ofKind: .internal) { span in
             span.attributes["binance.market"] = unit.market.rawValue
             span.attributes["binance.symbol"] = unit.symbol.name
-            span.attributes["binance.interval"] = unit.interval.rawValue
+            span.attributes["binance.dataset"] = unit.timeframeLabel
+            if let interval = unit.interval { span.attributes["binance.interval"] = interval.rawValue }
             let report = await attempts(unit, span: span, work: work)
             let o = report.outcome
             if let plan = o.plan {

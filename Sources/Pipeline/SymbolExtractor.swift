@@ -1,6 +1,7 @@
 import BinanceAPI
 import Clocks
 import Logging
+import Storage
 import Telemetry
 
 /// Fetches one unit (market x symbol x timeframe): plans its range from the store, pages forward through
@@ -38,6 +39,8 @@ public actor SymbolExtractor {
     }
 
     public let unit: ExtractionUnit
+    private let interval: KlineInterval
+    private let table: KlineTable
     private let source: any KlineSource
     private let store: any KlineStoring
     private let clock: any WallClock
@@ -47,7 +50,10 @@ public actor SymbolExtractor {
 
     public init(unit: ExtractionUnit, source: any KlineSource, store: any KlineStoring, clock: any WallClock,
                 settings: Settings, progress: (any ProgressObserver)? = nil, logger: Logger = Logger(label: "extractor")) {
+        precondition(unit.interval != nil, "SymbolExtractor extracts klines")
         self.unit = unit
+        interval = unit.interval!
+        table = unit.table!
         self.source = source
         self.store = store
         self.clock = clock
@@ -58,12 +64,20 @@ public actor SymbolExtractor {
 
     public func run() async throws -> Outcome {
         var outcome = Outcome()
-        let last = try await store.lastOpenTime(table: unit.table, symbol: unit.symbol)
-        let plan = settings.planner.plan(interval: unit.interval, lastStored: last, now: clock.now())
+        let last = try await store.lastOpenTime(table: table, symbol: unit.symbol)
+        let plan = settings.planner.plan(interval: interval, lastStored: last, now: clock.now())
         outcome.plan = plan
-        progress?.planned(unit, candles: plan.plannedCandles(unit.interval))
+        progress?.planned(unit, candles: plan.plannedCandles(interval))
         defer { progress?.finished(unit) }
-        let writer = BatchWriter(store: store, table: unit.table, symbol: unit.symbol, batchSize: settings.batchSize)
+        let (store, table, symbol) = (store, table, unit.symbol)
+        let writer = BatchWriter<Kline>(batchSize: settings.batchSize) { batch in
+            let n = try await store.write(table: table, symbol: symbol, klines: batch)
+            if n > 0 {
+                RunMetrics.current?.add("binance_extractor.klines.written", Double(n), unit: "{kline}", description: "Klines written to MariaDB.",
+                                        attributes: ["market": table.market.rawValue, "interval": table.interval.rawValue])
+            }
+            return n
+        }
         let limit = min(settings.pageLimit ?? unit.market.mostKlinesPerWeightLimit, unit.market.maxKlinesLimit)
 
         var failure: (any Error)?
@@ -89,11 +103,11 @@ public actor SymbolExtractor {
         return outcome
     }
 
-    private func fetch(plan: FetchPlan, limit: Int, into writer: BatchWriter, outcome: inout Outcome) async throws {
+    private func fetch(plan: FetchPlan, limit: Int, into writer: BatchWriter<Kline>, outcome: inout Outcome) async throws {
         var cursor = plan.start
         while cursor <= plan.end {
             try Task.checkCancellation()
-            let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: unit.interval,
+            let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval,
                                         startTime: cursor, endTime: plan.end, limit: limit)
             let page = try await source.klines(request)
             outcome.requests += 1
@@ -112,7 +126,7 @@ public actor SymbolExtractor {
                     break
                 }
                 do {
-                    try kline.validate(interval: unit.interval)
+                    try kline.validate(interval: interval)
                 } catch {
                     failure = BinanceError.invalidKline(error)
                     break
@@ -131,7 +145,7 @@ public actor SymbolExtractor {
                 outcome.fetched += closed.count
                 RunMetrics.current?.add("binance_extractor.klines.fetched", Double(closed.count), unit: "{kline}",
                                         description: "Closed, checked klines fetched from Binance.",
-                                        attributes: ["market": unit.market.rawValue, "interval": unit.interval.rawValue])
+                                        attributes: ["market": unit.market.rawValue, "interval": interval.rawValue])
                 try await writer.append(closed)
                 progress?.advanced(unit, candles: closed.count)
             }

@@ -10,7 +10,7 @@ public struct KlineStore: Sendable {
     /// Open time (Unix ms) of the newest stored candle of `symbol`, or nil when none is stored.
     /// Served by the primary key (symbol, open_time): one index dive, whatever the table's size.
     public func lastOpenTime(table: KlineTable, symbol: Symbol) async throws -> Int64? {
-        let rows = try await databaseSpan("SELECT", table: table) { _ in
+        let rows = try await databaseSpan(pool, "SELECT", table.name) {
             try await pool.withConnection { db in
                 try db.query("SELECT CAST(UNIX_TIMESTAMP(MAX(`open_time`)) * 1000 AS SIGNED) FROM `\(table.name)` "
                              + "WHERE `symbol` = \(try db.quote(symbol.name))")
@@ -28,32 +28,12 @@ public struct KlineStore: Sendable {
         let columns = Self.columns(symbol: symbol, klines: klines)
         let n = klines.count
         do {
-            return try await databaseSpan("INSERT", table: table) { span in
-                span.attributes["db.operation.batch.size"] = Int64(Int64(n))
-                return try await pool.withConnection { try $0.executeBatch(sql, columns: columns, rows: n) }
+            return try await databaseSpan(pool, "INSERT", table.name, batchSize: n) {
+                try await pool.withConnection { try $0.executeBatch(sql, columns: columns, rows: n) }
             }
         } catch let error as DatabaseError {
             throw DatabaseError(code: error.code, message: error.message,
                                 context: "writing \(n) klines of \(symbol) to \(table.name)")
-        }
-    }
-
-    /// A CLIENT span for one statement, with the database semantic conventions' attributes and never a row value.
-    private func databaseSpan<T>(_ operation: String, table: KlineTable, _ body: (any Span) async throws -> T) async throws -> T {
-        try await withSpan("\(operation) \(table.name)", ofKind: .client) { span in
-            span.attributes["db.system.name"] = "mariadb"
-            span.attributes["db.namespace"] = pool.uri.database
-            span.attributes["db.collection.name"] = table.name
-            span.attributes["db.operation.name"] = operation
-            span.attributes["server.address"] = pool.uri.host
-            span.attributes["server.port"] = Int64(Int64(pool.uri.port))
-            do {
-                return try await body(span)
-            } catch let error as DatabaseError {
-                span.attributes["db.response.status_code"] = "\(error.code)"
-                span.attributes["error.type"] = "\(error.code)"
-                throw error
-            }
         }
     }
 

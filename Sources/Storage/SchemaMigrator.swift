@@ -38,6 +38,22 @@ public struct SchemaMigrator: Sendable {
         return report
     }
 
+    /// Creates the tables among `definitions` that do not exist yet; returns their names.
+    public func ensure(_ definitions: [TableDefinition]) async throws -> [String] {
+        let existing = try await existingTables()
+        var created: [String] = []
+        for definition in definitions where !existing.contains(definition.name) {
+            _ = try await pool.withConnection { try $0.execute(definition.createSQL) }
+            created.append(definition.name)
+        }
+        return created
+    }
+
+    /// Every table besides the kline tables.
+    public static var otherTables: [TableDefinition] {
+        [FundingTable.definition, TradeTable(market: .futures).definition, TradeTable(market: .spot).definition, ConfirmedGapTable.definition]
+    }
+
     private func existingTables() async throws -> Set<String> {
         let rows = try await pool.withConnection {
             try $0.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")

@@ -22,7 +22,7 @@ struct ExtractorTests {
         let store = MemoryStore()
         let settings = SymbolExtractor.Settings(planner: RangePlanner(explicitStart: start), pageLimit: 499, batchSize: 700)
         let outcome = try await SymbolExtractor(unit: try unit(), source: source, store: store, clock: clock, settings: settings).run()
-        let stored = store.stored(try unit().table, "BTCUSDT")
+        let stored = store.stored(try unit().table!, "BTCUSDT")
         #expect(stored.count == 2_000)
         #expect(stored.first?.openTime == start)
         #expect(stored.last?.openTime == start + 1_999 * minute)
@@ -45,13 +45,13 @@ struct ExtractorTests {
         let source = FakeSource(listed: 0..<Int64.max, now: { clock.now() })
         let store = MemoryStore()
         let u = try unit()
-        _ = try await store.write(table: u.table, symbol: u.symbol, klines: (0..<80).map { FakeSource.kline(start + Int64($0) * minute, .m1) })
+        _ = try await store.write(table: u.table!, symbol: u.symbol, klines: (0..<80).map { FakeSource.kline(start + Int64($0) * minute, .m1) })
         let outcome = try await SymbolExtractor(unit: u, source: source, store: store, clock: clock,
                                                 settings: .init(pageLimit: 499, batchSize: 2000)).run()
         #expect(source.requests.count == 1)
         #expect(source.requests[0].startTime == start + 80 * minute - 60 * minute)
         #expect(outcome.plan?.origin == .resume)
-        #expect(store.stored(u.table, "BTCUSDT").count == 90)
+        #expect(store.stored(u.table!, "BTCUSDT").count == 90)
     }
 
     @Test("an inconsistent kline fails the unit with its values; the rows before it are kept")
@@ -67,7 +67,7 @@ struct ExtractorTests {
         }
         #expect(error?.description.contains("invalid kline at 2024-01-01T00:50:00.000Z") == true)
         #expect(error?.description.contains("low=99") == true)
-        #expect(store.stored(u.table, "BTCUSDT").count == 50)
+        #expect(store.stored(u.table!, "BTCUSDT").count == 50)
     }
 
     @Test("dry run reads where units stand and writes nothing")

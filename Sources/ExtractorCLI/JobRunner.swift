@@ -1,0 +1,294 @@
+import BinanceAPI
+import Clocks
+import Foundation
+import HTTPTransport
+import Logging
+import Pipeline
+import Storage
+import Telemetry
+import Tracing
+
+/// What a job's units work with: the database (if configured), the Binance client of the market, the clock.
+struct JobResources: Sendable {
+    let pool: ConnectionPool?
+    let client: BinanceClient
+    let clock: any WallClock
+    let logger: Logger
+    let progress: TerminalProgress?
+    /// Tables that exist (a dry run treats missing ones as empty).
+    let existingTables: Set<String>
+    let dryRun: Bool
+
+    /// Klines storage as the job sees it: the real store, or in a dry run a reader that writes nothing.
+    var klineStore: any KlineStoring {
+        let real: (any KlineStoring)? = pool.map { KlineStore(pool: $0) }
+        guard dryRun else { return real! }
+        return DryRunStore(reader: real.map { MissingTablesAreEmpty(store: $0, existing: existingTables) })
+    }
+}
+
+/// What a command plans once the resources are up: the units and the work of one unit, or a report that ends
+/// the run without fetching (e.g. `gaps --dry-run`).
+enum JobPlan: Sendable {
+    case run(units: [ExtractionUnit], work: @Sendable (ExtractionUnit) async throws -> SymbolExtractor.Outcome)
+    case report(String)
+}
+
+/// The one path every extraction command takes: connect and migrate, read Binance's limits, run the units under
+/// the supervisor with graceful shutdown, print the summary, and turn the outcome into an exit status.
+struct JobRunner {
+    let command: String
+    let config: CommonConfiguration
+    let context: RunContext
+    let span: any Span
+
+    func run(klineTables: [KlineTable], otherTables: [TableDefinition], describe: [String: String],
+             plan: @escaping @Sendable (JobResources) async throws -> JobPlan) async -> Int32 {
+        let make = { (label: String) in ExtractorCLI.makeLogger(label, level: config.logLevel, context: context) }
+        let logger = make("binance-extractor")
+        span.attributes["binance.market"] = config.market.rawValue
+        span.attributes["binance.symbols.count"] = Int64(config.symbols.count)
+        span.attributes["binance_extractor.dry_run"] = config.dryRun
+        var metadata: Logger.Metadata = [
+            "command": "\(command)", "market": "\(config.market.rawValue)", "symbols": "\(config.symbols.count)",
+            "dry_run": "\(config.dryRun)", "database": "\(config.database.map { "\($0)" } ?? "none")", "api": "\(config.apiURL)",
+        ]
+        for (k, v) in describe { metadata[k] = "\(v)" }
+        logger.info("run starting", metadata: metadata)
+
+        // Storage: connect (bad credentials end the run here, exit 2), create missing tables (not in a dry run).
+        var pool: ConnectionPool?
+        var existing: Set<String> = []
+        if let uri = config.database {
+            let p = ConnectionPool(uri: uri, options: .init(size: min(config.maxWorkers, 8),
+                                                            reconnectWindowMilliseconds: Int64(config.dbReconnectWindowSeconds) * 1000,
+                                                            lockWaitTimeoutSeconds: config.dbLockWaitTimeoutSeconds),
+                                   logger: make("storage"))
+            pool = p
+            do {
+                let migrator = SchemaMigrator(pool: p)
+                let missing = try await migrator.missingTables(klineTables)
+                if config.dryRun {
+                    if !missing.isEmpty {
+                        logger.info("dry run: tables missing, treating them as empty", metadata: ["tables": "\(missing.map(\.name))"])
+                    }
+                } else {
+                    var created = try await migrator.migrate(missing).created
+                    created += try await migrator.ensure(otherTables)
+                    if !created.isEmpty { logger.info("created missing tables", metadata: ["tables": "\(created.joined(separator: ","))"]) }
+                }
+                existing = Set(try await p.withConnection {
+                    try $0.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
+                }.compactMap { $0[0] })
+            } catch let error as DatabaseError {
+                p.shutdown()
+                context.errors.write("error: \(error)\n")
+                return error.isConfiguration || error.isConnectionLost ? ExitStatus.badConfiguration : ExitStatus.unitsFailed
+            } catch {
+                p.shutdown()
+                context.errors.write("error: \(error)\n")
+                return ExitStatus.unitsFailed
+            }
+        }
+        defer { pool?.shutdown() }
+
+        // Binance: one HTTP worker per unit in flight, one weight budget and one circuit breaker for the market.
+        if !config.verifyTLS {
+            logger.warning("TLS certificate verification is OFF for \(config.apiURL): use this for test endpoints only")
+        }
+        let http = CurlHTTPClient(options: .init(workers: config.maxWorkers, totalTimeoutMilliseconds: config.httpTimeoutSeconds * 1000,
+                                                 verifyTLS: config.verifyTLS))
+        defer { http.shutdown() }
+        let limiter = RateLimiter(market: config.market, rule: config.market.defaultWeightLimit, clock: context.clock,
+                                  maxBanWaitMilliseconds: Int64(config.maxBanWaitSeconds) * 1000)
+        let breaker = CircuitBreaker(state: CircuitBreakerState(maxOpenMilliseconds: Int64(config.maxOutageWaitSeconds) * 1000),
+                                     clock: context.clock)
+        let client = BinanceClient(market: config.market, baseURL: config.apiURL, http: http, limiter: limiter, clock: context.clock,
+                                   breaker: breaker, maxAttempts: config.requestAttempts, logger: make("binance"))
+        do {
+            try await client.synchroniseLimits()
+            let rule = await limiter.rule
+            logger.info("weight budget", metadata: ["rule": "\(rule)"])
+        } catch {
+            let rule = await limiter.rule
+            logger.warning("could not read exchangeInfo; using Binance's documented default limit", metadata: ["error": "\(error)", "rule": "\(rule)"])
+        }
+
+        let progress: TerminalProgress? = context.errorsIsTerminal ? TerminalProgress(sink: context.errors, clock: context.clock) : nil
+        let resources = JobResources(pool: pool, client: client, clock: context.clock, logger: make("extractor"), progress: progress,
+                                     existingTables: existing, dryRun: config.dryRun)
+        let jobPlan: JobPlan
+        do {
+            jobPlan = try await plan(resources)
+        } catch {
+            progress?.stop()
+            context.errors.write("error: \(error)\n")
+            span.recordError(error)
+            return (error as? DatabaseError)?.isConfiguration == true ? ExitStatus.badConfiguration : ExitStatus.unitsFailed
+        }
+        guard case .run(let units, let work) = jobPlan else {
+            progress?.stop()
+            if case .report(let text) = jobPlan { context.output.write(text) }
+            return ExitStatus.success
+        }
+
+        let supervisor = Supervisor(maxWorkers: config.maxWorkers, unitRetries: config.unitRetries, clock: context.clock, logger: make("supervisor"))
+        let started = context.clock.now()
+        let reports = await GracefulRun.run(logger: logger, deadlineSeconds: config.shutdownTimeoutSeconds, onDeadline: context.onShutdownDeadline) {
+            await supervisor.run(units: units, work: work)
+        }
+        progress?.stop()
+
+        let summary = RunSummary(reports: reports, dryRun: config.dryRun, durationMilliseconds: context.clock.now() - started,
+                                 requests: client.requestStats, weightUsed: await limiter.weightGranted,
+                                 rateLimitWaitMilliseconds: await limiter.waitedMilliseconds)
+        context.output.write(config.summaryAsTable ?? context.outputIsTerminal ? summary.table() : summary.jsonLine() + "\n")
+        let failed = reports.filter { !$0.succeeded }
+        logger.info("run finished", metadata: [
+            "units": "\(reports.count)", "failed": "\(failed.count)", "written": "\(summary.totalWritten)",
+            "fetched": "\(summary.totalFetched)", "requests": "\(client.requestStats.sent)",
+        ])
+        return failed.isEmpty ? ExitStatus.success : ExitStatus.unitsFailed
+    }
+}
+
+extension ExtractorCLI {
+    static func runKlines(_ command: KlinesCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
+        let config: KlinesConfiguration
+        do { config = try Resolve.klines(command, environment: environment) } catch {
+            span.recordError(error)
+            return fail(error, context: context)
+        }
+        span.attributes["binance.timeframes"] = config.intervals.map(\.rawValue).joined(separator: ",")
+        let common = config.common
+        let units = config.intervals.flatMap { interval in common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, interval: interval) } }
+        let settings = SymbolExtractor.Settings(planner: config.planner, pageLimit: config.pageLimit, batchSize: common.batchSize)
+        return await JobRunner(command: "klines", config: common, context: context, span: span).run(
+            klineTables: config.intervals.map { KlineTable(market: common.market, interval: $0) }, otherTables: [],
+            describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "units": "\(units.count)"]
+        ) { resources in
+            let store = resources.klineStore
+            return .run(units: units) { unit in
+                try await SymbolExtractor(unit: unit, source: resources.client, store: store, clock: resources.clock, settings: settings,
+                                          progress: resources.progress, logger: resources.logger).run()
+            }
+        }
+    }
+
+    static func runGaps(_ command: GapsCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
+        let common: CommonConfiguration, interval: KlineInterval, since: Int64?, maxGapDays: Int?
+        do throws(ConfigurationError) {
+            common = try Resolve.common(command.common, environment: environment, databaseRequired: true)
+            guard let text = command.timeframe else { throw ConfigurationError("no timeframe given: pass --timeframe, e.g. --timeframe 15m") }
+            interval = try Resolve.intervals(text, market: common.market)[0]
+            since = try Resolve.date(command.since, option: "--since")
+            maxGapDays = command.maxGapDays == nil ? nil
+                : try Resolve.positive(command.maxGapDays, env: nil, environment, default: 1, option: "--max-gap-days")
+        } catch {
+            span.recordError(error)
+            return fail(error, context: context)
+        }
+        span.attributes["binance.timeframes"] = interval.rawValue
+        let table = KlineTable(market: common.market, interval: interval)
+        let recheck = command.recheck
+        return await JobRunner(command: "gaps", config: common, context: context, span: span).run(
+            klineTables: [table], otherTables: [ConfirmedGapTable.definition], describe: ["timeframe": interval.rawValue]
+        ) { resources in
+            guard let pool = resources.pool, resources.existingTables.contains(table.name) else {
+                return .report("no table \(table.name) yet: nothing to check\n")
+            }
+            let gaps = GapStore(pool: pool)
+            let hasConfirmations = resources.existingTables.contains(ConfirmedGapTable.name)
+            if recheck && !common.dryRun && hasConfirmations { try await gaps.forget(table: table, symbols: common.symbols) }
+            let confirmed = recheck || !hasConfirmations ? [] : try await gaps.confirmed(table: table)
+            var holes = try await gaps.holes(table: table, symbols: common.symbols, since: since).filter { !confirmed.contains($0) }
+            if let maxGapDays {
+                let limit = Int64(maxGapDays) * 86_400_000
+                let large = holes.filter { $0.to - $0.from >= limit }
+                for hole in large {
+                    resources.logger.warning("hole longer than --max-gap-days skipped", metadata: ["hole": "\(hole)", "max_gap_days": "\(maxGapDays)"])
+                }
+                holes.removeAll { $0.to - $0.from >= limit }
+            }
+            if common.dryRun {
+                var text = holes.isEmpty ? "no holes in \(table.name)\n" : "holes in \(table.name):\n"
+                for hole in holes {
+                    text += "  \(hole.symbol)  \(UTCCalendar.iso8601(hole.from)) .. \(UTCCalendar.iso8601(hole.to))  \(hole.missing) candles\n"
+                }
+                if !confirmed.isEmpty { text += "(\(confirmed.count) holes confirmed empty on Binance's side are not listed; --recheck lists them)\n" }
+                return .report(text)
+            }
+            let bySymbol = Dictionary(grouping: holes, by: \.symbol)
+            let units = common.symbols.filter { bySymbol[$0.name] != nil }
+                .map { ExtractionUnit(market: common.market, symbol: $0, dataset: .gaps(interval)) }
+            let store = resources.klineStore
+            return .run(units: units) { unit in
+                try await GapFiller(unit: unit, holes: bySymbol[unit.symbol.name] ?? [], client: resources.client, store: store, gaps: gaps,
+                                    clock: resources.clock, batchSize: common.batchSize, logger: resources.logger).run()
+            }
+        }
+    }
+
+    static func runFunding(_ command: FundingCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
+        let common: CommonConfiguration, start: Int64?, lookback: Int
+        do throws(ConfigurationError) {
+            common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
+            guard common.market == .futures else { throw ConfigurationError("funding rates exist on USD-M futures only: drop --market spot") }
+            start = try Resolve.date(command.start, option: "--start")
+            lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
+        } catch {
+            span.recordError(error)
+            return fail(error, context: context)
+        }
+        return await JobRunner(command: "funding", config: common, context: context, span: span).run(
+            klineTables: [], otherTables: [FundingTable.definition], describe: [:]
+        ) { resources in
+            let units = common.symbols.map { ExtractionUnit(market: .futures, symbol: $0, dataset: .funding) }
+            // The table exists unless this is a dry run on a database that never had it.
+            let store: any FundingStoring = resources.pool.flatMap { resources.existingTables.contains(FundingTable.name) ? FundingStore(pool: $0) : nil }
+                ?? EmptyFundingStore()
+            return .run(units: units) { unit in
+                try await FundingExtractor(symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
+                                           lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitStart: start,
+                                           batchSize: common.batchSize, dryRun: common.dryRun).run()
+            }
+        }
+    }
+
+    static func runTrades(_ command: TradesCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
+        let common: CommonConfiguration, start: Int64?, lookback: Int, maxPages: Int
+        do throws(ConfigurationError) {
+            common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
+            start = try Resolve.date(command.start, option: "--start")
+            lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
+            maxPages = try Resolve.positive(command.maxPages, env: nil, environment, default: 1000, option: "--max-pages")
+        } catch {
+            span.recordError(error)
+            return fail(error, context: context)
+        }
+        let table = TradeTable(market: common.market)
+        return await JobRunner(command: "trades", config: common, context: context, span: span).run(
+            klineTables: [], otherTables: [table.definition], describe: [:]
+        ) { resources in
+            let units = common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, dataset: .aggTrades) }
+            let store: any TradeStoring = resources.pool.flatMap { resources.existingTables.contains(table.name) ? TradeStore(pool: $0) : nil }
+                ?? EmptyTradeStore()
+            let startTime = start ?? (resources.clock.now() - Int64(lookback) * 3_600_000)
+            return .run(units: units) { unit in
+                try await TradeExtractor(market: common.market, symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
+                                         startTime: startTime, batchSize: common.batchSize, maxPages: maxPages, dryRun: common.dryRun).run()
+            }
+        }
+    }
+}
+
+/// A dry run without a database, or before the table exists: nothing stored, nothing written.
+struct EmptyFundingStore: FundingStoring {
+    func lastFundingTime(symbol: Symbol) async throws -> Int64? { nil }
+    func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int { 0 }
+}
+
+struct EmptyTradeStore: TradeStoring {
+    func lastTradeId(table: TradeTable, symbol: Symbol) async throws -> Int64? { nil }
+    func write(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int { 0 }
+}

@@ -1,0 +1,81 @@
+import BinanceAPI
+import Clocks
+import Storage
+import Telemetry
+
+/// Where funding rates are stored (the pipeline's view of `FundingStore`).
+public protocol FundingStoring: Sendable {
+    func lastFundingTime(symbol: Symbol) async throws -> Int64?
+    func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int
+}
+
+extension FundingStore: FundingStoring {
+    public func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int { try await upsert(symbol: symbol, rows: rows) }
+}
+
+/// Fetches one symbol's funding rates: from the last stored funding time (it is read again, harmlessly), or from
+/// `--start` / the lookback when nothing is stored, page by page of 1000, into its batch writer.
+public struct FundingExtractor: Sendable {
+    public let symbol: Symbol
+    let client: BinanceClient
+    let store: any FundingStoring
+    let clock: any WallClock
+    let lookbackMilliseconds: Int64
+    let explicitStart: Int64?
+    let batchSize: Int
+    let dryRun: Bool
+
+    public init(symbol: Symbol, client: BinanceClient, store: any FundingStoring, clock: any WallClock, lookbackMilliseconds: Int64,
+                explicitStart: Int64?, batchSize: Int, dryRun: Bool) {
+        self.symbol = symbol
+        self.client = client
+        self.store = store
+        self.clock = clock
+        self.lookbackMilliseconds = lookbackMilliseconds
+        self.explicitStart = explicitStart
+        self.batchSize = batchSize
+        self.dryRun = dryRun
+    }
+
+    public func run() async throws -> SymbolExtractor.Outcome {
+        var outcome = SymbolExtractor.Outcome()
+        let now = clock.now()
+        let last = try await store.lastFundingTime(symbol: symbol)
+        let start = explicitStart ?? last ?? (now - lookbackMilliseconds)
+        outcome.plan = FetchPlan(start: start, end: now, origin: explicitStart != nil ? .explicit : last != nil ? .resume : .lookback, capped: false)
+        let (store, symbol, dryRun) = (store, symbol, dryRun)
+        let writer = BatchWriter<FundingRate>(batchSize: batchSize) { batch in
+            dryRun ? 0 : try await store.write(symbol: symbol, rows: batch)
+        }
+        var failure: (any Error)?
+        do {
+            var cursor = start
+            while cursor <= now {
+                try Task.checkCancellation()
+                let page = try await client.fundingRates(symbol: symbol, startTime: cursor, endTime: now)
+                outcome.requests += 1
+                guard let lastTime = page.last?.fundingTime else { break }
+                guard page.first!.fundingTime >= cursor, zip(page, page.dropFirst()).allSatisfy({ $0.fundingTime < $1.fundingTime }) else {
+                    throw BinanceError.malformedBody("funding rates out of order or before startTime \(cursor)")
+                }
+                outcome.firstOpenTime = outcome.firstOpenTime ?? page.first!.fundingTime
+                outcome.lastOpenTime = lastTime
+                outcome.fetched += page.count
+                try await writer.append(page)
+                if page.count < FundingRate.maxLimit { break }
+                cursor = lastTime + 1
+            }
+        } catch {
+            failure = error
+        }
+        do { try await writer.finish() } catch { if failure == nil || failure is CancellationError { failure = error } }
+        outcome.written = await writer.written
+        RunMetrics.current?.add("binance_extractor.funding_rates.written", Double(outcome.written), unit: "{rate}",
+                                description: "Funding rates written to MariaDB.")
+        if let failure {
+            if failure is CancellationError { outcome.interrupted = true; return outcome }
+            throw UnitFailure(underlying: failure, partial: outcome)
+        }
+        return outcome
+    }
+}

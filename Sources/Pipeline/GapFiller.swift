@@ -1,0 +1,76 @@
+import BinanceAPI
+import Clocks
+import Logging
+import Storage
+
+/// Fills the holes of one symbol's klines in one table through the same pipeline as `klines` (a
+/// `SymbolExtractor` per hole, the same rate limiter and writer). Binance's answer for a hole is authoritative:
+/// whatever part of it is still missing after a successful fetch has no candles on Binance's side (an outage,
+/// before listing, after delisting) and is recorded as confirmed, so it is not asked for again.
+public struct GapFiller: Sendable {
+    public let unit: ExtractionUnit
+    public let holes: [KlineHole]
+    let client: BinanceClient
+    let store: any KlineStoring
+    let gaps: GapStore?
+    let clock: any WallClock
+    let batchSize: Int
+    let logger: Logger
+
+    public init(unit: ExtractionUnit, holes: [KlineHole], client: BinanceClient, store: any KlineStoring, gaps: GapStore?,
+                clock: any WallClock, batchSize: Int, logger: Logger) {
+        self.unit = unit
+        self.holes = holes
+        self.client = client
+        self.store = store
+        self.gaps = gaps
+        self.clock = clock
+        self.batchSize = batchSize
+        self.logger = logger
+    }
+
+    public func run() async throws -> SymbolExtractor.Outcome {
+        var total = SymbolExtractor.Outcome()
+        let interval = unit.interval!
+        let table = unit.table!
+        for hole in holes {
+            try Task.checkCancellation()
+            let klinesUnit = ExtractionUnit(market: unit.market, symbol: unit.symbol, interval: interval)
+            let planner = RangePlanner(explicitStart: hole.from, explicitEnd: hole.to + 1)
+            let outcome: SymbolExtractor.Outcome
+            do {
+                outcome = try await SymbolExtractor(unit: klinesUnit, source: client, store: store, clock: clock,
+                                                    settings: .init(planner: planner, batchSize: batchSize), logger: logger).run()
+            } catch let failure as UnitFailure {
+                throw UnitFailure(underlying: failure.underlying, partial: merged(total, failure.partial))
+            }
+            total = merged(total, outcome)
+            if outcome.interrupted { total.interrupted = true; return total }
+            // What is still missing inside the hole, Binance does not have.
+            if let gaps {
+                let remaining = try await gaps.holes(table: table, symbols: [unit.symbol], since: hole.from)
+                    .filter { $0.from >= hole.from && $0.to <= hole.to }
+                let confirmed = outcome.fetched == 0 ? [hole] : remaining
+                try await gaps.recordConfirmed(table: table, holes: confirmed)
+                if !confirmed.isEmpty {
+                    logger.info("Binance has no candles for part of a hole; recorded so it is not asked again", metadata: [
+                        "unit": "\(unit)", "holes": "\(confirmed.map(\.description))",
+                    ])
+                }
+            }
+        }
+        return total
+    }
+
+    private func merged(_ a: SymbolExtractor.Outcome, _ b: SymbolExtractor.Outcome) -> SymbolExtractor.Outcome {
+        var out = a
+        out.plan = out.plan ?? b.plan
+        out.requests += b.requests
+        out.fetched += b.fetched
+        out.written += b.written
+        out.firstOpenTime = [a.firstOpenTime, b.firstOpenTime].compactMap { $0 }.min()
+        out.lastOpenTime = [a.lastOpenTime, b.lastOpenTime].compactMap { $0 }.max()
+        out.interrupted = b.interrupted
+        return out
+    }
+}

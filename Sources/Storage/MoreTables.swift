@@ -1,0 +1,89 @@
+import BinanceAPI
+
+/// A table the project owns besides the kline tables: its name and how to create it.
+public struct TableDefinition: Sendable, Hashable {
+    public let name: String
+    public let createSQL: String
+}
+
+/// `funding_rates`: one row per symbol and funding time, unique (symbol, funding_time).
+public enum FundingTable {
+    public static let name = "funding_rates"
+    public static let definition = TableDefinition(name: name, createSQL: """
+        CREATE TABLE IF NOT EXISTS `\(name)` (
+          `symbol` VARCHAR(20) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+          `funding_time` DATETIME(3) NOT NULL COMMENT 'UTC',
+          `funding_rate` \(KlineTable.decimalType) NOT NULL,
+          `mark_price` \(KlineTable.decimalType) NULL COMMENT 'NULL where Binance sends none (older records)',
+          PRIMARY KEY (`symbol`, `funding_time`)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='Binance USD-M funding rates'
+        """)
+    static let upsertSQL = "INSERT INTO `\(name)` (`symbol`, `funding_time`, `funding_rate`, `mark_price`) "
+        + "VALUES (?, FROM_UNIXTIME(? * 0.001), ?, NULLIF(?, '')) "
+        + "ON DUPLICATE KEY UPDATE `funding_rate` = VALUES(`funding_rate`), `mark_price` = VALUES(`mark_price`)"
+}
+
+/// `agg_trades` (futures) and `spot_agg_trades`: unique (symbol, agg_trade_id).
+public struct TradeTable: Sendable, Hashable, CustomStringConvertible {
+    public let market: Market
+    public init(market: Market) { self.market = market }
+    public var name: String { market == .futures ? "agg_trades" : "spot_agg_trades" }
+    public var description: String { name }
+
+    public var definition: TableDefinition {
+        TableDefinition(name: name, createSQL: """
+            CREATE TABLE IF NOT EXISTS `\(name)` (
+              `symbol` VARCHAR(20) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+              `agg_trade_id` BIGINT NOT NULL,
+              `price` \(KlineTable.decimalType) NOT NULL,
+              `quantity` \(KlineTable.decimalType) NOT NULL,
+              `first_trade_id` BIGINT NOT NULL,
+              `last_trade_id` BIGINT NOT NULL,
+              `trade_time` DATETIME(3) NOT NULL COMMENT 'UTC',
+              `is_buyer_maker` BOOLEAN NOT NULL,
+              PRIMARY KEY (`symbol`, `agg_trade_id`),
+              KEY `ix_symbol_time` (`symbol`, `trade_time`)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='Binance \(market.rawValue) aggregate trades'
+            """)
+    }
+
+    var upsertSQL: String {
+        "INSERT INTO `\(name)` (`symbol`, `agg_trade_id`, `price`, `quantity`, `first_trade_id`, `last_trade_id`, `trade_time`, "
+            + "`is_buyer_maker`) VALUES (?, ?, ?, ?, ?, ?, FROM_UNIXTIME(? * 0.001), ?) ON DUPLICATE KEY UPDATE "
+            + "`price` = VALUES(`price`), `quantity` = VALUES(`quantity`), `first_trade_id` = VALUES(`first_trade_id`), "
+            + "`last_trade_id` = VALUES(`last_trade_id`), `trade_time` = VALUES(`trade_time`), `is_buyer_maker` = VALUES(`is_buyer_maker`)"
+    }
+}
+
+/// `kline_gaps_confirmed`: holes Binance itself has no candles for (an outage, before listing, after delisting),
+/// recorded once asked, so the nightly gap filler does not ask again.
+public enum ConfirmedGapTable {
+    public static let name = "kline_gaps_confirmed"
+    public static let definition = TableDefinition(name: name, createSQL: """
+        CREATE TABLE IF NOT EXISTS `\(name)` (
+          `table_name` VARCHAR(32) CHARACTER SET ascii NOT NULL,
+          `symbol` VARCHAR(20) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+          `gap_start` DATETIME(3) NOT NULL COMMENT 'first missing open time, UTC',
+          `gap_end` DATETIME(3) NOT NULL COMMENT 'last missing open time, UTC',
+          `confirmed_at` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+          PRIMARY KEY (`table_name`, `symbol`, `gap_start`, `gap_end`)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='kline holes Binance has no candles for'
+        """)
+}
+
+/// A hole in stored klines: open times `from` through `to` (inclusive) are missing.
+public struct KlineHole: Sendable, Hashable, CustomStringConvertible {
+    public let symbol: String
+    public let from: Int64
+    public let to: Int64
+    public let missing: Int64
+
+    public init(symbol: String, from: Int64, to: Int64, missing: Int64) {
+        self.symbol = symbol
+        self.from = from
+        self.to = to
+        self.missing = missing
+    }
+
+    public var description: String { "\(symbol) \(UTCCalendar.iso8601(from)) .. \(UTCCalendar.iso8601(to)) (\(missing) candles)" }
+}

@@ -1,0 +1,193 @@
+import BinanceAPI
+import Tracing
+
+/// Funding rates: where each symbol stands, and idempotent batch upserts.
+public struct FundingStore: Sendable {
+    public let pool: ConnectionPool
+    public init(pool: ConnectionPool) { self.pool = pool }
+
+    public func lastFundingTime(symbol: Symbol) async throws -> Int64? {
+        try await pool.scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`funding_time`)) * 1000 AS SIGNED) FROM `\(FundingTable.name)` WHERE `symbol` = ", symbol.name)
+    }
+
+    @discardableResult
+    public func upsert(symbol: Symbol, rows: [FundingRate]) async throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        let columns: [BulkColumn] = [
+            .string(Array(repeating: symbol.name, count: rows.count)), .int64(rows.map(\.fundingTime)),
+            .string(rows.map(\.fundingRate.text)), .string(rows.map { $0.markPrice?.text ?? "" }),
+        ]
+        try await pool.batch(FundingTable.upsertSQL, columns: columns, rows: rows.count, operation: "INSERT", collection: FundingTable.name)
+        return rows.count
+    }
+
+    /// Every stored funding rate of a symbol, oldest first: (time, rate, mark price or nil).
+    public func all(symbol: Symbol) async throws -> [(Int64, String, String?)] {
+        let rows = try await pool.withConnection { db in
+            try db.query("SELECT CAST(UNIX_TIMESTAMP(funding_time) * 1000 AS SIGNED), funding_rate, mark_price FROM `\(FundingTable.name)` "
+                         + "WHERE symbol = \(try db.quote(symbol.name)) ORDER BY funding_time")
+        }
+        return rows.map { (Int64($0[0]!)!, $0[1]!, $0[2]) }
+    }
+}
+
+/// Aggregate trades: the last stored id of each symbol, and idempotent batch upserts.
+public struct TradeStore: Sendable {
+    public let pool: ConnectionPool
+    public init(pool: ConnectionPool) { self.pool = pool }
+
+    public func lastTradeId(table: TradeTable, symbol: Symbol) async throws -> Int64? {
+        try await pool.scalarInt64("SELECT MAX(`agg_trade_id`) FROM `\(table.name)` WHERE `symbol` = ", symbol.name)
+    }
+
+    @discardableResult
+    public func upsert(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int {
+        guard !trades.isEmpty else { return 0 }
+        let columns: [BulkColumn] = [
+            .string(Array(repeating: symbol.name, count: trades.count)), .int64(trades.map(\.id)),
+            .string(trades.map(\.price.text)), .string(trades.map(\.quantity.text)), .int64(trades.map(\.firstTradeId)),
+            .int64(trades.map(\.lastTradeId)), .int64(trades.map(\.time)), .int64(trades.map { $0.isBuyerMaker ? 1 : 0 }),
+        ]
+        try await pool.batch(table.upsertSQL, columns: columns, rows: trades.count, operation: "INSERT", collection: table.name)
+        return trades.count
+    }
+
+    /// Stored ids and times of a symbol, in id order (for checks).
+    public func ids(table: TradeTable, symbol: Symbol) async throws -> [(Int64, Int64)] {
+        let rows = try await pool.withConnection { db in
+            try db.query("SELECT agg_trade_id, CAST(UNIX_TIMESTAMP(trade_time) * 1000 AS SIGNED) FROM `\(table.name)` "
+                         + "WHERE symbol = \(try db.quote(symbol.name)) ORDER BY agg_trade_id")
+        }
+        return rows.map { (Int64($0[0]!)!, Int64($0[1]!)!) }
+    }
+}
+
+/// Finds holes in stored klines with MariaDB's window functions (`LAG` over the primary key's order), so a table
+/// of tens of millions of rows is scanned by the server in one pass and only the holes come back.
+public struct GapStore: Sendable {
+    public let pool: ConnectionPool
+    public init(pool: ConnectionPool) { self.pool = pool }
+
+    /// Holes between stored candles, and (with `since`) before the first stored candle after `since`.
+    public func holes(table: KlineTable, symbols: [Symbol]?, since: Int64?) async throws -> [KlineHole] {
+        let interval = table.interval
+        let step = interval.fixedMilliseconds.map { "INTERVAL \($0 * 1000) MICROSECOND" } ?? "INTERVAL 1 MONTH"
+        let rows = try await databaseSpan(pool, "SELECT", table.name) {
+            try await pool.withConnection { db in
+                var filter = "1=1"
+                if let symbols { filter += " AND `symbol` IN (" + (try symbols.map { try db.quote($0.name) }).joined(separator: ",") + ")" }
+                if let since { filter += " AND `open_time` >= FROM_UNIXTIME(\(since) * 0.001)" }
+                var rows = try db.query("""
+                    SELECT `symbol`, CAST(UNIX_TIMESTAMP(`prev_open`) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(`open_time`) * 1000 AS SIGNED)
+                    FROM (SELECT `symbol`, `open_time`, LAG(`open_time`) OVER (PARTITION BY `symbol` ORDER BY `open_time`) AS `prev_open`
+                          FROM `\(table.name)` WHERE \(filter)) AS w
+                    WHERE `prev_open` IS NOT NULL AND `open_time` > `prev_open` + \(step)
+                    ORDER BY `symbol`, `open_time`
+                    """)
+                if let since {
+                    // Before the first stored candle: NULL marks "from `since`".
+                    rows += try db.query("""
+                        SELECT `symbol`, NULL, CAST(UNIX_TIMESTAMP(MIN(`open_time`)) * 1000 AS SIGNED) FROM `\(table.name)`
+                        WHERE \(filter) GROUP BY `symbol`
+                        HAVING MIN(`open_time`) > FROM_UNIXTIME(\(interval.openTime(containing: since + interval.nominalMilliseconds - 1)) * 0.001)
+                        """)
+                }
+                return rows
+            }
+        }
+        var holes: [KlineHole] = []
+        for row in rows {
+            guard let symbol = row[0], let nextText = row[2], let next = Int64(nextText) else { continue }
+            let from: Int64
+            if let prevText = row[1], let prev = Int64(prevText) {
+                from = interval.nextOpenTime(after: prev)
+            } else {
+                from = interval.openTime(containing: since! + interval.nominalMilliseconds - 1)
+            }
+            let to = interval.openTime(containing: next - 1)
+            guard to >= from else { continue }
+            holes.append(KlineHole(symbol: symbol, from: from, to: to, missing: Self.count(interval, from: from, to: to)))
+        }
+        return holes.sorted { ($0.symbol, $0.from) < ($1.symbol, $1.from) }
+    }
+
+    static func count(_ interval: KlineInterval, from: Int64, to: Int64) -> Int64 {
+        if let ms = interval.fixedMilliseconds { return (to - from) / ms + 1 }
+        var n: Int64 = 0, t = from
+        while t <= to { n += 1; t = interval.nextOpenTime(after: t) }
+        return n
+    }
+
+    /// Holes already confirmed empty on Binance's side.
+    public func confirmed(table: KlineTable) async throws -> Set<KlineHole> {
+        let rows = try await pool.withConnection { db in
+            try db.query("""
+                SELECT `symbol`, CAST(UNIX_TIMESTAMP(`gap_start`) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(`gap_end`) * 1000 AS SIGNED)
+                FROM `\(ConfirmedGapTable.name)` WHERE `table_name` = \(try db.quote(table.name))
+                """)
+        }
+        return Set(rows.compactMap { r in
+            guard let s = r[0], let f = r[1].flatMap({ Int64($0) }), let t = r[2].flatMap({ Int64($0) }) else { return nil }
+            return KlineHole(symbol: s, from: f, to: t, missing: Self.count(table.interval, from: f, to: t))
+        })
+    }
+
+    public func recordConfirmed(table: KlineTable, holes: [KlineHole]) async throws {
+        guard !holes.isEmpty else { return }
+        let columns: [BulkColumn] = [
+            .string(Array(repeating: table.name, count: holes.count)), .string(holes.map(\.symbol)),
+            .int64(holes.map(\.from)), .int64(holes.map(\.to)),
+        ]
+        try await pool.batch("INSERT IGNORE INTO `\(ConfirmedGapTable.name)` (`table_name`, `symbol`, `gap_start`, `gap_end`) "
+                             + "VALUES (?, ?, FROM_UNIXTIME(? * 0.001), FROM_UNIXTIME(? * 0.001))",
+                             columns: columns, rows: holes.count, operation: "INSERT", collection: ConfirmedGapTable.name)
+    }
+
+    /// Forgets confirmations (for `--recheck`).
+    public func forget(table: KlineTable, symbols: [Symbol]?) async throws {
+        _ = try await pool.withConnection { db in
+            var sql = "DELETE FROM `\(ConfirmedGapTable.name)` WHERE `table_name` = \(try db.quote(table.name))"
+            if let symbols { sql += " AND `symbol` IN (" + (try symbols.map { try db.quote($0.name) }).joined(separator: ",") + ")" }
+            return try db.execute(sql)
+        }
+    }
+}
+
+extension ConnectionPool {
+    /// `SELECT` returning one integer, with one string value appended through the library's escaping.
+    func scalarInt64(_ sqlPrefix: String, _ value: String) async throws -> Int64? {
+        let rows = try await databaseSpan(self, "SELECT", sqlPrefix.split(separator: "`").dropFirst().first.map(String.init) ?? "") {
+            try await self.withConnection { db in try db.query(sqlPrefix + (try db.quote(value))) }
+        }
+        guard let text = rows.first?.first ?? nil else { return nil }
+        return Int64(text)
+    }
+
+    /// One array-bound statement for a whole batch (atomic), traced as a database CLIENT span.
+    func batch(_ sql: String, columns: [BulkColumn], rows: Int, operation: String, collection: String) async throws {
+        try await databaseSpan(self, operation, collection, batchSize: rows) {
+            _ = try await self.withConnection { try $0.executeBatch(sql, columns: columns, rows: rows) }
+        }
+    }
+}
+
+/// A CLIENT span for one statement, with the database semantic conventions' attributes and never a row value.
+func databaseSpan<T>(_ pool: ConnectionPool, _ operation: String, _ collection: String, batchSize: Int? = nil,
+                     _ body: () async throws -> T) async throws -> T {
+    try await withSpan("\(operation) \(collection)", ofKind: .client) { span in
+        span.attributes["db.system.name"] = "mariadb"
+        span.attributes["db.namespace"] = pool.uri.database
+        span.attributes["db.collection.name"] = collection
+        span.attributes["db.operation.name"] = operation
+        span.attributes["server.address"] = pool.uri.host
+        span.attributes["server.port"] = Int64(pool.uri.port)
+        if let batchSize { span.attributes["db.operation.batch.size"] = Int64(batchSize) }
+        do {
+            return try await body()
+        } catch let error as DatabaseError {
+            span.attributes["db.response.status_code"] = "\(error.code)"
+            span.attributes["error.type"] = "\(error.code)"
+            throw error
+        }
+    }
+}

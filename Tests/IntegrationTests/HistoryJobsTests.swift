@@ -1,0 +1,187 @@
+import BinanceAPI
+import BinanceSimulator
+import Clocks
+import ExtractorCLI
+import Foundation
+import Storage
+import Telemetry
+import TestSupport
+import Testing
+
+/// The gap filler, funding rates, aggregate trades and backfill from listing, on binance-sim and a real MariaDB.
+@Suite("Gaps, funding, trades and listing", .serialized)
+struct HistoryJobsTests {
+    typealias E2E = KlinesEndToEndTests
+    static let minute: Int64 = 60_000
+    static let now = E2E.now
+    static let table = KlineTable(market: .futures, interval: .m15)
+
+    static func cli(_ args: [String], sim: SimulatorFixture, db: TestDatabase, clock: any WallClock) async -> E2E.Run {
+        let out = LineSink(), err = LineSink()
+        let status = await ExtractorCLI.run(arguments: args + ["--api-url", sim.baseURL, "--mysql-uri", db.uriText],
+                                            environment: ["OTEL_SDK_DISABLED": "true"],
+                                            context: RunContext(clock: clock, output: out, errors: err))
+        return E2E.Run(status: status, output: out.text, errors: err.text)
+    }
+
+    static func delete(_ db: TestDatabase, _ symbol: String, from: Int64, through: Int64) async throws {
+        try await db.execute("DELETE FROM klines_m15 WHERE symbol = '\(symbol)' AND open_time BETWEEN FROM_UNIXTIME(\(from) * 0.001) AND FROM_UNIXTIME(\(through) * 0.001)")
+    }
+
+    @Test("holes punched into a table are found exactly and filled exactly; exchange outages are asked for once")
+    func gapFiller() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let m15 = 15 * Self.minute
+        let start = KlineInterval.m15.openTime(containing: Self.now - 72 * 3_600_000)
+        // Binance itself has no candles for two hours a day ago.
+        let outage = KlineInterval.m15.openTime(containing: Self.now - 30 * 3_600_000)
+        await sim.simulator.setOutages([outage..<(outage + 8 * m15)])
+        let first = await Self.cli(["klines", "--timeframes", "15m", "--symbols", "BTCUSDT,ETHUSDT", "--lookback-hours", "72"], sim: sim, db: db, clock: clock)
+        #expect(first.status == 0, "\(first.errors)")
+
+        let a = start + 10 * m15, b = start + 100 * m15, c = start + 200 * m15
+        try await Self.delete(db, "BTCUSDT", from: a, through: a + 2 * m15)
+        try await Self.delete(db, "BTCUSDT", from: b, through: b + 9 * m15)
+        try await Self.delete(db, "ETHUSDT", from: c, through: c)
+        let expectedHoles = [
+            ("BTCUSDT", a, a + 2 * m15, 3), ("BTCUSDT", b, b + 9 * m15, 10), ("BTCUSDT", outage, outage + 7 * m15, 8),
+            ("ETHUSDT", c, c, 1), ("ETHUSDT", outage, outage + 7 * m15, 8),
+        ].sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+
+        await sim.simulator.resetStatistics()
+        let listed = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT", "--dry-run"], sim: sim, db: db, clock: clock)
+        #expect(listed.status == 0, "\(listed.errors)")
+        let lines = listed.output.split(separator: "\n").filter { $0.hasPrefix("  ") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        let expectedLines = expectedHoles.map { "\($0.0)  \(UTCCalendar.iso8601($0.1)) .. \(UTCCalendar.iso8601($0.2))  \($0.3) candles" }
+        #expect(lines == expectedLines, "listed: \(listed.output)")
+        #expect(await sim.simulator.statistics.klinesRequests == 0, "a dry run fetches nothing")
+
+        let filled = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT"], sim: sim, db: db, clock: clock)
+        #expect(filled.status == 0, "\(filled.errors)")
+        for symbol in ["BTCUSDT", "ETHUSDT"] {
+            try await E2E.expectExact(db, sim, table: Self.table, symbol: symbol, from: start, through: Self.now)
+        }
+        let confirmed = try await db.query("SELECT symbol, CAST(UNIX_TIMESTAMP(gap_start) * 1000 AS SIGNED) FROM kline_gaps_confirmed ORDER BY symbol")
+        #expect(confirmed.map { $0[0]! } == ["BTCUSDT", "ETHUSDT"])
+        #expect(confirmed.allSatisfy { $0[1] == "\(outage)" })
+
+        // The nightly run does not ask Binance for the outage again...
+        await sim.simulator.resetStatistics()
+        let again = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT"], sim: sim, db: db, clock: clock)
+        #expect(again.status == 0)
+        #expect(await sim.simulator.statistics.klinesRequests == 0)
+        // ... unless told to.
+        let recheck = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT", "--recheck"], sim: sim, db: db, clock: clock)
+        #expect(recheck.status == 0)
+        #expect(await sim.simulator.statistics.klinesRequests == 2)
+    }
+
+    @Test("--max-gap-days skips longer holes with a warning; --since finds a hole before the first stored candle")
+    func gapLimits() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let start = KlineInterval.m15.openTime(containing: Self.now - 96 * 3_600_000)
+        _ = await Self.cli(["klines", "--timeframes", "15m", "--symbols", "BTCUSDT", "--lookback-hours", "96"], sim: sim, db: db, clock: clock)
+        let holeStart = start + 4 * 3_600_000
+        try await Self.delete(db, "BTCUSDT", from: holeStart, through: holeStart + 36 * 3_600_000)
+        let skipped = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT", "--max-gap-days", "1"], sim: sim, db: db, clock: clock)
+        #expect(skipped.status == 0)
+        #expect(skipped.errors.contains("hole longer than --max-gap-days skipped"))
+        #expect(await sim.simulator.statistics.klinesRequests == 1, "only the first klines run asked")
+
+        // The first two hours are missing too: with --since before them, they count as a hole.
+        try await Self.delete(db, "BTCUSDT", from: start, through: start + 7 * 15 * Self.minute)
+        let listed = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT", "--since", UTCCalendar.iso8601(start).replacingOccurrences(of: ".000Z", with: ""), "--dry-run"],
+                                    sim: sim, db: db, clock: clock)
+        #expect(listed.output.contains("BTCUSDT  \(UTCCalendar.iso8601(start)) .. \(UTCCalendar.iso8601(start + 7 * 15 * Self.minute))  8 candles"), "\(listed.output)")
+    }
+
+    @Test("funding rates: the first run fills exactly (negative rates, missing mark prices), the next resumes without duplicates")
+    func funding() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let start = UTCCalendar.parse("2019-12-01")!
+        let first = await Self.cli(["funding", "--symbols", "BTCUSDT,ETHUSDT", "--start", "2019-12-01"], sim: sim, db: db, clock: clock)
+        #expect(first.status == 0, "\(first.errors)")
+        let store = FundingStore(pool: db.pool)
+        for symbol in ["BTCUSDT", "ETHUSDT"] {
+            let expected = await sim.simulator.expectedFundingRates(symbol: symbol, from: start, through: Self.now)
+            let stored = try await store.all(symbol: try Symbol(validating: symbol))
+            #expect(stored.count == expected.count)
+            #expect(zip(stored, expected).allSatisfy { s, e in
+                s.0 == e.fundingTime && DecimalString.compare(DecimalString(unchecked: s.1.replacingOccurrences(of: "-", with: "")),
+                                                                DecimalString(unchecked: e.fundingRate.text.replacingOccurrences(of: "-", with: ""))) == 0
+                    && s.1.hasPrefix("-") == e.fundingRate.text.hasPrefix("-")
+                    && (s.2 == nil) == (e.markPrice == nil)
+            })
+            #expect(expected.contains { $0.fundingRate.text.hasPrefix("-") } && expected.contains { $0.markPrice == nil })
+        }
+        clock.advance(by: 16 * 3_600_000)
+        await sim.simulator.resetStatistics()
+        let second = await Self.cli(["funding", "--symbols", "BTCUSDT,ETHUSDT"], sim: sim, db: db, clock: clock)
+        #expect(second.status == 0, "\(second.errors)")
+        #expect(await sim.simulator.statistics.fundingRequests == 2)
+        let count = try await db.query("SELECT COUNT(*), COUNT(DISTINCT symbol, funding_time) FROM funding_rates")
+        #expect(count[0][0] == count[0][1])
+        let expected = await sim.simulator.expectedFundingRates(symbol: "BTCUSDT", from: start, through: clock.now())
+        #expect(try await store.all(symbol: try Symbol(validating: "BTCUSDT")).count == expected.count)
+    }
+
+    @Test("aggregate trades: from a start time, then by id, without duplicates or holes, on both markets", arguments: [Market.futures, .spot])
+    func trades(market: Market) async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let start = Self.now - 150 * Self.minute  // two and a half hours: several one-hour windows are not needed, pages are
+        let first = await Self.cli(["trades", "--market", market.rawValue, "--symbols", "BTCUSDT", "--start", UTCCalendar.iso8601(start)
+            .replacingOccurrences(of: ".000Z", with: "")], sim: sim, db: db, clock: clock)
+        #expect(first.status == 0, "\(first.errors)")
+        let table = TradeTable(market: market)
+        let store = TradeStore(pool: db.pool)
+        var ids = try await store.ids(table: table, symbol: try Symbol(validating: "BTCUSDT"))
+        let firstId = try #require(ids.first?.0)
+        #expect(ids.first!.1 >= start && ids.first!.1 < start + SimulatedMarket.tradeSpacingMilliseconds)
+        clock.advance(by: 40 * Self.minute)
+        let second = await Self.cli(["trades", "--market", market.rawValue, "--symbols", "BTCUSDT"], sim: sim, db: db, clock: clock)
+        #expect(second.status == 0, "\(second.errors)")
+        ids = try await store.ids(table: table, symbol: try Symbol(validating: "BTCUSDT"))
+        let expected = await sim.simulator.expectedAggTrades(symbol: "BTCUSDT", fromId: firstId, throughTime: clock.now())
+        #expect(ids.map(\.0) == expected.map(\.id), "stored ids are not exactly the served ones")
+        #expect(ids.map(\.1) == expected.map(\.time))
+        let row = try await db.query("SELECT price, quantity, is_buyer_maker FROM `\(table.name)` WHERE agg_trade_id = \(expected[5].id)")
+        #expect(DecimalString.compare(DecimalString(unchecked: row[0][0]!), expected[5].price) == 0)
+        #expect(DecimalString.compare(DecimalString(unchecked: row[0][1]!), expected[5].quantity) == 0)
+        #expect(row[0][2] == (expected[5].isBuyerMaker ? "1" : "0"))
+    }
+
+    @Test("--from-listing starts a new symbol at its listing candle; a delisted symbol fails with -1121 and keeps its data")
+    func listing() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let listedAt = try #require(await sim.simulator.market.symbols["NEWUSDT"]?.listedAt)
+        let run = await Self.cli(["klines", "--timeframes", "1h", "--symbols", "NEWUSDT", "--from-listing"], sim: sim, db: db, clock: clock)
+        #expect(run.status == 0, "\(run.errors)")
+        let stored = try await KlineStore(pool: db.pool).klines(table: KlineTable(market: .futures, interval: .h1), symbol: try Symbol(validating: "NEWUSDT"))
+        #expect(stored.first?.openTime == listedAt)
+        #expect(stored.count == Int((KlineInterval.h1.openTime(containing: Self.now) - listedAt) / 3_600_000))
+
+        // OLDUSDT was delisted: rows stored back then stay; the unit ends with a clear message.
+        try await db.execute("""
+            INSERT INTO klines_h1 VALUES ('OLDUSDT', '2023-01-01 00:00:00', '2023-01-01 00:59:59.999', 1, 2, 0.5, 1.5, 10, 15, 3, 5, 7)
+            """)
+        let old = await Self.cli(["klines", "--timeframes", "1h", "--symbols", "OLDUSDT,NEWUSDT"], sim: sim, db: db, clock: clock)
+        #expect(old.status == 1)
+        #expect(old.output.contains("code -1121: Invalid symbol. (the symbol is not listed on this market: unknown, or delisted"))
+        #expect(try await db.query("SELECT COUNT(*) FROM klines_h1 WHERE symbol = 'OLDUSDT'")[0][0] == "1")
+    }
+}
