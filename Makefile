@@ -11,12 +11,21 @@ TEST_DB_PORT ?= auto
 DEMO_DB_DIR ?= .build-demo/mariadb
 DEMO_DB_PORT ?= auto
 
-.PHONY: help deps python-deps build release run demo-stop test clean
+.PHONY: help deps python-deps build release run demo-stop test clean image k8s-validate deploy k8s-status k8s-logs
+
+# Container image and Kubernetes (see README, "Container image" and "Kubernetes").
+IMAGE ?= binance-extractor
+VERSION ?= 0.1.0
+OVERLAY ?= local
+NAMESPACE ?= $(if $(filter production,$(OVERLAY)),binance,binance-$(OVERLAY))
 
 help:
 	@echo "make run    offline demo: local MariaDB + binance-sim + the extractor"
 	@echo "make test   build and run every test (real MariaDB, bundled simulator)"
 	@echo "make build  debug build; make release: release build"
+	@echo "make image  build the container image (needs a Docker engine)"
+	@echo "make k8s-validate   render and check every manifest and the Dockerfile (offline)"
+	@echo "make deploy [OVERLAY=local|production], make k8s-status, make k8s-logs"
 
 # Installs what is missing, and only that (apt-get update once, when something is).
 deps:
@@ -51,11 +60,29 @@ demo-stop:
 
 # Builds everything (the executables too: some tests run them), starts a throwaway MariaDB, runs the tests,
 # and stops the server whatever the outcome.
-test: deps python-deps
+test: deps python-deps k8s-validate
 	swift build --build-tests
 	@uri=$$(scripts/mariadb.sh start $(TEST_DB_DIR) $(TEST_DB_PORT)) || exit 1; \
 	trap 'scripts/mariadb.sh stop $(TEST_DB_DIR)' EXIT; \
 	TEST_MYSQL_URI=$$uri swift test --skip-build
+
+image:
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "no Docker engine here: run make image where one runs (the Dockerfile is checked by make k8s-validate)" >&2; exit 1; }
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) -t $(IMAGE):dev .
+
+# Renders every kustomization, validates it against the Kubernetes schema (strict, offline), lints the YAML, and
+# runs checkov over the manifests and the Dockerfile.
+k8s-validate: deps
+	scripts/k8s-check.sh
+
+deploy:
+	kubectl apply -k k8s/overlays/$(OVERLAY)
+
+k8s-status:
+	kubectl -n $(NAMESPACE) get cronjobs,jobs,pods -l app.kubernetes.io/part-of=binance-extractor
+
+k8s-logs:
+	kubectl -n $(NAMESPACE) logs -l app.kubernetes.io/name=binance-extractor --tail=200 --prefix --max-log-requests=20
 
 clean:
 	-scripts/mariadb.sh stop $(TEST_DB_DIR)

@@ -73,6 +73,12 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .customLong("insecure-skip-tls-verify"), help: "Do not verify Binance's TLS certificate (test endpoints only; warns on every run). Env: BINANCE_INSECURE_SKIP_TLS_VERIFY=true.")
     var insecureSkipTLSVerify = false
 
+    @Option(help: ArgumentHelp("This process's share of the symbols, i/n (0-based): every n-th symbol from the i-th. Env: SHARD, or JOB_COMPLETION_INDEX with SHARD_COUNT (Kubernetes Indexed Jobs).", valueName: "i/n"))
+    var shard: String?
+
+    @Option(name: .customLong("weight-share"), help: "Fraction of the IP's request-weight budget this process may spend (0 < share <= 1). Env: WEIGHT_SHARE. Default: 1, or 1/n with --shard i/n.")
+    var weightShare: Double?
+
     @Option(help: "Summary format: table, json (one line) or auto (a table on a terminal, JSON otherwise). Default: auto.")
     var summary: String?
 

@@ -32,6 +32,10 @@ public struct CommonConfiguration: Sendable {
     public var dbLockWaitTimeoutSeconds: Int?
     public var dbReconnectWindowSeconds: Int
     public var verifyTLS: Bool
+    /// This process's share of the IP's weight budget.
+    public var weightShare: Double
+    /// `(index, count)` when sharded.
+    public var shard: (index: Int, count: Int)?
 }
 
 /// A `klines` run.
@@ -130,10 +134,21 @@ enum Resolve {
         }
         let market = try market(c.market)
         let symbolText = c.symbols ?? env["DEFAULT_SYMBOLS"] ?? ""
-        let symbols: [Symbol]
+        var symbols: [Symbol]
         do { symbols = try Symbol.parseList(symbolText) } catch { throw ConfigurationError(error.description) }
         guard !symbols.isEmpty else {
             throw ConfigurationError("no symbols given: pass --symbols BTCUSDT,ETHUSDT or set DEFAULT_SYMBOLS")
+        }
+        let shard = try shard(c.shard, env)
+        if let shard { symbols = symbols.enumerated().filter { $0.offset % shard.count == shard.index }.map(\.element) }
+        let weightShare: Double
+        if let share = c.weightShare ?? env["WEIGHT_SHARE"].flatMap({ $0.isEmpty ? nil : Double($0) }) {
+            guard share > 0, share <= 1 else { throw ConfigurationError("invalid weight share \(share) (--weight-share or WEIGHT_SHARE): use a fraction above 0 and at most 1") }
+            weightShare = share
+        } else if let text = env["WEIGHT_SHARE"], !text.isEmpty {
+            throw ConfigurationError("invalid WEIGHT_SHARE='\(text)': use a fraction above 0 and at most 1, e.g. 0.25")
+        } else {
+            weightShare = shard.map { 1 / Double($0.count) } ?? 1
         }
         let envURL = market == .futures ? "BINANCE_FUTURES_API_URL" : "BINANCE_API_URL"
         let apiURL = try url(c.apiURL ?? env[envURL] ?? market.defaultBaseURL, source: c.apiURL != nil ? "--api-url" : envURL)
@@ -156,7 +171,22 @@ enum Resolve {
             dbLockWaitTimeoutSeconds: c.dbLockWaitTimeout == nil ? nil
                 : try positive(c.dbLockWaitTimeout, env: nil, env, default: 50, option: "--db-lock-wait-timeout"),
             dbReconnectWindowSeconds: try positive(c.dbReconnectWindow, env: nil, env, default: 30, option: "--db-reconnect-window", allowZero: true),
-            verifyTLS: !(c.insecureSkipTLSVerify || ["1", "true", "yes"].contains(env["BINANCE_INSECURE_SKIP_TLS_VERIFY"]?.lowercased() ?? "")))
+            verifyTLS: !(c.insecureSkipTLSVerify || ["1", "true", "yes"].contains(env["BINANCE_INSECURE_SKIP_TLS_VERIFY"]?.lowercased() ?? "")),
+            weightShare: weightShare, shard: shard)
+    }
+
+    /// `--shard i/n`, `SHARD=i/n`, or Kubernetes' `JOB_COMPLETION_INDEX` with `SHARD_COUNT`.
+    static func shard(_ flag: String?, _ env: [String: String]) throws(ConfigurationError) -> (index: Int, count: Int)? {
+        var text = flag ?? env["SHARD"]
+        if text == nil || text!.isEmpty, let index = env["JOB_COMPLETION_INDEX"], let count = env["SHARD_COUNT"], !index.isEmpty {
+            text = "\(index)/\(count)"
+        }
+        guard let text, !text.isEmpty else { return nil }
+        let parts = text.split(separator: "/")
+        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, i >= 0, i < n else {
+            throw ConfigurationError("invalid shard '\(text)' (--shard, SHARD or JOB_COMPLETION_INDEX/SHARD_COUNT): use i/n with 0 <= i < n, e.g. 0/4")
+        }
+        return (i, n)
     }
 
     static func klines(_ command: KlinesCommand, environment env: [String: String]) throws(ConfigurationError) -> KlinesConfiguration {

@@ -54,6 +54,7 @@ struct JobRunner {
             "dry_run": "\(config.dryRun)", "database": "\(config.database.map { "\($0)" } ?? "none")", "api": "\(config.apiURL)",
         ]
         for (k, v) in describe { metadata[k] = "\(v)" }
+        if let shard = config.shard { metadata["shard"] = "\(shard.index)/\(shard.count)" }
         logger.info("run starting", metadata: metadata)
 
         // Storage: connect (bad credentials end the run here, exit 2), create missing tables (not in a dry run).
@@ -100,7 +101,7 @@ struct JobRunner {
                                                  verifyTLS: config.verifyTLS))
         defer { http.shutdown() }
         let limiter = RateLimiter(market: config.market, rule: config.market.defaultWeightLimit, clock: context.clock,
-                                  maxBanWaitMilliseconds: Int64(config.maxBanWaitSeconds) * 1000)
+                                  maxBanWaitMilliseconds: Int64(config.maxBanWaitSeconds) * 1000, share: config.weightShare)
         let breaker = CircuitBreaker(state: CircuitBreakerState(maxOpenMilliseconds: Int64(config.maxOutageWaitSeconds) * 1000),
                                      clock: context.clock)
         let client = BinanceClient(market: config.market, baseURL: config.apiURL, http: http, limiter: limiter, clock: context.clock,
@@ -108,7 +109,8 @@ struct JobRunner {
         do {
             try await client.synchroniseLimits()
             let rule = await limiter.rule
-            logger.info("weight budget", metadata: ["rule": "\(rule)"])
+            let own = await limiter.ownLimit
+            logger.info("weight budget", metadata: ["rule": "\(rule)", "own_limit": "\(own)", "share": "\(config.weightShare)"])
         } catch {
             let rule = await limiter.rule
             logger.warning("could not read exchangeInfo; using Binance's documented default limit", metadata: ["error": "\(error)", "rule": "\(rule)"])

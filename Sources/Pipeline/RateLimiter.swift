@@ -24,14 +24,16 @@ public actor RateLimiter {
     /// Set when a ban outlasts `maxBanWaitMilliseconds`: no request is issued any more (local time, ms).
     public private(set) var bannedUntil: Int64?
 
-    public init(market: Market, rule: RateLimitRule, clock: any WallClock, maxBanWaitMilliseconds: Int64 = 300_000) {
+    public init(market: Market, rule: RateLimitRule, clock: any WallClock, maxBanWaitMilliseconds: Int64 = 300_000, share: Double = 1) {
         self.market = market
-        budget = WeightBudget(rule: rule)
+        budget = WeightBudget(rule: rule, share: share)
         self.clock = clock
         self.maxBanWaitMilliseconds = maxBanWaitMilliseconds
     }
 
     public var rule: RateLimitRule { budget.rule }
+    /// The weight per window this process may spend (its share of the rule's limit).
+    public var ownLimit: Int { budget.ownLimit }
 
     /// Adopts the rule and clock offset Binance published.
     public func configure(rule: RateLimitRule, serverTime: Int64?) {

@@ -10,8 +10,12 @@ public struct WeightBudget: Sendable, Equatable {
     public private(set) var rule: RateLimitRule
     /// Start of the window `used` belongs to (server time, ms).
     public private(set) var windowStart: Int64 = .min
-    /// Weight reserved or reported in that window.
+    /// Weight this process reserved in that window.
     public private(set) var used = 0
+    /// Weight the server reports for that window: every process on the IP together.
+    public private(set) var serverUsed = 0
+    /// This process's share of the IP's budget (pods of one Indexed Job behind one egress IP split it).
+    public var share: Double = 1
     /// No request before this moment (after a 429 or a 418).
     public private(set) var holdUntil: Int64 = .min
     /// Weight granted so close to the end of a window that the server may count it in the next one.
@@ -24,7 +28,13 @@ public struct WeightBudget: Sendable, Equatable {
         case waitUntil(Int64)
     }
 
-    public init(rule: RateLimitRule) { self.rule = rule }
+    public init(rule: RateLimitRule, share: Double = 1) {
+        self.rule = rule
+        self.share = min(max(share, 0.001), 1)
+    }
+
+    /// The part of the limit this process may spend.
+    public var ownLimit: Int { max(1, Int((Double(rule.limit) * share).rounded(.down))) }
 
     /// Requests granted this close to a window's end may reach Binance in the next window.
     var boundaryGuardMilliseconds: Int64 { min(rule.windowMilliseconds / 20, 1_000) }
@@ -34,6 +44,7 @@ public struct WeightBudget: Sendable, Equatable {
         if start > windowStart {
             // A request sent at the very end of the last window may be counted by the server in this one.
             used = start == windowStart + rule.windowMilliseconds ? carry : 0
+            serverUsed = 0
             windowStart = start
             carry = 0
         }
@@ -45,7 +56,9 @@ public struct WeightBudget: Sendable, Equatable {
         roll(to: now)
         // A request heavier than the whole limit could never go; let it through alone at the start of a window
         // rather than wait forever (Binance then decides).
-        if used + weight <= rule.limit || (used == 0 && weight > rule.limit) {
+        // Our own share, and the IP's whole budget as the server counts it.
+        let fits = used + weight <= ownLimit && max(used, serverUsed) + weight <= rule.limit
+        if fits || (used == 0 && serverUsed == 0 && weight > ownLimit) {
             used += weight
             if windowStart + rule.windowMilliseconds - now <= boundaryGuardMilliseconds { carry += weight }
             return .granted(window: windowStart)
@@ -56,7 +69,7 @@ public struct WeightBudget: Sendable, Equatable {
     /// Takes in the server's count for the window a request was granted in.
     public mutating func observe(usedWeight: Int, grantedIn window: Int64) {
         guard window == windowStart else { return }
-        used = max(used, usedWeight)
+        serverUsed = max(serverUsed, usedWeight)
     }
 
     /// Stops every request until `until` (429 or 418 with `Retry-After`).

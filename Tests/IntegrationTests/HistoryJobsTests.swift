@@ -162,6 +162,31 @@ struct HistoryJobsTests {
         #expect(row[0][2] == (expected[5].isBuyerMaker ? "1" : "0"))
     }
 
+    @Test("a shard takes every n-th symbol from the i-th (--shard, or JOB_COMPLETION_INDEX with SHARD_COUNT)")
+    func sharding() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        defer { Task { await sim.stop() } }
+        let symbols = "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT,PEPEUSDT"
+        func run(_ extra: [String], env: [String: String]) async -> String {
+            let out = LineSink(), err = LineSink()
+            var environment = env
+            environment["OTEL_SDK_DISABLED"] = "true"
+            _ = await ExtractorCLI.run(arguments: ["klines", "--timeframes", "1h", "--symbols", symbols, "--dry-run", "--api-url", sim.baseURL] + extra,
+                                       environment: environment, context: RunContext(clock: clock, output: out, errors: err))
+            return out.text + err.text
+        }
+        let flag = await run(["--shard", "1/3"], env: [:])
+        // Symbols 1 and 4 of 0...5.
+        #expect(flag.contains("\"symbol\":\"ETHUSDT\"") && flag.contains("\"symbol\":\"XRPUSDT\""))
+        #expect(!flag.contains("\"symbol\":\"BTCUSDT\"") && !flag.contains("\"symbol\":\"SOLUSDT\"") && !flag.contains("\"symbol\":\"PEPEUSDT\""))
+        #expect(flag.contains("\"own_limit\":\"800\""), "a third of 2400")
+        let indexed = await run([], env: ["JOB_COMPLETION_INDEX": "2", "SHARD_COUNT": "3"])
+        #expect(indexed.contains("\"symbol\":\"SOLUSDT\"") && indexed.contains("\"symbol\":\"PEPEUSDT\""))
+        #expect(!indexed.contains("\"symbol\":\"ETHUSDT\""))
+        #expect(indexed.contains("\"shard\":\"2/3\""))
+    }
+
     @Test("--from-listing starts a new symbol at its listing candle; a delisted symbol fails with -1121 and keeps its data")
     func listing() async throws {
         let clock = ManualClock(now: Self.now)

@@ -51,6 +51,8 @@ struct ConfigurationTests {
         (["LOG_LEVEL": "verbose"], "invalid log level 'verbose'"),
         (["MYSQL_URI": "mysql://u:hunter2@db"], "no database name"),
         (["SHUTDOWN_TIMEOUT": "0"], "SHUTDOWN_TIMEOUT='0'"),
+        (["SHARD": "3/3"], "invalid shard '3/3'"),
+        (["WEIGHT_SHARE": "1.5"], "invalid weight share 1.5"),
     ])
     func badEnvironment(env: [String: String], message: String) async {
         let (status, _, errors) = await run(["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--dry-run"], env: env)

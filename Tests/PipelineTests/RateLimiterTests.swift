@@ -21,14 +21,14 @@ struct RateLimiterTests {
         var budget = WeightBudget(rule: rule)
         _ = budget.reserve(2, now: 0)
         budget.observe(usedWeight: 9, grantedIn: 0)
-        #expect(budget.used == 9)
+        #expect(budget.serverUsed == 9)
         budget.observe(usedWeight: 1, grantedIn: 0)
-        #expect(budget.used == 9)
+        #expect(budget.serverUsed == 9)
         #expect(budget.reserve(2, now: 1) == .waitUntil(60_000))
         // A count from an old window does not touch the current one.
         _ = budget.reserve(1, now: 60_000)
         budget.observe(usedWeight: 10, grantedIn: 0)
-        #expect(budget.used == 1)
+        #expect(budget.serverUsed == 0 && budget.used == 1)
     }
 
     @Test("weight granted at the very end of a window also counts in the next one, where Binance may see it")
@@ -46,6 +46,20 @@ struct RateLimiterTests {
         budget.update(rule: RateLimitRule(limit: 20, windowMilliseconds: 1_000), now: 10_600)
         #expect(budget.used == 1)
         #expect(budget.windowStart == 10_000)
+    }
+
+    @Test("a shard spends only its share, and never past what the whole IP has left")
+    func share() {
+        var budget = WeightBudget(rule: RateLimitRule(limit: 2400, windowMilliseconds: 60_000), share: 0.25)
+        #expect(budget.ownLimit == 600)
+        #expect(budget.reserve(600, now: 0) == .granted(window: 0))
+        #expect(budget.reserve(1, now: 1) == .waitUntil(60_000))
+        var other = WeightBudget(rule: RateLimitRule(limit: 2400, windowMilliseconds: 60_000), share: 0.5)
+        other.observe(usedWeight: 0, grantedIn: .min)
+        _ = other.reserve(1, now: 0)
+        other.observe(usedWeight: 2390, grantedIn: 0)  // the other pods spent most of the IP's budget
+        #expect(other.reserve(11, now: 1) == .waitUntil(60_000))
+        #expect(other.reserve(10, now: 1) == .granted(window: 0))
     }
 
     @Test("after a 429 every request waits for Retry-After")
