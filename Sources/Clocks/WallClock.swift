@@ -42,6 +42,21 @@ public final class ManualClock: WallClock, @unchecked Sendable {
 
     public func advance(by milliseconds: Int64) { set(now() + milliseconds) }
 
+    /// Runs `operation`, moving time forward by `step` whenever something waits on this clock, until it returns:
+    /// backoffs and cool-downs pass at once, however many there are (even none).
+    public func drive<T: Sendable>(step: Int64, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let task = Task { try await operation() }
+        let driver = Task {
+            while !Task.isCancelled {
+                if sleeperCount > 0 { advance(by: step) }
+                // Pace the loop so it never starves the work it drives.
+                try? await Task.sleep(nanoseconds: 200_000)
+            }
+        }
+        defer { driver.cancel() }
+        return try await task.value
+    }
+
     public func set(_ time: Int64) {
         let due: [CheckedContinuation<Void, any Error>] = lock.withLock {
             current = max(current, time)

@@ -1,7 +1,7 @@
 import BinanceAPI
 import Testing
 
-@Suite("Intervals, markets and weights")
+@Suite("Intervals, markets and weights", .timeLimit(.minutes(2)))
 struct IntervalAndWeightTests {
     @Test("every Binance interval parses by its exact name and names its table", arguments: [
         ("1s", "s1"), ("1m", "m1"), ("3m", "m3"), ("5m", "m5"), ("15m", "m15"), ("30m", "m30"), ("1h", "h1"), ("2h", "h2"),
@@ -83,7 +83,7 @@ struct IntervalAndWeightTests {
     }
 }
 
-@Suite("Symbols and dates")
+@Suite("Symbols and dates", .timeLimit(.minutes(2)))
 struct SymbolAndDateTests {
     @Test("symbols must match Binance's pattern before reaching a URL or SQL", arguments: [
         "btcusdt", "BTC USDT", "BTC'; DROP TABLE klines_m1; --", "", "ABCDEFGHIJKLMNOPQRSTU", "BTC/USDT",

@@ -1,7 +1,7 @@
 import BinanceAPI
 import Testing
 
-@Suite("Decimal values and kline pages")
+@Suite("Decimal values and kline pages", .timeLimit(.minutes(2)))
 struct ParsingTests {
     static let row = #"[1499040000000,"0.01634790","0.80000000","0.01575800","0.01577100","148976.11427815",1499040059999,"2434.19055334",308,"1756.87402397","28.46694368","0"]"#
 

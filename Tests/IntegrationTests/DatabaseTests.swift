@@ -7,7 +7,7 @@ import Telemetry
 import TestSupport
 import Testing
 
-@Suite("Schema, migrations and database errors", .serialized)
+@Suite("Schema, migrations and database errors", .serialized, .timeLimit(.minutes(3)))
 struct DatabaseTests {
     static func cli(_ args: [String]) async -> (Int32, String, String) {
         let out = LineSink(), err = LineSink()

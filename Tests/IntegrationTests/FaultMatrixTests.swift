@@ -11,20 +11,11 @@ import Testing
 
 /// Every fault the extractor must survive, driven through binance-sim's fault switches and real MariaDB servers;
 /// each case checks the final table contents exactly, the exit status and the message.
-@Suite("Fault matrix", .serialized)
+@Suite("Fault matrix", .serialized, .timeLimit(.minutes(3)))
 struct FaultMatrixTests {
     typealias E2E = KlinesEndToEndTests
     static let day: Int64 = 86_400_000
 
-    /// Moves a manual clock along whenever something sleeps on it, so backoffs and cool-downs pass at once.
-    static func ticking(_ clock: ManualClock, step: Int64 = 500) -> Task<Void, Never> {
-        Task {
-            while !Task.isCancelled {
-                if clock.sleeperCount > 0 { clock.advance(by: step) }
-                await Task.yield()
-            }
-        }
-    }
 
     static func stored(_ uri: DatabaseURI, table: KlineTable, symbol: String) async throws -> [StoredKline] {
         let pool = ConnectionPool(uri: uri, size: 1)
@@ -144,11 +135,12 @@ struct FaultMatrixTests {
         configuration.faults = [FaultPlan(kind: .http503)]
         let sim = try await SimulatorFixture.start(configuration: configuration, clock: clock)
         let db = try await TestDatabase.make()
-        let ticker = Self.ticking(clock)
-        defer { ticker.cancel(); Task { await sim.stop(); await db.drop() } }
+        defer { Task { await sim.stop(); await db.drop() } }
         let symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "PEPEUSDT"]
-        let run = await E2E.extract(["--timeframes", "1h", "--symbols", symbols.joined(separator: ","), "--max-workers", "3",
-                                     "--max-outage-wait", "20", "--unit-retries", "1"], sim: sim, db: db, clock: clock)
+        let run = try await clock.drive(step: 500) {
+            await E2E.extract(["--timeframes", "1h", "--symbols", symbols.joined(separator: ","), "--max-workers", "3",
+                               "--max-outage-wait", "20", "--unit-retries", "1"], sim: sim, db: db, clock: clock)
+        }
         #expect(run.status == 1)
         #expect(run.output.contains("circuit breaker stayed open"))
         let stats = await sim.simulator.statistics
@@ -163,11 +155,12 @@ struct FaultMatrixTests {
         configuration.faults = [FaultPlan(kind: .http503, every: 1, count: 7)]
         let sim = try await SimulatorFixture.start(configuration: configuration, clock: clock)
         let db = try await TestDatabase.make()
-        let ticker = Self.ticking(clock, step: 200)
-        defer { ticker.cancel(); Task { await sim.stop(); await db.drop() } }
+        defer { Task { await sim.stop(); await db.drop() } }
         // Manual time races ahead of real HTTP here: give the breaker a day before it may give up.
-        let run = await E2E.extract(["--timeframes", "1h", "--symbols", "BTCUSDT,ETHUSDT,SOLUSDT", "--max-workers", "3",
-                                     "--request-attempts", "10", "--max-outage-wait", "86400"], sim: sim, db: db, clock: clock)
+        let run = try await clock.drive(step: 200) {
+            await E2E.extract(["--timeframes", "1h", "--symbols", "BTCUSDT,ETHUSDT,SOLUSDT", "--max-workers", "3",
+                               "--request-attempts", "10", "--max-outage-wait", "86400"], sim: sim, db: db, clock: clock)
+        }
         #expect(run.status == 0, "\(run.errors)")
         // The ticking clock may run past the 12:00 candle's close during the run (the skew the next run's overlap
         // repairs): compare the candles that were closed when the run started.

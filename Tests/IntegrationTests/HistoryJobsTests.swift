@@ -9,7 +9,7 @@ import TestSupport
 import Testing
 
 /// The gap filler, funding rates, aggregate trades and backfill from listing, on binance-sim and a real MariaDB.
-@Suite("Gaps, funding, trades and listing", .serialized)
+@Suite("Gaps, funding, trades and listing", .serialized, .timeLimit(.minutes(3)))
 struct HistoryJobsTests {
     typealias E2E = KlinesEndToEndTests
     static let minute: Int64 = 60_000

@@ -9,7 +9,7 @@ import TestSupport
 import Testing
 
 /// `binance-extractor klines` against a real MariaDB and the bundled Binance simulator.
-@Suite("klines end to end", .serialized)
+@Suite("klines end to end", .serialized, .timeLimit(.minutes(3)))
 struct KlinesEndToEndTests {
     static let minute: Int64 = 60_000
     /// 2024-03-01T12:05:30Z: a fixed "now" so the data is the same on every run.
@@ -188,7 +188,7 @@ struct KlinesEndToEndTests {
     }
 }
 
-@Suite("Recovering from Binance faults", .serialized)
+@Suite("Recovering from Binance faults", .serialized, .timeLimit(.minutes(3)))
 struct FaultRecoveryTests {
     @Test("transient faults are retried and the data still ends exact", arguments: [
         FaultKind.http500, .http503, .html502, .truncate, .reset,
@@ -200,16 +200,11 @@ struct FaultRecoveryTests {
         let sim = try await SimulatorFixture.start(configuration: configuration, clock: clock)
         let db = try await TestDatabase.make()
         defer { Task { await sim.stop(); await db.drop() } }
-        // Retries wait on the clock: a task moves it along so no test sleeps through a backoff.
-        let ticker = Task {
-            while !Task.isCancelled {
-                if clock.sleeperCount > 0 { clock.advance(by: 1_000) }
-                await Task.yield()
-            }
+        // Retries wait on the clock: it is moved along so no test sleeps through a backoff.
+        let run = try await clock.drive(step: 1_000) {
+            await KlinesEndToEndTests.extract(["--timeframes", "5m", "--symbols", "BTCUSDT", "--lookback-hours", "240",
+                                               "--unit-retries", "0"], sim: sim, db: db, clock: clock)
         }
-        defer { ticker.cancel() }
-        let run = await KlinesEndToEndTests.extract(["--timeframes", "5m", "--symbols", "BTCUSDT", "--lookback-hours", "240",
-                                                     "--unit-retries", "0"], sim: sim, db: db, clock: clock)
         #expect(run.status == 0, "\(run.errors)")
         let stats = await sim.simulator.statistics
         #expect(stats.faultsInjected == 2)

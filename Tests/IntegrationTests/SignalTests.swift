@@ -6,7 +6,7 @@ import Storage
 import TestSupport
 import Testing
 
-@Suite("Process signals and exit statuses", .serialized)
+@Suite("Process signals and exit statuses", .serialized, .timeLimit(.minutes(3)))
 struct SignalTests {
     @Test("SIGTERM mid-run flushes whole batches, exits 1 promptly, and the next run completes the data exactly")
     func sigtermMidRun() async throws {

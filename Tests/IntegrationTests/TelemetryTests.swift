@@ -9,7 +9,7 @@ import TestSupport
 import Testing
 
 /// Real exports of real runs to an OTLP receiver on loopback, checked with the official schema.
-@Suite("Traces and metrics a collector accepts", .serialized)
+@Suite("Traces and metrics a collector accepts", .serialized, .timeLimit(.minutes(3)))
 struct TelemetryTests {
     struct Run {
         let status: Int32

@@ -3,7 +3,7 @@ import Storage
 import Telemetry
 import Testing
 
-@Suite("Command line and configuration")
+@Suite("Command line and configuration", .timeLimit(.minutes(2)))
 struct ConfigurationTests {
     func run(_ args: [String], env: [String: String] = [:]) async -> (Int32, String, String) {
         let out = LineSink(), err = LineSink()

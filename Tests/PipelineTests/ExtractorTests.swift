@@ -5,7 +5,7 @@ import Pipeline
 import Storage
 import Testing
 
-@Suite("SymbolExtractor, BatchWriter and Supervisor")
+@Suite("SymbolExtractor, BatchWriter and Supervisor", .timeLimit(.minutes(2)))
 struct ExtractorTests {
     let minute: Int64 = 60_000
     let start: Int64 = 1_704_067_200_000  // 2024-01-01T00:00Z
@@ -105,7 +105,7 @@ struct ExtractorTests {
         let clock = ManualClock(now: 0)
         let attempts = Concurrency()
         let units = [try unit()]
-        let task = Task {
+        let reports = try await clock.drive(step: 1000) {
             await Supervisor(maxWorkers: 1, unitRetries: 2, backoff: Backoff(baseMilliseconds: 1000, capMilliseconds: 1000), clock: clock)
                 .run(units: units) { _ in
                     attempts.enter()
@@ -113,11 +113,6 @@ struct ExtractorTests {
                     return SymbolExtractor.Outcome()
                 }
         }
-        for _ in 0..<2 {
-            while clock.sleeperCount == 0 { await Task.yield() }
-            clock.advance(by: 1000)
-        }
-        let reports = await task.value
         #expect(reports[0].succeeded)
         #expect(reports[0].retries == 2)
         #expect(attempts.total == 3)

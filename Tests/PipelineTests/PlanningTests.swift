@@ -2,7 +2,7 @@ import BinanceAPI
 import Pipeline
 import Testing
 
-@Suite("Range planning")
+@Suite("Range planning", .timeLimit(.minutes(2)))
 struct PlanningTests {
     let hour: Int64 = 3_600_000
     let day: Int64 = 86_400_000

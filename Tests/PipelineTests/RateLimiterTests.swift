@@ -3,7 +3,7 @@ import Clocks
 import Pipeline
 import Testing
 
-@Suite("Weight budget and rate limiter")
+@Suite("Weight budget and rate limiter", .timeLimit(.minutes(2)))
 struct RateLimiterTests {
     let rule = RateLimitRule(limit: 10, windowMilliseconds: 60_000)
 

@@ -6,7 +6,7 @@ final class Token: Sendable {
     init(_ id: Int) { self.id = id }
 }
 
-@Suite("Resource pool")
+@Suite("Resource pool", .timeLimit(.minutes(2)))
 struct ResourcePoolTests {
     @Test("waiters get released resources in arrival order")
     func fifo() async throws {

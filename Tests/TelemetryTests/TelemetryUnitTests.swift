@@ -25,7 +25,7 @@ func response(_ status: Int, retryAfter: String? = nil) -> Result<HTTPResponse, 
     .success(HTTPResponse(status: status, headers: retryAfter.map { ["retry-after": $0] } ?? [:], body: []))
 }
 
-@Suite("OTLP encoding, configuration and export policy")
+@Suite("OTLP encoding, configuration and export policy", .timeLimit(.minutes(2)))
 struct TelemetryUnitTests {
     let logger = Logger(label: "test")
 
