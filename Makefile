@@ -11,7 +11,7 @@ TEST_DB_PORT ?= auto
 DEMO_DB_DIR ?= .build-demo/mariadb
 DEMO_DB_PORT ?= auto
 
-.PHONY: help deps python-deps build release run demo-stop test clean image k8s-validate deploy k8s-status k8s-logs
+.PHONY: help deps python-deps build release run demo-stop test bench clean image k8s-validate deploy k8s-status k8s-logs
 
 # Container image and Kubernetes (see README, "Container image" and "Kubernetes").
 IMAGE ?= binance-extractor
@@ -23,6 +23,7 @@ help:
 	@echo "make run    offline demo: local MariaDB + binance-sim + the extractor"
 	@echo "make test   build and run every test (real MariaDB, bundled simulator)"
 	@echo "make build  debug build; make release: release build"
+	@echo "make bench  benchmark figures (release builds): a table and .build-bench/results.json"
 	@echo "make image  build the container image (needs a Docker engine)"
 	@echo "make k8s-validate   render and check every manifest and the Dockerfile (offline)"
 	@echo "make deploy [OVERLAY=local|production], make k8s-status, make k8s-logs"
@@ -65,6 +66,18 @@ test: deps python-deps k8s-validate
 	@uri=$$(scripts/mariadb.sh start $(TEST_DB_DIR) $(TEST_DB_PORT)) || exit 1; \
 	trap 'scripts/mariadb.sh stop $(TEST_DB_DIR)' EXIT; \
 	TEST_MYSQL_URI=$$uri swift test --skip-build
+
+BENCH_DB_DIR ?= .build-bench/mariadb
+
+# Throughput, budget use, memory and start-up, with release builds, against binance-sim and a MariaDB of its own.
+# Prints a table and writes .build-bench/results.json. BENCH_QUICK=1 for a shorter run.
+bench: deps
+	swift build -c release --product binance-extractor
+	swift build -c release --product binance-sim
+	swift build -c release --product binance-bench
+	@uri=$$(scripts/mariadb.sh start $(BENCH_DB_DIR) auto) || exit 1; \
+	trap 'scripts/mariadb.sh stop $(BENCH_DB_DIR)' EXIT; \
+	BENCH_MYSQL_URI=$$uri BENCH_BIN_DIR=$$(swift build -c release --show-bin-path) .build/release/binance-bench
 
 image:
 	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "no Docker engine here: run make image where one runs (the Dockerfile is checked by make k8s-validate)" >&2; exit 1; }

@@ -76,6 +76,10 @@ let package = Package(
             "OTLPReceiver", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/Executables/otlp-receiver"),
 
+        // `make bench`: throughput, budget use, memory and start-up, measured against binance-sim and MariaDB.
+        .executableTarget(name: "binance-bench", dependencies: ["Storage", "BinanceSimulator", "BinanceAPI"],
+                          path: "Sources/Executables/binance-bench"),
+
         // Test support: MariaDB fixture, simulator launcher, process runner.
         .target(name: "TestSupport", dependencies: ["Storage", "BinanceSimulator", "BinanceAPI", "Clocks", "OTLPReceiver"], path: "Tests/TestSupport"),
         .testTarget(name: "BinanceAPITests", dependencies: ["BinanceAPI"], path: "Tests/BinanceAPITests"),

@@ -43,28 +43,34 @@ public struct DecimalString: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { text }
 
-    /// Compares two decimal strings by value, exactly.
+    /// Compares two decimal strings by value, exactly, without allocating.
     public static func compare(_ a: DecimalString, _ b: DecimalString) -> Int {
-        let (ai, af) = a.parts, (bi, bf) = b.parts
-        if ai.count != bi.count { return ai.count < bi.count ? -1 : 1 }
-        if ai != bi { return ai.lexicographicallyPrecedes(bi) ? -1 : 1 }
-        let n = max(af.count, bf.count)
-        for i in 0..<n {
-            let x = i < af.count ? af[af.index(af.startIndex, offsetBy: i)] : 48
-            let y = i < bf.count ? bf[bf.index(bf.startIndex, offsetBy: i)] : 48
+        var x = a.text, y = b.text
+        return x.withUTF8 { xa in y.withUTF8 { yb in compareDigits(xa, yb) } }
+    }
+
+    /// Integer part without leading zeros (start, end) and fraction (start, end) of ASCII decimal digits.
+    private static func parts(_ p: UnsafeBufferPointer<UInt8>) -> (Int, Int, Int, Int) {
+        var i = 0
+        while i < p.count, p[i] == 48 { i += 1 }
+        var point = i
+        while point < p.count, p[point] != 46 { point += 1 }
+        let fraction = point < p.count ? point + 1 : p.count
+        return (min(i, point), point, fraction, p.count)
+    }
+
+    private static func compareDigits(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Int {
+        let (ai, ae, af, afe) = parts(a), (bi, be, bf, bfe) = parts(b)
+        let alen = ae - ai, blen = be - bi
+        if alen != blen { return alen < blen ? -1 : 1 }
+        for k in 0..<alen where a[ai + k] != b[bi + k] { return a[ai + k] < b[bi + k] ? -1 : 1 }
+        let n = max(afe - af, bfe - bf)
+        for k in 0..<n {
+            let x = af + k < afe ? a[af + k] : 48
+            let y = bf + k < bfe ? b[bf + k] : 48
             if x != y { return x < y ? -1 : 1 }
         }
         return 0
-    }
-
-    /// Integer digits without leading zeros, and fraction digits.
-    private var parts: (Array<UInt8>.SubSequence, Array<UInt8>.SubSequence) {
-        let bytes = Array(text.utf8)
-        let point = bytes.firstIndex(of: 46) ?? bytes.endIndex
-        var integer = bytes[..<point]
-        while integer.first == 48 { integer = integer.dropFirst() }
-        let fraction = point < bytes.endIndex ? bytes[(point + 1)...] : bytes[bytes.endIndex...]
-        return (integer, fraction)
     }
 }
 

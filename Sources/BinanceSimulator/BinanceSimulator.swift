@@ -18,6 +18,10 @@ public actor BinanceSimulator {
         public var requestsBeforeBan = 5
         public var firstBanMilliseconds: Int64 = 120_000
         public var faults: [FaultPlan] = []
+        /// Keep every historical klines answer once computed, so benchmarks measure the client, not the simulator.
+        public var cachePages = false
+        /// Extra symbols BENCH000USDT, BENCH001USDT, ... listed since 2019 (benchmarks).
+        public var extraSymbols = 0
 
         public init() {}
 
@@ -39,6 +43,10 @@ public actor BinanceSimulator {
         public var faultsInjected = 0
         public var fundingRequests = 0
         public var aggTradesRequests = 0
+        /// Arrival time of the first request of any kind (server clock, ms).
+        public var firstRequestAt: Int64?
+        /// Weight used per window start (ms), for budget-use measurements.
+        public var weightByWindow: [String: Int] = [:]
         /// Arrival times (server clock, ms) of klines requests, in order.
         public var klinesRequestTimes: [Int64] = []
         public var tooManyRequests: Int { byStatus["429"] ?? 0 }
@@ -57,11 +65,18 @@ public actor BinanceSimulator {
     private var server: HTTPServer?
     private var serverTask: Task<Void, any Error>?
     public private(set) var port: UInt16 = 0
+    private var pageCache: [String: Data] = [:]
 
     public init(configuration: Configuration = Configuration(), market: SimulatedMarket? = nil, clock: any WallClock = SystemClock()) {
         self.configuration = configuration
         self.clock = clock
-        self.market = market ?? .standard(now: clock.now())
+        var market = market ?? .standard(now: clock.now())
+        for i in 0..<configuration.extraSymbols {
+            let name = "BENCH" + String(format: "%03d", i) + "USDT"
+            market.symbols[name] = SimulatedSymbol(name: name, listedAt: 1_546_300_800_000, basePriceTicks: 100_000_000 + Int64(i) * 1_000_000,
+                                                   baseVolumePerMinute: 10_000)
+        }
+        self.market = market
         ledgers = [
             .futures: WeightLedger(rule: configuration.futuresRule, requestsBeforeBan: configuration.requestsBeforeBan,
                                    firstBanMilliseconds: configuration.firstBanMilliseconds),
@@ -81,7 +96,7 @@ public actor BinanceSimulator {
     public func start() async throws -> UInt16 {
         let address = try sockaddr_in.inet(ip4: configuration.host, port: configuration.port)
         // Long handler timeout: the `hang` fault must outlast any client timeout.
-        let server = HTTPServer(address: address, timeout: 3600, logger: .disabled)
+        let server = HTTPServer(address: address, timeout: 3600, pool: NoDelaySocketPool(inner: HTTPServer.defaultPool()), logger: .disabled)
         await server.appendRoute("*") { [self] request in await self.handle(request) }
         self.server = server
         serverTask = Task { try await server.run() }
@@ -135,6 +150,7 @@ public actor BinanceSimulator {
 
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
         stats.requests += 1
+        if stats.firstRequestAt == nil { stats.firstRequestAt = clock.now() }
         let path = request.path
         let market: Market
         if path.hasPrefix("/fapi/") { market = .futures } else if path.hasPrefix("/api/") { market = .spot } else {
@@ -172,6 +188,8 @@ public actor BinanceSimulator {
             return finish(response, market: market)
         case .allowed:
             stats.weightUsed += weight
+            let window = ledgers[market]!.windowStart
+            stats.weightByWindow["\(window)", default: 0] += weight
         }
         if endpoint == "/fundingRate", case .tooManyRequests(let seconds) = fundingLedger.admit(weight: 1, now: now) {
             // "share 500/5min/IP rate limit with GET /fapi/v1/fundingInfo" (USD-M Futures, Get Funding Rate History).
@@ -189,7 +207,18 @@ public actor BinanceSimulator {
                 // Slow: the real answer, late.
                 try? await Task.sleep(nanoseconds: UInt64(fault.slowMilliseconds) * 1_000_000)
             }
-            return finish(klines(market: market, query: query, now: clock.now()), market: market)
+            let key = path + "?" + query.keys.sorted().map { "\($0)=\(query[$0]!)" }.joined(separator: "&")
+            if configuration.cachePages, let body = pageCache[key] {
+                return finish(HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: body), market: market)
+            }
+            let response = klines(market: market, query: query, now: clock.now())
+            // Only answers that can no longer change: ending before the current candle could have opened.
+            if configuration.cachePages, response.statusCode.code == 200, let end = query["endTime"].flatMap(Int64.init),
+               end < clock.now() - 86_400_000, let body = try? await response.bodyData {
+                pageCache[key] = body
+                return finish(HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: body), market: market)
+            }
+            return finish(response, market: market)
         case "/exchangeInfo":
             return finish(exchangeInfo(market: market, now: now), market: market)
         case "/fundingRate":

@@ -42,9 +42,7 @@ public struct TraceID: Sendable, Hashable, CustomStringConvertible {
         bytes = b
     }
     public init<G: RandomNumberGenerator>(using rng: inout G) {
-        var b: [UInt8]
-        repeat { b = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) } } while b.allSatisfy { $0 == 0 }
-        bytes = b
+        bytes = Hex.randomNonZero(count: 16, using: &rng)
     }
     public var hex: String { Hex.string(bytes) }
     public var description: String { hex }
@@ -58,9 +56,7 @@ public struct SpanID: Sendable, Hashable, CustomStringConvertible {
         bytes = b
     }
     public init<G: RandomNumberGenerator>(using rng: inout G) {
-        var b: [UInt8]
-        repeat { b = (0..<8).map { _ in UInt8.random(in: 0...255, using: &rng) } } while b.allSatisfy { $0 == 0 }
-        bytes = b
+        bytes = Hex.randomNonZero(count: 8, using: &rng)
     }
     public var hex: String { Hex.string(bytes) }
     public var description: String { hex }
@@ -68,6 +64,19 @@ public struct SpanID: Sendable, Hashable, CustomStringConvertible {
 
 enum Hex {
     static let digits = Array("0123456789abcdef".utf8)
+
+    /// Random bytes, not all zero (an all-zero trace or span id is invalid).
+    static func randomNonZero<G: RandomNumberGenerator>(count: Int, using rng: inout G) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        while true {
+            var any = false
+            for i in 0..<count {
+                bytes[i] = UInt8(truncatingIfNeeded: rng.next())
+                if bytes[i] != 0 { any = true }
+            }
+            if any { return bytes }
+        }
+    }
 
     static func string(_ bytes: [UInt8]) -> String {
         var out = [UInt8]()

@@ -42,6 +42,12 @@ struct BinanceSim: AsyncParsableCommand {
     @Option(help: "Exchange outage with no candles: START..END in Unix ms. Repeatable.")
     var outage: [String] = []
 
+    @Option(name: .customLong("extra-symbols"), help: "Also list BENCH000USDT ... (N symbols, listed since 2019), for benchmarks.")
+    var extraSymbols = 0
+
+    @Flag(name: .customLong("cache-pages"), help: "Keep historical klines answers once computed (benchmarks: measure the client, not the simulator).")
+    var cachePages = false
+
     func run() async throws {
         var configuration = BinanceSimulator.Configuration()
         configuration.host = host
@@ -56,6 +62,8 @@ struct BinanceSim: AsyncParsableCommand {
             configuration.spotRule.windowMilliseconds = Int64(windowSeconds * 1000)
         }
         configuration.requestsBeforeBan = requestsBeforeBan
+        configuration.extraSymbols = extraSymbols
+        configuration.cachePages = cachePages
         configuration.firstBanMilliseconds = Int64(banSeconds * 1000)
         configuration.faults = try faults.map { text in
             guard let plan = FaultPlan(parsing: text) else {

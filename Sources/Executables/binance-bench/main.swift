@@ -1,0 +1,276 @@
+import BinanceAPI
+import BinanceSimulator
+import Foundation
+import Storage
+
+// `make bench`: every figure of the benchmark in one run, against binance-sim and a real MariaDB, so ratios hold
+// on a noisy machine. Prints a table and writes JSON. Release binaries of binance-extractor and binance-sim are
+// run as child processes, so their CPU time and peak memory are their own.
+
+let env = ProcessInfo.processInfo.environment
+let binDir = env["BENCH_BIN_DIR"] ?? ".build/release"
+let adminURIText = env["BENCH_MYSQL_URI"] ?? "mysql://root:test@127.0.0.1:33306/mysql"
+let output = env["BENCH_OUTPUT"] ?? ".build-bench/results.json"
+let quick = env["BENCH_QUICK"] == "1"
+
+struct Measured {
+    var status: Int32
+    var wall: Double
+    var cpu: Double
+    var maxRSSMiB: Double
+    var stdout: String
+}
+
+/// Runs a program to its end; wall time, CPU time and peak resident memory are the child's own (wait4).
+func measure(_ program: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Measured {
+    var environment = env
+    environment["OTEL_SDK_DISABLED"] = "true"
+    environment.merge(extra) { _, new in new }
+    let outFile = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString).out").path
+    var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, outFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([program] + arguments).map { strdup($0) } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    let start = Date()
+    guard posix_spawn(&pid, program, &actions, nil, argv, envp) == 0 else { throw BenchError("cannot start \(program)") }
+    var status: Int32 = 0
+    var usage = rusage()
+    // Peak memory from the child's own VmHWM: Linux carries ru_maxrss across exec, so wait4's figure would include
+    // this (larger) benchmark process.
+    var peakKiB = 0.0
+    while wait4(pid, &status, WNOHANG, &usage) == 0 {
+        if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kib = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") {
+            peakKiB = max(peakKiB, kib)
+        }
+        usleep(5_000)
+    }
+    let wall = Date().timeIntervalSince(start)
+    let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    let out = (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? ""
+    try? FileManager.default.removeItem(atPath: outFile)
+    return Measured(status: (status >> 8) & 0xff, wall: wall, cpu: cpu, maxRSSMiB: peakKiB / 1024, stdout: out)
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// binance-sim as a child process; returns its base URL.
+final class Simulator {
+    let process = Process()
+    let url: String
+    init(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "\(binDir)/binance-sim")
+        process.arguments = ["--port", "0"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        while !line.contains(10) {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { throw BenchError("binance-sim exited") }
+            line.append(chunk)
+        }
+        url = String(decoding: line, as: UTF8.self).components(separatedBy: "listening on ").last!.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    func stats() throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(string: url + "/sim/stats")!)
+        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }
+    func stop() { process.terminate(); process.waitUntilExit() }
+}
+
+func database(_ name: String) async throws -> DatabaseURI {
+    let admin = try DatabaseURI(parsing: adminURIText)
+    let pool = ConnectionPool(uri: admin, size: 1)
+    defer { pool.shutdown() }
+    _ = try await pool.withConnection { db in
+        try db.execute("DROP DATABASE IF EXISTS `\(name)`")
+        return try db.execute("CREATE DATABASE `\(name)`")
+    }
+    return admin.with(database: name)
+}
+
+/// `2024-01-31`: the date form --start and --end take.
+func day(_ ms: Int64) -> String { String(UTCCalendar.iso8601(ms).prefix(10)) }
+
+func uriText(_ uri: DatabaseURI) -> String { "mysql://\(uri.user):\(uri.password)@\(uri.host):\(uri.port)/\(uri.database)" }
+
+func summary(_ stdout: String) -> [String: Any] {
+    let line = stdout.split(separator: "\n").last.map(String.init) ?? "{}"
+    return ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["summary"] as? [String: Any] ?? [:]
+}
+
+var results: [(name: String, value: String, target: String, ok: Bool?)] = []
+var json: [String: Any] = [:]
+@MainActor func record(_ key: String, _ name: String, _ value: Double, unit: String, target: String = "", ok: Bool? = nil, digits: Int = 0) {
+    json[key] = value
+    results.append((name, String(format: "%.\(digits)f %@", value, unit), target, ok))
+}
+
+let extractor = "\(binDir)/binance-extractor"
+let day: Int64 = 86_400_000
+let start2024 = UTCCalendar.parse("2024-01-01")!
+
+// 1. Database ceiling: kline rows through array binding, with the project's schema and pool, 4 connections.
+do {
+    let uri = try await database("bench_ceiling")
+    let pool = ConnectionPool(uri: uri, size: 4)
+    defer { pool.shutdown() }
+    let table = KlineTable(market: .futures, interval: .m1)
+    _ = try await SchemaMigrator(pool: pool).migrate([table])
+    let market = SimulatedMarket.standard(now: Int64(Date().timeIntervalSince1970 * 1000))
+    let rowsPerWriter = quick ? 100_000 : 216_000
+    let symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"]
+    var batches: [[Kline]] = []
+    for (w, name) in symbols.enumerated() {
+        let s = market.symbols[name]!
+        let rows = market.klines(symbol: s, interval: .m1, start: start2024 + Int64(w) * 0, end: start2024 + Int64(rowsPerWriter) * 60_000 - 1,
+                                 limit: rowsPerWriter, now: .max)
+        stride(from: 0, to: rows.count, by: 2000).forEach { batches.append(Array(rows[$0..<min($0 + 2000, rows.count)])) }
+    }
+    let store = KlineStore(pool: pool)
+    let began = Date()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for (w, name) in symbols.enumerated() {
+            let mine = batches.enumerated().filter { $0.offset % symbols.count == w }.map(\.element)
+            group.addTask {
+                let symbol = try Symbol(validating: name)
+                for batch in mine { try await store.upsert(table: table, symbol: symbol, klines: batch) }
+            }
+        }
+        try await group.waitForAll()
+    }
+    let total = Double(batches.reduce(0) { $0 + $1.count })
+    record("db_ceiling_rows_per_s", "1. database ceiling (4 connections, array binding)", total / Date().timeIntervalSince(began), unit: "rows/s")
+}
+
+// 2. Backfill throughput: 20 symbols x 1m x 30 days, end to end into MariaDB.
+do {
+    let days: Int64 = quick ? 7 : 30
+    // Unthrottled: this measures the extractor and the database, not Binance's budget (that is step 3).
+    let sim = try Simulator(["--extra-symbols", "20", "--cache-pages", "--weight-limit", "100000000"])
+    defer { sim.stop() }
+    let symbols = (0..<20).map { "BENCH" + String(format: "%03d", $0) + "USDT" }.joined(separator: ",")
+    let args = ["klines", "--timeframes", "1m", "--symbols", symbols, "--start", "2024-01-01", "--end", day(start2024 + days * 86_400_000),
+                "--api-url", sim.url, "--max-workers", "4", "--summary", "json"]
+    _ = try measure(extractor, args + ["--dry-run"])  // warms the simulator's page cache: it must not be the bottleneck
+    let uri = try await database("bench_backfill")
+    let run = try measure(extractor, args + ["--mysql-uri", uriText(uri)])
+    let s = summary(run.stdout)
+    let written = Double(s["written"] as? Int ?? 0)
+    let rate = written / run.wall
+    let ceiling = json["db_ceiling_rows_per_s"] as! Double
+    record("backfill_klines_per_s", "2. backfill 20 symbols x 1m x \(days) d (\(Int(written)) klines)", rate, unit: "klines/s",
+           target: ">= 100,000", ok: rate >= 100_000)
+    record("backfill_ratio_to_ceiling", "   ratio to the database ceiling", rate / ceiling * 100, unit: "%", target: ">= 70 %", ok: rate / ceiling >= 0.7)
+    record("backfill_cpu_s", "   CPU time (user + system)", run.cpu, unit: "s", digits: 2)
+    record("backfill_peak_rss_mib", "   peak memory", run.maxRSSMiB, unit: "MiB", digits: 1)
+    record("backfill_wall_s", "   wall time", run.wall, unit: "s", digits: 2)
+    if run.status != 0 { print("backfill exited \(run.status): \(run.stdout.prefix(300))") }
+}
+
+// 3. Budget use: Binance's futures limit on a squeezed window (2400 weight per 10 s).
+do {
+    let sim = try Simulator(["--weight-limit", "2400", "--window-seconds", "10", "--extra-symbols", "20"])
+    defer { sim.stop() }
+    let symbols = (0..<20).map { "BENCH" + String(format: "%03d", $0) + "USDT" }.joined(separator: ",")
+    // More demand than three windows can serve; the run is stopped after them.
+    let args = ["klines", "--timeframes", "1m", "--symbols", symbols, "--start", "2022-01-01", "--end", "2024-01-01", "--api-url", sim.url,
+                "--max-workers", "4", "--dry-run", "--shutdown-timeout", "5"]
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: extractor)
+    process.arguments = args
+    process.environment = env.merging(["OTEL_SDK_DISABLED": "true"]) { _, new in new }
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    try await Task.sleep(nanoseconds: quick ? 22_000_000_000 : 42_000_000_000)
+    process.interrupt()
+    process.waitUntilExit()
+    let stats = try sim.stats()
+    let windows = (stats["weightByWindow"] as? [String: Int] ?? [:]).sorted { Int64($0.key)! < Int64($1.key)! }
+    // Full windows only: not the first (the run started inside it) nor the last (stopped inside it).
+    let full = windows.dropFirst().dropLast()
+    let used = full.reduce(0) { $0 + $1.value }
+    let share = full.isEmpty ? 0 : Double(used) / Double(2400 * full.count) * 100
+    let byStatus = stats["byStatus"] as? [String: Int] ?? [:]
+    record("budget_share_percent", "3. budget use (2400 weight / 10 s, \(full.count) full windows)", share, unit: "%", target: ">= 95 %", ok: share >= 95, digits: 1)
+    record("budget_429", "   HTTP 429 answers", Double(byStatus["429"] ?? 0), unit: "", target: "0", ok: (byStatus["429"] ?? 0) == 0)
+}
+
+// 4. Memory: a one-year 1m backfill of one symbol (525,600 candles).
+do {
+    let sim = try Simulator(["--extra-symbols", "1", "--cache-pages", "--weight-limit", "100000000"])
+    defer { sim.stop() }
+    let end = quick ? "2023-04-01" : "2024-01-01"
+    let args = ["klines", "--timeframes", "1m", "--symbols", "BENCH000USDT", "--start", "2023-01-01", "--end", end, "--api-url", sim.url]
+    _ = try measure(extractor, args + ["--dry-run"])
+    let uri = try await database("bench_memory")
+    let run = try measure(extractor, args + ["--mysql-uri", uriText(uri), "--summary", "json"])
+    let written = summary(run.stdout)["written"] as? Int ?? 0
+    record("year_backfill_peak_rss_mib", "4. peak memory, one-year 1m backfill (\(written) klines)", run.maxRSSMiB, unit: "MiB", target: "< 64 MiB",
+           ok: run.maxRSSMiB < 64, digits: 1)
+}
+
+// 5. Up-to-date run: 200 symbols already current, one timeframe.
+do {
+    let sim = try Simulator(["--extra-symbols", "200"])
+    defer { sim.stop() }
+    let symbols = (0..<200).map { "BENCH" + String(format: "%03d", $0) + "USDT" }.joined(separator: ",")
+    let uri = try await database("bench_current")
+    let args = ["klines", "--timeframes", "1h", "--symbols", symbols, "--api-url", sim.url, "--mysql-uri", uriText(uri), "--max-workers", "8",
+                "--lookback-hours", "3", "--summary", "json"]
+    _ = try measure(extractor, args)  // makes them current
+    let before = try sim.stats()["klinesRequests"] as? Int ?? 0
+    let run = try measure(extractor, args)
+    let requests = (try sim.stats()["klinesRequests"] as? Int ?? 0) - before
+    record("current_run_requests", "5. up-to-date run, 200 symbols: klines requests", Double(requests), unit: "", target: "200", ok: requests == 200)
+    record("current_run_wall_s", "   wall time", run.wall, unit: "s", target: "< 2 s", ok: run.wall < 2, digits: 2)
+}
+
+// 6. Start-up: to --help, and to the first request Binance sees.
+do {
+    var helps: [Double] = []
+    for _ in 0..<10 { helps.append(try measure(extractor, ["--help"]).wall) }
+    let help = helps.sorted()[helps.count / 2] * 1000
+    record("startup_help_ms", "6. start-up to --help (median of 10)", help, unit: "ms", digits: 1)
+    let sim = try Simulator([])
+    defer { sim.stop() }
+    var firsts: [Double] = []
+    for _ in 0..<5 {
+        let launched = Date().timeIntervalSince1970 * 1000
+        _ = try measure(extractor, ["klines", "--timeframes", "1h", "--symbols", "BTCUSDT", "--dry-run", "--api-url", sim.url])
+        if let first = try sim.stats()["firstRequestAt"] as? Int64 ?? (try sim.stats()["firstRequestAt"] as? Int).map(Int64.init) {
+            firsts.append(Double(first) - launched)
+        }
+        // A fresh simulator for the next launch would be fairer; stats are cumulative, so keep the first launch only.
+        break
+    }
+    let first = firsts.first ?? -1
+    record("startup_first_request_ms", "   start-up to the first request", first, unit: "ms", target: "< 50 ms", ok: first >= 0 && first < 50, digits: 1)
+}
+
+// Report.
+let width = results.map(\.name.count).max() ?? 40
+print("\nbinance-extractor benchmark (\(ProcessInfo.processInfo.processorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB)\n")
+for r in results {
+    let mark = r.ok.map { $0 ? "ok" : "MISSED" } ?? ""
+    print(r.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + r.value.padding(toLength: 18, withPad: " ", startingAt: 0)
+          + "  " + r.target.padding(toLength: 10, withPad: " ", startingAt: 0) + "  " + mark)
+}
+json["machine"] = ["cores": ProcessInfo.processInfo.processorCount, "memory_gib": Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824,
+                   "os": ProcessInfo.processInfo.operatingSystemVersionString]
+json["date"] = ISO8601DateFormatter().string(from: Date())
+try FileManager.default.createDirectory(atPath: (output as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: output))
+print("\nwritten to \(output)")
