@@ -45,7 +45,10 @@ public struct FundingExtractor: Sendable {
         outcome.plan = FetchPlan(start: start, end: now, origin: explicitStart != nil ? .explicit : last != nil ? .resume : .lookback, capped: false)
         let (store, symbol, dryRun) = (store, symbol, dryRun)
         let writer = BatchWriter<FundingRate>(batchSize: batchSize) { batch in
-            dryRun ? 0 : try await store.write(symbol: symbol, rows: batch)
+            let n = dryRun ? 0 : try await store.write(symbol: symbol, rows: batch)
+            RunMetrics.current?.add("binance_extractor.funding_rates.written", Double(n), unit: "{rate}",
+                                    description: "Funding rates written to MariaDB.")
+            return n
         }
         var failure: (any Error)?
         do {
@@ -68,14 +71,6 @@ public struct FundingExtractor: Sendable {
         } catch {
             failure = error
         }
-        do { try await writer.finish() } catch { if failure == nil || failure is CancellationError { failure = error } }
-        outcome.written = await writer.written
-        RunMetrics.current?.add("binance_extractor.funding_rates.written", Double(outcome.written), unit: "{rate}",
-                                description: "Funding rates written to MariaDB.")
-        if let failure {
-            if failure is CancellationError { outcome.interrupted = true; return outcome }
-            throw UnitFailure(underlying: failure, partial: outcome)
-        }
-        return outcome
+        return try await complete(writer, failure: failure, outcome: outcome)
     }
 }

@@ -42,9 +42,10 @@ public struct GapFiller: Sendable {
                 outcome = try await SymbolExtractor(unit: klinesUnit, source: client, store: store, clock: clock,
                                                     settings: .init(planner: planner, batchSize: batchSize), logger: logger).run()
             } catch let failure as UnitFailure {
-                throw UnitFailure(underlying: failure.underlying, partial: merged(total, failure.partial))
+                total.absorb(failure.partial)
+                throw UnitFailure(underlying: failure.underlying, partial: total)
             }
-            total = merged(total, outcome)
+            total.absorb(outcome)
             if outcome.interrupted { total.interrupted = true; return total }
             // What is still missing inside the hole, Binance does not have.
             if let gaps {
@@ -60,17 +61,5 @@ public struct GapFiller: Sendable {
             }
         }
         return total
-    }
-
-    private func merged(_ a: SymbolExtractor.Outcome, _ b: SymbolExtractor.Outcome) -> SymbolExtractor.Outcome {
-        var out = a
-        out.plan = out.plan ?? b.plan
-        out.requests += b.requests
-        out.fetched += b.fetched
-        out.written += b.written
-        out.firstOpenTime = [a.firstOpenTime, b.firstOpenTime].compactMap { $0 }.min()
-        out.lastOpenTime = [a.lastOpenTime, b.lastOpenTime].compactMap { $0 }.max()
-        out.interrupted = b.interrupted
-        return out
     }
 }

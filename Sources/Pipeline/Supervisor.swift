@@ -101,13 +101,13 @@ public struct Supervisor: Sendable {
         while true {
             do {
                 let outcome = try await work(unit)
-                merge(outcome, into: &accumulated)
+                accumulated.absorb(outcome)
                 let status: UnitReport.Status = outcome.interrupted ? .interrupted : .succeeded
                 return UnitReport(unit: unit, status: status, outcome: accumulated, retries: retries,
                                   durationMilliseconds: clock.now() - started)
             } catch {
                 let underlying = (error as? UnitFailure)?.underlying ?? error
-                if let partial = (error as? UnitFailure)?.partial { merge(partial, into: &accumulated) }
+                if let partial = (error as? UnitFailure)?.partial { accumulated.absorb(partial) }
                 if underlying is CancellationError || Task.isCancelled {
                     return UnitReport(unit: unit, status: .interrupted, outcome: accumulated, retries: retries,
                                       durationMilliseconds: clock.now() - started)
@@ -144,16 +144,5 @@ public struct Supervisor: Sendable {
         case let e as DatabaseError: return e.isRetryable
         default: return false
         }
-    }
-
-    private func merge(_ outcome: SymbolExtractor.Outcome, into total: inout SymbolExtractor.Outcome) {
-        total.plan = total.plan ?? outcome.plan
-        total.requests += outcome.requests
-        total.fetched += outcome.fetched
-        total.written += outcome.written
-        total.firstOpenTime = [total.firstOpenTime, outcome.firstOpenTime].compactMap { $0 }.min()
-        total.lastOpenTime = [total.lastOpenTime, outcome.lastOpenTime].compactMap { $0 }.max()
-        total.skippedOpenCandle = total.skippedOpenCandle || outcome.skippedOpenCandle
-        total.interrupted = outcome.interrupted
     }
 }

@@ -36,6 +36,18 @@ public actor SymbolExtractor {
         public var interrupted = false
 
         public init() {}
+
+        /// Adds what another attempt, or another part of the same unit, did.
+        public mutating func absorb(_ other: Outcome) {
+            plan = plan ?? other.plan
+            requests += other.requests
+            fetched += other.fetched
+            written += other.written
+            firstOpenTime = [firstOpenTime, other.firstOpenTime].compactMap { $0 }.min()
+            lastOpenTime = [lastOpenTime, other.lastOpenTime].compactMap { $0 }.max()
+            skippedOpenCandle = skippedOpenCandle || other.skippedOpenCandle
+            interrupted = other.interrupted
+        }
     }
 
     public let unit: ExtractionUnit
@@ -86,21 +98,7 @@ public actor SymbolExtractor {
         } catch {
             failure = error
         }
-        // Whatever happened, what was fetched and checked is written (unless the write itself failed).
-        do {
-            try await writer.finish()
-        } catch {
-            if failure == nil || failure is CancellationError { failure = error }
-        }
-        outcome.written = await writer.written
-        if let failure {
-            if failure is CancellationError {
-                outcome.interrupted = true
-                return outcome
-            }
-            throw UnitFailure(underlying: failure, partial: outcome)
-        }
-        return outcome
+        return try await complete(writer, failure: failure, outcome: outcome)
     }
 
     private func fetch(plan: FetchPlan, limit: Int, into writer: BatchWriter<Kline>, outcome: inout Outcome) async throws {
@@ -155,6 +153,26 @@ public actor SymbolExtractor {
             cursor = page.last!.openTime + 1
         }
     }
+}
+
+/// Ends a unit's run: whatever happened, what was fetched and checked is written (unless the write itself failed);
+/// then a cancellation makes the outcome "interrupted", any other failure becomes a `UnitFailure` carrying what was
+/// done, and success returns the outcome.
+func complete<Row: Sendable>(_ writer: BatchWriter<Row>, failure: (any Error)?, outcome: SymbolExtractor.Outcome) async throws -> SymbolExtractor.Outcome {
+    var outcome = outcome
+    var failure = failure
+    do {
+        try await writer.finish()
+    } catch {
+        if failure == nil || failure is CancellationError { failure = error }
+    }
+    outcome.written = await writer.written
+    guard let failure else { return outcome }
+    if failure is CancellationError {
+        outcome.interrupted = true
+        return outcome
+    }
+    throw UnitFailure(underlying: failure, partial: outcome)
 }
 
 /// A unit that failed, with what it had done before.

@@ -48,8 +48,12 @@ public struct TradeExtractor: Sendable {
         let table = TradeTable(market: market)
         let runStart = clock.now()
         let (store, symbol, dryRun) = (store, symbol, dryRun)
+        let market = market
         let writer = BatchWriter<AggTrade>(batchSize: batchSize) { batch in
-            dryRun ? 0 : try await store.write(table: table, symbol: symbol, trades: batch)
+            let n = dryRun ? 0 : try await store.write(table: table, symbol: symbol, trades: batch)
+            RunMetrics.current?.add("binance_extractor.agg_trades.written", Double(n), unit: "{trade}",
+                                    description: "Aggregate trades written to MariaDB.", attributes: ["market": market.rawValue])
+            return n
         }
         var failure: (any Error)?
         do {
@@ -90,14 +94,6 @@ public struct TradeExtractor: Sendable {
         } catch {
             failure = error
         }
-        do { try await writer.finish() } catch { if failure == nil || failure is CancellationError { failure = error } }
-        outcome.written = await writer.written
-        RunMetrics.current?.add("binance_extractor.agg_trades.written", Double(outcome.written), unit: "{trade}",
-                                description: "Aggregate trades written to MariaDB.", attributes: ["market": market.rawValue])
-        if let failure {
-            if failure is CancellationError { outcome.interrupted = true; return outcome }
-            throw UnitFailure(underlying: failure, partial: outcome)
-        }
-        return outcome
+        return try await complete(writer, failure: failure, outcome: outcome)
     }
 }
