@@ -78,9 +78,7 @@ struct JobRunner {
                     created += try await migrator.ensure(otherTables)
                     if !created.isEmpty { logger.info("created missing tables", metadata: ["tables": "\(created.joined(separator: ","))"]) }
                 }
-                existing = Set(try await p.withConnection {
-                    try $0.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
-                }.compactMap { $0[0] })
+                existing = try await migrator.existingTables()
             } catch let error as DatabaseError {
                 p.shutdown()
                 context.errors.write("error: \(error)\n")

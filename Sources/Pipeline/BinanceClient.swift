@@ -108,31 +108,33 @@ public final class BinanceClient: KlineSource, Sendable {
             stats.sent()
             let started = clock.now()
             // One CLIENT span per attempt (OpenTelemetry semantic conventions for HTTP client spans).
-            let (outcome, status) = await withSpan("GET \(endpoint)", ofKind: .client) { span in
+            // The answer, its status for metrics, and its weight headers (read once, for the span and the limiter).
+            let (outcome, status, headers) = await withSpan("GET \(endpoint)", ofKind: .client) { span in
                 span.attributes["http.request.method"] = "GET"
                 span.attributes["url.full"] = url
                 span.attributes["server.address"] = serverAddress
-                span.attributes["server.port"] = Int64(Int64(serverPort))
-                span.attributes["binance.request.weight"] = Int64(Int64(weight))
+                span.attributes["server.port"] = Int64(serverPort)
+                span.attributes["binance.request.weight"] = Int64(weight)
                 if attempt > 0 { span.attributes["http.request.resend_count"] = Int64(attempt) }
                 let outcome: Result<HTTPResponse, any Error>
                 do { outcome = .success(try await http.get(url)) } catch { outcome = .failure(error) }
                 switch outcome {
                 case .success(let response):
-                    span.attributes["http.response.status_code"] = Int64(Int64(response.status))
-                    if let used = WeightHeaders(headers: response.headers).usedWeight.values.max() {
-                        span.attributes["binance.used_weight"] = Int64(Int64(used))
+                    span.attributes["http.response.status_code"] = Int64(response.status)
+                    let headers = WeightHeaders(headers: response.headers)
+                    if let used = headers.usedWeight.values.max() {
+                        span.attributes["binance.used_weight"] = Int64(used)
                     }
                     if response.status >= 400 {
                         span.attributes["error.type"] = "\(response.status)"
                         span.setStatus(SpanStatus(code: .error, message: "HTTP \(response.status)"))
                     }
-                    return (outcome, "\(response.status)")
+                    return (outcome, "\(response.status)", headers)
                 case .failure(let error):
                     let type = (error as? HTTPTransportError).map { "\($0.kind)" } ?? "\(type(of: error))"
                     span.attributes["error.type"] = type
                     span.recordError(error)
-                    return (outcome, type)
+                    return (outcome, type, WeightHeaders())
                 }
             }
             let metrics = RunMetrics.current
@@ -156,7 +158,6 @@ public final class BinanceClient: KlineSource, Sendable {
             switch outcome {
             case .success(let response):
                 stats.answered(status: response.status)
-                let headers = WeightHeaders(headers: response.headers)
                 let mayWait = await limiter.record(headers: headers, status: response.status, grantedIn: window)
                 if response.status == 200 { return response.body }
                 error = Self.classify(response)

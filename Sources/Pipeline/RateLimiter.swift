@@ -60,8 +60,8 @@ public actor RateLimiter {
                 let from = clock.now()
                 try await withSpan("rate limit wait", ofKind: .internal) { span in
                     span.attributes["binance.market"] = market.rawValue
-                    span.attributes["binance.request.weight"] = Int64(Int64(weight))
-                    span.attributes["binance.weight.limit"] = Int64(Int64(budget.rule.limit))
+                    span.attributes["binance.request.weight"] = Int64(weight)
+                    span.attributes["binance.weight.limit"] = Int64(budget.rule.limit)
                     try await clock.sleep(until: serverDeadline - serverOffset)
                 }
                 RunMetrics.current?.add("binance_extractor.rate_limit.wait", Double(clock.now() - from) / 1000, unit: "s",

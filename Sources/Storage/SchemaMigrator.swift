@@ -54,7 +54,8 @@ public struct SchemaMigrator: Sendable {
         [FundingTable.definition, TradeTable(market: .futures).definition, TradeTable(market: .spot).definition, ConfirmedGapTable.definition]
     }
 
-    private func existingTables() async throws -> Set<String> {
+    /// Names of the tables in the pool's database.
+    public func existingTables() async throws -> Set<String> {
         let rows = try await pool.withConnection {
             try $0.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
         }

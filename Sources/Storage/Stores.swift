@@ -7,7 +7,8 @@ public struct FundingStore: Sendable {
     public init(pool: ConnectionPool) { self.pool = pool }
 
     public func lastFundingTime(symbol: Symbol) async throws -> Int64? {
-        try await pool.scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`funding_time`)) * 1000 AS SIGNED) FROM `\(FundingTable.name)` WHERE `symbol` = ", symbol.name)
+        try await pool.scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`funding_time`)) * 1000 AS SIGNED) FROM `\(FundingTable.name)` WHERE `symbol` = ",
+                                   symbol.name, collection: FundingTable.name)
     }
 
     @discardableResult
@@ -37,7 +38,7 @@ public struct TradeStore: Sendable {
     public init(pool: ConnectionPool) { self.pool = pool }
 
     public func lastTradeId(table: TradeTable, symbol: Symbol) async throws -> Int64? {
-        try await pool.scalarInt64("SELECT MAX(`agg_trade_id`) FROM `\(table.name)` WHERE `symbol` = ", symbol.name)
+        try await pool.scalarInt64("SELECT MAX(`agg_trade_id`) FROM `\(table.name)` WHERE `symbol` = ", symbol.name, collection: table.name)
     }
 
     @discardableResult
@@ -154,9 +155,9 @@ public struct GapStore: Sendable {
 }
 
 extension ConnectionPool {
-    /// `SELECT` returning one integer, with one string value appended through the library's escaping.
-    func scalarInt64(_ sqlPrefix: String, _ value: String) async throws -> Int64? {
-        let rows = try await databaseSpan(self, "SELECT", sqlPrefix.split(separator: "`").dropFirst().first.map(String.init) ?? "") {
+    /// `SELECT` on `collection` returning one integer, with one string value appended through the library's escaping.
+    func scalarInt64(_ sqlPrefix: String, _ value: String, collection: String) async throws -> Int64? {
+        let rows = try await databaseSpan(self, "SELECT", collection) {
             try await self.withConnection { db in try db.query(sqlPrefix + (try db.quote(value))) }
         }
         guard let text = rows.first?.first ?? nil else { return nil }
