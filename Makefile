@@ -15,7 +15,8 @@ DEMO_DB_PORT ?= auto
 
 # Container image and Kubernetes (see README, "Container image" and "Kubernetes").
 IMAGE ?= binance-extractor
-VERSION ?= 0.1.0
+# The project's one version lives in Sources/BuildInfo/BuildInfo.swift.
+VERSION ?= $(shell sed -n 's/.*static let version = "\(.*\)".*/\1/p' Sources/BuildInfo/BuildInfo.swift)
 OVERLAY ?= local
 NAMESPACE ?= $(if $(filter production,$(OVERLAY)),binance,binance-$(OVERLAY))
 

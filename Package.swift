@@ -26,6 +26,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", path: "Sources/CBridges/CCurl"),
         .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CBridges/CCurlShim"),
 
+        // The one version of everything the project builds.
+        .target(name: "BuildInfo", path: "Sources/BuildInfo"),
         // Threads the project owns, for blocking C calls.
         .target(name: "BlockingThreads", path: "Sources/BlockingThreads"),
         // Wall clocks: the system's, and a manual one for tests.
@@ -33,7 +35,7 @@ let package = Package(
         // Binance protocol: markets, intervals, weights, requests, parsing. Pure.
         .target(name: "BinanceAPI", path: "Sources/BinanceAPI"),
         // HTTP over libcurl.
-        .target(name: "HTTPTransport", dependencies: ["CCurl", "CCurlShim", "BlockingThreads"], path: "Sources/HTTPTransport"),
+        .target(name: "HTTPTransport", dependencies: ["CCurl", "CCurlShim", "BlockingThreads", "BuildInfo"], path: "Sources/HTTPTransport"),
         // MariaDB over Connector/C.
         .target(name: "Storage", dependencies: [
             "CMariaDB", "BlockingThreads", "BinanceAPI", .product(name: "Logging", package: "swift-log"),
@@ -41,7 +43,7 @@ let package = Package(
         ], path: "Sources/Storage"),
         // Traces (swift-distributed-tracing API, our own tracer and OTLP/HTTP JSON exporter), metrics, JSON logs.
         .target(name: "Telemetry", dependencies: [
-            "HTTPTransport", "Clocks",
+            "HTTPTransport", "Clocks", "BuildInfo",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Tracing", package: "swift-distributed-tracing"),
         ], path: "Sources/Telemetry"),
@@ -54,7 +56,7 @@ let package = Package(
         ], path: "Sources/Pipeline"),
         // The command line (library so tests can build configurations; executable is a thin main).
         .target(name: "ExtractorCLI", dependencies: [
-            "Pipeline", "Storage", "Telemetry", "BinanceAPI", "HTTPTransport",
+            "Pipeline", "Storage", "Telemetry", "BinanceAPI", "HTTPTransport", "BuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -67,17 +69,17 @@ let package = Package(
             "BinanceAPI", "Clocks", .product(name: "FlyingFox", package: "FlyingFox"),
         ], path: "Sources/BinanceSimulator"),
         .executableTarget(name: "binance-sim", dependencies: [
-            "BinanceSimulator", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "BinanceSimulator", "BuildInfo", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/Executables/binance-sim"),
 
         // A small OTLP/HTTP receiver: tests export to it, `make run` shows the run's trace tree from it.
         .target(name: "OTLPReceiver", dependencies: [.product(name: "FlyingFox", package: "FlyingFox")], path: "Sources/OTLPReceiver"),
         .executableTarget(name: "otlp-receiver", dependencies: [
-            "OTLPReceiver", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "OTLPReceiver", "BuildInfo", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/Executables/otlp-receiver"),
 
         // `make bench`: throughput, budget use, memory and start-up, measured against binance-sim and MariaDB.
-        .executableTarget(name: "binance-bench", dependencies: ["Storage", "BinanceSimulator", "BinanceAPI"],
+        .executableTarget(name: "binance-bench", dependencies: ["Storage", "BinanceSimulator", "BinanceAPI", "BuildInfo"],
                           path: "Sources/Executables/binance-bench"),
 
         // Test support: MariaDB fixture, simulator launcher, process runner.
@@ -91,7 +93,7 @@ let package = Package(
         ], path: "Tests/TelemetryTests"),
         .testTarget(name: "IntegrationTests", dependencies: [
             "TestSupport", "Pipeline", "Storage", "BinanceSimulator", "ExtractorCLI", "HTTPTransport", "BinanceAPI", "Clocks",
-            "Telemetry", "OTLPReceiver",
+            "Telemetry", "OTLPReceiver", "BuildInfo",
         ], path: "Tests/IntegrationTests"),
     ]
 )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildInfo
 
 /// `binance-extractor`: the root command. Parsing and `--help` only; `ExtractorCLI.run` executes.
 struct RootCommand: ParsableCommand {
@@ -10,6 +11,7 @@ struct RootCommand: ParsableCommand {
         Exit status: 0 every unit succeeded; 1 some unit failed or the run was interrupted (run again to complete);
         2 bad configuration or input (nothing was written).
         """,
+        version: BuildInfo.version,
         subcommands: [KlinesCommand.self, GapsCommand.self, FundingCommand.self, TradesCommand.self, MigrateCommand.self])
 }
 

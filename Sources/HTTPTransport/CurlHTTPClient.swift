@@ -1,5 +1,6 @@
 import Foundation
 import BlockingThreads
+import BuildInfo
 import CCurl
 import CCurlShim
 
@@ -18,7 +19,7 @@ public final class CurlHTTPClient: HTTPClient, @unchecked Sendable {
         public var verifyTLS: Bool
 
         public init(workers: Int = 4, connectTimeoutMilliseconds: Int = 5_000, totalTimeoutMilliseconds: Int = 30_000,
-                    maxBodyBytes: Int = 64 << 20, userAgent: String = "binance-extractor", verifyTLS: Bool = true) {
+                    maxBodyBytes: Int = 64 << 20, userAgent: String = BuildInfo.userAgent, verifyTLS: Bool = true) {
             self.verifyTLS = verifyTLS
             self.workers = workers
             self.connectTimeoutMilliseconds = connectTimeoutMilliseconds

@@ -93,8 +93,22 @@ public final class BatchSpanProcessor: @unchecked Sendable {
         let deadline = given ?? (clock.now() + timeoutMilliseconds)
         ticker?.cancel()
         wake.finish()
-        await loop?.value
+        if let loop { await Self.wait(for: loop, until: deadline, clock: clock) }
         await exportPending(until: deadline)
         return lock.withLock { report }
+    }
+
+    /// Waits for the exporting task to end, cancelling it (which aborts its HTTP transfer) if it is still busy at
+    /// `deadline`: an export that began during the run never stretches the exit past the flush deadline.
+    private static func wait(for loop: Task<Void, Never>, until deadline: Int64, clock: any WallClock) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await loop.value }
+            group.addTask {
+                do { try await clock.sleep(until: deadline) } catch { return }
+                loop.cancel()
+            }
+            await group.next()
+            group.cancelAll()
+        }
     }
 }

@@ -7,7 +7,13 @@ import Logging
 /// `Content-Type: application/json`; on 429, 502, 503 and 504 retry, honouring `Retry-After`, with exponential
 /// backoff; never retry other 4xx (the collector will not accept the same body later); log a `partialSuccess`.
 /// Every attempt is bounded by the caller's deadline, so a collector that is down or slow costs at most that.
-public final class OTLPHTTPExporter: Sendable {
+///
+/// A refused connection is not a slow collector, and waiting out the deadline for it would stall every run
+/// that has none: at an endpoint nobody configured (the specification's default, `http://localhost:4318`) the
+/// exporter gives up at once and exports nothing more this run, saying so in one info line; at a configured one it
+/// retries refusals for at most `refusalRetryMilliseconds` in a row, then makes one attempt per export until the
+/// collector answers again.
+public final class OTLPHTTPExporter: @unchecked Sendable {
     public struct Outcome: Sendable, Equatable {
         public var delivered: Bool
         public var attempts: Int
@@ -16,14 +22,30 @@ public final class OTLPHTTPExporter: Sendable {
         public var problem: String?
     }
 
+    /// What the exporter has learnt about its endpoints during the run (guarded by `lock`).
+    /// Traces and metrics go to one collector, so what one signal learns holds for the other.
+    private struct EndpointState {
+        /// Nothing listens at the default endpoints: no more attempts there this run.
+        var defaultAbsent = false
+        /// When the current run of refused connections began (cleared by any answer).
+        var refusingSince: Int64?
+    }
+
     private let http: any HTTPClient
     private let headers: [(String, String)]
     private let requestTimeoutMilliseconds: Int
     private let clock: any WallClock
     private let logger: Logger
+    private let defaultEndpoints: Set<String>
+    private let refusalRetryMilliseconds: Int64
+    private let lock = NSLock()
+    private var state = EndpointState()
 
+    /// `defaultEndpoints`: the URLs nobody configured (`TelemetryConfiguration.defaultEndpoints`).
     public init(http: any HTTPClient, headers: [(String, String)], requestTimeoutMilliseconds: Int, clock: any WallClock,
-                logger: Logger) {
+                logger: Logger, defaultEndpoints: Set<String> = [], refusalRetryMilliseconds: Int64 = 1_000) {
+        self.defaultEndpoints = defaultEndpoints
+        self.refusalRetryMilliseconds = refusalRetryMilliseconds
         self.http = http
         self.headers = headers
         self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
@@ -33,9 +55,18 @@ public final class OTLPHTTPExporter: Sendable {
 
     static let retryableStatuses: Set<Int> = [429, 502, 503, 504]
 
+    /// True once a default endpoint refused a connection: nothing is exported this run, and that is no loss worth a
+    /// warning (nobody asked for export).
+    public var defaultEndpointAbsent: Bool { lock.withLock { state.defaultAbsent } }
+
     public func export(_ body: [UInt8], to url: String, deadline: Int64) async -> Outcome {
         var outcome = Outcome(delivered: false, attempts: 0, status: nil, problem: nil)
+        if defaultEndpoints.contains(url), lock.withLock({ state.defaultAbsent }) {
+            outcome.problem = "no collector at the default endpoint"
+            return outcome
+        }
         var backoff: Int64 = 500
+        var refusalBackoff: Int64 = 100
         while true {
             let remaining = deadline - clock.now()
             guard remaining > 0 else {
@@ -49,6 +80,7 @@ public final class OTLPHTTPExporter: Sendable {
             do {
                 let response = try await http.send(request)
                 outcome.status = response.status
+                lock.withLock { state.refusingSince = nil }
                 if (200..<300).contains(response.status) {
                     reportPartialSuccess(response.body, url: url)
                     outcome.delivered = true
@@ -67,6 +99,11 @@ public final class OTLPHTTPExporter: Sendable {
             } catch is CancellationError {
                 outcome.problem = "cancelled"
                 return outcome
+            } catch let error as HTTPTransportError where error.kind == .connect {
+                outcome.problem = "\(error)"
+                guard let retryIn = refused(url, backoff: refusalBackoff) else { return outcome }
+                wait = retryIn
+                refusalBackoff *= 2
             } catch {
                 outcome.problem = "\(error)"
                 wait = backoff
@@ -81,6 +118,32 @@ public final class OTLPHTTPExporter: Sendable {
                 return outcome
             }
         }
+    }
+
+    /// A connection to `url` was refused (or its host does not resolve): how long to wait before trying again, or nil
+    /// to give up on this export.
+    private func refused(_ url: String, backoff: Int64) -> Int64? {
+        let now = clock.now()
+        if defaultEndpoints.contains(url) {
+            let first = lock.withLock {
+                defer { state.defaultAbsent = true }
+                return !state.defaultAbsent
+            }
+            if first {
+                logger.info("""
+                    no OTLP collector at the default endpoint; telemetry is not exported this run \
+                    (set OTEL_EXPORTER_OTLP_ENDPOINT to export, or OTEL_SDK_DISABLED=true to skip this check)
+                    """,
+                    metadata: ["endpoint": "\(TelemetryConfiguration.redacted(url))"])
+            }
+            return nil
+        }
+        let since = lock.withLock {
+            if let since = state.refusingSince { return since }
+            state.refusingSince = now
+            return now
+        }
+        return now + backoff <= since + refusalRetryMilliseconds ? backoff : nil
     }
 
     /// OTLP/HTTP: a 200 may carry `partialSuccess` with rejected items and an error message.

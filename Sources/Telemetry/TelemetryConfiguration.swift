@@ -1,3 +1,4 @@
+import BuildInfo
 import Foundation
 import Tracing
 
@@ -8,6 +9,10 @@ public struct TelemetryConfiguration: Sendable {
     /// else `http://localhost:4318/v1/traces`); nil when traces are off.
     public var tracesEndpoint: String?
     public var metricsEndpoint: String?
+    /// The endpoints taken from the specification's default (`http://localhost:4318`) because no
+    /// `OTEL_EXPORTER_OTLP_*ENDPOINT` variable named one. Nobody asked for export there, so when nothing listens the
+    /// exporter gives up at once and says so in one info line instead of retrying (README, "Telemetry").
+    public var defaultEndpoints: Set<String>
     /// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value,key2=value2`, values percent-decoded.
     public var headers: [(String, String)]
     /// `OTEL_EXPORTER_OTLP_TIMEOUT` (ms, default 10000): one export request, and the whole flush at exit.
@@ -18,7 +23,8 @@ public struct TelemetryConfiguration: Sendable {
     /// Problems with the variables, to log once (telemetry never fails a run).
     public var warnings: [String]
 
-    public static let version = "0.1.0"
+    /// `service.version`, the instrumentation scope's version: the project's one version.
+    public static let version = BuildInfo.version
 
     public init(environment env: [String: String], defaultServiceName: String = "binance-extractor") {
         var warnings: [String] = []
@@ -27,8 +33,12 @@ public struct TelemetryConfiguration: Sendable {
         let metricsOff = env["OTEL_METRICS_EXPORTER"].map { $0.lowercased() == "none" } ?? false
         let base = (env["OTEL_EXPORTER_OTLP_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://localhost:4318")
         let trimmed = base.hasSuffix("/") ? String(base.dropLast()) : base
+        let baseIsDefault = env["OTEL_EXPORTER_OTLP_ENDPOINT"].map(\.isEmpty) ?? true
+        var defaults: Set<String> = []
         func endpoint(_ specific: String, _ path: String) -> String? {
-            let url = env[specific].flatMap { $0.isEmpty ? nil : $0 } ?? trimmed + path
+            let given = env[specific].flatMap { $0.isEmpty ? nil : $0 }
+            let url = given ?? trimmed + path
+            if given == nil && baseIsDefault { defaults.insert(url) }
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
                 warnings.append("OTLP endpoint '\(url)' is not an http:// or https:// URL; telemetry export is off")
                 return nil
@@ -37,6 +47,7 @@ public struct TelemetryConfiguration: Sendable {
         }
         tracesEndpoint = disabled || tracesOff ? nil : endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "/v1/traces")
         metricsEndpoint = disabled || metricsOff ? nil : endpoint("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "/v1/metrics")
+        defaultEndpoints = defaults
         headers = Self.keyValues(env["OTEL_EXPORTER_OTLP_HEADERS"] ?? "", name: "OTEL_EXPORTER_OTLP_HEADERS", warnings: &warnings)
         if let text = env["OTEL_EXPORTER_OTLP_TIMEOUT"], !text.isEmpty {
             if let ms = Int(text), ms > 0 { timeoutMilliseconds = ms } else {

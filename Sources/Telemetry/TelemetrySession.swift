@@ -1,3 +1,4 @@
+import BuildInfo
 import Clocks
 import HTTPTransport
 import Logging
@@ -27,10 +28,11 @@ public final class TelemetrySession: Sendable {
         if configuration.tracesEndpoint != nil || configuration.metricsEndpoint != nil {
             let http = CurlHTTPClient(options: .init(workers: 1, connectTimeoutMilliseconds: min(2_000, configuration.timeoutMilliseconds),
                                                      totalTimeoutMilliseconds: configuration.timeoutMilliseconds,
-                                                     userAgent: "binance-extractor/\(TelemetryConfiguration.version)"))
+                                                     userAgent: BuildInfo.userAgent))
             self.http = http
             exporter = OTLPHTTPExporter(http: http, headers: configuration.headers,
-                                        requestTimeoutMilliseconds: configuration.timeoutMilliseconds, clock: clock, logger: logger)
+                                        requestTimeoutMilliseconds: configuration.timeoutMilliseconds, clock: clock, logger: logger,
+                                        defaultEndpoints: configuration.defaultEndpoints)
         } else {
             http = nil
             exporter = nil
@@ -76,7 +78,9 @@ public final class TelemetrySession: Sendable {
             let outcome = await exporter.export(Array(body.utf8), to: url, deadline: deadline)
             metricsLost = !outcome.delivered
         }
-        if report.lost > 0 || metricsLost {
+        if exporter?.defaultEndpointAbsent == true {
+            // Already said in one info line; nobody configured this endpoint, so nothing was expected there.
+        } else if report.lost > 0 || metricsLost {
             logger.warning("telemetry not delivered", metadata: [
                 "spans_lost": "\(report.lost)", "spans_exported": "\(report.exported)", "metrics_lost": "\(metricsLost)",
                 "endpoint": "\(configuration.tracesEndpoint.map(TelemetryConfiguration.redacted) ?? "none")",

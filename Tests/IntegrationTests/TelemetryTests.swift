@@ -168,6 +168,46 @@ struct TelemetryTests {
         #expect(run.seconds < 3, "took \(run.seconds) s")
     }
 
+    /// Lines the run logged from its telemetry.
+    static func telemetryLines(_ errors: String) -> [Substring] {
+        errors.split(separator: "\n").filter { $0.contains("\"logger\":\"telemetry\"") }
+    }
+
+    @Test("with no OTEL variable and no collector at the default endpoint, a run pays nothing: one info line, no warning",
+          .enabled(if: !LoopbackPort.isListening(4318), "something listens on localhost:4318"))
+    func noCollectorByDefault() async throws {
+        let clock = ManualClock(now: KlinesEndToEndTests.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let run = await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT,ETHUSDT"], env: [:], sim: sim, db: db, clock: clock)
+        #expect(run.status == 0, "\(run.errors)")
+        #expect(try await db.count("klines_h1") == 48)
+        let lines = Self.telemetryLines(run.errors)
+        #expect(lines.count == 1, "\(lines)")
+        #expect(lines.first?.contains("\"level\":\"info\"") == true && lines.first?.contains("no OTLP collector") == true)
+        #expect(!run.errors.contains("telemetry not delivered"))
+        // Before the fix this waited out the 10 s export timeout; the bound is generous, the point is "no wait".
+        #expect(run.seconds < 5, "took \(run.seconds) s")
+    }
+
+    @Test("a configured collector that refuses connections costs one warning and no wait")
+    func refusingCollector() async throws {
+        let clock = ManualClock(now: KlinesEndToEndTests.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let port = try LoopbackPort.closed()
+        let run = await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT"],
+                                 env: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(port)"], sim: sim, db: db, clock: clock)
+        #expect(run.status == 0, "\(run.errors)")
+        #expect(try await db.count("klines_h1") == 24)
+        let lines = Self.telemetryLines(run.errors)
+        #expect(lines.count == 1, "\(lines)")
+        #expect(lines.first?.contains("\"level\":\"warning\"") == true && lines.first?.contains("telemetry not delivered") == true)
+        #expect(run.seconds < 5, "took \(run.seconds) s")
+    }
+
     @Test("time spent waiting for request weight shows as spans beneath the waiting unit, and as a metric")
     func rateLimitWaitVisible() async throws {
         let receiver = OTLPReceiver()

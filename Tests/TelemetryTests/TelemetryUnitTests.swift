@@ -143,4 +143,80 @@ struct TelemetryUnitTests {
         let report = await processor.shutdown()
         #expect(report == BatchSpanProcessor.Report(exported: 3, lost: 2))
     }
+
+    static let refused: Result<HTTPResponse, any Error> =
+        .failure(HTTPTransportError(kind: .connect, detail: "Couldn't connect to server", url: "http://localhost:4318/v1/traces"))
+
+    @Test("nobody configured an endpoint and nothing listens there: one attempt, one info line, nothing more this run")
+    func defaultEndpointAbsent() async throws {
+        let clock = ManualClock(now: 0)
+        let http = ScriptedHTTP([Self.refused, Self.refused])
+        let sink = LineSink()
+        let logger = Logger(label: "telemetry") { JSONLogHandler(label: $0, level: .info, sink: sink) }
+        let configuration = TelemetryConfiguration(environment: [:])
+        #expect(configuration.defaultEndpoints == ["http://localhost:4318/v1/traces", "http://localhost:4318/v1/metrics"])
+        let exporter = OTLPHTTPExporter(http: http, headers: [], requestTimeoutMilliseconds: 10_000, clock: clock, logger: logger,
+                                        defaultEndpoints: configuration.defaultEndpoints)
+        let traces = await exporter.export([], to: "http://localhost:4318/v1/traces", deadline: 10_000)
+        let metrics = await exporter.export([], to: "http://localhost:4318/v1/metrics", deadline: 10_000)
+        #expect(!traces.delivered && traces.attempts == 1)
+        #expect(!metrics.delivered && metrics.attempts == 0)
+        #expect(http.sent.count == 1)
+        #expect(clock.now() == 0, "no backoff was waited for")
+        #expect(exporter.defaultEndpointAbsent)
+        let lines = sink.text.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(lines.first?.contains("\"level\":\"info\"") == true && lines.first?.contains("no OTLP collector") == true)
+    }
+
+    @Test("a configured endpoint that refuses is retried for at most one second in a row, then tried once per export")
+    func configuredEndpointRefusing() async throws {
+        let clock = ManualClock(now: 0)
+        let http = ScriptedHTTP(Array(repeating: Self.refused, count: 20))
+        let configuration = TelemetryConfiguration(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"])
+        #expect(configuration.defaultEndpoints.isEmpty)
+        let exporter = OTLPHTTPExporter(http: http, headers: [], requestTimeoutMilliseconds: 10_000, clock: clock, logger: logger,
+                                        defaultEndpoints: configuration.defaultEndpoints)
+        let first = try await clock.drive(step: 50) {
+            await exporter.export([], to: "http://collector:4318/v1/traces", deadline: 10_000)
+        }
+        #expect(!first.delivered)
+        // Backoffs of 100, 200 and 400 ms fit in the second; the next (800 ms) would not.
+        #expect(first.attempts == 4)
+        #expect(clock.now() <= 1_000)
+        clock.set(1_500)
+        let later = await exporter.export([], to: "http://collector:4318/v1/metrics", deadline: 11_500)
+        #expect(later.attempts == 1 && clock.now() == 1_500)
+        #expect(!exporter.defaultEndpointAbsent)
+    }
+
+    @Test("shutdown cancels an export still in flight at the flush deadline instead of waiting for it")
+    func shutdownBoundsInFlightExport() async throws {
+        let clock = ManualClock(now: 0)
+        let started = Flag()
+        let processor = BatchSpanProcessor(batchSize: 1, timeoutMilliseconds: 60_000, clock: clock) { _, _ in
+            started.set()
+            // A collector that accepts and never answers: only cancellation ends this export.
+            do { try await Task.sleep(nanoseconds: 3_600 * 1_000_000_000) } catch { return false }
+            return true
+        }
+        processor.start()
+        let context = OTelSpanContext(traceID: try #require(TraceID(hex: "0af7651916cd43dd8448eb211c80319c")), spanID: try #require(SpanID(hex: "b7ad6b7169203331")))
+        processor.append(FinishedSpan(context: context, name: "x", kind: .internal, startNanoseconds: 1, endNanoseconds: 2, attributes: [:], events: [], status: nil))
+        while !started.isSet { await Task.yield() }
+        let shutdown = Task { await processor.shutdown(deadline: 1_000) }
+        while clock.sleeperCount == 0 { await Task.yield() }
+        #expect(clock.pendingDeadlines == [1_000])
+        clock.set(1_000)
+        let report = await shutdown.value
+        #expect(report == BatchSpanProcessor.Report(exported: 0, lost: 1))
+    }
+}
+
+/// A flag set once, read from any task.
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }

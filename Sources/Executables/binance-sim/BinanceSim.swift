@@ -1,6 +1,7 @@
 import ArgumentParser
 import BinanceAPI
 import BinanceSimulator
+import BuildInfo
 import Foundation
 
 /// `binance-sim`: a Binance-compatible REST server on loopback, for tests, the demo and benchmarks.
@@ -13,7 +14,8 @@ struct BinanceSim: AsyncParsableCommand {
         Serves deterministic klines for BTCUSDT, ETHUSDT, SOLUSDT, BNBUSDT, XRPUSDT, PEPEUSDT (meme-coin volumes) and \
         NEWUSDT (listed three days ago), with an open last candle. Weights, X-MBX-USED-WEIGHT headers, 429 with \
         Retry-After, 418 bans and error codes follow the Binance API documentation. GET /sim/stats returns counters.
-        """)
+        """,
+        version: BuildInfo.version)
 
     @Option(help: "Port to listen on (0 picks a free one; the chosen port is printed).")
     var port: UInt16 = 8090

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildInfo
 import Foundation
 import OTLPReceiver
 
@@ -8,6 +9,7 @@ struct OTLPReceiverCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "otlp-receiver",
         abstract: "Receive OTLP/HTTP JSON on loopback and show traces as trees.",
+        version: BuildInfo.version,
         subcommands: [Serve.self, Tree.self])
 
     struct Serve: AsyncParsableCommand {
