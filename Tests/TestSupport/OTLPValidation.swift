@@ -1,8 +1,7 @@
 import Foundation
 
-/// Runs the official-schema validators on what an exporter really sent:
-/// `../shared/tools/validate_otlp_json.py` for traces (hex ids, strict protobuf JSON), and
-/// `scripts/validate_otlp_metrics.py` for metrics. Needs `pip install opentelemetry-proto protobuf` (make test does).
+/// Runs the project's own official-schema validator, `scripts/validate_otlp.py` (hex ids, strict protobuf JSON), on
+/// what an exporter really sent. Needs `pip install opentelemetry-proto protobuf` (make test installs them).
 public enum OTLPValidation {
     public struct Result: Sendable {
         public let passed: Bool
@@ -10,16 +9,15 @@ public enum OTLPValidation {
     }
 
     public static func validateTraces(_ bodies: [Data]) throws -> Result {
-        let script = Programs.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/tools/validate_otlp_json.py").path
-        return try run(script: script, bodies: bodies, prefix: "traces")
+        try run(signal: "traces", bodies: bodies)
     }
 
     public static func validateMetrics(_ bodies: [Data]) throws -> Result {
-        let script = Programs.packageRoot.appendingPathComponent("scripts/validate_otlp_metrics.py").path
-        return try run(script: script, bodies: bodies, prefix: "metrics")
+        try run(signal: "metrics", bodies: bodies)
     }
 
-    static func run(script: String, bodies: [Data], prefix: String) throws -> Result {
+    static func run(signal prefix: String, bodies: [Data]) throws -> Result {
+        let script = Programs.packageRoot.appendingPathComponent("scripts/validate_otlp.py").path
         guard FileManager.default.fileExists(atPath: script) else { throw TestSetupError("validator \(script) is missing") }
         guard !bodies.isEmpty else { return Result(passed: false, output: "no \(prefix) bodies were received") }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("otlp-\(UUID().uuidString)")
@@ -33,7 +31,7 @@ public enum OTLPValidation {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script] + files
+        process.arguments = ["python3", script, prefix] + files
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
