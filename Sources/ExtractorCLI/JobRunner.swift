@@ -30,7 +30,7 @@ struct JobResources: Sendable {
 /// What a command plans once the resources are up: the units and the work of one unit, or a report that ends
 /// the run without fetching (e.g. `gaps --dry-run`).
 enum JobPlan: Sendable {
-    case run(units: [ExtractionUnit], work: @Sendable (ExtractionUnit) async throws -> SymbolExtractor.Outcome)
+    case run(units: [ExtractionUnit], work: @Sendable (ExtractionUnit, UnitAttempt) async throws -> SymbolExtractor.Outcome)
     case report(String)
 }
 
@@ -168,9 +168,9 @@ extension ExtractorCLI {
             describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "units": "\(units.count)"]
         ) { resources in
             let store = resources.klineStore
-            return .run(units: units) { unit in
+            return .run(units: units) { unit, attempt in
                 try await SymbolExtractor(unit: unit, source: resources.client, store: store, clock: resources.clock, settings: settings,
-                                          progress: resources.progress, logger: resources.logger).run()
+                                          progress: resources.progress, logger: resources.logger).run(attempt)
             }
         }
     }
@@ -222,9 +222,9 @@ extension ExtractorCLI {
             let units = common.symbols.filter { bySymbol[$0.name] != nil }
                 .map { ExtractionUnit(market: common.market, symbol: $0, dataset: .gaps(interval)) }
             let store = resources.klineStore
-            return .run(units: units) { unit in
+            return .run(units: units) { unit, attempt in
                 try await GapFiller(unit: unit, holes: bySymbol[unit.symbol.name] ?? [], client: resources.client, store: store, gaps: gaps,
-                                    clock: resources.clock, batchSize: common.batchSize, logger: resources.logger).run()
+                                    clock: resources.clock, batchSize: common.batchSize, logger: resources.logger).run(attempt)
             }
         }
     }
@@ -247,10 +247,10 @@ extension ExtractorCLI {
             // The table exists unless this is a dry run on a database that never had it.
             let store: any FundingStoring = resources.pool.flatMap { resources.existingTables.contains(FundingTable.name) ? FundingStore(pool: $0) : nil }
                 ?? EmptyFundingStore()
-            return .run(units: units) { unit in
+            return .run(units: units) { unit, attempt in
                 try await FundingExtractor(symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
                                            lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitStart: start,
-                                           batchSize: common.batchSize, dryRun: common.dryRun).run()
+                                           batchSize: common.batchSize, dryRun: common.dryRun).run(attempt)
             }
         }
     }
@@ -274,9 +274,9 @@ extension ExtractorCLI {
             let store: any TradeStoring = resources.pool.flatMap { resources.existingTables.contains(table.name) ? TradeStore(pool: $0) : nil }
                 ?? EmptyTradeStore()
             let startTime = start ?? (resources.clock.now() - Int64(lookback) * 3_600_000)
-            return .run(units: units) { unit in
+            return .run(units: units) { unit, attempt in
                 try await TradeExtractor(market: common.market, symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
-                                         startTime: startTime, batchSize: common.batchSize, maxPages: maxPages, dryRun: common.dryRun).run()
+                                         startTime: startTime, batchSize: common.batchSize, maxPages: maxPages, dryRun: common.dryRun).run(attempt)
             }
         }
     }

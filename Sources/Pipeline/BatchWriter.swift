@@ -11,11 +11,15 @@ public actor BatchWriter<Row: Sendable> {
     public let batchSize: Int
     private let write: @Sendable ([Row]) async throws -> Int
     private var buffer: [Row] = []
-    private var inFlight: Task<Int, any Error>?
+    private var inFlight: (task: Task<Int, any Error>, first: Row, last: Row)?
 
     /// Rows confirmed written (none in a dry run), and batches.
     public private(set) var written = 0
     public private(set) var batches = 0
+    /// The first and last rows of the batches the store accepted (in a dry run: took and discarded), in order: where
+    /// a retry of the unit resumes, and what the summary reports as stored.
+    public private(set) var firstFlushed: Row?
+    public private(set) var lastFlushed: Row?
 
     /// `write` stores one batch and returns how many rows it wrote.
     public init(batchSize: Int, write: @escaping @Sendable ([Row]) async throws -> Int) {
@@ -45,15 +49,18 @@ public actor BatchWriter<Row: Sendable> {
     }
 
     private func drain() async throws {
-        guard let task = inFlight else { return }
+        guard let (task, first, last) = inFlight else { return }
         inFlight = nil
         written += try await task.value
         batches += 1
+        if firstFlushed == nil { firstFlushed = first }
+        lastFlushed = last
     }
 
     private func submit(_ batch: [Row]) async throws {
         try await drain()
+        guard let first = batch.first, let last = batch.last else { return }
         let write = write
-        inFlight = Task { try await write(batch) }
+        inFlight = (Task { try await write(batch) }, first, last)
     }
 }

@@ -37,12 +37,20 @@ public struct FundingExtractor: Sendable {
         self.dryRun = dryRun
     }
 
-    public func run() async throws -> SymbolExtractor.Outcome {
+    /// Runs one attempt; a retry keeps the first attempt's range and starts after the last rate it wrote.
+    public func run(_ attempt: UnitAttempt = .first) async throws -> SymbolExtractor.Outcome {
         var outcome = SymbolExtractor.Outcome()
-        let now = clock.now()
-        let last = try await store.lastFundingTime(symbol: symbol)
-        let start = explicitStart ?? last ?? (now - lookbackMilliseconds)
-        outcome.plan = FetchPlan(start: start, end: now, origin: explicitStart != nil ? .explicit : last != nil ? .resume : .lookback, capped: false)
+        if let previous = attempt.previous.plan {
+            outcome.plan = previous
+        } else {
+            let now = clock.now()
+            let last = try await store.lastFundingTime(symbol: symbol)
+            let start = explicitStart ?? last ?? (now - lookbackMilliseconds)
+            outcome.plan = FetchPlan(start: start, end: now, origin: explicitStart != nil ? .explicit : last != nil ? .resume : .lookback,
+                                     capped: false)
+        }
+        let now = outcome.plan?.end ?? clock.now()
+        let start = max(outcome.plan?.start ?? now, attempt.resumeAfter.map { $0 + 1 } ?? .min)
         let (store, symbol, dryRun) = (store, symbol, dryRun)
         let writer = BatchWriter<FundingRate>(batchSize: batchSize) { batch in
             let n = dryRun ? 0 : try await store.write(symbol: symbol, rows: batch)
@@ -61,8 +69,6 @@ public struct FundingExtractor: Sendable {
                 guard page.first!.fundingTime >= cursor, zip(page, page.dropFirst()).allSatisfy({ $0.fundingTime < $1.fundingTime }) else {
                     throw BinanceError.malformedBody("funding rates out of order or before startTime \(cursor)")
                 }
-                outcome.firstOpenTime = outcome.firstOpenTime ?? page.first!.fundingTime
-                outcome.lastOpenTime = lastTime
                 outcome.fetched += page.count
                 try await writer.append(page)
                 if page.count < FundingRate.maxLimit { break }
@@ -71,6 +77,6 @@ public struct FundingExtractor: Sendable {
         } catch {
             failure = error
         }
-        return try await complete(writer, failure: failure, outcome: outcome)
+        return try await complete(writer, failure: failure, outcome: outcome) { ($0.fundingTime, $0.fundingTime) }
     }
 }

@@ -29,14 +29,17 @@ public struct GapFiller: Sendable {
         self.logger = logger
     }
 
-    public func run() async throws -> SymbolExtractor.Outcome {
+    /// Runs one attempt; a retry skips the holes an earlier attempt filled and starts inside the one it was in.
+    public func run(_ attempt: UnitAttempt = .first) async throws -> SymbolExtractor.Outcome {
         var total = SymbolExtractor.Outcome()
         let interval = unit.interval!
         let table = unit.table!
-        for hole in holes {
+        let written = attempt.resumeAfter ?? .min
+        for hole in holes.sorted(by: { $0.from < $1.from }) where hole.to > written {
             try Task.checkCancellation()
             let klinesUnit = ExtractionUnit(market: unit.market, symbol: unit.symbol, interval: interval)
-            let planner = RangePlanner(explicitStart: hole.from, explicitEnd: hole.to + 1)
+            let resumed = written >= hole.from
+            let planner = RangePlanner(explicitStart: resumed ? written + 1 : hole.from, explicitEnd: hole.to + 1)
             let outcome: SymbolExtractor.Outcome
             do {
                 outcome = try await SymbolExtractor(unit: klinesUnit, source: client, store: store, clock: clock,
@@ -51,7 +54,7 @@ public struct GapFiller: Sendable {
             if let gaps {
                 let remaining = try await gaps.holes(table: table, symbols: [unit.symbol], since: hole.from)
                     .filter { $0.from >= hole.from && $0.to <= hole.to }
-                let confirmed = outcome.fetched == 0 ? [hole] : remaining
+                let confirmed = outcome.fetched == 0 && !resumed ? [hole] : remaining
                 try await gaps.recordConfirmed(table: table, holes: confirmed)
                 if !confirmed.isEmpty {
                     logger.info("Binance has no candles for part of a hole; recorded so it is not asked again", metadata: [

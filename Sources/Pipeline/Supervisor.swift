@@ -6,6 +6,24 @@ import Storage
 import Telemetry
 import Tracing
 
+/// What one attempt of a unit is given: which retry it is and what the attempts before it did.
+public struct UnitAttempt: Sendable {
+    /// 0 for the first attempt.
+    public var retry: Int
+    /// What earlier attempts did, merged: the range they were given and the last row they wrote.
+    public var previous: SymbolExtractor.Outcome
+
+    public init(retry: Int, previous: SymbolExtractor.Outcome) {
+        self.retry = retry
+        self.previous = previous
+    }
+
+    public static let first = UnitAttempt(retry: 0, previous: .init())
+
+    /// The key of the last row an earlier attempt wrote: this attempt starts after it.
+    public var resumeAfter: Int64? { previous.resumeAfter }
+}
+
 /// How one unit ended, for the summary and the exit status.
 public struct UnitReport: Sendable, Equatable {
     public enum Status: Sendable, Equatable {
@@ -46,7 +64,7 @@ public struct Supervisor: Sendable {
 
     /// Runs `work` for every unit; `work` gets a fresh call per attempt.
     public func run(units: [ExtractionUnit],
-                    work: @escaping @Sendable (ExtractionUnit) async throws -> SymbolExtractor.Outcome) async -> [UnitReport] {
+                    work: @escaping @Sendable (ExtractionUnit, UnitAttempt) async throws -> SymbolExtractor.Outcome) async -> [UnitReport] {
         var reports: [UnitReport] = []
         await withTaskGroup(of: UnitReport.self) { group in
             var pending = units.makeIterator()
@@ -70,7 +88,7 @@ public struct Supervisor: Sendable {
 
     /// One span per unit, across its attempts: what it fetched and wrote, and why it failed.
     private func runUnit(_ unit: ExtractionUnit,
-                         work: @Sendable (ExtractionUnit) async throws -> SymbolExtractor.Outcome) async -> UnitReport {
+                         work: @Sendable (ExtractionUnit, UnitAttempt) async throws -> SymbolExtractor.Outcome) async -> UnitReport {
         await withSpan(unit.spanName, ofKind: .internal) { span in
             span.attributes["binance.market"] = unit.market.rawValue
             span.attributes["binance.symbol"] = unit.symbol.name
@@ -94,13 +112,14 @@ public struct Supervisor: Sendable {
     }
 
     private func attempts(_ unit: ExtractionUnit, span: any Span,
-                          work: @Sendable (ExtractionUnit) async throws -> SymbolExtractor.Outcome) async -> UnitReport {
+                          work: @Sendable (ExtractionUnit, UnitAttempt) async throws -> SymbolExtractor.Outcome) async -> UnitReport {
         let started = clock.now()
         var retries = 0
         var accumulated = SymbolExtractor.Outcome()
         while true {
             do {
-                let outcome = try await work(unit)
+                // A retry starts where the attempts before it stopped (`UnitAttempt.resumeAfter`), never from scratch.
+                let outcome = try await work(unit, UnitAttempt(retry: retries, previous: accumulated))
                 accumulated.absorb(outcome)
                 let status: UnitReport.Status = outcome.interrupted ? .interrupted : .succeeded
                 return UnitReport(unit: unit, status: status, outcome: accumulated, retries: retries,

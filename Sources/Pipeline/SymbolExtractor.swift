@@ -28,8 +28,13 @@ public actor SymbolExtractor {
         public var requests = 0
         public var fetched = 0
         public var written = 0
+        /// The first and last open time (funding time, trade time) of the rows the store accepted: what is stored,
+        /// not what was fetched.
         public var firstOpenTime: Int64?
         public var lastOpenTime: Int64?
+        /// The key (open time, funding time, trade id) of the last row the store accepted: a retry resumes after it
+        /// instead of fetching the unit's range again.
+        public var resumeAfter: Int64?
         /// The still-open candle was seen and left out.
         public var skippedOpenCandle = false
         /// The run was cancelled; what was fetched was written.
@@ -45,6 +50,7 @@ public actor SymbolExtractor {
             written += other.written
             firstOpenTime = [firstOpenTime, other.firstOpenTime].compactMap { $0 }.min()
             lastOpenTime = [lastOpenTime, other.lastOpenTime].compactMap { $0 }.max()
+            resumeAfter = [resumeAfter, other.resumeAfter].compactMap { $0 }.max()
             skippedOpenCandle = skippedOpenCandle || other.skippedOpenCandle
             interrupted = other.interrupted
         }
@@ -74,11 +80,19 @@ public actor SymbolExtractor {
         self.logger = logger
     }
 
-    public func run() async throws -> Outcome {
+    /// Runs one attempt. A retry keeps the first attempt's range (so a catch-up cap is not pushed forward by what
+    /// the first attempt wrote) and starts after the last candle an earlier attempt wrote.
+    public func run(_ attempt: UnitAttempt = .first) async throws -> Outcome {
         var outcome = Outcome()
-        let last = try await store.lastOpenTime(table: table, symbol: unit.symbol)
-        let plan = settings.planner.plan(interval: interval, lastStored: last, now: clock.now())
+        var plan: FetchPlan
+        if let previous = attempt.previous.plan {
+            plan = previous
+        } else {
+            let last = try await store.lastOpenTime(table: table, symbol: unit.symbol)
+            plan = settings.planner.plan(interval: interval, lastStored: last, now: clock.now())
+        }
         outcome.plan = plan
+        if let written = attempt.resumeAfter { plan.start = max(plan.start, written + 1) }
         progress?.planned(unit, candles: plan.plannedCandles(interval))
         defer { progress?.finished(unit) }
         let (store, table, symbol) = (store, table, unit.symbol)
@@ -98,7 +112,7 @@ public actor SymbolExtractor {
         } catch {
             failure = error
         }
-        return try await complete(writer, failure: failure, outcome: outcome)
+        return try await complete(writer, failure: failure, outcome: outcome) { ($0.openTime, $0.openTime) }
     }
 
     private func fetch(plan: FetchPlan, limit: Int, into writer: BatchWriter<Kline>, outcome: inout Outcome) async throws {
@@ -137,9 +151,7 @@ public actor SymbolExtractor {
                 }
                 closed.append(kline)
             }
-            if let first = closed.first {
-                outcome.firstOpenTime = outcome.firstOpenTime ?? first.openTime
-                outcome.lastOpenTime = closed.last!.openTime
+            if !closed.isEmpty {
                 outcome.fetched += closed.count
                 RunMetrics.current?.add("binance_extractor.klines.fetched", Double(closed.count), unit: "{kline}",
                                         description: "Closed, checked klines fetched from Binance.",
@@ -157,8 +169,9 @@ public actor SymbolExtractor {
 
 /// Ends a unit's run: whatever happened, what was fetched and checked is written (unless the write itself failed);
 /// then a cancellation makes the outcome "interrupted", any other failure becomes a `UnitFailure` carrying what was
-/// done, and success returns the outcome.
-func complete<Row: Sendable>(_ writer: BatchWriter<Row>, failure: (any Error)?, outcome: SymbolExtractor.Outcome) async throws -> SymbolExtractor.Outcome {
+/// done, and success returns the outcome. `keys` gives a row's time and resume key (see `Outcome.resumeAfter`).
+func complete<Row: Sendable>(_ writer: BatchWriter<Row>, failure: (any Error)?, outcome: SymbolExtractor.Outcome,
+                             keys: (Row) -> (time: Int64, key: Int64)) async throws -> SymbolExtractor.Outcome {
     var outcome = outcome
     var failure = failure
     do {
@@ -167,6 +180,8 @@ func complete<Row: Sendable>(_ writer: BatchWriter<Row>, failure: (any Error)?, 
         if failure == nil || failure is CancellationError { failure = error }
     }
     outcome.written = await writer.written
+    if let first = await writer.firstFlushed { outcome.firstOpenTime = keys(first).time }
+    if let last = await writer.lastFlushed { (outcome.lastOpenTime, outcome.resumeAfter) = keys(last) }
     guard let failure else { return outcome }
     if failure is CancellationError {
         outcome.interrupted = true

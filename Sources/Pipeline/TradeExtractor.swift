@@ -43,7 +43,8 @@ public struct TradeExtractor: Sendable {
         self.dryRun = dryRun
     }
 
-    public func run() async throws -> SymbolExtractor.Outcome {
+    /// Runs one attempt; a retry continues by id after the last trade an earlier attempt wrote.
+    public func run(_ attempt: UnitAttempt = .first) async throws -> SymbolExtractor.Outcome {
         var outcome = SymbolExtractor.Outcome()
         let table = TradeTable(market: market)
         let runStart = clock.now()
@@ -58,7 +59,10 @@ public struct TradeExtractor: Sendable {
         var failure: (any Error)?
         do {
             var nextId: Int64?
-            if let last = try await store.lastTradeId(table: table, symbol: symbol) {
+            if let previous = attempt.previous.plan, let written = attempt.resumeAfter {
+                outcome.plan = previous
+                nextId = written + 1
+            } else if let last = try await store.lastTradeId(table: table, symbol: symbol) {
                 nextId = last + 1
                 outcome.plan = FetchPlan(start: last + 1, end: runStart, origin: .resume, capped: false)
             } else {
@@ -83,8 +87,6 @@ public struct TradeExtractor: Sendable {
                 guard page.first!.id >= fromId, zip(page, page.dropFirst()).allSatisfy({ $0.id < $1.id }) else {
                     throw BinanceError.malformedBody("aggregate trades out of order or before fromId \(fromId)")
                 }
-                outcome.firstOpenTime = outcome.firstOpenTime ?? page.first!.time
-                outcome.lastOpenTime = last.time
                 outcome.fetched += page.count
                 try await writer.append(page)
                 if page.count < AggTrade.maxLimit || last.time >= runStart { break }
@@ -94,6 +96,6 @@ public struct TradeExtractor: Sendable {
         } catch {
             failure = error
         }
-        return try await complete(writer, failure: failure, outcome: outcome)
+        return try await complete(writer, failure: failure, outcome: outcome) { ($0.time, $0.id) }
     }
 }

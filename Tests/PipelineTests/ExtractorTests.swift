@@ -86,7 +86,7 @@ struct ExtractorTests {
         let clock = ManualClock(now: 0)
         let counter = Concurrency()
         let units = try (0..<8).map { try unit("S\($0)USDT") }
-        let reports = await Supervisor(maxWorkers: 3, unitRetries: 0, clock: clock).run(units: units) { unit in
+        let reports = await Supervisor(maxWorkers: 3, unitRetries: 0, clock: clock).run(units: units) { unit, _ in
             counter.enter()
             defer { counter.leave() }
             for _ in 0..<5 { await Task.yield() }
@@ -107,7 +107,7 @@ struct ExtractorTests {
         let units = [try unit()]
         let reports = try await clock.drive(step: 1000) {
             await Supervisor(maxWorkers: 1, unitRetries: 2, backoff: Backoff(baseMilliseconds: 1000, capMilliseconds: 1000), clock: clock)
-                .run(units: units) { _ in
+                .run(units: units) { _, _ in
                     attempts.enter()
                     if attempts.total < 3 { throw BinanceError.unexpectedStatus(status: 503, bodyPrefix: "") }
                     return SymbolExtractor.Outcome()
@@ -116,6 +116,36 @@ struct ExtractorTests {
         #expect(reports[0].succeeded)
         #expect(reports[0].retries == 2)
         #expect(attempts.total == 3)
+    }
+
+    @Test("a retried unit resumes after the last candle it wrote instead of fetching its range again")
+    func retryResumesFromWritten() async throws {
+        let start: Int64 = 1_704_067_200_000  // 2024-01-01
+        let clock = ManualClock(now: start + 3 * 86_400_000)
+        let source = FakeSource(listed: 0..<Int64.max, now: { clock.now() })
+        // The third page fails past the client's own retries: the unit fails and the supervisor retries it.
+        source.failOnRequest[3] = BinanceError.unexpectedStatus(status: 503, bodyPrefix: "")
+        let store = MemoryStore()
+        let unit = try unit()
+        let settings = SymbolExtractor.Settings(planner: RangePlanner(explicitStart: start, explicitEnd: start + 86_400_000),
+                                                pageLimit: 499, batchSize: 300)
+        let reports = try await clock.drive(step: 1000) {
+            await Supervisor(maxWorkers: 1, unitRetries: 1, backoff: Backoff(baseMilliseconds: 1000, capMilliseconds: 1000), clock: clock)
+                .run(units: [unit]) { unit, attempt in
+                    try await SymbolExtractor(unit: unit, source: source, store: store, clock: clock, settings: settings).run(attempt)
+                }
+        }
+        let report = try #require(reports.first)
+        #expect(report.succeeded && report.retries == 1)
+        // 1440 candles: two pages (998) before the failure, then one page of the other 442, from the candle after the
+        // last one written.
+        let requests = source.lock.withLock { source.requests }
+        #expect(requests.count == 3 + 1)
+        #expect(requests[3].startTime == start + 997 * 60_000 + 1)
+        #expect(report.outcome.fetched == 1440)
+        #expect(report.outcome.written == 1440)
+        #expect(store.stored(KlineTable(market: .futures, interval: .m1), "BTCUSDT").count == 1440)
+        #expect(report.outcome.lastOpenTime == start + 1439 * 60_000)
     }
 
     @Test("a request issue (-1121 and the 11xx family) is not retried")

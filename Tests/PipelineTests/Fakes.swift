@@ -8,6 +8,8 @@ final class FakeSource: KlineSource, @unchecked Sendable {
     let lock = NSLock()
     var requests: [KlinesRequest] = []
     var failures: [any Error] = []
+    /// Failures by request number (1 for the first request), after `failures`.
+    var failOnRequest: [Int: any Error] = [:]
     let listed: Range<Int64>
     let nowProvider: @Sendable () -> Int64
     var corrupt: Int64?
@@ -28,7 +30,8 @@ final class FakeSource: KlineSource, @unchecked Sendable {
     func klines(_ request: KlinesRequest) async throws -> [Kline] {
         let failure: (any Error)? = lock.withLock {
             requests.append(request)
-            return failures.isEmpty ? nil : failures.removeFirst()
+            if !failures.isEmpty { return failures.removeFirst() }
+            return failOnRequest[requests.count]
         }
         if let failure { throw failure }
         var out: [Kline] = []
