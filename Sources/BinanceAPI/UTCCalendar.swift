@@ -52,13 +52,17 @@ public enum UTCCalendar {
 
     /// Parses `2024-01-01`, `2024-01-01T12:30`, `2024-01-01T12:30:00`, `2024-01-01 12:30:00`, with an optional
     /// `Z`, or a Unix time in milliseconds. All times are UTC. Returns nil for anything else.
+    ///
+    /// Only ASCII digits count as digits: `Character.isNumber` also accepts `½` and Arabic-Indic digits, which
+    /// `Int64(_:)` then refuses.
     public static func parse(_ text: String) -> Int64? {
         let t = text.hasSuffix("Z") ? String(text.dropLast()) : text
-        if !t.isEmpty, t.allSatisfy(\.isNumber), t.count >= 10 { return Int64(t) }
+        func digits<S: StringProtocol>(_ s: S) -> Bool { !s.isEmpty && s.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+        if digits(t), t.count >= 10 { return Int64(t) }
         let parts = t.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "T" || $0 == " " })
         guard parts.count == 1 || parts.count == 2 else { return nil }
         let date = parts[0].split(separator: "-", omittingEmptySubsequences: false)
-        guard date.count == 3, date[0].count == 4, date[1].count == 2, date[2].count == 2,
+        guard date.count == 3, date[0].count == 4, date[1].count == 2, date[2].count == 2, date.allSatisfy(digits),
               let y = Int64(date[0]), let m = Int64(date[1]), let d = Int64(date[2]),
               (1...12).contains(m), d >= 1 else { return nil }
         let monthStart = days(year: y, month: m, day: 1)
@@ -67,10 +71,9 @@ public enum UTCCalendar {
         var ms = days(year: y, month: m, day: d) * dayMs
         if parts.count == 2 {
             let time = parts[1].split(separator: ":", omittingEmptySubsequences: false)
-            guard time.count == 2 || time.count == 3, time.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isNumber) }),
-                  let h = Int64(time[0]), let mi = Int64(time[1]), h < 24, mi < 60 else { return nil }
-            let s = time.count == 3 ? Int64(time[2])! : 0
-            guard s < 60 else { return nil }
+            guard time.count == 2 || time.count == 3, time.allSatisfy({ $0.count == 2 && digits($0) }),
+                  let h = Int64(time[0]), let mi = Int64(time[1]), h < 24, mi < 60,
+                  let s = time.count == 3 ? Int64(time[2]) : 0, s < 60 else { return nil }
             ms += h * 3_600_000 + mi * 60_000 + s * 1000
         }
         return ms

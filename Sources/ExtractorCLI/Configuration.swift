@@ -1,5 +1,6 @@
 import Foundation
 import BinanceAPI
+import Clocks
 import Logging
 import Pipeline
 import Storage
@@ -48,7 +49,8 @@ public struct KlinesConfiguration: Sendable {
 
 enum Resolve {
     static func logLevel(_ flag: String?, _ env: [String: String]) throws(ConfigurationError) -> Logger.Level {
-        let text = flag ?? env["LOG_LEVEL"] ?? "info"
+        // An empty variable counts as unset, as every other one does.
+        let text = flag ?? env["LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "info"
         guard let level = Logger.Level(rawValue: text.lowercased()) else {
             throw ConfigurationError("invalid log level '\(text)' (--log-level or LOG_LEVEL): use trace, debug, info, notice, warning, error or critical")
         }
@@ -78,6 +80,9 @@ enum Resolve {
             }
             if !out.contains(interval) { out.append(interval) }
         }
+        guard !out.isEmpty else {
+            throw ConfigurationError("no timeframe in --timeframes '\(text)': name at least one, e.g. --timeframes 15m,1h")
+        }
         return out
     }
 
@@ -90,17 +95,28 @@ enum Resolve {
         }
     }
 
-    static func positive(_ flag: Int?, env name: String?, _ env: [String: String], default value: Int, option: String,
-                         allowZero: Bool = false) throws(ConfigurationError) -> Int {
+    /// Every numeric option's accepted values, documented in the README ("Numeric options"): wide enough for any real
+    /// use, narrow enough that no value turned into milliseconds (or multiplied by another) can overflow.
+    static let numericRanges: [String: ClosedRange<Int>] = [
+        "--batch-size": 1...100_000, "--max-workers": 1...256, "--unit-retries": 0...100, "--request-attempts": 1...100,
+        "--http-timeout": 1...3_600, "--max-ban-wait": 0...86_400, "--max-outage-wait": 1...86_400,
+        "--shutdown-timeout": 1...3_600, "--db-lock-wait-timeout": 1...86_400, "--db-reconnect-window": 0...86_400,
+        "--lookback-hours": 1...87_600, "--max-catch-up-days": 1...3_650, "--max-gap-days": 1...36_500,
+        "--max-pages": 1...1_000_000,
+    ]
+
+    /// A whole number from the flag, else the environment variable `name`, else `value`, within the option's range.
+    static func positive(_ flag: Int?, env name: String?, _ env: [String: String], default value: Int,
+                         option: String) throws(ConfigurationError) -> Int {
+        let range = numericRanges[option] ?? 1...Int.max
+        let expected = "must be a whole number from \(range.lowerBound) to \(range.upperBound)"
         if let flag {
-            guard flag > 0 || (allowZero && flag == 0) else {
-                throw ConfigurationError("invalid \(option) \(flag): must be \(allowZero ? "zero or more" : "a positive whole number")")
-            }
+            guard range.contains(flag) else { throw ConfigurationError("invalid \(option) \(flag): \(expected)") }
             return flag
         }
         if let name, let text = env[name], !text.isEmpty {
-            guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n > 0 || (allowZero && n == 0) else {
-                throw ConfigurationError("invalid \(name)='\(text)' (or \(option)): must be a positive whole number")
+            guard let n = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(n) else {
+                throw ConfigurationError("invalid \(name)='\(text)' (or \(option)): \(expected)")
             }
             return n
         }
@@ -112,7 +128,20 @@ enum Resolve {
         guard let ms = UTCCalendar.parse(text) else {
             throw ConfigurationError("invalid \(option) '\(text)': use a UTC date like 2024-01-01 or 2024-01-01T12:00:00")
         }
+        // Binance's times are Unix milliseconds; it answers -1130 for a negative startTime.
+        guard ms >= 0 else {
+            throw ConfigurationError("invalid \(option) '\(text)': dates before 1970-01-01 are not Unix times; Binance's history starts in 2017")
+        }
         return ms
+    }
+
+    /// `--start`: a date, and one in the past (nothing has traded in the future, so a run would do nothing).
+    static func start(_ text: String?, now: Int64) throws(ConfigurationError) -> Int64? {
+        guard let start = try date(text, option: "--start") else { return nil }
+        guard start < now else {
+            throw ConfigurationError("--start \(text ?? "") is in the future (now is \(UTCCalendar.iso8601(now))): nothing has traded there yet; give a past date")
+        }
+        return start
     }
 
     static func url(_ text: String, source: String) throws(ConfigurationError) -> String {
@@ -161,16 +190,16 @@ enum Resolve {
             market: market, symbols: symbols, dryRun: c.dryRun, apiURL: apiURL, database: database,
             batchSize: try positive(c.batchSize, env: "DB_BATCH_SIZE", env, default: 2000, option: "--batch-size"),
             maxWorkers: try positive(c.maxWorkers, env: "MAX_WORKERS", env, default: 4, option: "--max-workers"),
-            unitRetries: try positive(c.unitRetries, env: nil, env, default: 2, option: "--unit-retries", allowZero: true),
+            unitRetries: try positive(c.unitRetries, env: nil, env, default: 2, option: "--unit-retries"),
             requestAttempts: try positive(c.requestAttempts, env: nil, env, default: 5, option: "--request-attempts"),
             httpTimeoutSeconds: try positive(c.httpTimeout, env: nil, env, default: 30, option: "--http-timeout"),
             logLevel: logLevel, summaryAsTable: summaryAsTable,
-            maxBanWaitSeconds: try positive(c.maxBanWait, env: nil, env, default: 300, option: "--max-ban-wait", allowZero: true),
+            maxBanWaitSeconds: try positive(c.maxBanWait, env: nil, env, default: 300, option: "--max-ban-wait"),
             maxOutageWaitSeconds: try positive(c.maxOutageWait, env: nil, env, default: 120, option: "--max-outage-wait"),
             shutdownTimeoutSeconds: try positive(c.shutdownTimeout, env: "SHUTDOWN_TIMEOUT", env, default: 20, option: "--shutdown-timeout"),
             dbLockWaitTimeoutSeconds: c.dbLockWaitTimeout == nil ? nil
                 : try positive(c.dbLockWaitTimeout, env: nil, env, default: 50, option: "--db-lock-wait-timeout"),
-            dbReconnectWindowSeconds: try positive(c.dbReconnectWindow, env: nil, env, default: 30, option: "--db-reconnect-window", allowZero: true),
+            dbReconnectWindowSeconds: try positive(c.dbReconnectWindow, env: nil, env, default: 30, option: "--db-reconnect-window"),
             verifyTLS: !(c.insecureSkipTLSVerify || ["1", "true", "yes"].contains(env["BINANCE_INSECURE_SKIP_TLS_VERIFY"]?.lowercased() ?? "")),
             weightShare: weightShare, shard: shard)
     }
@@ -189,12 +218,14 @@ enum Resolve {
         return (i, n)
     }
 
-    static func klines(_ command: KlinesCommand, environment env: [String: String]) throws(ConfigurationError) -> KlinesConfiguration {
+    /// `now`: for refusing a `--start` in the future, where nothing can be fetched.
+    static func klines(_ command: KlinesCommand, environment env: [String: String],
+                       now: Int64 = SystemClock().now()) throws(ConfigurationError) -> KlinesConfiguration {
         let common = try common(command.common, environment: env, databaseRequired: !command.common.dryRun)
         let intervals = try intervals(command.timeframes, market: common.market)
         let lookback = try positive(command.lookbackHours, env: "LOOKBACK_HOURS", env, default: 24, option: "--lookback-hours")
         let catchUp = try positive(command.maxCatchUpDays, env: nil, env, default: 7, option: "--max-catch-up-days")
-        let start = try date(command.start, option: "--start")
+        let start = try start(command.start, now: now)
         let end = try date(command.end, option: "--end")
         if end != nil && start == nil { throw ConfigurationError("--end needs --start") }
         if let start, let end, start >= end {

@@ -45,6 +45,9 @@ public struct RunContext: Sendable {
 /// The `binance-extractor` program: parses, resolves configuration, runs, and returns the exit status.
 public enum ExtractorCLI {
     public static func run(arguments: [String], environment: [String: String], context: RunContext = RunContext()) async -> Int32 {
+        // A reader that closes our stdout or stderr (`| head -1`) must not kill a run that is writing data: writes to it
+        // fail with EPIPE instead (LineSink drops them), and the exit status reflects the data.
+        signal(SIGPIPE, SIG_IGN)
         let command: any ParsableCommand
         do {
             command = try RootCommand.parseAsRoot(arguments)
@@ -72,7 +75,7 @@ public enum ExtractorCLI {
             return ExitStatus.success
         }
         // Every run exports its trace: one root span for the command, everything else beneath it.
-        let level = Logger.Level(rawValue: (environment["LOG_LEVEL"] ?? "info").lowercased()) ?? .info
+        let level = Logger.Level(rawValue: (environment["LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "info").lowercased()) ?? .info
         let telemetry = TelemetrySession(configuration: TelemetryConfiguration(environment: environment),
                                          logger: makeLogger("telemetry", level: level, context: context))
         let status = await telemetry.run {

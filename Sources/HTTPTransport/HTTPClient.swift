@@ -20,10 +20,11 @@ public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
     public let detail: String
     public let url: String
 
+    /// `url` is kept with its credentials redacted: the error reaches logs and spans.
     public init(kind: Kind, detail: String, url: String) {
         self.kind = kind
         self.detail = detail
-        self.url = url
+        self.url = URLCredentials.redacted(url)
     }
 
     public var description: String { "HTTP request to \(url) failed (\(kind)): \(detail)" }

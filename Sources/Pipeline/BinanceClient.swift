@@ -111,7 +111,7 @@ public final class BinanceClient: KlineSource, Sendable {
             // The answer, its status for metrics, and its weight headers (read once, for the span and the limiter).
             let (outcome, status, headers) = await withSpan("GET \(endpoint)", ofKind: .client) { span in
                 span.attributes["http.request.method"] = "GET"
-                span.attributes["url.full"] = url
+                span.attributes["url.full"] = URLCredentials.redacted(url)
                 span.attributes["server.address"] = serverAddress
                 span.attributes["server.port"] = Int64(serverPort)
                 span.attributes["binance.request.weight"] = Int64(weight)

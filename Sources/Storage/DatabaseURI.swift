@@ -77,11 +77,13 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
         return copy
     }
 
-    /// Hides the password of a URI that may not even parse, for error messages.
+    /// Hides the password of a URI that may not even parse, for error messages: whatever stands between the first
+    /// `:` after the scheme (or, with no `://`, after the start: `root:pw@host/db`, `mysql//root:pw@…`,
+    /// `mysql:/root:pw@…`) and the last `@` is replaced. Without an `@` there is no password to hide.
     public static func redact(_ text: String) -> String {
-        guard let schemeEnd = text.range(of: "://"), let at = text.lastIndex(of: "@"), at > schemeEnd.upperBound else { return text }
-        let userInfo = text[schemeEnd.upperBound..<at]
-        guard let colon = userInfo.firstIndex(of: ":") else { return text }
+        guard let at = text.lastIndex(of: "@") else { return text }
+        let start = text.range(of: "://").map { $0.upperBound < at ? $0.upperBound : text.startIndex } ?? text.startIndex
+        guard let colon = text[start..<at].firstIndex(of: ":") else { return text }
         return String(text[..<colon]) + ":***" + String(text[at...])
     }
 }

@@ -1,6 +1,13 @@
 import Foundation
 import Logging
 import Tracing
+#if canImport(Glibc)
+import Glibc
+private let systemWrite = Glibc.write
+#elseif canImport(Darwin)
+import Darwin
+private let systemWrite = Darwin.write
+#endif
 
 /// A swift-log handler writing one JSON object per line to standard error:
 /// `{"ts":"2026-11-22T01:02:03.456Z","level":"info","logger":"supervisor","msg":"...","unit":"..."}`.
@@ -80,6 +87,7 @@ public final class LineSink: @unchecked Sendable {
     private let lock = NSLock()
     private let handle: FileHandle?
     private var captured: [String] = []
+    private var broken = false
 
     /// Writes to a file handle.
     public init(handle: FileHandle) { self.handle = handle }
@@ -90,11 +98,30 @@ public final class LineSink: @unchecked Sendable {
     public static let standardError = LineSink(handle: .standardError)
     public static let standardOutput = LineSink(handle: .standardOutput)
 
+    /// Writes the whole text, or as much as the reader takes. A reader that went away (`| head -1`, a closed
+    /// terminal) is not an error of the run: the rest of the output is dropped and the run goes on writing its data.
+    /// (`FileHandle.write` would trap on EPIPE, and SIGPIPE would kill the process: `ExtractorCLI.run` ignores it.)
     public func write(_ text: String) {
         lock.withLock {
-            if let handle { handle.write(Data(text.utf8)) } else { captured.append(text) }
+            guard let handle else { captured.append(text); return }
+            guard !broken else { return }
+            var bytes = Array(text.utf8)[...]
+            while !bytes.isEmpty {
+                let n = bytes.withUnsafeBytes { systemWrite(handle.fileDescriptor, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    bytes = bytes.dropFirst(n)
+                } else if n < 0 && errno == EINTR {
+                    continue
+                } else {
+                    broken = true
+                    return
+                }
+            }
         }
     }
+
+    /// True once a write failed (the reader is gone); later writes are dropped.
+    public var isBroken: Bool { lock.withLock { broken } }
 
     /// Everything written to an in-memory sink.
     public var text: String { lock.withLock { captured.joined() } }

@@ -1,5 +1,6 @@
 import BuildInfo
 import Foundation
+import HTTPTransport
 import Tracing
 
 /// Telemetry settings from the standard OpenTelemetry environment variables
@@ -40,7 +41,7 @@ public struct TelemetryConfiguration: Sendable {
             let url = given ?? trimmed + path
             if given == nil && baseIsDefault { defaults.insert(url) }
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                warnings.append("OTLP endpoint '\(url)' is not an http:// or https:// URL; telemetry export is off")
+                warnings.append("OTLP endpoint '\(Self.redacted(url))' (\(given == nil ? "OTEL_EXPORTER_OTLP_ENDPOINT" : specific)) is not an http:// or https:// URL; telemetry export is off")
                 return nil
             }
             return url
@@ -48,7 +49,15 @@ public struct TelemetryConfiguration: Sendable {
         tracesEndpoint = disabled || tracesOff ? nil : endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "/v1/traces")
         metricsEndpoint = disabled || metricsOff ? nil : endpoint("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "/v1/metrics")
         defaultEndpoints = defaults
-        headers = Self.keyValues(env["OTEL_EXPORTER_OTLP_HEADERS"] ?? "", name: "OTEL_EXPORTER_OTLP_HEADERS", warnings: &warnings)
+        // A header value is a secret more often than not (an API key): a bad entry is named by its key only, and
+        // one that decodes to CR or LF (which would let it smuggle another header in) is refused.
+        headers = Self.keyValues(env["OTEL_EXPORTER_OTLP_HEADERS"] ?? "", name: "OTEL_EXPORTER_OTLP_HEADERS", secret: true,
+                                 warnings: &warnings).filter { key, value in
+            let breaks = { (text: String) in text.unicodeScalars.contains { $0 == "\r" || $0 == "\n" || $0 == "\0" } }
+            guard breaks(key) || breaks(value) else { return true }
+            warnings.append("OTEL_EXPORTER_OTLP_HEADERS: the header '\(breaks(key) ? "(unprintable)" : key)' contains a line break or NUL once decoded; it is not sent")
+            return false
+        }
         if let text = env["OTEL_EXPORTER_OTLP_TIMEOUT"], !text.isEmpty {
             if let ms = Int(text), ms > 0 { timeoutMilliseconds = ms } else {
                 warnings.append("OTEL_EXPORTER_OTLP_TIMEOUT='\(text)' is not a positive number of milliseconds; using 10000")
@@ -90,12 +99,13 @@ public struct TelemetryConfiguration: Sendable {
     }
 
     /// `key=value,key2=value2` with percent-encoded values (W3C Baggage format, as the OTel variables use).
-    static func keyValues(_ text: String, name: String, warnings: inout [String]) -> [(String, String)] {
+    static func keyValues(_ text: String, name: String, secret: Bool = false, warnings: inout [String]) -> [(String, String)] {
         var out: [(String, String)] = []
-        for pair in text.split(separator: ",") where !pair.trimmingCharacters(in: .whitespaces).isEmpty {
+        for (index, pair) in text.split(separator: ",").enumerated() where !pair.trimmingCharacters(in: .whitespaces).isEmpty {
             let kv = pair.split(separator: "=", maxSplits: 1)
             guard kv.count == 2 else {
-                warnings.append("\(name): '\(pair)' is not key=value; ignored")
+                warnings.append(secret ? "\(name): entry \(index + 1) is not key=value; ignored"
+                                       : "\(name): '\(pair)' is not key=value; ignored")
                 continue
             }
             let key = kv[0].trimmingCharacters(in: .whitespaces)
@@ -107,9 +117,7 @@ public struct TelemetryConfiguration: Sendable {
 
     /// The endpoint without credentials or query, for messages.
     public static func redacted(_ url: String) -> String {
-        guard var u = URLComponents(string: url) else { return url }
-        if u.password != nil { u.password = "***" }
-        u.query = nil
-        return u.string ?? url
+        let shown = URLCredentials.redacted(url)
+        return String(shown.prefix { $0 != "?" })
     }
 }
