@@ -66,7 +66,8 @@ public enum BinanceError: Error, CustomStringConvertible, Sendable {
         case .exchangeUnavailable: return false
         case .unexpectedStatus(let status, _): return status >= 500 || status == 408
         case .malformedBody: return true
-        case .invalidKline: return false
+        // A candle that breaks what always holds on Binance is a bad answer: asked again, then the unit fails.
+        case .invalidKline: return true
         }
     }
 

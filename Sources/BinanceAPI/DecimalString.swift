@@ -41,6 +41,8 @@ public struct DecimalString: Sendable, Hashable, CustomStringConvertible {
     /// Trusted construction for values this project formats itself (tests, the simulator).
     public init(unchecked text: String) { self.text = text }
 
+    public static let zero = DecimalString(unchecked: "0")
+
     public var description: String { text }
 
     /// Compares two decimal strings by value, exactly, without allocating.

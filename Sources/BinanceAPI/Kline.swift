@@ -28,19 +28,29 @@ public struct Kline: Sendable, Equatable {
         self.takerBuyQuoteAssetVolume = takerBuyQuoteAssetVolume
     }
 
-    /// Checks the candle's own consistency: low <= open, close <= high, a non-negative trade count, and for
+    /// Checks the candle's own consistency: prices above zero, low <= open, close <= high, taker volumes within the
+    /// volumes, a non-negative trade count, and for
     /// fixed intervals close_time = open_time + interval - 1 ms (Binance's close time is the last millisecond of
     /// the candle).
     public func validate(interval: KlineInterval) throws(KlineValidationError) {
         func fail(_ reason: String) -> KlineValidationError {
             KlineValidationError(openTime: openTime, reason: reason, values: self)
         }
+        // What always holds for a Binance trade candle: prices above zero, low <= open, close <= high, and the taker
+        // (buyer-initiated) part of each volume no larger than the volume.
+        if DecimalString.compare(low, DecimalString.zero) <= 0 { throw fail("low \(low) is not above zero") }
         if DecimalString.compare(low, high) > 0 { throw fail("low \(low) is above high \(high)") }
         for (name, value) in [("open", open), ("close", close)] {
             if DecimalString.compare(value, low) < 0 { throw fail("\(name) \(value) is below low \(low)") }
             if DecimalString.compare(value, high) > 0 { throw fail("\(name) \(value) is above high \(high)") }
         }
         if numberOfTrades < 0 { throw fail("negative number of trades \(numberOfTrades)") }
+        if DecimalString.compare(takerBuyBaseAssetVolume, volume) > 0 {
+            throw fail("taker buy base volume \(takerBuyBaseAssetVolume) is above volume \(volume)")
+        }
+        if DecimalString.compare(takerBuyQuoteAssetVolume, quoteAssetVolume) > 0 {
+            throw fail("taker buy quote volume \(takerBuyQuoteAssetVolume) is above quote volume \(quoteAssetVolume)")
+        }
         let expectedOpen = interval.openTime(containing: openTime)
         if expectedOpen != openTime {
             throw fail("open time \(openTime) is not aligned to \(interval.rawValue)")

@@ -63,6 +63,22 @@ public enum KlineInterval: String, Sendable, CaseIterable, Codable, Comparable {
         }
     }
 
+    /// Open time of the first candle opening at or after `time`: `time` itself on a boundary, else the next one
+    /// (calendar months, and weeks from Monday 00:00 UTC, as Binance counts them).
+    public func firstOpenTime(atOrAfter time: Int64) -> Int64 {
+        let open = openTime(containing: time)
+        return open == time ? open : nextOpenTime(after: open)
+    }
+
+    /// How many candles open in `[from, to]` (both candle open times): calendar months are counted one by one.
+    public func count(from: Int64, to: Int64) -> Int64 {
+        guard to >= from else { return 0 }
+        if let ms = fixedMilliseconds { return (to - from) / ms + 1 }
+        var n: Int64 = 0, t = from
+        while t <= to { n += 1; t = nextOpenTime(after: t) }
+        return n
+    }
+
     /// Close time of the candle opening at `openTime`: the next open time minus 1 ms.
     public func closeTime(forOpenTime openTime: Int64) -> Int64 {
         nextOpenTime(after: openTime) - 1

@@ -44,6 +44,8 @@ struct JobRunner {
 
     func run(klineTables: [KlineTable], otherTables: [TableDefinition], describe: [String: String],
              plan: @escaping @Sendable (JobResources) async throws -> JobPlan) async -> Int32 {
+        // The summary's duration is the whole run: connecting, reading exchangeInfo and waiting for weight included.
+        let started = context.clock.now()
         let make = { (label: String) in ExtractorCLI.makeLogger(label, level: config.logLevel, context: context) }
         let logger = make("binance-extractor")
         span.attributes["binance.market"] = config.market.rawValue
@@ -51,7 +53,7 @@ struct JobRunner {
         span.attributes["binance_extractor.dry_run"] = config.dryRun
         var metadata: Logger.Metadata = [
             "command": "\(command)", "market": "\(config.market.rawValue)", "symbols": "\(config.symbols.count)",
-            "dry_run": "\(config.dryRun)", "database": "\(config.database.map { "\($0)" } ?? "none")", "api": "\(config.apiURL)",
+            "dry_run": "\(config.dryRun)", "database": "\(config.database.map { "\($0)" } ?? "none")", "api": "\(URLCredentials.redacted(config.apiURL))",
         ]
         for (k, v) in describe { metadata[k] = "\(v)" }
         if let shard = config.shard { metadata["shard"] = "\(shard.index)/\(shard.count)" }
@@ -93,7 +95,7 @@ struct JobRunner {
 
         // Binance: one HTTP worker per unit in flight, one weight budget and one circuit breaker for the market.
         if !config.verifyTLS {
-            logger.warning("TLS certificate verification is OFF for \(config.apiURL): use this for test endpoints only")
+            logger.warning("TLS certificate verification is OFF for \(URLCredentials.redacted(config.apiURL)): use this for test endpoints only")
         }
         let http = CurlHTTPClient(options: .init(workers: config.maxWorkers, totalTimeoutMilliseconds: config.httpTimeoutSeconds * 1000,
                                                  verifyTLS: config.verifyTLS))
@@ -133,7 +135,6 @@ struct JobRunner {
         }
 
         let supervisor = Supervisor(maxWorkers: config.maxWorkers, unitRetries: config.unitRetries, clock: context.clock, logger: make("supervisor"))
-        let started = context.clock.now()
         let reports = await GracefulRun.run(logger: logger, deadlineSeconds: config.shutdownTimeoutSeconds, onDeadline: context.onShutdownDeadline) {
             await supervisor.run(units: units, work: work)
         }
@@ -144,18 +145,27 @@ struct JobRunner {
                                  rateLimitWaitMilliseconds: await limiter.waitedMilliseconds)
         context.output.write(config.summaryAsTable ?? context.outputIsTerminal ? summary.table() : summary.jsonLine() + "\n")
         let failed = reports.filter { !$0.succeeded }
+        // A unit that neither moved nor reached Binance's newest candle is stuck: a run that makes no progress never
+        // says "ok".
+        let stalled = reports.filter { $0.succeeded && $0.outcome.stalled }
+        for report in stalled {
+            logger.warning("unit made no progress and is not caught up: the catch-up cap stopped it before any new candle", metadata: [
+                "unit": "\(report.unit)", "last_stored": "\(RunSummary.time(report.outcome.storedBefore))",
+                "fetched": "\(report.outcome.fetched)", "requests": "\(report.outcome.requests)",
+            ])
+        }
         logger.info("run finished", metadata: [
-            "units": "\(reports.count)", "failed": "\(failed.count)", "written": "\(summary.totalWritten)",
+            "units": "\(reports.count)", "failed": "\(failed.count)", "stalled": "\(stalled.count)", "written": "\(summary.totalWritten)",
             "fetched": "\(summary.totalFetched)", "requests": "\(client.requestStats.sent)",
         ])
-        return failed.isEmpty ? ExitStatus.success : ExitStatus.unitsFailed
+        return failed.isEmpty && stalled.isEmpty ? ExitStatus.success : ExitStatus.unitsFailed
     }
 }
 
 extension ExtractorCLI {
     static func runKlines(_ command: KlinesCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
         let config: KlinesConfiguration
-        do { config = try Resolve.klines(command, environment: environment) } catch {
+        do { config = try Resolve.klines(command, environment: environment, now: context.clock.now()) } catch {
             span.recordError(error)
             return fail(error, context: context)
         }
@@ -164,7 +174,8 @@ extension ExtractorCLI {
         let units = config.intervals.flatMap { interval in common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, interval: interval) } }
         let settings = SymbolExtractor.Settings(planner: config.planner, pageLimit: config.pageLimit, batchSize: common.batchSize)
         return await JobRunner(command: "klines", config: common, context: context, span: span).run(
-            klineTables: config.intervals.map { KlineTable(market: common.market, interval: $0) }, otherTables: [],
+            // The confirmed-gaps table: a silence the run crosses is recorded there.
+            klineTables: config.intervals.map { KlineTable(market: common.market, interval: $0) }, otherTables: [ConfirmedGapTable.definition],
             describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "units": "\(units.count)"]
         ) { resources in
             let store = resources.klineStore
@@ -234,7 +245,7 @@ extension ExtractorCLI {
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             guard common.market == .futures else { throw ConfigurationError("funding rates exist on USD-M futures only: drop --market spot") }
-            start = try Resolve.date(command.start, option: "--start")
+            start = try Resolve.start(command.start, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
         } catch {
             span.recordError(error)
@@ -259,7 +270,7 @@ extension ExtractorCLI {
         let common: CommonConfiguration, start: Int64?, lookback: Int, maxPages: Int
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
-            start = try Resolve.date(command.start, option: "--start")
+            start = try Resolve.start(command.start, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
             maxPages = try Resolve.positive(command.maxPages, env: nil, environment, default: 1000, option: "--max-pages")
         } catch {

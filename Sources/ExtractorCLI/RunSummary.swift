@@ -39,8 +39,9 @@ struct RunSummary {
             ]
             if let plan = r.outcome.plan {
                 fields.append("\"plan\":\(q(plan.origin.rawValue))")
-                fields.append("\"caught_up\":\(!plan.capped)")
+                fields.append("\"caught_up\":\(r.outcome.caughtUp ?? !plan.capped)")
             }
+            if r.outcome.caughtUp != nil { fields.append("\"stalled\":\(r.outcome.stalled)") }
             if case .failed(let message) = r.status { fields.append("\"error\":\(q(message))") }
             return "{" + fields.joined(separator: ",") + "}"
         }

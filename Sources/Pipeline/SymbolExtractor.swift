@@ -37,10 +37,22 @@ public actor SymbolExtractor {
         public var resumeAfter: Int64?
         /// The still-open candle was seen and left out.
         public var skippedOpenCandle = false
+        /// Klines: true when the unit reached the newest closed candle Binance has (or the end of its range), false
+        /// when the catch-up cap stopped it first; nil for datasets that do not say.
+        public var caughtUp: Bool?
+        /// The newest open time stored before the run (nil: nothing was), to tell whether the run moved the unit.
+        public var storedBefore: Int64?
         /// The run was cancelled; what was fetched was written.
         public var interrupted = false
 
         public init() {}
+
+        /// Neither moved the unit's newest stored row nor reached Binance's newest: the unit is stuck.
+        public var stalled: Bool {
+            guard caughtUp == false else { return false }
+            guard let last = lastOpenTime else { return true }
+            return storedBefore.map { last <= $0 } ?? false
+        }
 
         /// Adds what another attempt, or another part of the same unit, did.
         public mutating func absorb(_ other: Outcome) {
@@ -52,6 +64,8 @@ public actor SymbolExtractor {
             lastOpenTime = [lastOpenTime, other.lastOpenTime].compactMap { $0 }.max()
             resumeAfter = [resumeAfter, other.resumeAfter].compactMap { $0 }.max()
             skippedOpenCandle = skippedOpenCandle || other.skippedOpenCandle
+            caughtUp = other.caughtUp ?? caughtUp
+            storedBefore = storedBefore ?? other.storedBefore
             interrupted = other.interrupted
         }
     }
@@ -85,14 +99,20 @@ public actor SymbolExtractor {
     public func run(_ attempt: UnitAttempt = .first) async throws -> Outcome {
         var outcome = Outcome()
         var plan: FetchPlan
+        var storedBefore: Int64?
         if let previous = attempt.previous.plan {
             plan = previous
         } else {
-            let last = try await store.lastOpenTime(table: table, symbol: unit.symbol)
-            plan = settings.planner.plan(interval: interval, lastStored: last, now: clock.now())
+            storedBefore = try await store.lastOpenTime(table: table, symbol: unit.symbol)
+            plan = settings.planner.plan(interval: interval, lastStored: storedBefore, now: clock.now())
         }
         outcome.plan = plan
-        if let written = attempt.resumeAfter { plan.start = max(plan.start, written + 1) }
+        outcome.storedBefore = attempt.previous.storedBefore ?? storedBefore
+        if let written = attempt.resumeAfter {
+            plan.start = max(plan.start, written + 1)
+            // What the earlier attempts fetched counts against the cap.
+            plan.candleBudget = plan.candleBudget.map { $0 - Int64(attempt.previous.fetched) }
+        }
         progress?.planned(unit, candles: plan.plannedCandles(interval))
         defer { progress?.finished(unit) }
         let (store, table, symbol) = (store, table, unit.symbol)
@@ -107,62 +127,117 @@ public actor SymbolExtractor {
         let limit = min(settings.pageLimit ?? unit.market.mostKlinesPerWeightLimit, unit.market.maxKlinesLimit)
 
         var failure: (any Error)?
+        var outages: [KlineHole] = []
         do {
-            try await fetch(plan: plan, limit: limit, into: writer, outcome: &outcome)
+            try await fetch(plan: plan, limit: limit, after: attempt.resumeAfter, into: writer, outcome: &outcome, outages: &outages)
         } catch {
             failure = error
         }
-        return try await complete(writer, failure: failure, outcome: outcome) { ($0.openTime, $0.openTime) }
+        do {
+            outcome = try await complete(writer, failure: failure, outcome: outcome) { ($0.openTime, $0.openTime) }
+        } catch let failure as UnitFailure {
+            try? await record(outages, upTo: failure.partial.lastOpenTime)
+            throw failure
+        }
+        try await record(outages, upTo: outcome.lastOpenTime)
+        return outcome
     }
 
-    private func fetch(plan: FetchPlan, limit: Int, into writer: BatchWriter<Kline>, outcome: inout Outcome) async throws {
+    /// Records the silences Binance confirmed between candles that are now stored, so `gaps` does not ask again.
+    private func record(_ outages: [KlineHole], upTo stored: Int64?) async throws {
+        guard let stored else { return }
+        let confirmed = outages.filter { $0.to < stored }
+        guard !confirmed.isEmpty else { return }
+        try await store.recordOutages(table: table, holes: confirmed)
+        logger.info("Binance has no candles between stored ones (an outage or a halt); recorded as confirmed", metadata: [
+            "unit": "\(unit)", "outages": "\(confirmed.map(\.description))",
+        ])
+    }
+
+    private func fetch(plan: FetchPlan, limit: Int, after written: Int64?, into writer: BatchWriter<Kline>,
+                       outcome: inout Outcome, outages: inout [KlineHole]) async throws {
         var cursor = plan.start
+        var remaining = plan.candleBudget
+        // The open time of the newest candle Binance has shown this run: a candle after it that is not its next one
+        // means Binance has none in between (an outage, a halt), which it has just confirmed.
+        var previous = written
         while cursor <= plan.end {
             try Task.checkCancellation()
+            let pageLimit = remaining.map { Int(clamping: min(Int64(limit), max($0, 1))) } ?? limit
             let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval,
-                                        startTime: cursor, endTime: plan.end, limit: limit)
+                                        startTime: cursor, endTime: plan.end, limit: pageLimit)
             let page = try await source.klines(request)
             outcome.requests += 1
             let now = clock.now()
-            var closed: [Kline] = []
-            closed.reserveCapacity(page.count)
-            var reachedOpen = false
-            var failure: (any Error)?
-            for kline in page {
-                // Binance returns klines with open time in [startTime, endTime], ascending; anything else means the
-                // page cannot be trusted.
-                guard kline.openTime >= cursor, kline.openTime <= plan.end,
-                      closed.last.map({ $0.openTime < kline.openTime }) ?? true else {
-                    failure = BinanceError.malformedBody(
-                        "kline at \(kline.openTime) is outside the requested range or out of order (startTime \(cursor))")
-                    break
+            // The whole page is checked before a single row of it reaches the writer.
+            try Self.check(page, request: request, interval: interval, now: now)
+            let closed = page.prefix { !$0.isOpen(at: now) }
+            let reachedOpen = closed.count < page.count
+            if reachedOpen {
+                // Never store the still-open candle as if it were final; a later run stores it once closed.
+                outcome.skippedOpenCandle = true
+            }
+            for kline in closed {
+                if let previous, kline.openTime > interval.nextOpenTime(after: previous) {
+                    let from = interval.nextOpenTime(after: previous), to = interval.openTime(containing: kline.openTime - 1)
+                    outages.append(KlineHole(symbol: unit.symbol.name, from: from, to: to, missing: interval.count(from: from, to: to)))
                 }
-                do {
-                    try kline.validate(interval: interval)
-                } catch {
-                    failure = BinanceError.invalidKline(error)
-                    break
-                }
-                if kline.isOpen(at: now) {
-                    // Never store the still-open candle as if it were final; a later run stores it once closed.
-                    reachedOpen = true
-                    outcome.skippedOpenCandle = true
-                    break
-                }
-                closed.append(kline)
+                previous = kline.openTime
             }
             if !closed.isEmpty {
                 outcome.fetched += closed.count
                 RunMetrics.current?.add("binance_extractor.klines.fetched", Double(closed.count), unit: "{kline}",
                                         description: "Closed, checked klines fetched from Binance.",
                                         attributes: ["market": unit.market.rawValue, "interval": interval.rawValue])
-                try await writer.append(closed)
+                try await writer.append(Array(closed))
                 progress?.advanced(unit, candles: closed.count)
             }
-            if let failure { throw failure }
             // A short page means Binance has nothing more in range; an open candle is always the newest.
-            if reachedOpen || page.count < limit { return }
-            cursor = page.last!.openTime + 1
+            guard !reachedOpen, page.count >= pageLimit, let last = page.last else {
+                outcome.caughtUp = true
+                return
+            }
+            if let left = remaining {
+                remaining = left - Int64(closed.count)
+                if left - Int64(closed.count) <= 0 {
+                    // The catch-up cap: this run's share of work is done; the next run continues from here.
+                    outcome.caughtUp = false
+                    return
+                }
+            }
+            cursor = last.openTime + 1
+        }
+        outcome.caughtUp = true
+    }
+
+    /// A page is trusted whole or not at all (Binance, "Kline/Candlestick Data": klines with open time in
+    /// [startTime, endTime], ascending, at most `limit`; only the newest may still be open). Every candle must also be
+    /// consistent on its own (`Kline.validate`).
+    static func check(_ page: [Kline], request: KlinesRequest, interval: KlineInterval, now: Int64) throws(BinanceError) {
+        guard page.count <= request.limit else {
+            throw .malformedBody("\(page.count) klines in a page asked for at most \(request.limit)")
+        }
+        var previous: Int64?
+        for (index, kline) in page.enumerated() {
+            let at = UTCCalendar.iso8601(kline.openTime)
+            if let start = request.startTime, kline.openTime < start {
+                throw .malformedBody("kline at \(at) opens before the requested startTime \(UTCCalendar.iso8601(start))")
+            }
+            if let end = request.endTime, kline.openTime > end {
+                throw .malformedBody("kline at \(at) opens after the requested endTime \(UTCCalendar.iso8601(end))")
+            }
+            if let previous, kline.openTime <= previous {
+                throw .malformedBody(kline.openTime == previous ? "kline at \(at) appears twice"
+                                     : "klines out of order: \(at) after \(UTCCalendar.iso8601(previous))")
+            }
+            if kline.openTime > now {
+                throw .malformedBody("kline at \(at) opens in the future (now \(UTCCalendar.iso8601(now)))")
+            }
+            if kline.isOpen(at: now) && index != page.count - 1 {
+                throw .malformedBody("kline at \(at) is still open but is not the newest of its page")
+            }
+            do { try kline.validate(interval: interval) } catch { throw .invalidKline(error) }
+            previous = kline.openTime
         }
     }
 }

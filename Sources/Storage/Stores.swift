@@ -90,7 +90,7 @@ public struct GapStore: Sendable {
                     rows += try db.query("""
                         SELECT `symbol`, NULL, CAST(UNIX_TIMESTAMP(MIN(`open_time`)) * 1000 AS SIGNED) FROM `\(table.name)`
                         WHERE \(filter) GROUP BY `symbol`
-                        HAVING MIN(`open_time`) > FROM_UNIXTIME(\(interval.openTime(containing: since + interval.nominalMilliseconds - 1)) * 0.001)
+                        HAVING MIN(`open_time`) > FROM_UNIXTIME(\(interval.firstOpenTime(atOrAfter: since)) * 0.001)
                         """)
                 }
                 return rows
@@ -102,8 +102,10 @@ public struct GapStore: Sendable {
             let from: Int64
             if let prevText = row[1], let prev = Int64(prevText) {
                 from = interval.nextOpenTime(after: prev)
+            } else if let since {
+                from = interval.firstOpenTime(atOrAfter: since)
             } else {
-                from = interval.openTime(containing: since! + interval.nominalMilliseconds - 1)
+                continue
             }
             let to = interval.openTime(containing: next - 1)
             guard to >= from else { continue }
@@ -113,10 +115,7 @@ public struct GapStore: Sendable {
     }
 
     static func count(_ interval: KlineInterval, from: Int64, to: Int64) -> Int64 {
-        if let ms = interval.fixedMilliseconds { return (to - from) / ms + 1 }
-        var n: Int64 = 0, t = from
-        while t <= to { n += 1; t = interval.nextOpenTime(after: t) }
-        return n
+        interval.count(from: from, to: to)
     }
 
     /// Holes already confirmed empty on Binance's side.

@@ -54,7 +54,7 @@ struct ExtractorTests {
         #expect(store.stored(u.table!, "BTCUSDT").count == 90)
     }
 
-    @Test("an inconsistent kline fails the unit with its values; the rows before it are kept")
+    @Test("an inconsistent kline fails the unit with its values; nothing of its page is stored, earlier pages are")
     func invalidRowFailsUnit() async throws {
         let clock = ManualClock(now: start + 100 * minute)
         let source = FakeSource(listed: 0..<Int64.max, now: { clock.now() })
@@ -63,11 +63,12 @@ struct ExtractorTests {
         let u = try unit()
         let error = await #expect(throws: UnitFailure.self) {
             try await SymbolExtractor(unit: u, source: source, store: store, clock: clock,
-                                      settings: .init(planner: RangePlanner(explicitStart: start), batchSize: 10)).run()
+                                      settings: .init(planner: RangePlanner(explicitStart: start), pageLimit: 20, batchSize: 10)).run()
         }
         #expect(error?.description.contains("invalid kline at 2024-01-01T00:50:00.000Z") == true)
         #expect(error?.description.contains("low=99") == true)
-        #expect(store.stored(u.table!, "BTCUSDT").count == 50)
+        // Pages of 20: the bad candle is in the third, which is refused whole; the two before it are stored.
+        #expect(store.stored(u.table!, "BTCUSDT").count == 40)
     }
 
     @Test("dry run reads where units stand and writes nothing")

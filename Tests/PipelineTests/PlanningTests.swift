@@ -34,15 +34,48 @@ struct PlanningTests {
         #expect(plan.start == last)
     }
 
-    @Test("a run far behind moves at most the catch-up cap past the last stored candle")
+    @Test("a run far behind moves at most the catch-up cap past the last stored candle, counted in candles")
     func catchUpCap() {
-        let last = now - 30 * day
-        let plan = RangePlanner(maxCatchUpMilliseconds: 7 * day).plan(interval: .h1, lastStored: KlineInterval.h1.openTime(containing: last), now: now)
+        let last = KlineInterval.m1.openTime(containing: now - 30 * day)
+        let plan = RangePlanner(maxCatchUpMilliseconds: 7 * day).plan(interval: .m1, lastStored: last, now: now)
         #expect(plan.capped)
-        #expect(plan.end == KlineInterval.h1.openTime(containing: last) + 7 * day)
-        // The next run resumes from what this one stored, so no hole is left.
-        let next = RangePlanner(maxCatchUpMilliseconds: 7 * day).plan(interval: .h1, lastStored: plan.end, now: now)
-        #expect(next.start <= plan.end)
+        // The requests ask up to now (so a silence is crossed); the budget stops the run after 7 days of candles.
+        #expect(plan.end == now)
+        let overlap = KlineInterval.m1.count(from: plan.start, to: last)
+        #expect(plan.candleBudget == overlap + 7 * 1440)
+    }
+
+    @Test("the cap is never a wall: weekly and monthly units always get at least 1,000 candles, enough to reach now")
+    func longCandlesCap() {
+        for interval in [KlineInterval.w1, .mo1, .d1] {
+            let last = interval.openTime(containing: now - 400 * day)
+            let plan = RangePlanner(maxCatchUpMilliseconds: 7 * day).plan(interval: interval, lastStored: last, now: now)
+            #expect(plan.end == now)
+            #expect((plan.candleBudget ?? 0) >= RangePlanner.minimumCatchUpCandles, "\(interval)")
+            #expect(!plan.capped, "\(interval): 400 days fit in 1,000 candles")
+        }
+    }
+
+    @Test("nothing stored: weekly and monthly units start at least at the last closed candle")
+    func lookbackLongCandles() {
+        // 2024-01-01 is a Monday, so `now` is inside the week and the month that opened that day.
+        for interval in [KlineInterval.w1, .mo1] {
+            let plan = RangePlanner(lookbackMilliseconds: 24 * hour).plan(interval: interval, lastStored: nil, now: now)
+            let open = interval.openTime(containing: now)
+            #expect(plan.start == interval.openTime(containing: open - 1), "\(interval)")
+            #expect(plan.start < open)
+        }
+    }
+
+    @Test("calendar periods: months and Monday weeks are counted as Binance counts them")
+    func calendar() {
+        let feb = UTCCalendar.parse("2024-02-01")!, mar = UTCCalendar.parse("2024-03-01")!
+        #expect(KlineInterval.mo1.firstOpenTime(atOrAfter: feb) == feb)
+        #expect(KlineInterval.mo1.firstOpenTime(atOrAfter: feb + 1) == mar)
+        #expect(KlineInterval.mo1.count(from: UTCCalendar.parse("2024-01-01")!, to: UTCCalendar.parse("2024-12-01")!) == 12)
+        // 2024-01-03 is a Wednesday: the next weekly candle opens on Monday 2024-01-08.
+        #expect(KlineInterval.w1.firstOpenTime(atOrAfter: UTCCalendar.parse("2024-01-03")!) == UTCCalendar.parse("2024-01-08")!)
+        #expect(KlineInterval.w1.firstOpenTime(atOrAfter: UTCCalendar.parse("2024-01-08")!) == UTCCalendar.parse("2024-01-08")!)
     }
 
     @Test("--start/--end backfill exactly that range, end exclusive, never past now")
