@@ -71,6 +71,15 @@ public enum BinanceError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// The URL is not Binance's REST API at all: the path is unknown to the server (404, 405, 410), which no retry
+    /// changes. (Binance answers an unknown path with 404.)
+    public var meansNotBinance: Bool {
+        switch self {
+        case .api(let status, _), .unexpectedStatus(let status, _): [404, 405, 410].contains(status)
+        default: false
+        }
+    }
+
     public var description: String {
         switch self {
         case .api(let status, let payload):

@@ -28,13 +28,15 @@ public struct FundingRate: Sendable, Equatable {
     }
 
     struct Wire: Decodable {
+        let symbol: String?
         let fundingTime: Int64
         let fundingRate: String
         let markPrice: String?
     }
 
-    /// Parses and checks a page; a value that cannot be stored exactly is an error.
-    public static func parse(_ body: [UInt8]) throws(BinanceError) -> [FundingRate] {
+    /// Parses and checks a page; a value that cannot be stored exactly is an error, and so is a row of another
+    /// symbol than `symbol` (each row names its symbol).
+    public static func parse(_ body: [UInt8], symbol: Symbol? = nil) throws(BinanceError) -> [FundingRate] {
         let wire: [Wire]
         do { wire = try JSONDecoder().decode([Wire].self, from: Data(body)) } catch {
             throw .malformedBody("fundingRate page could not be read: \(error)")
@@ -42,6 +44,9 @@ public struct FundingRate: Sendable, Equatable {
         var out: [FundingRate] = []
         out.reserveCapacity(wire.count)
         for w in wire {
+            if let symbol, let named = w.symbol, named != symbol.name {
+                throw .malformedBody("funding rate at \(UTCCalendar.iso8601(w.fundingTime)) is for \(named), not the \(symbol.name) asked for")
+            }
             do {
                 let rate = try DecimalString(validating: w.fundingRate, signed: true)
                 let mark = try w.markPrice.flatMap { $0.isEmpty ? nil : try DecimalString(validating: $0) }
@@ -51,6 +56,27 @@ public struct FundingRate: Sendable, Equatable {
             }
         }
         return out
+    }
+
+    /// A page is trusted whole or not at all (Binance, "Get Funding Rate History": rows with funding time in
+    /// [startTime, endTime], ascending, at most `limit`): no row outside the range, none repeated or out of order,
+    /// a mark price above zero where one is given.
+    public static func check(_ page: [FundingRate], startTime: Int64, endTime: Int64, limit: Int) throws(BinanceError) {
+        guard page.count <= limit else { throw .malformedBody("\(page.count) funding rates in a page asked for at most \(limit)") }
+        var previous: Int64?
+        for rate in page {
+            let at = UTCCalendar.iso8601(rate.fundingTime)
+            guard rate.fundingTime >= startTime, rate.fundingTime <= endTime else {
+                throw .malformedBody("funding rate at \(at) is outside the requested \(UTCCalendar.iso8601(startTime)) .. \(UTCCalendar.iso8601(endTime))")
+            }
+            if let previous, rate.fundingTime <= previous {
+                throw .malformedBody(rate.fundingTime == previous ? "funding rate at \(at) appears twice" : "funding rates out of order at \(at)")
+            }
+            if let mark = rate.markPrice, DecimalString.compare(mark, .zero) <= 0 {
+                throw .malformedBody("funding rate at \(at) has mark price \(mark), not above zero")
+            }
+            previous = rate.fundingTime
+        }
     }
 }
 
@@ -100,6 +126,37 @@ public struct AggTrade: Sendable, Equatable {
             }
         }
         return out
+    }
+
+    /// A page is trusted whole or not at all (Binance, "Compressed/Aggregate Trades List": ascending by id, from
+    /// `fromId` on, at most `limit`): ids strictly ascending, each trade's `f <= l` and after the previous one's `l`,
+    /// times never going backwards nor past `latest`, prices and quantities above zero.
+    public static func check(_ page: [AggTrade], fromId: Int64?, limit: Int, latest: Int64) throws(BinanceError) {
+        guard page.count <= limit else { throw .malformedBody("\(page.count) aggregate trades in a page asked for at most \(limit)") }
+        var previous: AggTrade?
+        for trade in page {
+            let name = "aggregate trade \(trade.id)"
+            if let fromId, trade.id < fromId { throw .malformedBody("\(name) is before the requested fromId \(fromId)") }
+            guard trade.firstTradeId <= trade.lastTradeId else {
+                throw .malformedBody("\(name) has first trade id \(trade.firstTradeId) after its last \(trade.lastTradeId)")
+            }
+            guard DecimalString.compare(trade.price, .zero) > 0, DecimalString.compare(trade.quantity, .zero) > 0 else {
+                throw .malformedBody("\(name) has price \(trade.price) and quantity \(trade.quantity): both must be above zero")
+            }
+            guard trade.time <= latest else {
+                throw .malformedBody("\(name) is in the future (\(UTCCalendar.iso8601(trade.time)))")
+            }
+            if let previous {
+                guard trade.id > previous.id else { throw .malformedBody("\(name) after \(previous.id): ids out of order or repeated") }
+                guard trade.firstTradeId > previous.lastTradeId else {
+                    throw .malformedBody("\(name) starts at trade \(trade.firstTradeId), not after trade \(previous.lastTradeId) of the one before")
+                }
+                guard trade.time >= previous.time else {
+                    throw .malformedBody("\(name) at \(UTCCalendar.iso8601(trade.time)) is before the one before it")
+                }
+            }
+            previous = trade
+        }
     }
 }
 

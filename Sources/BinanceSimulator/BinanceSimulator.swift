@@ -60,7 +60,8 @@ public actor BinanceSimulator {
     /// The funding rate endpoint's own limit (500 requests per 5 minutes per IP).
     private var fundingLedger = WeightLedger(rule: FundingRate.requestRule)
     private var stats = Stats()
-    private var klinesSeen = 0
+    /// Requests seen per endpoint (`/klines`, `/fundingRate`, `/aggTrades`), for the faults' `every`.
+    private var seen: [String: Int] = [:]
     private var faultCounts: [Int] = []
     private var server: HTTPServer?
     private var serverTask: Task<Void, any Error>?
@@ -199,10 +200,13 @@ public actor BinanceSimulator {
         }
         switch endpoint {
         case "/klines":
-            klinesSeen += 1
             stats.klinesRequests += 1
             stats.klinesRequestTimes.append(now)
-            if let fault = nextFault() {
+            let fault = nextFault(endpoint: endpoint)
+            if let fault, fault.kind.isLie {
+                return finish(await lie(fault.kind, klines(market: market, query: query, now: clock.now()), symbol: query["symbol"]), market: market)
+            }
+            if let fault {
                 if fault.kind != .slow { return await inject(fault, market: market) }
                 // Slow: the real answer, late.
                 try? await Task.sleep(nanoseconds: UInt64(fault.slowMilliseconds) * 1_000_000)
@@ -223,10 +227,14 @@ public actor BinanceSimulator {
             return finish(exchangeInfo(market: market, now: now), market: market)
         case "/fundingRate":
             stats.fundingRequests += 1
-            return finish(fundingRates(query: query, now: now), market: market)
+            let answer = fundingRates(query: query, now: now)
+            if let fault = nextFault(endpoint: endpoint) { return finish(await lie(fault.kind, answer, symbol: query["symbol"]), market: market) }
+            return finish(answer, market: market)
         case "/aggTrades":
             stats.aggTradesRequests += 1
-            return finish(aggTrades(market: market, query: query, now: now), market: market)
+            let answer = aggTrades(market: market, query: query, now: now)
+            if let fault = nextFault(endpoint: endpoint) { return finish(await lie(fault.kind, answer, symbol: query["symbol"]), market: market) }
+            return finish(answer, market: market)
         case "/time":
             return finish(json(200, "{\"serverTime\":\(now)}"), market: market)
         default:
@@ -234,8 +242,10 @@ public actor BinanceSimulator {
         }
     }
 
-    private func nextFault() -> FaultPlan? {
-        for (i, plan) in configuration.faults.enumerated() where klinesSeen % plan.every == 0 {
+    private func nextFault(endpoint: String) -> FaultPlan? {
+        seen[endpoint, default: 0] += 1
+        let n = seen[endpoint, default: 0]
+        for (i, plan) in configuration.faults.enumerated() where plan.kind.endpoints.contains(endpoint) && n % plan.every == 0 {
             if let count = plan.count, faultCounts[i] >= count { continue }
             faultCounts[i] += 1
             stats.faultsInjected += 1
@@ -271,7 +281,7 @@ public actor BinanceSimulator {
                                         body: Data("<html><body><h1>502 Bad Gateway</h1></body></html>".utf8))
             response.headers[.contentType] = "text/html"
             return finish(response, market: market)
-        case .slow:
+        case .slow, .descending, .duplicate, .highBelowLow, .farFuture, .wrongSymbol, .tradeIds, .tradeTimes:
             return finish(json(200, "[]"), market: market)  // not reached: handled in `handle`
         case .hang:
             try? await Task.sleep(nanoseconds: 3_600_000_000_000)
@@ -285,6 +295,50 @@ public actor BinanceSimulator {
             response.headers[.contentType] = "application/json"
             return finish(response, market: market)
         }
+    }
+
+    /// A correct answer altered by one lie (see `FaultKind`); errors and empty pages pass unchanged.
+    private func lie(_ kind: FaultKind, _ answer: HTTPResponse, symbol: String?) async -> HTTPResponse {
+        guard answer.statusCode.code == 200, let body = try? await answer.bodyData,
+              var rows = (try? JSONSerialization.jsonObject(with: body)) as? [Any], !rows.isEmpty else { return answer }
+        let middle = rows.count / 2
+        let threeYears: Int64 = 3 * 365 * 86_400_000
+        switch kind {
+        case .descending:
+            rows.reverse()
+        case .duplicate:
+            rows.insert(rows[middle], at: middle)
+        case .highBelowLow:
+            if var row = rows[middle] as? [Any], row.count > 3 { row.swapAt(2, 3); rows[middle] = row }
+        case .farFuture:
+            if var row = rows[rows.count - 1] as? [Any], let open = row[0] as? Int64, let close = row[6] as? Int64 {
+                row[0] = open + threeYears
+                row[6] = close + threeYears
+                rows.append(row)
+            } else if var row = rows[rows.count - 1] as? [String: Any], let time = row["fundingTime"] as? Int64 {
+                row["fundingTime"] = time + threeYears
+                rows.append(row)
+            }
+        case .wrongSymbol:
+            if var row = rows[middle] as? [String: Any] {
+                row["symbol"] = symbol == "ETHUSDT" ? "BTCUSDT" : "ETHUSDT"
+                rows[middle] = row
+            }
+        case .tradeIds:
+            if var row = rows[middle] as? [String: Any], let f = row["f"] as? Int64 {
+                row["l"] = f - 1
+                rows[middle] = row
+            }
+        case .tradeTimes:
+            if rows.count > 1, var row = rows[rows.count - 1] as? [String: Any], let time = (rows[0] as? [String: Any])?["T"] as? Int64 {
+                row["T"] = time - 1000
+                rows[rows.count - 1] = row
+            }
+        default:
+            return answer
+        }
+        guard let data = try? JSONSerialization.data(withJSONObject: rows) else { return answer }
+        return HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: data)
     }
 
     /// GET /fapi/v1/klines and /api/v3/klines.

@@ -22,9 +22,40 @@ public enum FaultKind: String, Sendable, CaseIterable {
     case truncate
     /// Closes the connection after the headers, before any of the body.
     case reset
+
+    // Answers that parse but lie, each in one way a real exchange (or a proxy, or a bug) has been seen to; they
+    // break a rule Binance documents, so a client must refuse the whole page.
+    /// klines: the page in descending order.
+    case descending = "lie-descending"
+    /// klines: one row of the page repeated.
+    case duplicate = "lie-duplicate"
+    /// klines: one candle in the middle of the page with high below low.
+    case highBelowLow = "lie-high-low"
+    /// klines and funding: one extra row about three years past the page.
+    case farFuture = "lie-future"
+    /// funding: one row naming another symbol.
+    case wrongSymbol = "lie-symbol"
+    /// aggTrades: one trade whose first trade id is after its last (`f > l`).
+    case tradeIds = "lie-trade-ids"
+    /// aggTrades: one trade whose time goes backwards.
+    case tradeTimes = "lie-trade-times"
+
+    /// The endpoints (`/klines`, `/fundingRate`, `/aggTrades`) whose answers the fault applies to.
+    public var endpoints: Set<String> {
+        switch self {
+        case .farFuture: ["/klines", "/fundingRate"]
+        case .wrongSymbol: ["/fundingRate"]
+        case .tradeIds, .tradeTimes: ["/aggTrades"]
+        default: ["/klines"]
+        }
+    }
+
+    /// True for the faults that alter a correct answer instead of replacing it.
+    public var isLie: Bool { rawValue.hasPrefix("lie-") }
 }
 
-/// Which requests get a fault: every `every`-th klines request, at most `count` times (nil: no limit).
+/// Which requests get a fault: every `every`-th request to an endpoint the fault applies to (klines for transport
+/// faults), at most `count` times (nil: no limit).
 public struct FaultPlan: Sendable, Equatable {
     public var kind: FaultKind
     public var every: Int

@@ -79,6 +79,8 @@ struct JobRunner {
                     var created = try await migrator.migrate(missing).created
                     created += try await migrator.ensure(otherTables)
                     if !created.isEmpty { logger.info("created missing tables", metadata: ["tables": "\(created.joined(separator: ","))"]) }
+                    // The privileges the run needs, checked before anything is fetched.
+                    try await migrator.checkWritable(klineTables.map(\.name) + otherTables.map(\.name))
                 }
                 existing = try await migrator.existingTables()
             } catch let error as DatabaseError {
@@ -111,6 +113,14 @@ struct JobRunner {
             let rule = await limiter.rule
             let own = await limiter.ownLimit
             logger.info("weight budget", metadata: ["rule": "\(rule)", "own_limit": "\(own)", "share": "\(config.weightShare)"])
+        } catch let error as BinanceError where error.meansNotBinance {
+            // A wrong --api-url (a path that answers 404, a server that is not Binance) fails every request the same
+            // way: a configuration error, said before any data is fetched.
+            let message = "--api-url \(URLCredentials.redacted(config.apiURL)) does not answer as Binance's REST API "
+                + "(GET \(config.market.exchangeInfoPath): \(error)): give the market's base URL, without a path, e.g. \(config.market.defaultBaseURL)"
+            context.errors.write("error: \(message)\n")
+            span.recordError(ConfigurationError(message))
+            return ExitStatus.badConfiguration
         } catch {
             let rule = await limiter.rule
             logger.warning("could not read exchangeInfo; using Binance's documented default limit", metadata: ["error": "\(error)", "rule": "\(rule)"])

@@ -79,7 +79,9 @@ public final class BinanceClient: KlineSource, Sendable {
     public func fundingRates(symbol: Symbol, startTime: Int64, endTime: Int64, limit: Int = FundingRate.maxLimit) async throws -> [FundingRate] {
         let path = FundingRate.pathAndQuery(symbol: symbol, startTime: startTime, endTime: endTime, limit: limit)
         let body = try await send(path: path, weight: FundingRate.weight, extraLimiter: fundingRequests)
-        return try FundingRate.parse(body)
+        let page = try FundingRate.parse(body, symbol: symbol)
+        try FundingRate.check(page, startTime: startTime, endTime: endTime, limit: limit)
+        return page
     }
 
     /// One page of aggregate trades, from an id (`fromId`) or within a window shorter than one hour.
@@ -91,7 +93,13 @@ public final class BinanceClient: KlineSource, Sendable {
         if let endTime { query += "&endTime=\(endTime)" }
         query += "&limit=\(limit)"
         let body = try await send(path: market.aggTradesPath + "?" + query, weight: market.aggTradesWeight)
-        return try AggTrade.parse(body)
+        let page = try AggTrade.parse(body)
+        // Binance's clock may run a little ahead of ours: a trade up to a minute past our now is not a lie.
+        try AggTrade.check(page, fromId: fromId, limit: limit, latest: clock.now() + 60_000)
+        if let startTime, let endTime, let outside = page.first(where: { $0.time < startTime || $0.time > endTime }) {
+            throw BinanceError.malformedBody("aggregate trade \(outside.id) at \(UTCCalendar.iso8601(outside.time)) is outside the requested window")
+        }
+        return page
     }
 
     /// Sends one GET, retrying what may pass later. Rate limits hold every task through the limiter and do not

@@ -218,7 +218,7 @@ public actor SymbolExtractor {
             throw .malformedBody("\(page.count) klines in a page asked for at most \(request.limit)")
         }
         var previous: Int64?
-        for (index, kline) in page.enumerated() {
+        for kline in page {
             let at = UTCCalendar.iso8601(kline.openTime)
             if let start = request.startTime, kline.openTime < start {
                 throw .malformedBody("kline at \(at) opens before the requested startTime \(UTCCalendar.iso8601(start))")
@@ -230,14 +230,16 @@ public actor SymbolExtractor {
                 throw .malformedBody(kline.openTime == previous ? "kline at \(at) appears twice"
                                      : "klines out of order: \(at) after \(UTCCalendar.iso8601(previous))")
             }
-            if kline.openTime > now {
+            if kline.openTime > now + 60_000 {  // a minute of clock skew between Binance and us is no lie
                 throw .malformedBody("kline at \(at) opens in the future (now \(UTCCalendar.iso8601(now)))")
             }
+            previous = kline.openTime
+        }
+        for (index, kline) in page.enumerated() {
             if kline.isOpen(at: now) && index != page.count - 1 {
-                throw .malformedBody("kline at \(at) is still open but is not the newest of its page")
+                throw .malformedBody("kline at \(UTCCalendar.iso8601(kline.openTime)) is still open but is not the newest of its page")
             }
             do { try kline.validate(interval: interval) } catch { throw .invalidKline(error) }
-            previous = kline.openTime
         }
     }
 }

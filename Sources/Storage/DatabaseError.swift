@@ -25,12 +25,15 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
     public var isRetryable: Bool { isConnectionLost || isTransientLock }
 
     /// ER_ACCESS_DENIED_ERROR (1045), ER_DBACCESS_DENIED_ERROR (1044), ER_BAD_DB_ERROR (1049): configuration.
-    public var isConfiguration: Bool { [1044, 1045, 1049].contains(code) }
+    /// Wrong credentials or database, or a missing privilege (1142 command denied on a table, 1227 a privilege the
+    /// statement needs): fixing the configuration, not waiting, is what helps.
+    public var isConfiguration: Bool { [1044, 1045, 1049, 1142, 1143, 1227].contains(code) }
 
     private var advice: String {
         switch code {
         case 1045, 1044: " (check the user and password in MYSQL_URI)"
         case 1049: " (create the database, or fix its name in MYSQL_URI)"
+        case 1142, 1143, 1227: " (the run needs SELECT, INSERT and UPDATE on its tables, and CREATE where a table is missing: GRANT them to the MYSQL_URI user, or run `binance-extractor migrate` as a user that may)"
         case 2002, 2003: " (is MariaDB running at that host and port?)"
         default: ""
         }

@@ -49,6 +49,18 @@ public struct SchemaMigrator: Sendable {
         return created
     }
 
+    /// Checks, before anything is fetched, that the account may write what the run writes: an upsert of no row
+    /// (`INSERT INTO t SELECT * FROM t WHERE 1 = 0 ON DUPLICATE KEY UPDATE`) is checked for SELECT, INSERT and UPDATE
+    /// privilege by the server like any other, and changes nothing. A missing privilege is error 1142, a
+    /// configuration error (exit 2).
+    public func checkWritable(_ tables: [String]) async throws {
+        for name in tables {
+            _ = try await pool.withConnection { db in
+                try db.execute("INSERT INTO `\(name)` SELECT * FROM `\(name)` AS `probe` WHERE 1 = 0 ON DUPLICATE KEY UPDATE `\(name)`.`symbol` = `\(name)`.`symbol`")
+            }
+        }
+    }
+
     /// Every table besides the kline tables.
     public static var otherTables: [TableDefinition] {
         [FundingTable.definition, TradeTable(market: .futures).definition, TradeTable(market: .spot).definition, ConfirmedGapTable.definition]

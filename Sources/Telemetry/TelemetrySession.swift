@@ -40,12 +40,17 @@ public final class TelemetrySession: Sendable {
         if let url = configuration.tracesEndpoint, let exporter {
             let resource = configuration.resource
             let processor = BatchSpanProcessor(timeoutMilliseconds: configuration.timeoutMilliseconds, clock: clock) { batch, deadline in
+                // Nothing listens at the default endpoint: no batch is encoded for nobody.
+                guard !exporter.defaultEndpointAbsent else { return false }
                 let body = OTLPJSON.traces(batch, resource: resource, scopeVersion: TelemetryConfiguration.version)
                 return await exporter.export(Array(body.utf8), to: url, deadline: deadline).delivered
             }
             processor.start()
             self.processor = processor
-            tracer = OTelTracer { processor.append($0) }
+            // Once export is known to be off for the run, finished spans are not even queued.
+            tracer = OTelTracer { span in
+                if !exporter.defaultEndpointAbsent { processor.append(span) }
+            }
         } else {
             processor = nil
             tracer = OTelTracer { _ in }

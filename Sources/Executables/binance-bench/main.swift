@@ -302,15 +302,22 @@ do {
     let windows = (stats["weightByWindow"] as? [String: Int] ?? [:]).sorted { (Int64($0.key) ?? 0) < (Int64($1.key) ?? 0) }
     let full = windows.dropFirst().dropLast()
     // At most 2,400 weight a minute and 499 klines for weight 2 (Market.mostKlinesPerWeightLimit): about 9,980 a second
-    // once the first minute's burst is spent.
-    record("real_budget_klines_per_s", "7. futures budget 2400/min: \(symbolCount) symbols x 1m x 30 d (\(Int(written)) klines)",
-           written / run.wall, unit: "klines/s", target: "~ 10,000", digits: 0)
-    record("real_budget_weight_per_min", "   weight used per minute, whole run", weight / run.wall * 60, unit: "", digits: 0)
+    // once the first minute's budget is spent. A run of a minute or two also spends the budget of the minute it began
+    // in and the one it ended in, so its whole-run rate is higher than what a long backfill sees: the main figure is
+    // the pace inside the whole minutes (every request there is a full page of 499 klines).
     if !full.isEmpty {
         let perWindow = Double(full.reduce(0) { $0 + $1.value }) / Double(full.count)
+        let pace = perWindow / 2 * Double(Market.futures.mostKlinesPerWeightLimit) / 60
+        record("real_budget_klines_per_s", "7. futures budget 2400/min: \(symbolCount) symbols x 1m x 30 d, klines/s in whole minutes",
+               pace, unit: "klines/s", target: "~ 10,000", ok: pace >= 9_000 && pace <= 10_000, digits: 0)
         record("real_budget_full_window_weight", "   weight in each whole minute (\(full.count))", perWindow, unit: "", target: "<= 2,400",
                ok: perWindow <= 2_400, digits: 0)
+    } else {
+        print("7. the real-budget run spanned no whole minute: no pace to report")
     }
+    record("real_budget_klines_per_s_whole_run", "   klines/s over the whole run (\(Int(written)) klines, first and last minute included)",
+           written / run.wall, unit: "klines/s", digits: 0)
+    record("real_budget_weight_per_min", "   weight used per minute, whole run", weight / run.wall * 60, unit: "", digits: 0)
     record("real_budget_429", "   HTTP 429 answers", Double(byStatus["429"] ?? 0), unit: "", target: "0", ok: (byStatus["429"] ?? 0) == 0)
     record("real_budget_wall_s", "   wall time", run.wall, unit: "s", digits: 1)
     if run.status != 0 { print("real-budget backfill exited \(run.status): \(run.stdout.prefix(300))") }
