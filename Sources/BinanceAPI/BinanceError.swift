@@ -60,7 +60,7 @@ public enum BinanceError: Error, CustomStringConvertible, Sendable {
     public var isRetryable: Bool {
         switch self {
         case .api(let status, let payload):
-            if BinanceErrorCode.isRequestIssue(payload.code) { return false }
+            if BinanceErrorCode.isRequestIssue(payload.code) || meansNotBinance { return false }
             return status >= 500 || status == 408 || BinanceErrorCode.isTransient(payload.code)
         case .rateLimited, .banned: return true
         case .exchangeUnavailable: return false

@@ -53,9 +53,15 @@ public struct TelemetryConfiguration: Sendable {
         // one that decodes to CR or LF (which would let it smuggle another header in) is refused.
         headers = Self.keyValues(env["OTEL_EXPORTER_OTLP_HEADERS"] ?? "", name: "OTEL_EXPORTER_OTLP_HEADERS", secret: true,
                                  warnings: &warnings).filter { key, value in
-            let breaks = { (text: String) in text.unicodeScalars.contains { $0 == "\r" || $0 == "\n" || $0 == "\0" } }
-            guard breaks(key) || breaks(value) else { return true }
-            warnings.append("OTEL_EXPORTER_OTLP_HEADERS: the header '\(breaks(key) ? "(unprintable)" : key)' contains a line break or NUL once decoded; it is not sent")
+            // A header name is an HTTP token (RFC 9110, 5.6.2); a value holds no CR, LF or NUL.
+            let token = !key.isEmpty && key.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)
+                || "!#$%&'*+-.^_`|~".unicodeScalars.contains($0)) }
+            guard token else {
+                warnings.append("OTEL_EXPORTER_OTLP_HEADERS: a header name is not an HTTP token (letters, digits, !#$%&'*+-.^_`|~); it is not sent")
+                return false
+            }
+            guard value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else { return true }
+            warnings.append("OTEL_EXPORTER_OTLP_HEADERS: the value of header '\(key)' contains a line break or NUL once decoded; it is not sent")
             return false
         }
         if let text = env["OTEL_EXPORTER_OTLP_TIMEOUT"], !text.isEmpty {

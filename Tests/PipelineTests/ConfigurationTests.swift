@@ -1,4 +1,5 @@
-import ExtractorCLI
+import BinanceAPI
+@testable import ExtractorCLI
 import Storage
 import Telemetry
 import Testing
@@ -78,5 +79,140 @@ struct ConfigurationTests {
         #expect(uri.description == "mysql://bx:***@db.local:3307/market")
         #expect(try DatabaseURI(parsing: "mysql://root@localhost/x").port == 3306)
         #expect(DatabaseURI.redact("mysql://u:hunter2@h/db") == "mysql://u:***@h/db")
+    }
+
+    @Test("a malformed database URI never shows its password, in any form", arguments: [
+        "root:S3cretPW@127.0.0.1:3306/db", "mysql//root:S3cretPW@127.0.0.1:3306/db", "mysql:/root:S3cretPW@127.0.0.1:3306/db",
+        "mysql:root:S3cretPW@127.0.0.1/db", "http://root:S3cretPW@127.0.0.1/db", "mysql://root:S3cretPW@",
+    ])
+    func malformedURIRedacted(uri: String) async {
+        #expect(!DatabaseURI.redact(uri).contains("S3cretPW"), "\(DatabaseURI.redact(uri))")
+        for (args, env) in [(["--mysql-uri", uri], [String: String]()), ([], ["MYSQL_URI": uri])] {
+            let (status, output, errors) = await run(["klines", "--timeframes", "1m", "--symbols", "BTCUSDT"] + args, env: env)
+            #expect(status == 2, "\(errors)")
+            #expect(!(output + errors).contains("S3cretPW"), "\(errors)")
+        }
+    }
+}
+
+/// No input crashes the process: every value a user can give is refused with exit 2 naming it, or accepted.
+@Suite("Input that used to crash", .timeLimit(.minutes(2)))
+struct CrashingInputTests {
+    /// A port where nothing listens: a run whose configuration is accepted fails fast there (exit 1), never 2.
+    static let deadAPI = "http://127.0.0.1:9"
+    static let base = ["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--dry-run", "--api-url", deadAPI,
+                       "--request-attempts", "1", "--unit-retries", "0"]
+
+    func run(_ args: [String], env: [String: String] = [:]) async -> (Int32, String) {
+        let out = LineSink(), err = LineSink()
+        var env = env
+        env["OTEL_SDK_DISABLED"] = "true"
+        let status = await ExtractorCLI.run(arguments: args, environment: env, context: RunContext(output: out, errors: err))
+        return (status, err.text)
+    }
+
+    @Test("each input from the probe is exit 2 naming the value", arguments: [
+        (["--start", "2024-01-01T12:00:½½"], "invalid --start '2024-01-01T12:00:½½'"),
+        (["--start", "٢٠٢٤-٠١-٠١"], "invalid --start"),
+        (["--start", "2024-01-01T١٢:00"], "invalid --start"),
+        (["--start", "0000-01-01"], "before 1970"),
+        (["--start", "2999-01-01"], "is in the future"),
+        (["--timeframes", ","], "no timeframe in --timeframes ','"),
+        (["--lookback-hours", "9223372036854775807"], "--lookback-hours 9223372036854775807: must be a whole number from 1 to 87600"),
+        (["--max-catch-up-days", "9223372036854775807"], "--max-catch-up-days 9223372036854775807"),
+        (["--max-ban-wait", "9223372036854775807"], "--max-ban-wait 9223372036854775807"),
+        (["--max-outage-wait", "9223372036854775807"], "--max-outage-wait 9223372036854775807"),
+        (["--db-reconnect-window", "9223372036854775807"], "--db-reconnect-window 9223372036854775807"),
+        (["--db-lock-wait-timeout", "9223372036854775807"], "--db-lock-wait-timeout 9223372036854775807"),
+        (["--http-timeout", "9223372036854776"], "--http-timeout 9223372036854776"),
+        (["--shutdown-timeout", "0"], "--shutdown-timeout 0"),
+        (["--max-workers", "100000"], "--max-workers 100000"),
+    ])
+    func probed(extra: [String], message: String) async {
+        // The later flag wins in swift-argument-parser, so `extra` overrides the base's --timeframes.
+        let (status, errors) = await run(Self.base + extra)
+        #expect(status == 2, "\(errors)")
+        #expect(errors.contains(message), "stderr was: \(errors)")
+    }
+
+    @Test("funding and trades refuse the same dates", arguments: ["funding", "trades"])
+    func otherCommands(command: String) async {
+        for (value, message) in [("2024-01-01T12:00:½½", "invalid --start"), ("2999-01-01", "is in the future")] {
+            let (status, errors) = await run([command, "--symbols", "BTCUSDT", "--dry-run", "--api-url", Self.deadAPI, "--start", value])
+            #expect(status == 2, "\(command) \(value): \(errors)")
+            #expect(errors.contains(message), "\(command) \(value): \(errors)")
+        }
+    }
+
+    @Test("an empty LOG_LEVEL counts as unset")
+    func emptyLogLevel() async {
+        let (status, errors) = await run(Self.base, env: ["LOG_LEVEL": ""])
+        #expect(status != 2, "\(errors)")
+        #expect(!errors.contains("invalid log level"))
+    }
+
+    /// A small deterministic generator (SplitMix64): the same inputs on every run, so a failure reproduces.
+    struct Inputs {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func pick<T>(_ items: [T]) -> T { items[Int(next() % UInt64(items.count))] }
+
+        static let pieces = ["0", "1", "2", "9", "12", "31", "59", "60", "2024", "1970", "0000", "-", ":", "T", " ", "Z", ".", "+",
+                             "½", "٣", "٢٠٢٤", "１", "𝟗", "é", "\u{0}", "\n", "9223372036854775807", "9223372036854775808",
+                             "-9223372036854775808", "99999999999999999999", "1e3", "0x10", "∞", "NaN", "🙂"]
+        mutating func text() -> String {
+            (0..<Int(next() % 8)).map { _ in pick(Self.pieces) }.joined()
+        }
+    }
+
+    @Test("fuzz: the date parser never crashes, and what it accepts is ASCII and a real time")
+    func fuzzDates() {
+        var inputs = Inputs(state: 20261202)
+        for _ in 0..<20_000 {
+            let text = inputs.text()
+            guard let ms = UTCCalendar.parse(text) else { continue }
+            #expect(text.utf8.allSatisfy { $0 < 0x80 }, "accepted non-ASCII '\(text)'")
+            // What it accepts prints back as a time that parses to the same instant.
+            #expect(UTCCalendar.parse(UTCCalendar.iso8601(ms).replacingOccurrences(of: ".000Z", with: "")) == ms || ms % 1000 != 0,
+                    "'\(text)' -> \(ms)")
+        }
+        // Every valid form still parses.
+        #expect(UTCCalendar.parse("2024-01-01") == 1_704_067_200_000)
+        #expect(UTCCalendar.parse("2024-01-01T12:30:15Z") == 1_704_112_215_000)
+        #expect(UTCCalendar.parse("1704067200000") == 1_704_067_200_000)
+    }
+
+    @Test("fuzz: any value of any numeric or date option is accepted or refused with a message naming it, never a crash")
+    func fuzzArguments() throws {
+        let options = Resolve.numericRanges.keys.sorted() + ["--start", "--end", "--timeframes", "--symbols", "--market", "--page-limit"]
+        var inputs = Inputs(state: 42)
+        var refused = 0
+        for _ in 0..<400 {
+            let option = inputs.pick(options)
+            let value = inputs.next() % 3 == 0 ? String(Int64(bitPattern: inputs.next())) : inputs.text()
+            let args = ["--timeframes", "1m", "--symbols", "BTCUSDT", "--dry-run", option, value]
+            // The same two steps `ExtractorCLI.run` takes: the parser, then the resolution of every value.
+            guard let command = try? KlinesCommand.parse(args) else { refused += 1; continue }
+            do {
+                _ = try Resolve.klines(command, environment: [:], now: 1_764_633_600_000)
+            } catch {
+                refused += 1
+                #expect(error.message.contains(option) || error.message.contains(value) || option == "--symbols" || option == "--timeframes",
+                        "\(option) '\(value)': \(error.message)")
+            }
+        }
+        #expect(refused > 150, "the generator should produce mostly bad values")
+    }
+
+    @Test("a refused value ends the real command with exit 2", arguments: [("--lookback-hours", "-9223372036854775808"), ("--start", "𝟗𝟗")])
+    func refusedIsExit2(option: String, value: String) async {
+        let (status, errors) = await run(Self.base + [option, value])
+        #expect(status == 2, "\(errors)")
     }
 }

@@ -220,3 +220,41 @@ final class Flag: @unchecked Sendable {
     func set() { lock.withLock { value = true } }
     var isSet: Bool { lock.withLock { value } }
 }
+
+@Suite("Secrets stay secret, headers stay headers", .timeLimit(.minutes(1)))
+struct SecretsAndHeadersTests {
+    @Test("an OTLP header value that decodes to CR, LF or NUL, or a name that is not an HTTP token, is not sent; the warning does not show it",
+          arguments: ["x-a=1%0d%0aX-Injected:%20yes", "x-a=1%0aX-Injected:%20yes", "x-a=abc%00def", "x a: b=1"])
+    func headerInjection(value: String) {
+        let c = TelemetryConfiguration(environment: ["OTEL_EXPORTER_OTLP_HEADERS": value + ",api-key=k3y"])
+        #expect(c.headers.map(\.0) == ["api-key"], "\(c.headers)")
+        #expect(c.warnings.count == 1, "\(c.warnings)")
+        #expect(c.warnings.allSatisfy { !$0.contains("Injected") && !$0.contains("%0") && !$0.contains("\r") && !$0.contains("\n") })
+    }
+
+    @Test("a malformed header entry is named by position, never by its (secret) text")
+    func malformedHeader() {
+        let c = TelemetryConfiguration(environment: ["OTEL_EXPORTER_OTLP_HEADERS": "authorization-Bearer-s3cr3t"])
+        #expect(c.headers.isEmpty)
+        #expect(c.warnings.contains { $0.contains("entry 1") })
+        #expect(!c.warnings.joined().contains("s3cr3t"))
+    }
+
+    @Test("credentials in a URL show as REDACTED:REDACTED, as OpenTelemetry's HTTP conventions require", arguments: [
+        ("http://user:secret@host:8080/fapi/v1/klines?symbol=X", "http://REDACTED:REDACTED@host:8080/fapi/v1/klines?symbol=X"),
+        ("https://token@host/", "https://REDACTED:REDACTED@host/"),
+        ("https://host/path?q=a@b", "https://host/path?q=a@b"),
+        ("https://fapi.binance.com", "https://fapi.binance.com"),
+    ])
+    func urlCredentials(url: String, shown: String) {
+        #expect(URLCredentials.redacted(url) == shown)
+    }
+
+    @Test("an OTLP endpoint with credentials is never shown with them")
+    func endpointCredentials() {
+        let c = TelemetryConfiguration(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://u:hunter2@collector:4318"])
+        #expect(c.tracesEndpoint == nil)
+        #expect(!c.warnings.isEmpty && !c.warnings.joined().contains("hunter2"), "\(c.warnings)")
+        #expect(TelemetryConfiguration.redacted("https://u:hunter2@c:4318/v1/traces?k=v") == "https://REDACTED:REDACTED@c:4318/v1/traces")
+    }
+}
