@@ -14,7 +14,12 @@ enum GracefulRun {
                                  _ work: @escaping @Sendable () async -> T) async -> T {
         let box = ResultBox<T>()
         let watchdog = ResultBox<Task<Void, Never>>()
-        defer { watchdog.get()?.cancel() }
+        // Outside this call, `ProcessSignals` ends the process at once on a signal; inside, the first one is ours.
+        ProcessSignals.unitsStarted()
+        defer {
+            watchdog.get()?.cancel()
+            ProcessSignals.unitsFinished()
+        }
         let service = WorkService(logger: logger, onShutdown: {
             watchdog.set(Task.detached {
                 try? await Task.sleep(nanoseconds: UInt64(deadlineSeconds) * 1_000_000_000)

@@ -74,7 +74,7 @@ public struct JSONLogHandler: LogHandler {
         return out + "\""
     }
 
-    static func timestamp() -> String {
+    public static func timestamp() -> String {
         let ms = Int64(Date().timeIntervalSince1970 * 1000)
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

@@ -64,6 +64,8 @@ struct FaultMatrixTests {
         #expect(stats.tooManyRequests == 1)
         #expect(stats.bans == 0)
         #expect(run.errors.contains("rate limited by Binance; holding all requests"))
+        // The summary's duration is the whole run, the second held by Retry-After included.
+        #expect(run.summary["duration_ms"] as? Int ?? 0 >= 900, "\(run.summary)")
         // After the 429, the next klines request came only once Retry-After had passed.
         let times = stats.klinesRequestTimes
         if let i = times.indices.dropFirst(2).first, i + 1 < times.count {
@@ -316,6 +318,61 @@ struct FaultMatrixTests {
         #expect(status == 1)
         #expect(Date().timeIntervalSince(signalled) < 6)
         #expect(child.errors.contains("shutdown did not finish within --shutdown-timeout"))
+    }
+
+    @Test("a second SIGINT during a shutdown held by a frozen database ends the process at once, with status 1")
+    func secondSignal() async throws {
+        let server = try DedicatedMariaDB()
+        defer { server.destroy() }
+        let uri = try await server.database("market")
+        var configuration = BinanceSimulator.Configuration()
+        configuration.faults = [FaultPlan(kind: .slow, every: 1, slowMilliseconds: 200)]
+        let sim = try await SimulatorFixture.start(configuration: configuration)
+        defer { Task { await sim.stop() } }
+        let child = try Programs.Child(try Programs.path("binance-extractor"), [
+            "klines", "--timeframes", "1m", "--symbols", "ETHUSDT", "--start", "2024-01-01", "--end", "2024-01-08",
+            "--api-url", sim.baseURL, "--mysql-uri", TestDatabase.text(of: uri), "--batch-size", "700", "--max-workers", "1",
+            "--shutdown-timeout", "60",
+        ])
+        for _ in 0..<200 where try await Self.count(uri, KlineTable(market: .futures, interval: .m1)) == 0 {
+            try await Task.sleep(nanoseconds: 30_000_000)
+        }
+        try server.freeze(true)
+        child.signal(SIGINT)
+        // The first signal starts the graceful shutdown, which waits for the frozen database (up to 60 s)...
+        for _ in 0..<100 where !child.errors.contains("shutdown requested") {
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        let second = Date()
+        child.signal(SIGINT)
+        let status = await child.wait()
+        try server.freeze(false)
+        // ... the second ends it at once.
+        #expect(status == 1, "\(child.errors)")
+        #expect(child.process.terminationReason == .exit)
+        #expect(Date().timeIntervalSince(second) < 5)
+        #expect(child.errors.contains("second SIGINT: exiting now"), "\(child.errors)")
+    }
+
+    @Test("SIGTERM while the database connect hangs ends the process at once with the interrupted status (1)")
+    func signalDuringConnect() async throws {
+        let silent = try LoopbackPort.silent()
+        defer { close(silent.fd) }
+        let child = try Programs.Child(try Programs.path("binance-extractor"), [
+            "klines", "--timeframes", "1m", "--symbols", "ETHUSDT", "--api-url", "http://127.0.0.1:9",
+            "--mysql-uri", "mysql://u:p@127.0.0.1:\(silent.port)/market",
+        ])
+        for _ in 0..<100 where !child.errors.contains("run starting") {
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        let signalled = Date()
+        child.signal(SIGTERM)
+        let status = await child.wait()
+        #expect(status == 1, "\(child.errors)")
+        #expect(child.process.terminationReason == .exit, "ended by the signal itself, not by the program")
+        #expect(Date().timeIntervalSince(signalled) < 2)
+        #expect(child.errors.contains("SIGTERM before any unit started"), "\(child.errors)")
     }
 
     // MARK: Secrets and TLS

@@ -43,9 +43,14 @@ public enum Programs {
             // Drain both pipes to the end on their own threads, so a chatty child never blocks on a full pipe.
             for (pipe, isOut) in [(stdout, true), (stderr, false)] {
                 readers.enter()
+                // Chunk by chunk, so a test can watch the output while the child runs.
                 DispatchQueue.global().async { [self] in
-                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                    lock.withLock { if isOut { outData = data } else { errData = data } }
+                    let handle = pipe.fileHandleForReading
+                    while true {
+                        let chunk = handle.availableData
+                        if chunk.isEmpty { break }
+                        lock.withLock { if isOut { outData.append(chunk) } else { errData.append(chunk) } }
+                    }
                     readers.leave()
                 }
             }
