@@ -157,8 +157,13 @@ public enum ExtractorCLI {
                 "database": "\(uri)", "created": "\(report.created.count)", "upgraded": "\(report.upgraded.count)",
                 "unchanged": "\(report.unchanged.count)",
             ])
-            context.output.write("created: \(report.created.joined(separator: " "))\nupgraded: \(report.upgraded.joined(separator: " "))\nunchanged: \(report.unchanged.count) tables\n")
+            var text = "created: \(report.created.joined(separator: " "))\nupgraded: \(report.upgraded.joined(separator: " "))\n"
+            for table in report.upgraded { text += "  \(table): \((report.changes[table] ?? []).joined(separator: "; "))\n" }
+            context.output.write(text + "unchanged: \(report.unchanged.count) tables\n")
             return ExitStatus.success
+        } catch let error as SchemaError {
+            context.errors.write("error: \(error)\n")
+            return ExitStatus.badConfiguration
         } catch let error as DatabaseError {
             context.errors.write("error: \(error)\n")
             return error.isConfiguration || error.isConnectionLost ? ExitStatus.badConfiguration : ExitStatus.unitsFailed

@@ -18,10 +18,12 @@ struct JobResources: Sendable {
     /// Tables that exist (a dry run treats missing ones as empty).
     let existingTables: Set<String>
     let dryRun: Bool
+    /// The checked shapes of the existing kline tables the run writes.
+    var klineChecks: [String: KlineTableCheck] = [:]
 
     /// Klines storage as the job sees it: the real store, or in a dry run a reader that writes nothing.
     var klineStore: any KlineStoring {
-        let real: (any KlineStoring)? = pool.map { KlineStore(pool: $0) }
+        let real: (any KlineStoring)? = pool.map { KlineStore(pool: $0, checks: klineChecks) }
         guard dryRun else { return real! }
         return DryRunStore(reader: real.map { MissingTablesAreEmpty(store: $0, existing: existingTables) })
     }
@@ -62,6 +64,7 @@ struct JobRunner {
         // Storage: connect (bad credentials end the run here, exit 2), create missing tables (not in a dry run).
         var pool: ConnectionPool?
         var existing: Set<String> = []
+        var klineChecks: [String: KlineTableCheck] = [:]
         if let uri = config.database {
             let p = ConnectionPool(uri: uri, options: .init(size: min(config.maxWorkers, 8),
                                                             reconnectWindowMilliseconds: Int64(config.dbReconnectWindowSeconds) * 1000,
@@ -83,6 +86,24 @@ struct JobRunner {
                     try await migrator.checkWritable(klineTables.map(\.name) + otherTables.map(\.name))
                 }
                 existing = try await migrator.existingTables()
+                // Every existing table the run writes is checked before a row goes in.
+                for table in klineTables where existing.contains(table.name) {
+                    let check = try KlineTableCheck.check(try await TableShape.read(p, table: table.name), table: table.name)
+                    if check != KlineTableCheck() { klineChecks[table.name] = check }
+                    if check.closeTimeToTheSecond {
+                        logger.info("close_time is a DATETIME without fractions here: close times are stored to the second, as petrosa-binance-data-extractor stores them; `binance-extractor migrate` makes it DATETIME(3)",
+                                    metadata: ["table": "\(table.name)"])
+                    }
+                    if !check.narrowDecimals.isEmpty {
+                        logger.info("decimal columns narrower than DECIMAL(38,18): every value is checked to fit exactly before its batch is written; `binance-extractor migrate` widens them",
+                                    metadata: ["table": "\(table.name)", "columns": "\(check.narrowDecimals.keys.sorted().joined(separator: ","))"])
+                    }
+                }
+            } catch let error as SchemaError {
+                p.shutdown()
+                context.errors.write("error: \(error)\n")
+                span.recordError(error)
+                return ExitStatus.badConfiguration
             } catch let error as DatabaseError {
                 p.shutdown()
                 context.errors.write("error: \(error)\n")
@@ -127,8 +148,9 @@ struct JobRunner {
         }
 
         let progress: TerminalProgress? = context.errorsIsTerminal ? TerminalProgress(sink: context.errors, clock: context.clock) : nil
-        let resources = JobResources(pool: pool, client: client, clock: context.clock, logger: make("extractor"), progress: progress,
+        var resources = JobResources(pool: pool, client: client, clock: context.clock, logger: make("extractor"), progress: progress,
                                      existingTables: existing, dryRun: config.dryRun)
+        resources.klineChecks = klineChecks
         let jobPlan: JobPlan
         do {
             jobPlan = try await plan(resources)
@@ -168,6 +190,7 @@ struct JobRunner {
             "units": "\(reports.count)", "failed": "\(failed.count)", "stalled": "\(stalled.count)", "written": "\(summary.totalWritten)",
             "fetched": "\(summary.totalFetched)", "requests": "\(client.requestStats.sent)",
         ])
+        if failed.contains(where: \.badConfiguration) { return ExitStatus.badConfiguration }
         return failed.isEmpty && stalled.isEmpty ? ExitStatus.success : ExitStatus.unitsFailed
     }
 }

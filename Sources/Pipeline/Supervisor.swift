@@ -39,6 +39,9 @@ public struct UnitReport: Sendable, Equatable {
     public var outcome: SymbolExtractor.Outcome
     public var retries: Int
     public var durationMilliseconds: Int64
+    /// The unit failed on something only a change of configuration fixes (a table that cannot take its rows, a
+    /// missing privilege): the run ends with exit 2, not 1.
+    public var badConfiguration = false
 
     public var succeeded: Bool { status == .succeeded }
 }
@@ -146,8 +149,10 @@ public struct Supervisor: Sendable {
                 }
                 logger.error("unit failed", metadata: ["unit": "\(unit)", "error": "\(underlying)"])
                 span.recordError(underlying)
-                return UnitReport(unit: unit, status: .failed("\(underlying)"), outcome: accumulated, retries: retries,
-                                  durationMilliseconds: clock.now() - started)
+                var report = UnitReport(unit: unit, status: .failed("\(underlying)"), outcome: accumulated, retries: retries,
+                                        durationMilliseconds: clock.now() - started)
+                report.badConfiguration = underlying is SchemaError || (underlying as? DatabaseError)?.isConfiguration == true
+                return report
             }
         }
     }

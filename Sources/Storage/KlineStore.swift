@@ -4,8 +4,13 @@ import Tracing
 /// Reads and writes klines. Knows SQL and MariaDB, nothing of HTTP.
 public struct KlineStore: Sendable {
     public let pool: ConnectionPool
+    /// Existing tables whose shape differs from the project's in ways the rows must respect (see `KlineTableCheck`).
+    public let checks: [String: KlineTableCheck]
 
-    public init(pool: ConnectionPool) { self.pool = pool }
+    public init(pool: ConnectionPool, checks: [String: KlineTableCheck] = [:]) {
+        self.pool = pool
+        self.checks = checks
+    }
 
     /// Open time (Unix ms) of the newest stored candle of `symbol`, or nil when none is stored.
     /// Served by the primary key (symbol, open_time): one index dive, whatever the table's size.
@@ -19,7 +24,9 @@ public struct KlineStore: Sendable {
     public func upsert(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> UInt64 {
         guard !klines.isEmpty else { return 0 }
         let sql = table.upsertSQL
-        let columns = Self.columns(symbol: symbol, klines: klines)
+        let check = checks[table.name]
+        try check?.verify(klines, table: table.name)
+        let columns = Self.columns(symbol: symbol, klines: klines, closeTimeToTheSecond: check?.closeTimeToTheSecond == true)
         let n = klines.count
         do {
             return try await databaseSpan(pool, "INSERT", table.name, batchSize: n) {
@@ -31,11 +38,13 @@ public struct KlineStore: Sendable {
         }
     }
 
-    static func columns(symbol: Symbol, klines: [Kline]) -> [BulkColumn] {
+    /// `closeTimeToTheSecond`: for a DATETIME without fractions, the close time floored to its second (what petrosa
+    /// stores there; MariaDB would truncate `…:59.999` the same way, MySQL would round it into the next candle).
+    static func columns(symbol: Symbol, klines: [Kline], closeTimeToTheSecond: Bool = false) -> [BulkColumn] {
         [
             .string(Array(repeating: symbol.name, count: klines.count)),
             .int64(klines.map(\.openTime)),
-            .int64(klines.map(\.closeTime)),
+            .int64(closeTimeToTheSecond ? klines.map { $0.closeTime - (($0.closeTime % 1000) + 1000) % 1000 } : klines.map(\.closeTime)),
             .string(klines.map(\.open.text)),
             .string(klines.map(\.high.text)),
             .string(klines.map(\.low.text)),

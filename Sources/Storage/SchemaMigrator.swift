@@ -14,6 +14,8 @@ public struct SchemaMigrator: Sendable {
         public var created: [String] = []
         public var upgraded: [String] = []
         public var unchanged: [String] = []
+        /// What was changed in each upgraded table, as the ALTER clauses run.
+        public var changes: [String: [String]] = [:]
     }
 
     /// Tables among `tables` that do not exist yet.
@@ -29,8 +31,9 @@ public struct SchemaMigrator: Sendable {
             if !existing.contains(table.name) {
                 _ = try await pool.withConnection { try $0.execute(table.createSQL) }
                 report.created.append(table.name)
-            } else if try await upgrade(table) {
+            } else if case let changes = try await upgrade(table), !changes.isEmpty {
                 report.upgraded.append(table.name)
+                report.changes[table.name] = changes
             } else {
                 report.unchanged.append(table.name)
             }
@@ -74,42 +77,57 @@ public struct SchemaMigrator: Sendable {
         return Set(rows.compactMap { $0[0] })
     }
 
-    /// Brings one existing table to the current shape; returns whether anything changed.
-    private func upgrade(_ table: KlineTable) async throws -> Bool {
+    /// Brings one existing table to the current shape in place, keeping its other columns and keys; returns the
+    /// changes made. What cannot be converted safely (epoch numbers in `open_time`) is refused, never guessed.
+    private func upgrade(_ table: KlineTable) async throws -> [String] {
         let name = table.name
-        return try await pool.withConnection { db in
-            let columns = try db.query("""
-                SELECT COLUMN_NAME, NUMERIC_PRECISION, NUMERIC_SCALE, DATA_TYPE FROM information_schema.COLUMNS
-                WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = \(try db.quote(name))
-                """)
-            var byName: [String: (precision: Int, scale: Int, type: String)] = [:]
-            for row in columns {
-                byName[row[0] ?? ""] = (Int(row[1] ?? "") ?? 0, Int(row[2] ?? "") ?? 0, row[3] ?? "")
-            }
-            var changes: [String] = []
-            let wantScale = DecimalString.fractionDigits, wantInteger = DecimalString.integerDigits
-            for column in KlineTable.decimalColumns {
-                if let current = byName[column] {
-                    if current.type != "decimal" || current.scale < wantScale || current.precision - current.scale < wantInteger {
-                        changes.append("MODIFY `\(column)` \(KlineTable.decimalType) NOT NULL")
-                    }
-                } else {
-                    changes.append("ADD COLUMN `\(column)` \(KlineTable.decimalType) NOT NULL DEFAULT 0")
+        let shape = try await TableShape.read(pool, table: name)
+        var changes: [String] = []
+        let wantScale = DecimalString.fractionDigits, wantInteger = DecimalString.integerDigits
+        for column in KlineTable.decimalColumns {
+            if let current = shape.columns[column] {
+                let integer = (current.precision ?? 0) - (current.scale ?? 0)
+                if current.dataType != "decimal" || (current.scale ?? 0) < wantScale || integer < wantInteger {
+                    // Widening a DECIMAL never changes a stored value; FLOAT/DOUBLE values are converted as stored.
+                    changes.append("MODIFY `\(column)` \(KlineTable.decimalType) NOT NULL")
                 }
+            } else {
+                changes.append("ADD COLUMN `\(column)` \(KlineTable.decimalType) NOT NULL DEFAULT 0")
             }
-            if byName["number_of_trades"] == nil { changes.append("ADD COLUMN `number_of_trades` BIGINT NOT NULL DEFAULT 0") }
-            if byName["close_time"] == nil { changes.append("ADD COLUMN `close_time` DATETIME(3) NOT NULL") }
-            let keys = try db.query("""
-                SELECT INDEX_NAME, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) FROM information_schema.STATISTICS
-                WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = \(try db.quote(name)) AND NON_UNIQUE = 0
-                GROUP BY INDEX_NAME
-                """)
-            if !keys.contains(where: { $0[1] == "symbol,open_time" }) {
-                changes.append("ADD UNIQUE KEY `uq_symbol_open_time` (`symbol`, `open_time`)")
-            }
-            guard !changes.isEmpty else { return false }
-            try db.execute("ALTER TABLE `\(name)` " + changes.joined(separator: ", "))
-            return true
         }
+        if let trades = shape.columns["number_of_trades"] {
+            if trades.dataType != "bigint" { changes.append("MODIFY `number_of_trades` BIGINT NOT NULL") }
+        } else {
+            changes.append("ADD COLUMN `number_of_trades` BIGINT NOT NULL DEFAULT 0")
+        }
+        for column in ["open_time", "close_time"] {
+            guard let current = shape.columns[column] else {
+                if column == "close_time" { changes.append("ADD COLUMN `close_time` DATETIME(3) NOT NULL"); continue }
+                throw SchemaError("table \(name) has no `open_time` column: it is not a klines table binance-extractor can upgrade")
+            }
+            if TableShape.integerTypes.contains(current.dataType) {
+                throw SchemaError("table \(name), column `\(column)` is \(current.columnType): epoch numbers, which migrate does not convert "
+                    + "(seconds or milliseconds cannot be told apart safely). Convert it to DATETIME(3) in UTC yourself, or let binance-extractor create its own table in another database.")
+            }
+            if TableShape.timeTypes.contains(current.dataType) && (current.datetimePrecision ?? 0) < 3 {
+                // DATETIME -> DATETIME(3) keeps every stored second; new close times keep their .999.
+                changes.append("MODIFY `\(column)` DATETIME(3) NOT NULL")
+            }
+        }
+        if !shape.uniqueKeys.contains(where: { $0 == ["symbol", "open_time"] }) {
+            let duplicates = try await pool.withConnection { db in
+                try db.query("SELECT `symbol`, `open_time`, COUNT(*) FROM `\(name)` GROUP BY `symbol`, `open_time` HAVING COUNT(*) > 1 ORDER BY `symbol`, `open_time` LIMIT 5")
+            }
+            guard duplicates.isEmpty else {
+                let list = duplicates.map { "\($0[0] ?? "") \($0[1] ?? "") (\($0[2] ?? "") rows)" }.joined(separator: ", ")
+                throw SchemaError("table \(name) holds candles stored more than once, so the unique key on (symbol, open_time) cannot be added: \(list)"
+                    + "\(duplicates.count == 5 ? " and maybe more" : ""). Delete the extra rows (keep one per symbol and open_time), then run migrate again.")
+            }
+            changes.append("ADD UNIQUE KEY `uq_symbol_open_time` (`symbol`, `open_time`)")
+        }
+        guard !changes.isEmpty else { return [] }
+        let alter = "ALTER TABLE `\(name)` " + changes.joined(separator: ", ")
+        _ = try await pool.withConnection { db in try db.execute(alter) }
+        return changes
     }
 }

@@ -194,11 +194,21 @@ do {
     record("backfill_peak_rss_mib", "   peak memory", run.maxRSSMiB, unit: "MiB", digits: 1)
     record("backfill_wall_s", "   wall time", run.wall, unit: "s", digits: 2)
     if run.status != 0 { print("backfill exited \(run.status): \(run.stdout.prefix(300))") }
-    // The same run with export turned off: a telemetry stall would show as the gap between the two.
-    let quiet = try measure(extractor, args + ["--mysql-uri", uriText(try await database("bench_backfill_quiet"))],
-                            environment: ["OTEL_SDK_DISABLED": "true"])
-    record("backfill_wall_otel_disabled_s", "   wall time with OTEL_SDK_DISABLED=true", quiet.wall, unit: "s",
-           target: "~ default", ok: run.wall - quiet.wall < 0.5, digits: 2)
+    // The same run with export turned off: a telemetry stall would show as the gap between the two. One run of each
+    // varies by half a second on this machine, so each side is the best of two, taken in turns.
+    var defaults = [run.wall], quiets: [Double] = []
+    for round in 0..<2 {
+        let quiet = try measure(extractor, args + ["--mysql-uri", uriText(try await database("bench_backfill_quiet\(round)"))],
+                                environment: ["OTEL_SDK_DISABLED": "true"])
+        quiets.append(quiet.wall)
+        if round == 0 {
+            defaults.append(try measure(extractor, args + ["--mysql-uri", uriText(try await database("bench_backfill_again"))]).wall)
+        }
+    }
+    let bestDefault = defaults.min() ?? run.wall, bestQuiet = quiets.min() ?? 0
+    record("backfill_wall_default_best_s", "   wall time, default environment (best of 2)", bestDefault, unit: "s", digits: 2)
+    record("backfill_wall_otel_disabled_s", "   wall time with OTEL_SDK_DISABLED=true (best of 2)", bestQuiet, unit: "s",
+           target: "~ default", ok: bestDefault - bestQuiet < 0.5, digits: 2)
 }
 
 // 3. Budget use: Binance's futures limit on a squeezed window (2400 weight per 10 s).

@@ -1,0 +1,164 @@
+import BinanceAPI
+
+/// A table that exists but cannot take the run's rows as they are: wrong column types, a column the run does not
+/// fill, no unique key, or a value the table would change. A configuration error (exit 2): nothing is written.
+public struct SchemaError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// What information_schema says of one table's columns and unique keys.
+public struct TableShape: Sendable {
+    public struct Column: Sendable {
+        public var dataType: String
+        /// `decimal(20,8)`, `datetime(3)`, `bigint(20)`, …
+        public var columnType: String
+        public var precision: Int?
+        public var scale: Int?
+        public var datetimePrecision: Int?
+        public var nullable: Bool
+        public var hasDefault: Bool
+        public var autoIncrement: Bool
+        public var generated: Bool
+    }
+    public var columns: [String: Column]
+    /// Columns of each unique key (the primary key included), in key order.
+    public var uniqueKeys: [[String]]
+
+    public static func read(_ pool: ConnectionPool, table: String) async throws -> TableShape {
+        try await pool.withConnection { db in
+            let rows = try db.query("""
+                SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, IS_NULLABLE,
+                       COLUMN_DEFAULT IS NOT NULL, EXTRA FROM information_schema.COLUMNS
+                WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = \(try db.quote(table))
+                """)
+            var columns: [String: Column] = [:]
+            for r in rows {
+                guard let name = r[0] else { continue }
+                let extra = (r[8] ?? "").lowercased()
+                // MariaDB reports a NULL default of a nullable column as the text NULL.
+                columns[name] = Column(dataType: (r[1] ?? "").lowercased(), columnType: (r[2] ?? "").lowercased(),
+                                       precision: r[3].flatMap { Int($0) }, scale: r[4].flatMap { Int($0) },
+                                       datetimePrecision: r[5].flatMap { Int($0) }, nullable: r[6] == "YES",
+                                       hasDefault: r[7] == "1", autoIncrement: extra.contains("auto_increment"),
+                                       generated: extra.contains("generated") || extra.contains("virtual") || extra.contains("persistent"))
+            }
+            let keys = try db.query("""
+                SELECT INDEX_NAME, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) FROM information_schema.STATISTICS
+                WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = \(try db.quote(table)) AND NON_UNIQUE = 0 GROUP BY INDEX_NAME
+                """)
+            return TableShape(columns: columns, uniqueKeys: keys.compactMap { $0[1].map { $0.split(separator: ",").map(String.init) } })
+        }
+    }
+
+    public static let integerTypes: Set<String> = ["tinyint", "smallint", "mediumint", "int", "integer", "bigint"]
+    public static let timeTypes: Set<String> = ["datetime", "timestamp"]
+}
+
+/// How the rows of a run go into one existing kline table, once its shape has been checked.
+public struct KlineTableCheck: Sendable, Equatable {
+    /// Decimal columns narrower than DECIMAL(38,18) (petrosa's DECIMAL(20,8)): name -> (integer digits, scale). A
+    /// value they would round or cannot hold ends the unit before its batch is written.
+    public var narrowDecimals: [String: DecimalLimit] = [:]
+    /// `close_time` is a DATETIME without fractions: it gets the close time to the second, as petrosa stores it.
+    public var closeTimeToTheSecond = false
+
+    public init() {}
+
+    public struct DecimalLimit: Sendable, Equatable {
+        public var integerDigits: Int
+        public var scale: Int
+        public init(integerDigits: Int, scale: Int) {
+            self.integerDigits = integerDigits
+            self.scale = scale
+        }
+    }
+
+    /// Checks `table`'s shape against what the run writes. Throws `SchemaError` naming table, column, what was found
+    /// and what is expected, and the command that fixes it.
+    public static func check(_ shape: TableShape, table: String) throws(SchemaError) -> KlineTableCheck {
+        var check = KlineTableCheck()
+        let migrate = "run `binance-extractor migrate` to upgrade it in place"
+        func fail(_ column: String, found: String, expected: String, fix: String) -> SchemaError {
+            SchemaError("table \(table), column `\(column)`: found \(found), expected \(expected); \(fix). Nothing was written.")
+        }
+        for name in KlineTable.columns {
+            guard let column = shape.columns[name] else {
+                throw fail(name, found: "no such column", expected: name == "number_of_trades" ? "BIGINT" : "it", fix: migrate)
+            }
+            switch name {
+            case "symbol":
+                guard ["varchar", "char"].contains(column.dataType) else {
+                    throw fail(name, found: column.columnType, expected: "VARCHAR(20)", fix: "store symbols as text")
+                }
+            case "open_time", "close_time":
+                if TableShape.integerTypes.contains(column.dataType) {
+                    throw fail(name, found: "\(column.columnType) (epoch numbers)", expected: "DATETIME(3) in UTC",
+                               fix: "binance-extractor does not guess whether those numbers are seconds or milliseconds; convert the column to DATETIME(3) yourself, or let binance-extractor create its own table in another database")
+                }
+                guard TableShape.timeTypes.contains(column.dataType) else {
+                    throw fail(name, found: column.columnType, expected: "DATETIME(3)", fix: migrate)
+                }
+                if (column.datetimePrecision ?? 0) < 3 {
+                    // An open time is always on a whole second; a close time ends in .999.
+                    if name == "close_time" { check.closeTimeToTheSecond = true }
+                }
+            case "number_of_trades":
+                guard TableShape.integerTypes.contains(column.dataType) else {
+                    throw fail(name, found: column.columnType, expected: "BIGINT", fix: migrate)
+                }
+            default:
+                guard column.dataType == "decimal", let precision = column.precision, let scale = column.scale else {
+                    throw fail(name, found: column.columnType, expected: KlineTable.decimalType,
+                               fix: "a \(column.dataType) column does not keep Binance's decimals exactly; \(migrate)")
+                }
+                if scale < DecimalString.fractionDigits || precision - scale < DecimalString.integerDigits {
+                    check.narrowDecimals[name] = DecimalLimit(integerDigits: precision - scale, scale: scale)
+                }
+            }
+        }
+        // A column the run does not fill must fill itself.
+        for (name, column) in shape.columns.sorted(by: { $0.key < $1.key }) where !KlineTable.columns.contains(name) {
+            if !column.nullable && !column.hasDefault && !column.autoIncrement && !column.generated {
+                throw fail(name, found: "\(column.columnType) NOT NULL without a default", expected: "a column binance-extractor fills, or one with a default",
+                           fix: "this table was made for another tool's rows (petrosa-binance-data-extractor's fills `id`, `timestamp`, `interval` and more); give the column a default, or let binance-extractor create its own table in another database")
+            }
+        }
+        guard shape.uniqueKeys.contains(where: { $0 == ["symbol", "open_time"] }) else {
+            throw SchemaError("table \(table) has no unique key on (symbol, open_time): a candle read again would be stored twice; \(migrate) (it adds the key, or lists the duplicates in its way). Nothing was written.")
+        }
+        return check
+    }
+
+    /// Refuses a batch that the narrower columns would round or cannot hold.
+    public func verify(_ klines: [Kline], table: String) throws(SchemaError) {
+        guard !narrowDecimals.isEmpty else { return }
+        for kline in klines {
+            for (column, value) in KlineTableCheck.values(kline) {
+                guard let limit = narrowDecimals[column] else { continue }
+                let (integer, fraction) = Self.digits(value.text)
+                if integer > limit.integerDigits || fraction > limit.scale {
+                    throw SchemaError("table \(table), column `\(column)` is DECIMAL(\(limit.integerDigits + limit.scale),\(limit.scale)): "
+                        + "\(value.text) (candle at \(UTCCalendar.iso8601(kline.openTime))) would be "
+                        + (integer > limit.integerDigits ? "refused as out of range" : "rounded")
+                        + "; run `binance-extractor migrate` to widen it to \(KlineTable.decimalType). Nothing of this batch was written.")
+                }
+            }
+        }
+    }
+
+    static func values(_ k: Kline) -> [(String, DecimalString)] {
+        [("open_price", k.open), ("high_price", k.high), ("low_price", k.low), ("close_price", k.close), ("volume", k.volume),
+         ("quote_asset_volume", k.quoteAssetVolume), ("taker_buy_base_asset_volume", k.takerBuyBaseAssetVolume),
+         ("taker_buy_quote_asset_volume", k.takerBuyQuoteAssetVolume)]
+    }
+
+    /// Significant digits before the point (leading zeros dropped) and after it (trailing zeros dropped).
+    static func digits(_ text: String) -> (Int, Int) {
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        let integer = parts[0].drop { $0 == "0" }.count
+        let fraction = parts.count > 1 ? parts[1].reversed().drop { $0 == "0" }.count : 0
+        return (integer, fraction)
+    }
+}
