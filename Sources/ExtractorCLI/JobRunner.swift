@@ -87,6 +87,9 @@ struct JobRunner {
                 }
                 existing = try await migrator.existingTables()
                 // Every existing table the run writes is checked before a row goes in.
+                for definition in otherTables where existing.contains(definition.name) {
+                    try await TableShape.read(p, table: definition.name).check(definition)
+                }
                 for table in klineTables where existing.contains(table.name) {
                     let check = try KlineTableCheck.check(try await TableShape.read(p, table: table.name), table: table.name)
                     if check != KlineTableCheck() { klineChecks[table.name] = check }

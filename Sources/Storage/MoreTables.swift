@@ -1,9 +1,15 @@
 import BinanceAPI
 
-/// A table the project owns besides the kline tables: its name and how to create it.
+/// A table the project owns besides the kline tables: its name, how to create it, and what the run writes into it
+/// (for checking a table that already exists).
 public struct TableDefinition: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable { case text, time, decimal, integer, boolean }
     public let name: String
     public let createSQL: String
+    /// The columns the run writes, and the kind of value each holds.
+    public var columns: [String: Kind] = [:]
+    /// The unique key upserts rely on.
+    public var key: [String] = []
 }
 
 /// `funding_rates`: one row per symbol and funding time, unique (symbol, funding_time).
@@ -17,7 +23,8 @@ public enum FundingTable {
           `mark_price` \(KlineTable.decimalType) NULL COMMENT 'NULL where Binance sends none (older records)',
           PRIMARY KEY (`symbol`, `funding_time`)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='Binance USD-M funding rates'
-        """)
+        """, columns: ["symbol": .text, "funding_time": .time, "funding_rate": .decimal, "mark_price": .decimal],
+        key: ["symbol", "funding_time"])
     static let upsertSQL = "INSERT INTO `\(name)` (`symbol`, `funding_time`, `funding_rate`, `mark_price`) "
         + "VALUES (?, FROM_UNIXTIME(? * 0.001), ?, NULLIF(?, '')) "
         + "ON DUPLICATE KEY UPDATE `funding_rate` = VALUES(`funding_rate`), `mark_price` = VALUES(`mark_price`)"
@@ -44,7 +51,9 @@ public struct TradeTable: Sendable, Hashable, CustomStringConvertible {
               PRIMARY KEY (`symbol`, `agg_trade_id`),
               KEY `ix_symbol_time` (`symbol`, `trade_time`)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='Binance \(market.rawValue) aggregate trades'
-            """)
+            """, columns: ["symbol": .text, "agg_trade_id": .integer, "price": .decimal, "quantity": .decimal, "first_trade_id": .integer,
+                          "last_trade_id": .integer, "trade_time": .time, "is_buyer_maker": .boolean],
+            key: ["symbol", "agg_trade_id"])
     }
 
     var upsertSQL: String {
@@ -68,7 +77,8 @@ public enum ConfirmedGapTable {
           `confirmed_at` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
           PRIMARY KEY (`table_name`, `symbol`, `gap_start`, `gap_end`)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='kline holes Binance has no candles for'
-        """)
+        """, columns: ["table_name": .text, "symbol": .text, "gap_start": .time, "gap_end": .time],
+        key: ["table_name", "symbol", "gap_start", "gap_end"])
 }
 
 /// A hole in stored klines: open times `from` through `to` (inclusive) are missing.

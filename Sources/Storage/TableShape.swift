@@ -53,6 +53,57 @@ public struct TableShape: Sendable {
     }
 
     public static let integerTypes: Set<String> = ["tinyint", "smallint", "mediumint", "int", "integer", "bigint"]
+
+    /// Checks an existing table against what the run writes into it (`definition`): every column there with a type
+    /// that holds its values exactly, no NOT NULL column the run leaves empty, and the unique key upserts rely on.
+    public func check(_ definition: TableDefinition) throws(SchemaError) {
+        let table = definition.name
+        func fail(_ column: String, found: String, expected: String, fix: String) -> SchemaError {
+            SchemaError("table \(table), column `\(column)`: found \(found), expected \(expected); \(fix). Nothing was written.")
+        }
+        for (name, kind) in definition.columns.sorted(by: { $0.key < $1.key }) {
+            guard let column = columns[name] else {
+                throw fail(name, found: "no such column", expected: "it", fix: "add it, or let binance-extractor create its own table in another database")
+            }
+            switch kind {
+            case .text:
+                guard ["varchar", "char"].contains(column.dataType) else { throw fail(name, found: column.columnType, expected: "VARCHAR", fix: "store it as text") }
+            case .time:
+                if Self.integerTypes.contains(column.dataType) {
+                    throw fail(name, found: "\(column.columnType) (epoch numbers)", expected: "DATETIME(3) in UTC",
+                               fix: "binance-extractor does not guess whether those numbers are seconds or milliseconds; convert the column yourself")
+                }
+                guard Self.timeTypes.contains(column.dataType), (column.datetimePrecision ?? 0) >= 3 else {
+                    throw fail(name, found: column.columnType, expected: "DATETIME(3)",
+                               fix: "Binance's times have milliseconds: ALTER TABLE `\(table)` MODIFY `\(name)` DATETIME(3)\(column.nullable ? "" : " NOT NULL")")
+                }
+            case .decimal:
+                let integer = (column.precision ?? 0) - (column.scale ?? 0)
+                guard column.dataType == "decimal", (column.scale ?? 0) >= DecimalString.fractionDigits, integer >= DecimalString.integerDigits else {
+                    throw fail(name, found: column.columnType, expected: KlineTable.decimalType,
+                               fix: "narrower columns round Binance's values: ALTER TABLE `\(table)` MODIFY `\(name)` \(KlineTable.decimalType)\(column.nullable ? "" : " NOT NULL")")
+                }
+            case .integer, .boolean:
+                guard Self.integerTypes.contains(column.dataType) || column.dataType == "bit" || column.dataType == "boolean" else {
+                    throw fail(name, found: column.columnType, expected: kind == .integer ? "BIGINT" : "BOOLEAN", fix: "store it as a number")
+                }
+                if kind == .integer && column.dataType != "bigint" {
+                    throw fail(name, found: column.columnType, expected: "BIGINT",
+                               fix: "Binance's ids pass 2^31: ALTER TABLE `\(table)` MODIFY `\(name)` BIGINT\(column.nullable ? "" : " NOT NULL")")
+                }
+            }
+        }
+        for (name, column) in columns.sorted(by: { $0.key < $1.key }) where definition.columns[name] == nil {
+            if !column.nullable && !column.hasDefault && !column.autoIncrement && !column.generated {
+                throw fail(name, found: "\(column.columnType) NOT NULL without a default", expected: "a column binance-extractor fills, or one with a default",
+                           fix: "this table was made for another tool's rows (petrosa-binance-data-extractor's fills `id`, `timestamp` and more); give the column a default, or let binance-extractor create its own table in another database")
+            }
+        }
+        guard uniqueKeys.contains(where: { $0 == definition.key }) else {
+            throw SchemaError("table \(table) has no unique key on (\(definition.key.joined(separator: ", "))): rows read again would be stored twice; "
+                + "add it (ALTER TABLE `\(table)` ADD UNIQUE KEY (\(definition.key.map { "`\($0)`" }.joined(separator: ", ")))) once no duplicates stand in its way. Nothing was written.")
+        }
+    }
     public static let timeTypes: Set<String> = ["datetime", "timestamp"]
 }
 

@@ -156,6 +156,26 @@ struct TableShapeTests {
         #expect(try await db.count("klines_m15") == 2, "nothing deleted")
     }
 
+    @Test("petrosa's funding_rates (code shape) is exit 2 naming table and column, before any fetch")
+    func petrosaFundingRefused() async throws {
+        let clock = ManualClock(now: E2E.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        try await db.execute("""
+            CREATE TABLE funding_rates (
+              id VARCHAR(64) NOT NULL PRIMARY KEY, symbol VARCHAR(20) NOT NULL, timestamp DATETIME NOT NULL,
+              funding_rate DECIMAL(20,8) NOT NULL, funding_time DATETIME NOT NULL, mark_price DECIMAL(20,8) NULL,
+              index_price DECIMAL(20,8) NULL, last_funding_rate DECIMAL(20,8) NULL, funding_interval_hours INT NOT NULL,
+              extracted_at DATETIME NOT NULL, extractor_version VARCHAR(20) NOT NULL, source VARCHAR(50) NOT NULL)
+            """)
+        let run = await HistoryJobsTests.cli(["funding", "--symbols", "BTCUSDT", "--start", "2024-01-01"], sim: sim, db: db, clock: clock)
+        #expect(run.status == 2, "\(run.errors)")
+        #expect(run.errors.contains("table funding_rates, column `funding_rate`: found decimal(20,8), expected DECIMAL(38,18)"), "\(run.errors)")
+        #expect(await sim.simulator.statistics.fundingRequests == 0)
+        #expect(try await db.count("funding_rates") == 0)
+    }
+
     @Test("a value DECIMAL(20,8) would round is refused, naming it")
     func roundedValueRefused() throws {
         var check = KlineTableCheck()
