@@ -1,3 +1,4 @@
+import BuildInfo
 import BinanceAPI
 import Clocks
 import Foundation
@@ -91,7 +92,12 @@ struct JobRunner {
                     try await TableShape.read(p, table: definition.name).check(definition)
                 }
                 for table in klineTables where existing.contains(table.name) {
-                    let check = try KlineTableCheck.check(try await TableShape.read(p, table: table.name), table: table.name)
+                    var check = try KlineTableCheck.check(try await TableShape.read(p, table: table.name), table: table.name)
+                    if check.petrosaRows != nil {
+                        check.petrosaRows?.extractorVersion = BuildInfo.version
+                        logger.info("a petrosa-binance-data-extractor table: rows are written in its shape (id, timestamp, interval, extracted_at, extractor_version, source) and upserted on its id",
+                                    metadata: ["table": "\(table.name)"])
+                    }
                     if check != KlineTableCheck() { klineChecks[table.name] = check }
                     if check.closeTimeToTheSecond {
                         logger.info("close_time is a DATETIME without fractions here: close times are stored to the second, as petrosa-binance-data-extractor stores them; `binance-extractor migrate` makes it DATETIME(3)",

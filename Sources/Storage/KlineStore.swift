@@ -23,10 +23,20 @@ public struct KlineStore: Sendable {
     @discardableResult
     public func upsert(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> UInt64 {
         guard !klines.isEmpty else { return 0 }
-        let sql = table.upsertSQL
         let check = checks[table.name]
         try check?.verify(klines, table: table.name)
-        let columns = Self.columns(symbol: symbol, klines: klines, closeTimeToTheSecond: check?.closeTimeToTheSecond == true)
+        var statement = table.upsertSQL
+        var bound = Self.columns(symbol: symbol, klines: klines, closeTimeToTheSecond: check?.closeTimeToTheSecond == true)
+        if let petrosa = check?.petrosaRows {
+            statement = table.petrosaUpsertSQL
+            let n = klines.count
+            bound = [
+                .string(klines.map { "\(symbol.name)_\($0.openTime)" }), .int64(klines.map(\.openTime)),
+                .string(Array(repeating: table.interval.rawValue, count: n)),
+                .string(Array(repeating: petrosa.extractorVersion, count: n)), .string(Array(repeating: table.petrosaSource, count: n)),
+            ] + bound
+        }
+        let (sql, columns) = (statement, bound)
         let n = klines.count
         do {
             return try await databaseSpan(pool, "INSERT", table.name, batchSize: n) {

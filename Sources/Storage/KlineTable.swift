@@ -49,6 +49,21 @@ public struct KlineTable: Sendable, Hashable, CustomStringConvertible {
         """
     }
 
+    /// The upsert into a table of petrosa-binance-data-extractor's code shape: its `id` (`SYMBOL_openms`), `timestamp`
+    /// (the open time), `interval`, `extracted_at` (now, UTC), `extractor_version` and `source` filled as petrosa fills
+    /// them; a candle read again replaces its values on `id`, where petrosa's `INSERT IGNORE` kept the first ones.
+    var petrosaUpsertSQL: String {
+        let ours = Self.columns.map { "`\($0)`" }.joined(separator: ", ")
+        let updates = (Self.columns.dropFirst(2) + ["extracted_at", "extractor_version", "source"]).map { "`\($0)` = VALUES(`\($0)`)" }
+            .joined(separator: ", ")
+        return "INSERT INTO `\(name)` (`id`, `timestamp`, `interval`, `extracted_at`, `extractor_version`, `source`, \(ours)) "
+            + "VALUES (?, FROM_UNIXTIME(? * 0.001), ?, UTC_TIMESTAMP(), ?, ?, ?, FROM_UNIXTIME(? * 0.001), FROM_UNIXTIME(? * 0.001), "
+            + "?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \(updates)"
+    }
+
+    /// petrosa's `source`: `binance-futures` (its default), `binance-spot` for spot.
+    var petrosaSource: String { market == .futures ? "binance-futures" : "binance-spot" }
+
     /// An idempotent upsert: a candle read again replaces every stored value (a candle first stored while it was
     /// still open ends with its final values). Times are bound as Unix milliseconds and converted by the server
     /// in the session's UTC zone; `? * 0.001` is exact (a DECIMAL with 3 fractional digits).

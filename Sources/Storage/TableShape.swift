@@ -114,6 +114,18 @@ public struct KlineTableCheck: Sendable, Equatable {
     public var narrowDecimals: [String: DecimalLimit] = [:]
     /// `close_time` is a DATETIME without fractions: it gets the close time to the second, as petrosa stores it.
     public var closeTimeToTheSecond = false
+    /// The table is the one petrosa-binance-data-extractor's code creates (a VARCHAR `id` of `SYMBOL_openms`,
+    /// `timestamp`, `interval`, `extracted_at`, `extractor_version`, `source`): rows are written in its shape,
+    /// upserted on `id`, so petrosa's readers keep working and the open candle is corrected.
+    public var petrosaRows: PetrosaRows?
+
+    public struct PetrosaRows: Sendable, Equatable {
+        /// What goes into `extractor_version` (petrosa writes its own version there).
+        public var extractorVersion: String
+        public init(extractorVersion: String) { self.extractorVersion = extractorVersion }
+        /// The columns petrosa fills besides ours.
+        public static let columns = ["id", "timestamp", "interval", "extracted_at", "extractor_version", "source"]
+    }
 
     public init() {}
 
@@ -169,14 +181,20 @@ public struct KlineTableCheck: Sendable, Equatable {
                 }
             }
         }
+        // petrosa's code shape: its own columns are filled as petrosa fills them.
+        let petrosa = PetrosaRows.columns.allSatisfy { shape.columns[$0] != nil }
+            && ["varchar", "char"].contains(shape.columns["id"]?.dataType ?? "") && shape.uniqueKeys.contains(["id"])
+        if petrosa { check.petrosaRows = PetrosaRows(extractorVersion: "") }
         // A column the run does not fill must fill itself.
-        for (name, column) in shape.columns.sorted(by: { $0.key < $1.key }) where !KlineTable.columns.contains(name) {
+        for (name, column) in shape.columns.sorted(by: { $0.key < $1.key })
+        where !KlineTable.columns.contains(name) && !(petrosa && PetrosaRows.columns.contains(name)) {
             if !column.nullable && !column.hasDefault && !column.autoIncrement && !column.generated {
                 throw fail(name, found: "\(column.columnType) NOT NULL without a default", expected: "a column binance-extractor fills, or one with a default",
                            fix: "this table was made for another tool's rows (petrosa-binance-data-extractor's fills `id`, `timestamp`, `interval` and more); give the column a default, or let binance-extractor create its own table in another database")
             }
         }
-        guard shape.uniqueKeys.contains(where: { $0 == ["symbol", "open_time"] }) else {
+        // petrosa's `id` is `SYMBOL_openms`: unique per symbol and open time, so upserts on it never duplicate.
+        guard petrosa || shape.uniqueKeys.contains(where: { $0 == ["symbol", "open_time"] }) else {
             throw SchemaError("table \(table) has no unique key on (symbol, open_time): a candle read again would be stored twice; \(migrate) (it adds the key, or lists the duplicates in its way). Nothing was written.")
         }
         return check

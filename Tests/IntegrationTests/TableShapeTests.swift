@@ -1,5 +1,6 @@
 import BinanceAPI
 import BinanceSimulator
+import BuildInfo
 import Clocks
 import ExtractorCLI
 import Foundation
@@ -100,25 +101,65 @@ struct TableShapeTests {
         #expect(read[0][0] == "\(expected.count)" && read[0][1] == "\(expected.count)")
     }
 
-    @Test("the code shape (NOT NULL columns we do not fill, no unique key) is exit 2 naming the column, before any fetch")
-    func codeShapeRefused() async throws {
+    @Test("the code shape keeps serving petrosa's readers: rows in its shape, upserted on its id, nothing duplicated; after migrate, exact")
+    func codeShapeWritten() async throws {
         let clock = ManualClock(now: E2E.now)
         let sim = try await SimulatorFixture.start(clock: clock)
         let db = try await TestDatabase.make()
         defer { Task { await sim.stop(); await db.drop() } }
         try await db.execute(Self.codeShape)
+        // A row petrosa stored.
         try await db.execute("""
-            INSERT INTO klines_m15 VALUES ('BTCUSDT_1704067200000', 'BTCUSDT', '2024-01-01 00:00:00', '2024-01-01 00:00:00',
-            '2024-01-01 00:14:59', '15m', 1, 2, 1, 1.5, 10, 15, 3, 5, 7, NULL, NULL, '2024-01-01 00:20:00', '1.0.0', 'binance')
+            INSERT INTO klines_m15 VALUES ('SOLUSDT_1704067200000', 'SOLUSDT', '2024-01-01 00:00:00', '2024-01-01 00:00:00',
+            '2024-01-01 00:14:59', '15m', 1, 2, 1, 1.5, 10, 15, 3, 5, 7, 0.5, 50, '2024-01-01 00:20:00', '1.0.0', 'binance-futures')
             """)
+        let start = KlineInterval.m15.openTime(containing: E2E.now - 24 * 3_600_000)
+        for round in 0..<2 {
+            let run = await Self.run("BTCUSDT", sim: sim, db: db, clock: clock)
+            #expect(run.status == 0, "round \(round): \(run.errors)")
+            #expect(run.errors.contains("rows are written in its shape"))
+        }
+        let expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m15, from: start, through: E2E.now - 15 * 60_000)
+        // petrosa's read: by `timestamp`, ordered.
+        let rows = try await db.query("""
+            SELECT id, CAST(UNIX_TIMESTAMP(timestamp) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(open_time) * 1000 AS SIGNED), `interval`,
+                   extractor_version, source, extracted_at IS NOT NULL, close_price
+            FROM klines_m15 WHERE symbol = 'BTCUSDT' AND timestamp >= FROM_UNIXTIME(\(start) * 0.001)
+            AND timestamp < FROM_UNIXTIME(\(E2E.now) * 0.001) ORDER BY timestamp
+            """)
+        #expect(rows.count == expected.count, "two runs, each candle once")
+        #expect(zip(rows, expected).allSatisfy { r, e in
+            r[0] == "BTCUSDT_\(e.openTime)" && r[1] == "\(e.openTime)" && r[2] == "\(e.openTime)" && r[3] == "15m"
+                && r[4] == BuildInfo.version && r[5] == "binance-futures" && r[6] == "1"
+                && DecimalString.compare(DecimalString(unchecked: r[7] ?? ""), e.close) == 0
+        })
+        #expect(try await db.query("SELECT close_price FROM klines_m15 WHERE id = 'SOLUSDT_1704067200000'").map { $0[0] } == ["1.50000000"])
+
+        // PEPEUSDT does not fit DECIMAL(20,8): exit 2; after migrate (widened, DATETIME(3), unique key) it is exact.
+        let pepe = await Self.run("PEPEUSDT", sim: sim, db: db, clock: clock)
+        #expect(pepe.status == 2, "\(pepe.errors)")
+        let (status, out, err) = await DatabaseTests.cli(["migrate", "--timeframes", "15m", "--market", "futures", "--mysql-uri", db.uriText])
+        #expect(status == 0, "\(err)")
+        #expect(out.contains("ADD UNIQUE KEY `uq_symbol_open_time`"), "\(out)")
+        let again = await Self.run("PEPEUSDT,BTCUSDT", sim: sim, db: db, clock: clock)
+        #expect(again.status == 0, "\(again.errors)")
+        try await E2E.expectExact(db, sim, table: Self.m15, symbol: "PEPEUSDT", from: start, through: E2E.now)
+        let ids = try await db.query("SELECT COUNT(*) FROM klines_m15 WHERE symbol = 'PEPEUSDT' AND id = CONCAT('PEPEUSDT_', CAST(UNIX_TIMESTAMP(open_time) * 1000 AS SIGNED))")
+        #expect(ids[0][0] == "\(expected.count)")
+    }
+
+    @Test("an unknown shape (a NOT NULL column nobody fills) is exit 2 naming the column, before any fetch")
+    func unknownShapeRefused() async throws {
+        let clock = ManualClock(now: E2E.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        try await db.execute(Self.readmeShape.replacingOccurrences(of: "created_at TIMESTAMP", with: "exchange VARCHAR(10) NOT NULL, created_at TIMESTAMP"))
         let run = await Self.run("BTCUSDT", sim: sim, db: db, clock: clock)
         #expect(run.status == 2, "\(run.errors)")
-        #expect(run.errors.contains("table klines_m15, column `extracted_at`: found datetime NOT NULL without a default"), "\(run.errors)")
+        #expect(run.errors.contains("table klines_m15, column `exchange`: found varchar(10) NOT NULL without a default"), "\(run.errors)")
         #expect(await sim.simulator.statistics.klinesRequests == 0)
-        #expect(try await db.count("klines_m15") == 1)
-        // petrosa's own reader still sees its row.
-        let read = try await db.query("SELECT id FROM klines_m15 WHERE timestamp >= '2024-01-01' AND timestamp < '2024-01-02' ORDER BY timestamp")
-        #expect(read.map { $0[0] } == ["BTCUSDT_1704067200000"])
+        #expect(try await db.count("klines_m15") == 0)
     }
 
     @Test("open_time holding epoch numbers: the run and migrate both refuse, explaining why, and change nothing")
