@@ -19,8 +19,9 @@ struct JobResources: Sendable {
     /// Tables that exist (a dry run treats missing ones as empty).
     let existingTables: Set<String>
     let dryRun: Bool
-    /// The checked shapes of the existing kline tables the run writes.
+    /// The checked shapes of the existing kline tables the run writes, and of `funding_rates`.
     var klineChecks: [String: KlineTableCheck] = [:]
+    var fundingCheck = FundingTableCheck()
 
     /// Klines storage as the job sees it: the real store, or in a dry run a reader that writes nothing.
     var klineStore: any KlineStoring {
@@ -66,6 +67,7 @@ struct JobRunner {
         var pool: ConnectionPool?
         var existing: Set<String> = []
         var klineChecks: [String: KlineTableCheck] = [:]
+        var fundingCheck = FundingTableCheck()
         if let uri = config.database {
             let p = ConnectionPool(uri: uri, options: .init(size: min(config.maxWorkers, 8),
                                                             reconnectWindowMilliseconds: Int64(config.dbReconnectWindowSeconds) * 1000,
@@ -89,7 +91,17 @@ struct JobRunner {
                 existing = try await migrator.existingTables()
                 // Every existing table the run writes is checked before a row goes in.
                 for definition in otherTables where existing.contains(definition.name) {
-                    try await TableShape.read(p, table: definition.name).check(definition)
+                    let shape = try await TableShape.read(p, table: definition.name)
+                    if definition.name == FundingTable.name {
+                        fundingCheck = try FundingTableCheck.check(shape)
+                        if fundingCheck.petrosaVersion != nil {
+                            fundingCheck.petrosaVersion = BuildInfo.version
+                            logger.info("a petrosa-binance-data-extractor funding_rates: rows are written in its shape and upserted on its id",
+                                        metadata: ["table": "\(definition.name)"])
+                        }
+                    } else {
+                        try shape.check(definition)
+                    }
                 }
                 for table in klineTables where existing.contains(table.name) {
                     var check = try KlineTableCheck.check(try await TableShape.read(p, table: table.name), table: table.name)
@@ -160,6 +172,7 @@ struct JobRunner {
         var resources = JobResources(pool: pool, client: client, clock: context.clock, logger: make("extractor"), progress: progress,
                                      existingTables: existing, dryRun: config.dryRun)
         resources.klineChecks = klineChecks
+        resources.fundingCheck = fundingCheck
         let jobPlan: JobPlan
         do {
             jobPlan = try await plan(resources)
@@ -298,7 +311,7 @@ extension ExtractorCLI {
         ) { resources in
             let units = common.symbols.map { ExtractionUnit(market: .futures, symbol: $0, dataset: .funding) }
             // The table exists unless this is a dry run on a database that never had it.
-            let store: any FundingStoring = resources.pool.flatMap { resources.existingTables.contains(FundingTable.name) ? FundingStore(pool: $0) : nil }
+            let store: any FundingStoring = resources.pool.flatMap { resources.existingTables.contains(FundingTable.name) ? FundingStore(pool: $0, check: resources.fundingCheck) : nil }
                 ?? EmptyFundingStore()
             return .run(units: units) { unit, attempt in
                 try await FundingExtractor(symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,

@@ -28,6 +28,13 @@ public enum FundingTable {
     static let upsertSQL = "INSERT INTO `\(name)` (`symbol`, `funding_time`, `funding_rate`, `mark_price`) "
         + "VALUES (?, FROM_UNIXTIME(? * 0.001), ?, NULLIF(?, '')) "
         + "ON DUPLICATE KEY UPDATE `funding_rate` = VALUES(`funding_rate`), `mark_price` = VALUES(`mark_price`)"
+    /// Into petrosa-binance-data-extractor's `funding_rates`: its `id`, `timestamp`, `funding_interval_hours` (its
+    /// default, 8), `extracted_at`, `extractor_version` and `source` filled as it fills them; upserted on `id`.
+    static let petrosaUpsertSQL = "INSERT INTO `\(name)` (`id`, `timestamp`, `extractor_version`, `funding_interval_hours`, `extracted_at`, "
+        + "`source`, `symbol`, `funding_time`, `funding_rate`, `mark_price`) "
+        + "VALUES (?, FROM_UNIXTIME(? * 0.001), ?, 8, UTC_TIMESTAMP(), 'binance-futures', ?, FROM_UNIXTIME(? * 0.001), ?, NULLIF(?, '')) "
+        + "ON DUPLICATE KEY UPDATE `funding_rate` = VALUES(`funding_rate`), `mark_price` = VALUES(`mark_price`), "
+        + "`extracted_at` = VALUES(`extracted_at`), `extractor_version` = VALUES(`extractor_version`)"
 }
 
 /// `agg_trades` (futures) and `spot_agg_trades`: unique (symbol, agg_trade_id).

@@ -4,7 +4,12 @@ import Tracing
 /// Funding rates: where each symbol stands, and idempotent batch upserts.
 public struct FundingStore: Sendable {
     public let pool: ConnectionPool
-    public init(pool: ConnectionPool) { self.pool = pool }
+    /// How the existing table takes the rows (see `FundingTableCheck`).
+    public let check: FundingTableCheck
+    public init(pool: ConnectionPool, check: FundingTableCheck = FundingTableCheck()) {
+        self.pool = pool
+        self.check = check
+    }
 
     public func lastFundingTime(symbol: Symbol) async throws -> Int64? {
         try await pool.scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`funding_time`)) * 1000 AS SIGNED) FROM `\(FundingTable.name)` WHERE `symbol` = ",
@@ -14,11 +19,23 @@ public struct FundingStore: Sendable {
     @discardableResult
     public func upsert(symbol: Symbol, rows: [FundingRate]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
-        let columns: [BulkColumn] = [
-            .string(Array(repeating: symbol.name, count: rows.count)), .int64(rows.map(\.fundingTime)),
+        try check.verify(rows)
+        let n = rows.count
+        // A DATETIME without fractions gets the funding time to the second (floored, whatever the server would do).
+        let times = check.timeToTheSecond ? rows.map { $0.fundingTime - (($0.fundingTime % 1000) + 1000) % 1000 } : rows.map(\.fundingTime)
+        var columns: [BulkColumn] = [
+            .string(Array(repeating: symbol.name, count: n)), .int64(times),
             .string(rows.map(\.fundingRate.text)), .string(rows.map { $0.markPrice?.text ?? "" }),
         ]
-        try await pool.batch(FundingTable.upsertSQL, columns: columns, rows: rows.count, operation: "INSERT", collection: FundingTable.name)
+        var sql = FundingTable.upsertSQL
+        if let version = check.petrosaVersion {
+            // petrosa's shape: `id` from the exact funding time in ms, `timestamp` = the funding time, its default of
+            // 8 funding hours, upserted on `id`.
+            sql = FundingTable.petrosaUpsertSQL
+            columns = [.string(rows.map { "\(symbol.name)_\($0.fundingTime)" }), .int64(times),
+                       .string(Array(repeating: version, count: n))] + columns
+        }
+        try await pool.batch(sql, columns: columns, rows: n, operation: "INSERT", collection: FundingTable.name)
         return rows.count
     }
 

@@ -223,11 +223,81 @@ public struct KlineTableCheck: Sendable, Equatable {
          ("taker_buy_quote_asset_volume", k.takerBuyQuoteAssetVolume)]
     }
 
-    /// Significant digits before the point (leading zeros dropped) and after it (trailing zeros dropped).
+    /// Significant digits before the point (leading zeros dropped) and after it (trailing zeros dropped); a sign
+    /// does not count.
     static func digits(_ text: String) -> (Int, Int) {
-        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        let unsigned = text.hasPrefix("-") ? String(text.dropFirst()) : text
+        let parts = unsigned.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
         let integer = parts[0].drop { $0 == "0" }.count
         let fraction = parts.count > 1 ? parts[1].reversed().drop { $0 == "0" }.count : 0
         return (integer, fraction)
+    }
+}
+
+/// How funding rates go into an existing `funding_rates`, once its shape has been checked.
+public struct FundingTableCheck: Sendable, Equatable {
+    /// Narrower decimal columns (petrosa's DECIMAL(20,8)): every value is checked to fit before its batch.
+    public var narrowDecimals: [String: KlineTableCheck.DecimalLimit] = [:]
+    /// `funding_time` is a DATETIME without fractions: funding times are stored to the second, as petrosa does.
+    public var timeToTheSecond = false
+    /// petrosa-binance-data-extractor's shape (`id` = `SYMBOL_fundingms`, `timestamp`, `funding_interval_hours`,
+    /// `extracted_at`, `extractor_version`, `source`): rows written in its shape, upserted on `id`; the value is
+    /// what goes into `extractor_version`.
+    public var petrosaVersion: String?
+
+    public init() {}
+
+    public static let petrosaColumns = ["id", "timestamp", "funding_interval_hours", "extracted_at", "extractor_version", "source"]
+
+    /// Our shape is checked as any other table (`TableShape.check`); petrosa's is accepted with its own columns.
+    public static func check(_ shape: TableShape) throws(SchemaError) -> FundingTableCheck {
+        let petrosa = petrosaColumns.allSatisfy { shape.columns[$0] != nil }
+            && ["varchar", "char"].contains(shape.columns["id"]?.dataType ?? "") && shape.uniqueKeys.contains(["id"])
+        guard petrosa else {
+            try shape.check(FundingTable.definition)
+            return FundingTableCheck()
+        }
+        var check = FundingTableCheck()
+        check.petrosaVersion = ""
+        let table = FundingTable.name
+        for (name, column) in shape.columns.sorted(by: { $0.key < $1.key }) {
+            switch name {
+            case "funding_rate", "mark_price":
+                guard column.dataType == "decimal", let precision = column.precision, let scale = column.scale else {
+                    throw SchemaError("table \(table), column `\(name)`: found \(column.columnType), expected DECIMAL; it does not keep Binance's decimals exactly. Nothing was written.")
+                }
+                if scale < DecimalString.fractionDigits || precision - scale < DecimalString.integerDigits {
+                    check.narrowDecimals[name] = .init(integerDigits: precision - scale, scale: scale)
+                }
+            case "funding_time":
+                guard TableShape.timeTypes.contains(column.dataType) else {
+                    throw SchemaError("table \(table), column `funding_time`: found \(column.columnType), expected DATETIME. Nothing was written.")
+                }
+                check.timeToTheSecond = (column.datetimePrecision ?? 0) < 3
+            default:
+                let filled = ["symbol"] + petrosaColumns
+                if !filled.contains(name) && !column.nullable && !column.hasDefault && !column.autoIncrement && !column.generated {
+                    throw SchemaError("table \(table), column `\(name)`: found \(column.columnType) NOT NULL without a default, expected a column binance-extractor fills, or one with a default. Nothing was written.")
+                }
+            }
+        }
+        return check
+    }
+
+    /// Refuses a batch that the narrower columns would round or cannot hold.
+    public func verify(_ rows: [FundingRate]) throws(SchemaError) {
+        guard !narrowDecimals.isEmpty else { return }
+        for row in rows {
+            for (column, value) in [("funding_rate", row.fundingRate), ("mark_price", row.markPrice)] {
+                guard let value, let limit = narrowDecimals[column] else { continue }
+                let (integer, fraction) = KlineTableCheck.digits(value.text)
+                if integer > limit.integerDigits || fraction > limit.scale {
+                    throw SchemaError("table \(FundingTable.name), column `\(column)` is DECIMAL(\(limit.integerDigits + limit.scale),\(limit.scale)): "
+                        + "\(value.text) (funding time \(UTCCalendar.iso8601(row.fundingTime))) would be "
+                        + (integer > limit.integerDigits ? "refused as out of range" : "rounded")
+                        + "; widen it: ALTER TABLE `funding_rates` MODIFY `\(column)` \(KlineTable.decimalType). Nothing of this batch was written.")
+                }
+            }
+        }
     }
 }

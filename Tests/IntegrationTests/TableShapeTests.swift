@@ -197,8 +197,8 @@ struct TableShapeTests {
         #expect(try await db.count("klines_m15") == 2, "nothing deleted")
     }
 
-    @Test("petrosa's funding_rates (code shape) is exit 2 naming table and column, before any fetch")
-    func petrosaFundingRefused() async throws {
+    @Test("petrosa's funding_rates keeps serving its readers: rows in its shape, upserted on its id; our shape with a narrower column is exit 2 naming the ALTER")
+    func petrosaFunding() async throws {
         let clock = ManualClock(now: E2E.now)
         let sim = try await SimulatorFixture.start(clock: clock)
         let db = try await TestDatabase.make()
@@ -208,13 +208,34 @@ struct TableShapeTests {
               id VARCHAR(64) NOT NULL PRIMARY KEY, symbol VARCHAR(20) NOT NULL, timestamp DATETIME NOT NULL,
               funding_rate DECIMAL(20,8) NOT NULL, funding_time DATETIME NOT NULL, mark_price DECIMAL(20,8) NULL,
               index_price DECIMAL(20,8) NULL, last_funding_rate DECIMAL(20,8) NULL, funding_interval_hours INT NOT NULL,
-              extracted_at DATETIME NOT NULL, extractor_version VARCHAR(20) NOT NULL, source VARCHAR(50) NOT NULL)
+              extracted_at DATETIME NOT NULL, extractor_version VARCHAR(20) NOT NULL, source VARCHAR(50) NOT NULL,
+              KEY idx_funding_rates_symbol_timestamp (symbol, timestamp))
             """)
-        let run = await HistoryJobsTests.cli(["funding", "--symbols", "BTCUSDT", "--start", "2024-01-01"], sim: sim, db: db, clock: clock)
-        #expect(run.status == 2, "\(run.errors)")
-        #expect(run.errors.contains("table funding_rates, column `funding_rate`: found decimal(20,8), expected DECIMAL(38,18)"), "\(run.errors)")
+        let start = UTCCalendar.parse("2024-01-01")!
+        for _ in 0..<2 {
+            let run = await HistoryJobsTests.cli(["funding", "--symbols", "BTCUSDT", "--start", "2024-01-01"], sim: sim, db: db, clock: clock)
+            #expect(run.status == 0, "\(run.errors)")
+        }
+        let expected = await sim.simulator.expectedFundingRates(symbol: "BTCUSDT", from: start, through: E2E.now)
+        let rows = try await db.query("""
+            SELECT id, CAST(UNIX_TIMESTAMP(timestamp) * 1000 AS SIGNED), funding_rate, funding_interval_hours, source, extractor_version
+            FROM funding_rates WHERE symbol = 'BTCUSDT' AND timestamp >= '2024-01-01' ORDER BY timestamp
+            """)
+        #expect(rows.count == expected.count && !expected.isEmpty, "each funding time once, after two runs")
+        #expect(zip(rows, expected).allSatisfy { r, e in
+            r[0] == "BTCUSDT_\(e.fundingTime)" && r[1] == "\(e.fundingTime - e.fundingTime % 1000)" && r[3] == "8"
+                && r[4] == "binance-futures" && r[5] == BuildInfo.version
+                && Double(r[2] ?? "") == Double(e.fundingRate.text)
+        })
+
+        // Our own shape, but with a narrower rate column: exit 2 before any fetch, naming the ALTER that fixes it.
+        try await db.execute("DROP TABLE funding_rates")
+        try await db.execute(FundingTable.definition.createSQL.replacingOccurrences(of: "`funding_rate` DECIMAL(38,18)", with: "`funding_rate` DECIMAL(20,8)"))
+        await sim.simulator.resetStatistics()
+        let narrow = await HistoryJobsTests.cli(["funding", "--symbols", "BTCUSDT", "--start", "2024-01-01"], sim: sim, db: db, clock: clock)
+        #expect(narrow.status == 2, "\(narrow.errors)")
+        #expect(narrow.errors.contains("ALTER TABLE `funding_rates` MODIFY `funding_rate` DECIMAL(38,18) NOT NULL"), "\(narrow.errors)")
         #expect(await sim.simulator.statistics.fundingRequests == 0)
-        #expect(try await db.count("funding_rates") == 0)
     }
 
     @Test("a value DECIMAL(20,8) would round is refused, naming it")
