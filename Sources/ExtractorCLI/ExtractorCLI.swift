@@ -152,7 +152,13 @@ public enum ExtractorCLI {
         do {
             let migrator = SchemaMigrator(pool: pool)
             var report = try await migrator.migrate(tables)
-            if command.timeframes == nil { report.created += try await migrator.ensure(SchemaMigrator.otherTables) }
+            if command.timeframes == nil {
+                for (table, changes) in try await migrator.upgrade(SchemaMigrator.otherTables).sorted(by: { $0.key < $1.key }) {
+                    report.upgraded.append(table)
+                    report.changes[table] = changes
+                }
+                report.created += try await migrator.ensure(SchemaMigrator.otherTables)
+            }
             logger.info("migration done", metadata: [
                 "database": "\(uri)", "created": "\(report.created.count)", "upgraded": "\(report.upgraded.count)",
                 "unchanged": "\(report.unchanged.count)",

@@ -41,6 +41,58 @@ public struct SchemaMigrator: Sendable {
         return report
     }
 
+    /// Upgrades existing funding and trades tables in place as `upgrade` does kline tables: narrower decimal columns
+    /// widened, DATETIME to DATETIME(3), ids to BIGINT, the unique key added when no duplicates stand in its way.
+    /// Tables in petrosa's shape keep their own key (`id`). Returns the changes per table.
+    public func upgrade(_ definitions: [TableDefinition]) async throws -> [String: [String]] {
+        let existing = try await existingTables()
+        var report: [String: [String]] = [:]
+        for definition in definitions where existing.contains(definition.name) && !definition.columns.isEmpty {
+            let name = definition.name
+            let shape = try await TableShape.read(pool, table: name)
+            var changes: [String] = []
+            for (column, kind) in definition.columns.sorted(by: { $0.key < $1.key }) {
+                guard let current = shape.columns[column] else { continue }
+                let null = current.nullable ? "NULL" : "NOT NULL"
+                switch kind {
+                case .decimal:
+                    let integer = (current.precision ?? 0) - (current.scale ?? 0)
+                    if current.dataType != "decimal" || (current.scale ?? 0) < DecimalString.fractionDigits || integer < DecimalString.integerDigits {
+                        changes.append("MODIFY `\(column)` \(KlineTable.decimalType) \(null)")
+                    }
+                case .time:
+                    if TableShape.integerTypes.contains(current.dataType) {
+                        throw SchemaError("table \(name), column `\(column)` is \(current.columnType): epoch numbers, which migrate does not convert. Convert it to DATETIME(3) in UTC yourself.")
+                    }
+                    if (current.datetimePrecision ?? 0) < 3 { changes.append("MODIFY `\(column)` DATETIME(3) \(null)") }
+                case .integer:
+                    if TableShape.integerTypes.contains(current.dataType) && current.dataType != "bigint" {
+                        changes.append("MODIFY `\(column)` BIGINT \(null)")
+                    }
+                case .text, .boolean:
+                    break
+                }
+            }
+            let petrosa = shape.uniqueKeys.contains(["id"]) && shape.columns["extracted_at"] != nil
+            if !petrosa && !definition.key.isEmpty && !shape.uniqueKeys.contains(definition.key) {
+                let key = definition.key.map { "`\($0)`" }.joined(separator: ", ")
+                let duplicates = try await pool.withConnection { db in
+                    try db.query("SELECT \(key), COUNT(*) FROM `\(name)` GROUP BY \(key) HAVING COUNT(*) > 1 LIMIT 5")
+                }
+                guard duplicates.isEmpty else {
+                    throw SchemaError("table \(name) holds rows stored more than once, so the unique key on (\(definition.key.joined(separator: ", "))) cannot be added: "
+                        + duplicates.map { $0.compactMap { $0 }.joined(separator: " ") }.joined(separator: ", ") + ". Delete the extra rows, then run migrate again.")
+                }
+                changes.append("ADD UNIQUE KEY `uq_\(definition.key.joined(separator: "_"))` (\(key))")
+            }
+            guard !changes.isEmpty else { continue }
+            let alter = "ALTER TABLE `\(name)` " + changes.joined(separator: ", ")
+            _ = try await pool.withConnection { db in try db.execute(alter) }
+            report[name] = changes
+        }
+        return report
+    }
+
     /// Creates the tables among `definitions` that do not exist yet; returns their names.
     public func ensure(_ definitions: [TableDefinition]) async throws -> [String] {
         let existing = try await existingTables()

@@ -75,13 +75,13 @@ public struct TableShape: Sendable {
                 }
                 guard Self.timeTypes.contains(column.dataType), (column.datetimePrecision ?? 0) >= 3 else {
                     throw fail(name, found: column.columnType, expected: "DATETIME(3)",
-                               fix: "Binance's times have milliseconds: ALTER TABLE `\(table)` MODIFY `\(name)` DATETIME(3)\(column.nullable ? "" : " NOT NULL")")
+                               fix: "Binance's times have milliseconds: run `binance-extractor migrate`, or ALTER TABLE `\(table)` MODIFY `\(name)` DATETIME(3)\(column.nullable ? "" : " NOT NULL")")
                 }
             case .decimal:
                 let integer = (column.precision ?? 0) - (column.scale ?? 0)
                 guard column.dataType == "decimal", (column.scale ?? 0) >= DecimalString.fractionDigits, integer >= DecimalString.integerDigits else {
                     throw fail(name, found: column.columnType, expected: KlineTable.decimalType,
-                               fix: "narrower columns round Binance's values: ALTER TABLE `\(table)` MODIFY `\(name)` \(KlineTable.decimalType)\(column.nullable ? "" : " NOT NULL")")
+                               fix: "narrower columns round Binance's values: run `binance-extractor migrate`, or ALTER TABLE `\(table)` MODIFY `\(name)` \(KlineTable.decimalType)\(column.nullable ? "" : " NOT NULL")")
                 }
             case .integer, .boolean:
                 guard Self.integerTypes.contains(column.dataType) || column.dataType == "bit" || column.dataType == "boolean" else {
@@ -89,7 +89,7 @@ public struct TableShape: Sendable {
                 }
                 if kind == .integer && column.dataType != "bigint" {
                     throw fail(name, found: column.columnType, expected: "BIGINT",
-                               fix: "Binance's ids pass 2^31: ALTER TABLE `\(table)` MODIFY `\(name)` BIGINT\(column.nullable ? "" : " NOT NULL")")
+                               fix: "Binance's ids pass 2^31: run `binance-extractor migrate`, or ALTER TABLE `\(table)` MODIFY `\(name)` BIGINT\(column.nullable ? "" : " NOT NULL")")
                 }
             }
         }
@@ -101,7 +101,7 @@ public struct TableShape: Sendable {
         }
         guard uniqueKeys.contains(where: { $0 == definition.key }) else {
             throw SchemaError("table \(table) has no unique key on (\(definition.key.joined(separator: ", "))): rows read again would be stored twice; "
-                + "add it (ALTER TABLE `\(table)` ADD UNIQUE KEY (\(definition.key.map { "`\($0)`" }.joined(separator: ", ")))) once no duplicates stand in its way. Nothing was written.")
+                + "run `binance-extractor migrate`, which adds it (ALTER TABLE `\(table)` ADD UNIQUE KEY (\(definition.key.map { "`\($0)`" }.joined(separator: ", ")))) once no duplicates stand in its way. Nothing was written.")
         }
     }
     public static let timeTypes: Set<String> = ["datetime", "timestamp"]
@@ -295,7 +295,7 @@ public struct FundingTableCheck: Sendable, Equatable {
                     throw SchemaError("table \(FundingTable.name), column `\(column)` is DECIMAL(\(limit.integerDigits + limit.scale),\(limit.scale)): "
                         + "\(value.text) (funding time \(UTCCalendar.iso8601(row.fundingTime))) would be "
                         + (integer > limit.integerDigits ? "refused as out of range" : "rounded")
-                        + "; widen it: ALTER TABLE `funding_rates` MODIFY `\(column)` \(KlineTable.decimalType). Nothing of this batch was written.")
+                        + "; run `binance-extractor migrate` to widen it (ALTER TABLE `funding_rates` MODIFY `\(column)` \(KlineTable.decimalType)). Nothing of this batch was written.")
                 }
             }
         }

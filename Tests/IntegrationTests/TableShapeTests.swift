@@ -236,6 +236,14 @@ struct TableShapeTests {
         #expect(narrow.status == 2, "\(narrow.errors)")
         #expect(narrow.errors.contains("ALTER TABLE `funding_rates` MODIFY `funding_rate` DECIMAL(38,18) NOT NULL"), "\(narrow.errors)")
         #expect(await sim.simulator.statistics.fundingRequests == 0)
+
+        // migrate widens it in place (the kline tables are created meanwhile), and the run is exact.
+        let (status, out, err) = await DatabaseTests.cli(["migrate", "--mysql-uri", db.uriText])
+        #expect(status == 0, "\(err)")
+        #expect(out.contains("funding_rates: MODIFY `funding_rate` DECIMAL(38,18) NOT NULL"), "\(out)")
+        let after = await HistoryJobsTests.cli(["funding", "--symbols", "BTCUSDT", "--start", "2024-01-01"], sim: sim, db: db, clock: clock)
+        #expect(after.status == 0, "\(after.errors)")
+        #expect(try await db.count("funding_rates") == expected.count)
     }
 
     @Test("a value DECIMAL(20,8) would round is refused, naming it")

@@ -149,6 +149,24 @@ struct ExtractorTests {
         #expect(report.outcome.lastOpenTime == start + 1439 * 60_000)
     }
 
+    @Test("a write that fails (a full disk): the outcome's last open time is the last candle stored, not the last fetched")
+    func lastOpenTimeIsStored() async throws {
+        let start: Int64 = 1_704_067_200_000
+        let clock = ManualClock(now: start + 3 * 86_400_000)
+        let source = FakeSource(listed: 0..<Int64.max, now: { clock.now() })
+        let store = MemoryStore()
+        store.failAfterBatches = 2
+        let u = try unit()
+        let error = await #expect(throws: UnitFailure.self) {
+            try await SymbolExtractor(unit: u, source: source, store: store, clock: clock,
+                                      settings: .init(planner: RangePlanner(explicitStart: start), pageLimit: 499, batchSize: 300)).run()
+        }
+        let stored = store.stored(u.table!, "BTCUSDT")
+        #expect(stored.count == 600)
+        #expect(error?.partial.lastOpenTime == stored.last?.openTime)
+        #expect((error?.partial.fetched ?? 0) > 600, "more was fetched than stored")
+    }
+
     @Test("a request issue (-1121 and the 11xx family) is not retried")
     func fatalNotRetried() {
         #expect(!Supervisor.isRetryable(BinanceError.api(status: 400, payload: .init(code: -1121, msg: "Invalid symbol."))))

@@ -52,17 +52,22 @@ final class MemoryStore: KlineStoring, @unchecked Sendable {
     let lock = NSLock()
     var rows: [KlineTable: [String: [Int64: Kline]]] = [:]
     var batches: [Int] = []
+    /// After this many batches every write fails, as on a full disk (MariaDB error 1114, "table is full").
+    var failAfterBatches: Int?
 
     func lastOpenTime(table: KlineTable, symbol: Symbol) async throws -> Int64? {
         lock.withLock { rows[table]?[symbol.name]?.keys.max() }
     }
 
     func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int {
-        lock.withLock {
+        if let limit = failAfterBatches, lock.withLock({ batches.count >= limit }) {
+            throw DatabaseError(code: 1114, message: "The table is full", context: "test")
+        }
+        return lock.withLock {
             batches.append(klines.count)
             for k in klines { rows[table, default: [:]][symbol.name, default: [:]][k.openTime] = k }
+            return klines.count
         }
-        return klines.count
     }
 
     func stored(_ table: KlineTable, _ symbol: String) -> [Kline] {
