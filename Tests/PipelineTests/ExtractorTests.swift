@@ -167,6 +167,23 @@ struct ExtractorTests {
         #expect((error?.partial.fetched ?? 0) > 600, "more was fetched than stored")
     }
 
+    @Test("stalled: neither moved nor caught up; a unit that moved or caught up is not stalled")
+    func stalledOutcome() {
+        var o = SymbolExtractor.Outcome()
+        o.caughtUp = false
+        o.storedBefore = 1_000
+        o.lastOpenTime = 1_000
+        #expect(o.stalled, "re-read its last candle only, and the cap stopped it")
+        o.lastOpenTime = 61_000
+        #expect(!o.stalled, "moved")
+        o.lastOpenTime = nil
+        #expect(o.stalled, "wrote nothing at all")
+        o.caughtUp = true
+        #expect(!o.stalled, "at Binance's newest candle")
+        o.caughtUp = nil
+        #expect(!o.stalled, "a dataset that does not say")
+    }
+
     @Test("a request issue (-1121 and the 11xx family) is not retried")
     func fatalNotRetried() {
         #expect(!Supervisor.isRetryable(BinanceError.api(status: 400, payload: .init(code: -1121, msg: "Invalid symbol."))))
