@@ -136,6 +136,15 @@ public struct KlineTableCheck: Sendable, Equatable {
             self.integerDigits = integerDigits
             self.scale = scale
         }
+
+        /// What the column would do to `value`, or nil when it holds it exactly.
+        func violation(_ value: DecimalString) -> String? {
+            let (integer, fraction) = KlineTableCheck.digits(value.text)
+            if integer > integerDigits { return "refused as out of range" }
+            return fraction > scale ? "rounded" : nil
+        }
+
+        var sqlType: String { "DECIMAL(\(integerDigits + scale),\(scale))" }
     }
 
     /// Checks `table`'s shape against what the run writes. Throws `SchemaError` naming table, column, what was found
@@ -205,14 +214,10 @@ public struct KlineTableCheck: Sendable, Equatable {
         guard !narrowDecimals.isEmpty else { return }
         for kline in klines {
             for (column, value) in KlineTableCheck.values(kline) {
-                guard let limit = narrowDecimals[column] else { continue }
-                let (integer, fraction) = Self.digits(value.text)
-                if integer > limit.integerDigits || fraction > limit.scale {
-                    throw SchemaError("table \(table), column `\(column)` is DECIMAL(\(limit.integerDigits + limit.scale),\(limit.scale)): "
-                        + "\(value.text) (candle at \(UTCCalendar.iso8601(kline.openTime))) would be "
-                        + (integer > limit.integerDigits ? "refused as out of range" : "rounded")
-                        + "; run `binance-extractor migrate` to widen it to \(KlineTable.decimalType). Nothing of this batch was written.")
-                }
+                guard let limit = narrowDecimals[column], let violation = limit.violation(value) else { continue }
+                throw SchemaError("table \(table), column `\(column)` is \(limit.sqlType): "
+                    + "\(value.text) (candle at \(UTCCalendar.iso8601(kline.openTime))) would be \(violation)"
+                    + "; run `binance-extractor migrate` to widen it to \(KlineTable.decimalType). Nothing of this batch was written.")
             }
         }
     }
@@ -289,14 +294,10 @@ public struct FundingTableCheck: Sendable, Equatable {
         guard !narrowDecimals.isEmpty else { return }
         for row in rows {
             for (column, value) in [("funding_rate", row.fundingRate), ("mark_price", row.markPrice)] {
-                guard let value, let limit = narrowDecimals[column] else { continue }
-                let (integer, fraction) = KlineTableCheck.digits(value.text)
-                if integer > limit.integerDigits || fraction > limit.scale {
-                    throw SchemaError("table \(FundingTable.name), column `\(column)` is DECIMAL(\(limit.integerDigits + limit.scale),\(limit.scale)): "
-                        + "\(value.text) (funding time \(UTCCalendar.iso8601(row.fundingTime))) would be "
-                        + (integer > limit.integerDigits ? "refused as out of range" : "rounded")
-                        + "; run `binance-extractor migrate` to widen it (ALTER TABLE `funding_rates` MODIFY `\(column)` \(KlineTable.decimalType)). Nothing of this batch was written.")
-                }
+                guard let value, let limit = narrowDecimals[column], let violation = limit.violation(value) else { continue }
+                throw SchemaError("table \(FundingTable.name), column `\(column)` is \(limit.sqlType): "
+                    + "\(value.text) (funding time \(UTCCalendar.iso8601(row.fundingTime))) would be \(violation)"
+                    + "; run `binance-extractor migrate` to widen it (ALTER TABLE `funding_rates` MODIFY `\(column)` \(KlineTable.decimalType)). Nothing of this batch was written.")
             }
         }
     }
