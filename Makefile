@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Debian packages the build, the tests and the demo need.
-APT_PACKAGES := libmariadb-dev libcurl4-openssl-dev mariadb-server mariadb-client ca-certificates python3
+APT_PACKAGES := libmariadb-dev libcurl4-openssl-dev zlib1g-dev libssl-dev mariadb-server mariadb-client ca-certificates python3
 # Python packages the OTLP validators need (the official protobuf schema).
 PIP_PACKAGES := opentelemetry-proto protobuf
 TEST_DB_DIR ?= .build-test/mariadb

@@ -25,6 +25,8 @@ let package = Package(
         .systemLibrary(name: "CMariaDB", path: "Sources/CBridges/CMariaDB"),
         .systemLibrary(name: "CCurl", path: "Sources/CBridges/CCurl"),
         .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CBridges/CCurlShim"),
+        .systemLibrary(name: "CZlib", path: "Sources/CBridges/CZlib"),
+        .systemLibrary(name: "CCrypto", path: "Sources/CBridges/CCrypto"),
 
         // The one version of everything the project builds.
         .target(name: "BuildInfo", path: "Sources/BuildInfo"),
@@ -34,6 +36,8 @@ let package = Package(
         .target(name: "Clocks", path: "Sources/Clocks"),
         // Binance protocol: markets, intervals, weights, requests, parsing. Pure.
         .target(name: "BinanceAPI", path: "Sources/BinanceAPI"),
+        // Binance's public archives (data.binance.vision): file names, CHECKSUM (SHA-256 by libcrypto), zip (zlib), CSV.
+        .target(name: "BinanceArchive", dependencies: ["BinanceAPI", "CZlib", "CCrypto"], path: "Sources/BinanceArchive"),
         // HTTP over libcurl.
         .target(name: "HTTPTransport", dependencies: ["CCurl", "CCurlShim", "BlockingThreads", "BuildInfo"], path: "Sources/HTTPTransport"),
         // MariaDB over Connector/C.
@@ -88,6 +92,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BinanceAPI", "ExtractorCLI", "Clocks", "Storage", "Telemetry",
             "BlockingThreads",
             .product(name: "Tracing", package: "swift-distributed-tracing")], path: "Tests/PipelineTests"),
+        .testTarget(name: "ArchiveTests", dependencies: ["BinanceArchive", "BinanceAPI"], path: "Tests/ArchiveTests"),
         .testTarget(name: "TelemetryTests", dependencies: [
             "Telemetry", "HTTPTransport", "Clocks", .product(name: "Tracing", package: "swift-distributed-tracing"),
         ], path: "Tests/TelemetryTests"),

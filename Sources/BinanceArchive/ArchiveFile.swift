@@ -1,0 +1,79 @@
+import BinanceAPI
+
+/// One file of Binance's public archives (data.binance.vision, the binance-public-data project):
+/// `data/{spot|futures/um}/{monthly|daily}/{klines|aggTrades}/SYMBOL[/INTERVAL]/NAME.zip`, with
+/// `NAME.zip.CHECKSUM` beside it. Monthly names write the 1M interval `1mo` (binance-public-data README).
+public struct ArchiveFile: Sendable, Hashable, CustomStringConvertible {
+    public enum Dataset: Sendable, Hashable {
+        case klines(KlineInterval)
+        case aggTrades
+    }
+
+    public enum Period: Sendable, Hashable {
+        case month(year: Int, month: Int)
+        case day(year: Int, month: Int, day: Int)
+    }
+
+    public let market: Market
+    public let dataset: Dataset
+    public let symbol: Symbol
+    public let period: Period
+
+    public init(market: Market, dataset: Dataset, symbol: Symbol, period: Period) {
+        self.market = market
+        self.dataset = dataset
+        self.symbol = symbol
+        self.period = period
+    }
+
+    /// `1m`, `1h`, … and `1mo` for the month: the archives' own spelling.
+    public static func name(of interval: KlineInterval) -> String { interval == .mo1 ? "1mo" : interval.rawValue }
+
+    /// `BTCUSDT-1m-2024-01.zip`, `BTCUSDT-aggTrades-2024-01-02.zip`.
+    public var fileName: String {
+        let kind: String
+        switch dataset {
+        case .klines(let interval): kind = Self.name(of: interval)
+        case .aggTrades: kind = "aggTrades"
+        }
+        return "\(symbol.name)-\(kind)-\(periodText).zip"
+    }
+
+    /// The path below the archive's base URL.
+    public var path: String {
+        let root = market == .futures ? "data/futures/um" : "data/spot"
+        let frequency: String
+        switch period {
+        case .month: frequency = "monthly"
+        case .day: frequency = "daily"
+        }
+        switch dataset {
+        case .klines(let interval): return "\(root)/\(frequency)/klines/\(symbol.name)/\(Self.name(of: interval))/\(fileName)"
+        case .aggTrades: return "\(root)/\(frequency)/aggTrades/\(symbol.name)/\(fileName)"
+        }
+    }
+
+    public var checksumPath: String { path + ".CHECKSUM" }
+
+    public var description: String { fileName }
+
+    var periodText: String {
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        switch period {
+        case .month(let y, let m): return "\(y)-\(two(m))"
+        case .day(let y, let m, let d): return "\(y)-\(two(m))-\(two(d))"
+        }
+    }
+
+    /// The times the file covers, `[start, end)` in Unix milliseconds, UTC.
+    public var range: Range<Int64> {
+        switch period {
+        case .month(let y, let m):
+            let start = UTCCalendar.days(year: Int64(y), month: Int64(m), day: 1) * 86_400_000
+            return start..<UTCCalendar.startOfNextMonth(after: start)
+        case .day(let y, let m, let d):
+            let start = UTCCalendar.days(year: Int64(y), month: Int64(m), day: Int64(d)) * 86_400_000
+            return start..<(start + 86_400_000)
+        }
+    }
+}

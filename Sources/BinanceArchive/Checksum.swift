@@ -1,0 +1,55 @@
+import CCrypto
+
+/// SHA-256 through OpenSSL's libcrypto (already on every machine that has libcurl built against OpenSSL).
+public enum SHA256 {
+    /// The digest of `bytes` as 64 lowercase hex digits.
+    public static func hex(_ bytes: [UInt8]) -> String {
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let ok = bytes.withUnsafeBytes { input in
+            EVP_Digest(input.baseAddress, input.count, &digest, &length, EVP_sha256(), nil)
+        }
+        precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed: libcrypto is broken")
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        for byte in digest.prefix(32) {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// A `NAME.zip.CHECKSUM` file: `<sha256 hex>  NAME.zip` (two spaces, as `sha256sum` writes it; some files have no
+/// trailing newline, binance-public-data #241).
+public struct ArchiveChecksum: Sendable, Equatable {
+    public let sha256: String
+
+    public struct Invalid: Error, CustomStringConvertible, Equatable {
+        public let file: String
+        public let reason: String
+        public var description: String { "\(file).CHECKSUM \(reason)" }
+    }
+
+    /// Parses the text, which must name `fileName`.
+    public init(parsing text: String, fileName: String) throws(Invalid) {
+        let line = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).first.map(String.init) ?? ""
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count == 2 else { throw Invalid(file: fileName, reason: "is not '<sha256>  \(fileName)'") }
+        let hex = fields[0].lowercased()
+        guard hex.count == 64, hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
+            throw Invalid(file: fileName, reason: "holds no SHA-256 digest")
+        }
+        guard fields[1].hasSuffix(fileName), fields[1] == fileName || fields[1].hasSuffix("/" + fileName) || fields[1] == "*" + fileName else {
+            throw Invalid(file: fileName, reason: "names another file: \(fields[1])")
+        }
+        sha256 = hex
+    }
+
+    /// Whether `bytes` are the file the CHECKSUM describes.
+    public func matches(_ bytes: [UInt8]) -> Bool { SHA256.hex(bytes) == sha256 }
+
+    /// The CHECKSUM text for `bytes` named `fileName`, as Binance writes it.
+    public static func text(for bytes: [UInt8], fileName: String) -> String { "\(SHA256.hex(bytes))  \(fileName)\n" }
+}

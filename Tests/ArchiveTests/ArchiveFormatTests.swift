@@ -1,0 +1,79 @@
+import BinanceAPI
+import BinanceArchive
+import Testing
+
+@Suite("Binance archive files: names, CHECKSUM, zip, CSV", .timeLimit(.minutes(1)))
+struct ArchiveFormatTests {
+    let btc = try! Symbol(validating: "BTCUSDT")
+
+    @Test("paths and names as data.binance.vision writes them; 1M is 1mo; the period's time range")
+    func paths() {
+        let monthly = ArchiveFile(market: .futures, dataset: .klines(.m1), symbol: btc, period: .month(year: 2024, month: 2))
+        #expect(monthly.path == "data/futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-02.zip")
+        #expect(monthly.checksumPath == monthly.path + ".CHECKSUM")
+        #expect(monthly.range == UTCCalendar.parse("2024-02-01")!..<UTCCalendar.parse("2024-03-01")!)
+        let month = ArchiveFile(market: .spot, dataset: .klines(.mo1), symbol: btc, period: .day(year: 2025, month: 1, day: 9))
+        #expect(month.path == "data/spot/daily/klines/BTCUSDT/1mo/BTCUSDT-1mo-2025-01-09.zip")
+        #expect(month.range.count == 86_400_000)
+        let trades = ArchiveFile(market: .futures, dataset: .aggTrades, symbol: btc, period: .day(year: 2024, month: 12, day: 31))
+        #expect(trades.path == "data/futures/um/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-12-31.zip")
+    }
+
+    @Test("SHA-256 (FIPS 180-2 test vectors) and CHECKSUM files with and without a trailing newline")
+    func checksums() throws {
+        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        let bytes = Array("file".utf8)
+        let text = ArchiveChecksum.text(for: bytes, fileName: "X-1m-2024-01.zip")
+        let sum = try ArchiveChecksum(parsing: text, fileName: "X-1m-2024-01.zip")
+        #expect(sum.matches(bytes) && !sum.matches(bytes + [0]))
+        #expect(try ArchiveChecksum(parsing: String(text.dropLast()), fileName: "X-1m-2024-01.zip") == sum)
+        #expect(throws: ArchiveChecksum.Invalid.self) { try ArchiveChecksum(parsing: text, fileName: "Y-1m-2024-01.zip") }
+        #expect(throws: ArchiveChecksum.Invalid.self) { try ArchiveChecksum(parsing: "<html>404</html>", fileName: "X-1m-2024-01.zip") }
+    }
+
+    @Test("a zip of one entry round-trips; damage, truncation and a wrong CRC are refused")
+    func zip() throws {
+        let csv = Array(String(repeating: "1704067200000,42000.1,42001,41999,42000.5,12.5,1704067259999,525000.25,100,6,252000,0\n", count: 500).utf8)
+        let zip = ZipArchive.make(name: "BTCUSDT-1m-2024-01.csv", bytes: csv)
+        #expect(zip.count < csv.count / 10, "DEFLATE compresses repeated rows")
+        let entry = try ZipArchive.firstEntry(of: zip)
+        #expect(entry.name == "BTCUSDT-1m-2024-01.csv" && entry.bytes == csv)
+        #expect((try? ZipArchive.firstEntry(of: Array(zip.prefix(zip.count / 2)))) == nil, "a truncated download is refused")
+        // A byte of the compressed data (after the 30-byte local header and the name) flipped: DEFLATE or CRC-32 fails.
+        var damaged = zip
+        damaged[30 + 22 + 10] ^= 0xFF
+        #expect((try? ZipArchive.firstEntry(of: damaged)) == nil, "a damaged entry is refused")
+        #expect(throws: ZipArchive.Invalid.self) { try ZipArchive.firstEntry(of: Array("not a zip at all, just text".utf8)) }
+    }
+
+    @Test("futures klines with a header, spot without; microseconds become REST's milliseconds; rows sorted and de-duplicated")
+    func klines() throws {
+        let header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n"
+        let row2 = "1704067260000,42000.5,42010,42000,42005.00000000,3.5,1704067319999,147017.5,20,1,42005,0\n"
+        let row1 = "1704067200000,42000.1,42001,41999,42000.5,12.5,1704067259999,525000.25,100,6,252000,0\n"
+        let futures = try ArchiveCSV.klines(Array((header + row2 + row1 + row2).utf8), file: "f.csv")
+        #expect(futures.map(\.openTime) == [1_704_067_200_000, 1_704_067_260_000])
+        #expect(futures[1].close.text == "42005.00000000", "decimal strings kept as written")
+        #expect(futures[0].closeTime == 1_704_067_259_999)
+        let spot = try ArchiveCSV.klines(Array("1735689600000000,94000,94010,93990,94005,1.5,1735689659999999,141007.5,15,0.5,47002.5,0\r\n".utf8), file: "s.csv")
+        #expect(spot[0].openTime == 1_735_689_600_000 && spot[0].closeTime == 1_735_689_659_999)
+        #expect(spot[0].numberOfTrades == 15)
+        // Two different candles at one open time: the file cannot be trusted.
+        let conflicting = row1 + row1.replacingOccurrences(of: ",100,", with: ",101,")
+        #expect(throws: ArchiveCSV.Invalid.self) { try ArchiveCSV.klines(Array(conflicting.utf8), file: "c.csv") }
+        #expect(throws: ArchiveCSV.Invalid.self) { try ArchiveCSV.klines(Array("1704067200000,1,2\n".utf8), file: "short.csv") }
+        #expect(throws: ArchiveCSV.Invalid.self) { try ArchiveCSV.klines(Array(row1.replacingOccurrences(of: "12.5", with: "1e3").utf8), file: "e.csv") }
+    }
+
+    @Test("aggTrades: futures 7 columns with a header, spot 8 without, microsecond times")
+    func aggTrades() throws {
+        let futures = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n"
+            + "11,42000.1,0.5,20,22,1704067200123,true\n10,42000,0.25,18,19,1704067200100,false\n"
+        let f = try ArchiveCSV.aggTrades(Array(futures.utf8), file: "f.csv")
+        #expect(f.map(\.id) == [10, 11] && f[1].isBuyerMaker && !f[0].isBuyerMaker && f[0].time == 1_704_067_200_100)
+        let spot = try ArchiveCSV.aggTrades(Array("5,94000.5,0.01,7,7,1735689600123456,False,True\n".utf8), file: "s.csv")
+        #expect(spot[0].time == 1_735_689_600_123 && spot[0].firstTradeId == 7)
+        #expect(throws: ArchiveCSV.Invalid.self) { try ArchiveCSV.aggTrades(Array("5,1,1,7,7,1,maybe\n".utf8), file: "b.csv") }
+    }
+}
