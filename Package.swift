@@ -70,7 +70,7 @@ let package = Package(
 
         // The Binance simulator.
         .target(name: "BinanceSimulator", dependencies: [
-            "BinanceAPI", "Clocks", .product(name: "FlyingFox", package: "FlyingFox"),
+            "BinanceAPI", "BinanceArchive", "Clocks", .product(name: "FlyingFox", package: "FlyingFox"),
         ], path: "Sources/BinanceSimulator"),
         .executableTarget(name: "binance-sim", dependencies: [
             "BinanceSimulator", "BuildInfo", .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -98,7 +98,7 @@ let package = Package(
         ], path: "Tests/TelemetryTests"),
         .testTarget(name: "IntegrationTests", dependencies: [
             "TestSupport", "Pipeline", "Storage", "BinanceSimulator", "ExtractorCLI", "HTTPTransport", "BinanceAPI", "Clocks",
-            "Telemetry", "OTLPReceiver", "BuildInfo",
+            "Telemetry", "OTLPReceiver", "BuildInfo", "BinanceArchive",
         ], path: "Tests/IntegrationTests"),
     ]
 )

@@ -1,4 +1,5 @@
 import BinanceAPI
+import BinanceArchive
 import Clocks
 import FlyingFox
 import FlyingSocks
@@ -42,6 +43,9 @@ public actor BinanceSimulator {
         public var klinesServed = 0
         public var faultsInjected = 0
         public var fundingRequests = 0
+        /// Requests to the archive tree, and zip downloads among them.
+        public var archiveRequests = 0
+        public var archiveDownloads = 0
         public var aggTradesRequests = 0
         /// Arrival time of the first request of any kind (server clock, ms).
         public var firstRequestAt: Int64?
@@ -67,6 +71,10 @@ public actor BinanceSimulator {
     private var serverTask: Task<Void, any Error>?
     public private(set) var port: UInt16 = 0
     private var pageCache: [String: Data] = [:]
+    /// Archive files built so far, by path (they never change once published).
+    private var archiveCache: [String: [UInt8]] = [:]
+    private var archiveFaults: [String: ArchiveFault] = [:]
+    private var archiveDownloads: [String: Int] = [:]
 
     public init(configuration: Configuration = Configuration(), market: SimulatedMarket? = nil, clock: any WallClock = SystemClock()) {
         self.configuration = configuration
@@ -126,6 +134,13 @@ public actor BinanceSimulator {
 
     public func setOutages(_ outages: [Range<Int64>]) { market.outages = outages }
 
+    /// Faults of archive files, by file name (`BTCUSDT-1m-2024-01.zip`).
+    public func setArchiveFaults(_ faults: [String: ArchiveFault]) {
+        archiveFaults = faults
+        archiveCache = [:]
+        archiveDownloads = [:]
+    }
+
     public func addSymbol(_ symbol: SimulatedSymbol) { market.symbols[symbol.name] = symbol }
 
     public func resetStatistics() { stats = Stats() }
@@ -153,6 +168,7 @@ public actor BinanceSimulator {
         stats.requests += 1
         if stats.firstRequestAt == nil { stats.firstRequestAt = clock.now() }
         let path = request.path
+        if path.hasPrefix("/data/") { return archive(path: path, head: request.method == .HEAD) }
         let market: Market
         if path.hasPrefix("/fapi/") { market = .futures } else if path.hasPrefix("/api/") { market = .spot } else {
             if path == "/sim/stats" {
@@ -295,6 +311,42 @@ public actor BinanceSimulator {
             response.headers[.contentType] = "application/json"
             return finish(response, market: market)
         }
+    }
+
+    /// GET or HEAD of a file of the archive tree (data.binance.vision): the zip, or its CHECKSUM; 404 for what does not
+    /// exist or is not published yet (Binance's own answer then is a 404 from its storage, with an XML body).
+    private func archive(path: String, head: Bool) -> HTTPResponse {
+        stats.archiveRequests += 1
+        let notFound = HTTPResponse(statusCode: .notFound, headers: [.contentType: "application/xml"],
+                                    body: Data("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code></Error>".utf8))
+        guard let (file, isChecksum) = ArchiveTree.file(at: path), ArchiveTree.isPublished(file, now: clock.now()) else { return notFound }
+        let fault = archiveFaults[file.fileName]
+        if fault == .missing { return notFound }
+        let zip: [UInt8]
+        if let cached = archiveCache[file.path] {
+            zip = cached
+        } else {
+            var keep: Int?
+            if case .incomplete(let rows) = fault { keep = rows }
+            guard let csv = ArchiveTree.csv(file, market: market, now: clock.now(), keepRows: keep) else { return notFound }
+            zip = ZipArchive.make(name: String(file.fileName.dropLast(4)) + ".csv", bytes: csv)
+            archiveCache[file.path] = zip
+        }
+        var body = zip
+        if isChecksum {
+            body = Array(ArchiveChecksum.text(for: fault == .wrongChecksum ? zip + [0] : zip, fileName: file.fileName).utf8)
+        } else if !head {
+            archiveDownloads[file.path, default: 0] += 1
+            if case .damaged(let times) = fault, archiveDownloads[file.path, default: 0] <= times, body.count > 64 {
+                body[body.count / 2] ^= 0x5A
+            }
+            stats.archiveDownloads += 1
+        }
+        let type = isChecksum ? "text/plain" : "application/zip"
+        if head {
+            return HTTPResponse(statusCode: .ok, headers: [.contentType: type, .contentLength: "\(body.count)"], body: Data())
+        }
+        return HTTPResponse(statusCode: .ok, headers: [.contentType: type], body: Data(body))
     }
 
     /// A correct answer altered by one lie (see `FaultKind`); errors and empty pages pass unchanged.

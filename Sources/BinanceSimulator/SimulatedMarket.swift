@@ -117,7 +117,9 @@ public struct SimulatedMarket: Sendable {
             firstId = max(0, lastId - Int64(limit) + 1)
         }
         guard firstId <= maxId else { return [] }
-        return (firstId...min(maxId, firstId + Int64(limit) - 1)).map { aggTrade(symbol: symbol, id: $0) }
+        // `limit` may be Int.max (the archive files take a whole day): no overflow.
+        let upper = Int64(limit) > maxId - firstId ? maxId : firstId + Int64(limit) - 1
+        return (firstId...upper).map { aggTrade(symbol: symbol, id: $0) }
     }
 
     /// The candle opening at `openTime`, as Binance would serve it at `now`: nil if it does not exist (before

@@ -44,6 +44,11 @@ struct BinanceSim: AsyncParsableCommand {
     @Option(help: "Exchange outage with no candles: START..END in Unix ms. Repeatable.")
     var outage: [String] = []
 
+    @Option(name: .customLong("archive-fault"), help: """
+        Fault of one archive file (data.binance.vision tree under /data/): NAME=KIND, e.g.         BTCUSDT-1m-2024-01.zip=wrong-checksum; KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS. Repeatable.
+        """)
+    var archiveFaults: [String] = []
+
     @Option(name: .customLong("extra-symbols"), help: "Also list BENCH000USDT ... (N symbols, listed since 2019), for benchmarks.")
     var extraSymbols = 0
 
@@ -83,6 +88,15 @@ struct BinanceSim: AsyncParsableCommand {
             return a..<b
         }
         await simulator.setOutages(outages)
+        var faultsByFile: [String: ArchiveFault] = [:]
+        for text in archiveFaults {
+            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, parts[0].hasSuffix(".zip"), let fault = ArchiveFault(parsing: parts[1]) else {
+                throw ValidationError("--archive-fault '\(text)' is not NAME.zip=KIND with KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS")
+            }
+            faultsByFile[parts[0]] = fault
+        }
+        await simulator.setArchiveFaults(faultsByFile)
         let bound = try await simulator.start()
         // Scripts wait for this line to learn the port.
         FileHandle.standardOutput.write(Data("binance-sim listening on http://\(host):\(bound)\n".utf8))

@@ -1,0 +1,130 @@
+import BinanceAPI
+import BinanceArchive
+
+/// data.binance.vision as binance-sim serves it, from the same deterministic market as its REST endpoints, with the
+/// quirks real files have (binance-public-data's README and issues; see ARCHIVE-QUIRKS):
+/// - `.zip` files of one CSV, each with a `.zip.CHECKSUM` (`<sha256>  NAME.zip`);
+/// - USD-M futures klines files carry a header row for periods from 2022-05 (#246), aggTrades from 2022-08-11
+///   (#177); older files and every spot file have none;
+/// - spot files for periods from 2025-01-01 hold microseconds (#386);
+/// - a daily file appears the day after its day, a monthly one a few days into the next month (#266, #328): before
+///   that, 404.
+public enum ArchiveFault: Sendable, Equatable {
+    /// 404, as for a day Binance never published (#170, #226).
+    case missing
+    /// The CHECKSUM file names a digest that is not the file's (#40, #241).
+    case wrongChecksum
+    /// The first `times` downloads arrive damaged (a transfer error); the CHECKSUM is right.
+    case damaged(times: Int)
+    /// The file holds only its first `rows` rows, and its CHECKSUM matches that (#436, #367).
+    case incomplete(rows: Int)
+
+    /// `missing`, `wrong-checksum`, `damaged[:N]`, `incomplete:ROWS`.
+    public init?(parsing text: String) {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        switch parts.first {
+        case "missing": self = .missing
+        case "wrong-checksum": self = .wrongChecksum
+        case "damaged": self = .damaged(times: parts.count > 1 ? (Int(parts[1]) ?? 1) : 1)
+        case "incomplete":
+            guard parts.count > 1, let rows = Int(parts[1]), rows >= 0 else { return nil }
+            self = .incomplete(rows: rows)
+        default: return nil
+        }
+    }
+}
+
+struct ArchiveTree {
+    /// Daily files are published this long after their day ends, monthly ones this long after their month ends.
+    static let dailyDelay: Int64 = 12 * 3_600_000
+    static let monthlyDelay: Int64 = 3 * 86_400_000
+    static let futuresKlinesHeaderSince = UTCCalendar.parse("2022-05-01") ?? 0
+    static let futuresTradesHeaderSince = UTCCalendar.parse("2022-08-11") ?? 0
+    static let spotMicrosecondsSince = UTCCalendar.parse("2025-01-01") ?? 0
+
+    /// The file a request path names (`/data/futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip[.CHECKSUM]`).
+    static func file(at path: String) -> (file: ArchiveFile, checksum: Bool)? {
+        var parts = path.split(separator: "/").map(String.init)
+        guard parts.first == "data" else { return nil }
+        parts.removeFirst()
+        let market: Market
+        if parts.first == "spot" { market = .spot; parts.removeFirst() } else if parts.count > 2, parts[0] == "futures", parts[1] == "um" {
+            market = .futures
+            parts.removeFirst(2)
+        } else { return nil }
+        guard parts.count >= 4 else { return nil }
+        let monthly = parts[0] == "monthly"
+        guard monthly || parts[0] == "daily" else { return nil }
+        guard let symbol = try? Symbol(validating: parts[2]) else { return nil }
+        var name = parts[parts.count - 1]
+        let checksum = name.hasSuffix(".zip.CHECKSUM")
+        if checksum { name = String(name.dropLast(".CHECKSUM".count)) }
+        guard name.hasSuffix(".zip") else { return nil }
+        let dataset: ArchiveFile.Dataset
+        switch parts[1] {
+        case "klines":
+            guard parts.count == 5, let interval = parts[3] == "1mo" ? KlineInterval.mo1 : KlineInterval(rawValue: parts[3]),
+                  interval != .mo1 || parts[3] == "1mo" else { return nil }
+            dataset = .klines(interval)
+        case "aggTrades":
+            guard parts.count == 4 else { return nil }
+            dataset = .aggTrades
+        default: return nil
+        }
+        // The date at the end of the name: YYYY-MM or YYYY-MM-DD.
+        let stem = name.dropLast(4)
+        let date = stem.split(separator: "-").suffix(monthly ? 2 : 3).compactMap { Int($0) }
+        guard date.count == (monthly ? 2 : 3), (1...12).contains(date[1]), date[0] >= 2017, date[0] <= 9999 else { return nil }
+        if !monthly {
+            // A real day of its month: 2024-02-30 is no file.
+            let start = UTCCalendar.days(year: Int64(date[0]), month: Int64(date[1]), day: 1) * 86_400_000
+            let days = (UTCCalendar.startOfNextMonth(after: start) - start) / 86_400_000
+            guard date[2] >= 1, Int64(date[2]) <= days else { return nil }
+        }
+        let file = ArchiveFile(market: market, dataset: dataset, symbol: symbol,
+                               period: monthly ? .month(year: date[0], month: date[1]) : .day(year: date[0], month: date[1], day: date[2]))
+        // Only the canonical name is a file (no `BTCUSDT-1m-2024-1.zip`).
+        guard file.fileName == name else { return nil }
+        return (file, checksum)
+    }
+
+    /// Whether Binance would have published the file by `now`.
+    static func isPublished(_ file: ArchiveFile, now: Int64) -> Bool {
+        switch file.period {
+        case .month: return now >= file.range.upperBound + monthlyDelay
+        case .day: return now >= file.range.upperBound + dailyDelay
+        }
+    }
+
+    /// The CSV rows of a file, as Binance writes them.
+    static func csv(_ file: ArchiveFile, market: SimulatedMarket, now: Int64, keepRows: Int? = nil) -> [UInt8]? {
+        guard let symbol = market.symbols[file.symbol.name] else { return nil }
+        let range = file.range
+        let micro = file.market == .spot && range.lowerBound >= spotMicrosecondsSince
+        func time(_ ms: Int64, close: Bool) -> String { micro ? "\(ms * 1000 + (close ? 999 : 0))" : "\(ms)" }
+        var lines: [String] = []
+        var header = false
+        switch file.dataset {
+        case .klines(let interval):
+            if file.market == .futures && range.lowerBound >= futuresKlinesHeaderSince {
+                header = true
+                lines.append("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore")
+            }
+            for k in market.klines(symbol: symbol, interval: interval, start: range.lowerBound, end: range.upperBound - 1, limit: .max, now: now) {
+                lines.append("\(time(k.openTime, close: false)),\(k.open),\(k.high),\(k.low),\(k.close),\(k.volume),\(time(k.closeTime, close: true)),"
+                             + "\(k.quoteAssetVolume),\(k.numberOfTrades),\(k.takerBuyBaseAssetVolume),\(k.takerBuyQuoteAssetVolume),0")
+            }
+        case .aggTrades:
+            if file.market == .futures && range.lowerBound >= futuresTradesHeaderSince {
+                header = true
+                lines.append("agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker")
+            }
+            for t in market.aggTrades(symbol: symbol, fromId: nil, start: range.lowerBound, end: range.upperBound - 1, limit: .max, now: now) {
+                let base = "\(t.id),\(t.price),\(t.quantity),\(t.firstTradeId),\(t.lastTradeId),\(time(t.time, close: false))"
+                lines.append(file.market == .futures ? base + ",\(t.isBuyerMaker)" : base + ",\(t.isBuyerMaker ? "True" : "False"),True")
+            }
+        }
+        if let keepRows { lines = Array(lines.prefix(keepRows + (header ? 1 : 0))) }
+        return Array((lines.joined(separator: "\n") + "\n").utf8)
+    }
+}
