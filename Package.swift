@@ -53,7 +53,7 @@ let package = Package(
         ], path: "Sources/Telemetry"),
         // Actors and supervisor joining protocol and storage.
         .target(name: "Pipeline", dependencies: [
-            "BinanceAPI", "HTTPTransport", "Storage", "Telemetry", "Clocks",
+            "BinanceAPI", "BinanceArchive", "HTTPTransport", "Storage", "Telemetry", "Clocks",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Tracing", package: "swift-distributed-tracing"),

@@ -34,9 +34,15 @@ for _ in $(seq 1 50); do grep -q "listening on" "$recv_log" && break; sleep 0.1;
 export OTEL_EXPORTER_OTLP_ENDPOINT=$(sed -n 's/.*listening on //p' "$recv_log")
 echo "OTLP receiver at $OTEL_EXPORTER_OTLP_ENDPOINT"
 export BINANCE_FUTURES_API_URL="$api" BINANCE_API_URL="$api" DEFAULT_SYMBOLS="BTCUSDT,ETHUSDT,PEPEUSDT" LOG_LEVEL=warning
+# binance-sim serves the public archives (data.binance.vision's tree) too.
+export BINANCE_ARCHIVE_URL="$api"
 
 say "First run: futures 15m and 1h, last 24 hours (LOOKBACK_HOURS), tables created on the way"
 "$BIN/binance-extractor" klines --timeframes 15m,1h --summary table
+
+say "Backfill of 1h candles for two months: whole closed months and days from the archive files, the rest from REST"
+"$BIN/binance-extractor" klines --timeframes 1h --symbols BTCUSDT --start "$(date -u -d '2 months ago' +%Y-%m-01)" --summary json \
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); [print(f"  {u[\"symbol\"]} {u[\"timeframe\"]}: {u[\"written\"]} candles, {u.get(\"from_archive\", 0)} from {u.get(\"archive_files\", 0)} archive files, {u.get(\"from_rest\", u[\"fetched\"])} from REST") for u in d["units"]]'
 
 say "Spot, dry run (fetches and validates, writes nothing)"
 "$BIN/binance-extractor" klines --market spot --timeframes 1h --symbols BTCUSDT,ETHUSDT --dry-run --summary table

@@ -121,6 +121,14 @@ struct KlinesCommand: ParsableCommand {
     @Option(name: .customLong("page-limit"), help: "Klines per request. Default: the size buying the most klines per weight (futures 499, spot 1000).")
     var pageLimit: Int?
 
+    @Option(name: .customLong("source"), help: """
+        Where history comes from: auto (whole closed months and days from Binance's public archives, the rest from         REST), rest, or archive (files only). Env: BINANCE_KLINES_SOURCE. Default: auto.
+        """)
+    var source: String?
+
+    @Option(name: .customLong("archive-url"), help: "Base URL of the archives. Env: BINANCE_ARCHIVE_URL. Default: https://data.binance.vision.")
+    var archiveURL: String?
+
     @OptionGroup var common: CommonOptions
 }
 

@@ -45,6 +45,8 @@ public struct KlinesConfiguration: Sendable {
     public var intervals: [KlineInterval]
     public var planner: RangePlanner
     public var pageLimit: Int?
+    public var source: KlinesSourceMode = .auto
+    public var archiveURL = "https://data.binance.vision"
 }
 
 enum Resolve {
@@ -238,6 +240,15 @@ enum Resolve {
         var planner = RangePlanner(lookbackMilliseconds: Int64(lookback) * 3_600_000,
                                    maxCatchUpMilliseconds: Int64(catchUp) * 86_400_000, explicitStart: start, explicitEnd: end)
         planner.fromListing = command.fromListing
-        return KlinesConfiguration(common: common, intervals: intervals, planner: planner, pageLimit: command.pageLimit)
+        var config = KlinesConfiguration(common: common, intervals: intervals, planner: planner, pageLimit: command.pageLimit)
+        let sourceText = command.source ?? env["BINANCE_KLINES_SOURCE"].flatMap { $0.isEmpty ? nil : $0 } ?? "auto"
+        guard let source = KlinesSourceMode(rawValue: sourceText.lowercased()) else {
+            throw ConfigurationError("invalid source '\(sourceText)' (--source or BINANCE_KLINES_SOURCE): use auto, rest or archive")
+        }
+        config.source = source
+        if let text = command.archiveURL ?? env["BINANCE_ARCHIVE_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            config.archiveURL = try url(text, source: command.archiveURL != nil ? "--archive-url" : "BINANCE_ARCHIVE_URL")
+        }
+        return config
     }
 }

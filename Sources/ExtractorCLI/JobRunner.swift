@@ -19,6 +19,8 @@ struct JobResources: Sendable {
     /// Tables that exist (a dry run treats missing ones as empty).
     let existingTables: Set<String>
     let dryRun: Bool
+    /// The HTTP client the run's Binance requests go through (archive downloads too).
+    var http: (any HTTPClient)?
     /// The checked shapes of the existing kline tables the run writes, and of `funding_rates`.
     var klineChecks: [String: KlineTableCheck] = [:]
     var fundingCheck = FundingTableCheck()
@@ -172,6 +174,7 @@ struct JobRunner {
         var resources = JobResources(pool: pool, client: client, clock: context.clock, logger: make("extractor"), progress: progress,
                                      existingTables: existing, dryRun: config.dryRun)
         resources.klineChecks = klineChecks
+        resources.http = http
         resources.fundingCheck = fundingCheck
         let jobPlan: JobPlan
         do {
@@ -227,13 +230,20 @@ extension ExtractorCLI {
         span.attributes["binance.timeframes"] = config.intervals.map(\.rawValue).joined(separator: ",")
         let common = config.common
         let units = config.intervals.flatMap { interval in common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, interval: interval) } }
-        let settings = SymbolExtractor.Settings(planner: config.planner, pageLimit: config.pageLimit, batchSize: common.batchSize)
+        let settings = SymbolExtractor.Settings(planner: config.planner, pageLimit: config.pageLimit, batchSize: common.batchSize,
+                                                sourceMode: config.source)
+        let archiveURL = config.archiveURL
         return await JobRunner(command: "klines", config: common, context: context, span: span).run(
             // The confirmed-gaps table: a silence the run crosses is recorded there.
             klineTables: config.intervals.map { KlineTable(market: common.market, interval: $0) }, otherTables: [ConfirmedGapTable.definition],
             describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "units": "\(units.count)"]
         ) { resources in
             let store = resources.klineStore
+            var withArchive = settings
+            if settings.sourceMode != .rest, let http = resources.http {
+                withArchive.archive = ArchiveClient(baseURL: archiveURL, http: http, clock: resources.clock, logger: resources.logger)
+            }
+            let settings = withArchive
             return .run(units: units) { unit, attempt in
                 try await SymbolExtractor(unit: unit, source: resources.client, store: store, clock: resources.clock, settings: settings,
                                           progress: resources.progress, logger: resources.logger).run(attempt)

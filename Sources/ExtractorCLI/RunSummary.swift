@@ -42,6 +42,12 @@ struct RunSummary {
                 fields.append("\"caught_up\":\(r.outcome.caughtUp ?? !plan.capped)")
             }
             if r.outcome.caughtUp != nil { fields.append("\"stalled\":\(r.outcome.stalled)") }
+            if r.outcome.archiveFiles > 0 || r.outcome.archiveLacked > 0 {
+                fields.append("\"from_archive\":\(r.outcome.fromArchive)")
+                fields.append("\"from_rest\":\(r.outcome.fetched - r.outcome.fromArchive)")
+                fields.append("\"archive_files\":\(r.outcome.archiveFiles)")
+                if r.outcome.archiveLacked > 0 { fields.append("\"archive_lacked\":\(r.outcome.archiveLacked)") }
+            }
             if case .failed(let message) = r.status { fields.append("\"error\":\(q(message))") }
             return "{" + fields.joined(separator: ",") + "}"
         }

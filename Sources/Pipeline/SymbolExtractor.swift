@@ -14,11 +14,17 @@ public actor SymbolExtractor {
         /// Klines per request; nil picks the size that buys the most klines per unit of weight.
         public var pageLimit: Int?
         public var batchSize: Int
+        /// `--source`: REST only, or the archives for whole closed months and days (see `ArchivePlanner`).
+        public var sourceMode: KlinesSourceMode
+        public var archive: (any KlineArchive)?
 
-        public init(planner: RangePlanner = RangePlanner(), pageLimit: Int? = nil, batchSize: Int = 2000) {
+        public init(planner: RangePlanner = RangePlanner(), pageLimit: Int? = nil, batchSize: Int = 2000,
+                    sourceMode: KlinesSourceMode = .rest, archive: (any KlineArchive)? = nil) {
             self.planner = planner
             self.pageLimit = pageLimit
             self.batchSize = batchSize
+            self.sourceMode = sourceMode
+            self.archive = archive
         }
     }
 
@@ -42,6 +48,11 @@ public actor SymbolExtractor {
         public var caughtUp: Bool?
         /// The newest open time stored before the run (nil: nothing was), to tell whether the run moved the unit.
         public var storedBefore: Int64?
+        /// Klines that came from archive files (the rest of `fetched` came from REST), and files read.
+        public var fromArchive = 0
+        public var archiveFiles = 0
+        /// `--source archive`: candles of the range no file held (not fetched from REST).
+        public var archiveLacked: Int64 = 0
         /// The run was cancelled; what was fetched was written.
         public var interrupted = false
 
@@ -65,6 +76,9 @@ public actor SymbolExtractor {
             resumeAfter = [resumeAfter, other.resumeAfter].compactMap { $0 }.max()
             skippedOpenCandle = skippedOpenCandle || other.skippedOpenCandle
             caughtUp = other.caughtUp ?? caughtUp
+            fromArchive += other.fromArchive
+            archiveFiles += other.archiveFiles
+            archiveLacked += other.archiveLacked
             storedBefore = storedBefore ?? other.storedBefore
             interrupted = other.interrupted
         }
@@ -129,7 +143,12 @@ public actor SymbolExtractor {
         var failure: (any Error)?
         var outages: [KlineHole] = []
         do {
-            try await fetch(plan: plan, limit: limit, after: attempt.resumeAfter, into: writer, outcome: &outcome, outages: &outages)
+            if settings.sourceMode != .rest, let archive = settings.archive, plan.origin != .listing {
+                try await fetchWithArchives(archive, plan: plan, limit: limit, after: attempt.resumeAfter, into: writer,
+                                            outcome: &outcome, outages: &outages)
+            } else {
+                try await fetch(plan: plan, limit: limit, after: attempt.resumeAfter, into: writer, outcome: &outcome, outages: &outages)
+            }
         } catch {
             failure = error
         }
@@ -152,6 +171,81 @@ public actor SymbolExtractor {
         logger.info("Binance has no candles between stored ones (an outage or a halt); recorded as confirmed", metadata: [
             "unit": "\(unit)", "outages": "\(confirmed.map(\.description))",
         ])
+    }
+
+    /// `--source auto|archive`: the range's whole closed months and days from files (a month without its monthly
+    /// file from its daily files), the rest from REST; after each file, what it lacked (an incomplete file, binance-
+    /// public-data #436) from REST too, so a file never leaves a hole. With `archive`, nothing comes from REST: what
+    /// the files lacked is counted and reported.
+    private func fetchWithArchives(_ archive: any KlineArchive, plan: FetchPlan, limit: Int, after written: Int64?,
+                                   into writer: BatchWriter<Kline>, outcome: inout Outcome, outages: inout [KlineHole]) async throws {
+        let segments = ArchivePlanner.segments(market: unit.market, symbol: unit.symbol, interval: interval,
+                                               start: plan.start, end: plan.end, now: clock.now())
+        guard segments.contains(where: { if case .file = $0 { true } else { false } }) else {
+            return try await fetch(plan: plan, limit: limit, after: written, into: writer, outcome: &outcome, outages: &outages)
+        }
+        let step = interval.fixedMilliseconds ?? interval.nominalMilliseconds
+        // One REST range `[start, end]` (open times), or its count in archive-only mode.
+        func rest(_ start: Int64, _ end: Int64, outcome: inout Outcome) async throws {
+            let from = max(start, plan.start), to = min(end, plan.end)
+            guard to >= from else { return }
+            if settings.sourceMode == .archive {
+                outcome.archiveLacked += (to - from) / step + 1
+                return
+            }
+            var sub = plan
+            (sub.start, sub.end, sub.candleBudget) = (from, to, nil)
+            try await fetch(plan: sub, limit: limit, after: nil, into: writer, outcome: &outcome, outages: &outages)
+        }
+        var queue = segments[...]
+        var pending: [ArchiveSegment] = []
+        while let segment = pending.isEmpty ? queue.popFirst() : pending.removeFirst() {
+            try Task.checkCancellation()
+            switch segment {
+            case .rest(let start, let end):
+                try await rest(start, end, outcome: &outcome)
+            case .file(let file):
+                let last = file.range.upperBound - step
+                switch await archive.read(file, interval: interval) {
+                case .rows(let rows):
+                    outcome.archiveFiles += 1
+                    let wanted = rows.filter { $0.openTime >= plan.start && $0.openTime <= plan.end }
+                    if !wanted.isEmpty {
+                        outcome.fetched += wanted.count
+                        outcome.fromArchive += wanted.count
+                        RunMetrics.current?.add("binance_extractor.klines.fetched", Double(wanted.count), unit: "{kline}",
+                                                description: "Closed, checked klines fetched from Binance.",
+                                                attributes: ["market": unit.market.rawValue, "interval": interval.rawValue, "source": "archive"])
+                        try await writer.append(wanted)
+                        progress?.advanced(unit, candles: wanted.count)
+                    }
+                    // What the file lacks, from REST: the runs of open times with no row.
+                    var expected = max(file.range.lowerBound, plan.start)
+                    for row in wanted {
+                        if row.openTime > expected { try await rest(expected, row.openTime - step, outcome: &outcome) }
+                        expected = row.openTime + step
+                    }
+                    if expected <= min(last, plan.end) { try await rest(expected, last, outcome: &outcome) }
+                case .absent:
+                    if case .month = file.period {
+                        // Monthly files appear some days into the next month: its daily files may be there.
+                        pending = ArchivePlanner.days(of: file).map { .file($0) } + pending
+                    } else {
+                        try await rest(file.range.lowerBound, last, outcome: &outcome)
+                    }
+                case .unreachable:
+                    try await rest(file.range.lowerBound, last, outcome: &outcome)
+                case .refused(let reason):
+                    logger.warning("archive file not used; its period comes from REST", metadata: ["unit": "\(unit)", "reason": "\(reason)"])
+                    try await rest(file.range.lowerBound, last, outcome: &outcome)
+                }
+            }
+        }
+        if outcome.archiveLacked > 0 {
+            logger.warning("--source archive: the files lacked candles of the range; run with --source auto to fetch them from REST",
+                           metadata: ["unit": "\(unit)", "candles": "\(outcome.archiveLacked)"])
+        }
+        outcome.caughtUp = true
     }
 
     private func fetch(plan: FetchPlan, limit: Int, after written: Int64?, into writer: BatchWriter<Kline>,

@@ -11,7 +11,7 @@ import Testing
 struct DatabaseTests {
     static func cli(_ args: [String]) async -> (Int32, String, String) {
         let out = LineSink(), err = LineSink()
-        let status = await ExtractorCLI.run(arguments: args, environment: ["OTEL_SDK_DISABLED": "true"],
+        let status = await ExtractorCLI.run(arguments: args, environment: ["OTEL_SDK_DISABLED": "true", "BINANCE_KLINES_SOURCE": "rest"],
                                             context: RunContext(output: out, errors: err))
         return (status, out.text, err.text)
     }

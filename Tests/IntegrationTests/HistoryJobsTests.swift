@@ -19,7 +19,7 @@ struct HistoryJobsTests {
     static func cli(_ args: [String], sim: SimulatorFixture, db: TestDatabase, clock: any WallClock) async -> E2E.Run {
         let out = LineSink(), err = LineSink()
         let status = await ExtractorCLI.run(arguments: args + ["--api-url", sim.baseURL, "--mysql-uri", db.uriText],
-                                            environment: ["OTEL_SDK_DISABLED": "true"],
+                                            environment: ["OTEL_SDK_DISABLED": "true", "BINANCE_KLINES_SOURCE": "rest"],
                                             context: RunContext(clock: clock, output: out, errors: err))
         return E2E.Run(status: status, output: out.text, errors: err.text)
     }

@@ -94,6 +94,7 @@ struct InputSafetyTests {
                              "--symbols", "BTCUSDT,ETHUSDT", "--start", "2024-01-01", "--end", "2024-01-03", "--log-level", "debug"]
         var env = ProcessInfo.processInfo.environment
         env["OTEL_SDK_DISABLED"] = "true"
+        env["BINANCE_KLINES_SOURCE"] = env["BINANCE_KLINES_SOURCE"] ?? "rest"  // REST behaviour; archive tests ask for auto
         process.environment = env
         // Both pipes' read ends are closed before the child writes a byte (`| head -0`).
         let out = Pipe(), err = Pipe()

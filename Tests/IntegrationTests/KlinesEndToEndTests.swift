@@ -36,7 +36,7 @@ struct KlinesEndToEndTests {
         let out = LineSink(), err = LineSink()
         var arguments = ["klines", "--api-url", api] + args
         if let uri { arguments += ["--mysql-uri", uri] }
-        let status = await ExtractorCLI.run(arguments: arguments, environment: ["OTEL_SDK_DISABLED": "true"],
+        let status = await ExtractorCLI.run(arguments: arguments, environment: ["OTEL_SDK_DISABLED": "true", "BINANCE_KLINES_SOURCE": "rest"],
                                             context: RunContext(clock: clock, output: out, errors: err,
                                                                 onShutdownDeadline: onShutdownDeadline))
         return Run(status: status, output: out.text, errors: err.text)

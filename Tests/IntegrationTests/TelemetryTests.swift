@@ -22,7 +22,8 @@ struct TelemetryTests {
         let out = LineSink(), err = LineSink()
         let started = Date()
         let status = await ExtractorCLI.run(arguments: ["klines", "--api-url", sim.baseURL, "--mysql-uri", db.uriText] + args,
-                                            environment: env, context: RunContext(clock: clock, output: out, errors: err))
+                                            environment: env.merging(["BINANCE_KLINES_SOURCE": "rest"]) { given, _ in given },
+                                            context: RunContext(clock: clock, output: out, errors: err))
         return Run(status: status, output: out.text, errors: err.text, seconds: Date().timeIntervalSince(started))
     }
 
@@ -242,7 +243,7 @@ struct TelemetryTests {
                            env: ["OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_EXPORTER": "none"], sim: sim, db: db, clock: clock)
         #expect(await receiver.requests.filter { $0.path == "/v1/traces" }.isEmpty)
         _ = await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT"],
-                           env: ["OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SDK_DISABLED": "true"], sim: sim, db: db, clock: clock)
+                           env: ["OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SDK_DISABLED": "true", "BINANCE_KLINES_SOURCE": "rest"], sim: sim, db: db, clock: clock)
         #expect(await receiver.requests.filter { $0.path == "/v1/traces" }.isEmpty)
         #expect(await receiver.requests.filter { $0.path == "/v1/metrics" }.count == 1)
     }

@@ -10,6 +10,7 @@ struct ConfigurationTests {
         let out = LineSink(), err = LineSink()
         var env = env
         env["OTEL_SDK_DISABLED"] = "true"
+        env["BINANCE_KLINES_SOURCE"] = env["BINANCE_KLINES_SOURCE"] ?? "rest"  // REST behaviour; archive tests ask for auto
         let status = await ExtractorCLI.run(arguments: args, environment: env, context: RunContext(output: out, errors: err))
         return (status, out.text, err.text)
     }
@@ -107,6 +108,7 @@ struct CrashingInputTests {
         let out = LineSink(), err = LineSink()
         var env = env
         env["OTEL_SDK_DISABLED"] = "true"
+        env["BINANCE_KLINES_SOURCE"] = env["BINANCE_KLINES_SOURCE"] ?? "rest"  // REST behaviour; archive tests ask for auto
         let status = await ExtractorCLI.run(arguments: args, environment: env, context: RunContext(output: out, errors: err))
         return (status, err.text)
     }

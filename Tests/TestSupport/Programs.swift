@@ -32,6 +32,7 @@ public enum Programs {
             process.arguments = arguments
             var env = ProcessInfo.processInfo.environment
             env["OTEL_SDK_DISABLED"] = "true"  // unless a test asks for telemetry
+            env["BINANCE_KLINES_SOURCE"] = env["BINANCE_KLINES_SOURCE"] ?? "rest"  // REST behaviour; archive tests ask for auto
             env.merge(environment) { _, new in new }
             process.environment = env
             process.standardOutput = stdout

@@ -178,7 +178,7 @@ do {
     let sim = try Simulator(["--extra-symbols", "20", "--cache-pages", "--weight-limit", "100000000"])
     defer { sim.stop() }
     let symbols = (0..<20).map { "BENCH" + String(format: "%03d", $0) + "USDT" }.joined(separator: ",")
-    let args = ["klines", "--timeframes", "1m", "--symbols", symbols, "--start", "2024-01-01", "--end", day(start2024 + days * 86_400_000),
+    let args = ["klines", "--source", "rest", "--timeframes", "1m", "--symbols", symbols, "--start", "2024-01-01", "--end", day(start2024 + days * 86_400_000),
                 "--api-url", sim.url, "--max-workers", "4", "--summary", "json"]
     _ = try measure(extractor, args + ["--dry-run"])  // warms the simulator's page cache: it must not be the bottleneck
     let uri = try await database("bench_backfill")
@@ -219,7 +219,7 @@ do {
     defer { sim.stop() }
     let symbols = (0..<20).map { "BENCH" + String(format: "%03d", $0) + "USDT" }.joined(separator: ",")
     // More demand than three windows can serve; the run is stopped after them.
-    let args = ["klines", "--timeframes", "1m", "--symbols", symbols, "--start", "2022-01-01", "--end", "2024-01-01", "--api-url", sim.url,
+    let args = ["klines", "--source", "rest", "--timeframes", "1m", "--symbols", symbols, "--start", "2022-01-01", "--end", "2024-01-01", "--api-url", sim.url,
                 "--max-workers", "4", "--dry-run", "--shutdown-timeout", "5"]
     let process = Process()
     process.executableURL = URL(fileURLWithPath: extractor)
@@ -247,7 +247,7 @@ do {
     let sim = try Simulator(["--extra-symbols", "1", "--cache-pages", "--weight-limit", "100000000"])
     defer { sim.stop() }
     let end = quick ? "2023-04-01" : "2024-01-01"
-    let args = ["klines", "--timeframes", "1m", "--symbols", "BENCH000USDT", "--start", "2023-01-01", "--end", end, "--api-url", sim.url]
+    let args = ["klines", "--source", "rest", "--timeframes", "1m", "--symbols", "BENCH000USDT", "--start", "2023-01-01", "--end", end, "--api-url", sim.url]
     _ = try measure(extractor, args + ["--dry-run"])
     let uri = try await database("bench_memory")
     let run = try measure(extractor, args + ["--mysql-uri", uriText(uri), "--summary", "json"])
@@ -302,7 +302,7 @@ do {
     defer { sim.stop() }
     let symbols = (0..<symbolCount).map { "BENCH" + String(format: "%03d", $0) + "USDT" }.joined(separator: ",")
     let uri = try await database("bench_real_budget")
-    let args = ["klines", "--timeframes", "1m", "--symbols", symbols, "--start", "2024-01-01", "--end", "2024-01-31",
+    let args = ["klines", "--source", "rest", "--timeframes", "1m", "--symbols", symbols, "--start", "2024-01-01", "--end", "2024-01-31",
                 "--api-url", sim.url, "--mysql-uri", uriText(uri), "--summary", "json"]
     let run = try measure(extractor, args)
     let s = summary(run.stdout)

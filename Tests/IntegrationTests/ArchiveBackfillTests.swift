@@ -1,0 +1,150 @@
+import BinanceAPI
+import BinanceArchive
+import BinanceSimulator
+import Clocks
+import ExtractorCLI
+import Foundation
+import Pipeline
+import Storage
+import Telemetry
+import TestSupport
+import Testing
+
+/// `klines --source auto|archive|rest` against binance-sim's REST endpoints and archive tree, into a real MariaDB:
+/// rows from files are the rows REST would have stored, and a file that is missing, wrong or incomplete never
+/// leaves a hole.
+@Suite("klines from the archives", .serialized, .timeLimit(.minutes(3)))
+struct ArchiveBackfillTests {
+    typealias E2E = KlinesEndToEndTests
+    static let now = E2E.now  // 2024-03-01T12:05:30Z: January's monthly file is out, February's not yet
+
+    static func run(_ args: [String], source: String, sim: SimulatorFixture, db: TestDatabase, clock: ManualClock) async throws -> E2E.Run {
+        try await clock.drive(step: 100) {
+            let out = LineSink(), err = LineSink()
+            let status = await ExtractorCLI.run(
+                arguments: ["klines", "--api-url", sim.baseURL, "--mysql-uri", db.uriText, "--source", source] + args,
+                environment: ["OTEL_SDK_DISABLED": "true", "BINANCE_ARCHIVE_URL": sim.baseURL],
+                context: RunContext(clock: clock, output: out, errors: err))
+            return E2E.Run(status: status, output: out.text, errors: err.text)
+        }
+    }
+
+    static func units(_ run: E2E.Run) -> [[String: Any]] { NeverStuckTests.units(run) }
+
+    @Test("auto: January from its monthly file, February's days from daily files (its monthly file is not out yet), today from REST; exact")
+    func autoExact() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let run = try await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT,ETHUSDT", "--start", "2024-01-01"], source: "auto",
+                                     sim: sim, db: db, clock: clock)
+        #expect(run.status == 0, "\(run.errors)")
+        for symbol in ["BTCUSDT", "ETHUSDT"] {
+            try await E2E.expectExact(db, sim, table: KlineTable(market: .futures, interval: .h1), symbol: symbol,
+                                      from: UTCCalendar.parse("2024-01-01")!, through: Self.now)
+        }
+        let unit = try #require(Self.units(run).first)
+        // 1 monthly file + 29 daily files; today's 12 closed hours from REST.
+        #expect(unit["archive_files"] as? Int == 30, "\(unit)")
+        #expect(unit["from_archive"] as? Int == (31 + 29) * 24 && unit["from_rest"] as? Int == 12, "\(unit)")
+        let stats = await sim.simulator.statistics
+        #expect(stats.klinesRequests == 2, "one REST page per symbol, for today")
+        #expect(stats.archiveDownloads == 2 * 30)
+    }
+
+    @Test("a wrong CHECKSUM, a missing day and an incomplete file: REST fills each, the data ends exact")
+    func faultsFilledFromREST() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        await sim.simulator.setArchiveFaults([
+            "BTCUSDT-15m-2024-02-03.zip": .wrongChecksum, "BTCUSDT-15m-2024-02-05.zip": .missing,
+            "BTCUSDT-15m-2024-02-07.zip": .incomplete(rows: 40), "BTCUSDT-15m-2024-02-09.zip": .damaged(times: 1),
+        ])
+        let run = try await Self.run(["--timeframes", "15m", "--symbols", "BTCUSDT", "--start", "2024-02-01", "--end", "2024-02-11"],
+                                     source: "auto", sim: sim, db: db, clock: clock)
+        #expect(run.status == 0, "\(run.errors)")
+        try await E2E.expectExact(db, sim, table: KlineTable(market: .futures, interval: .m15), symbol: "BTCUSDT",
+                                  from: UTCCalendar.parse("2024-02-01")!, through: UTCCalendar.parse("2024-02-11")! - 1)
+        #expect(run.errors.contains("BTCUSDT-15m-2024-02-03.zip does not match its CHECKSUM, twice"), "\(run.errors)")
+        let unit = try #require(Self.units(run).first)
+        // Days 3 and 5 (96 each) and the 56 candles day 7's file lacked came from REST; day 9's second download was whole.
+        #expect(unit["from_rest"] as? Int == 96 + 96 + 56, "\(unit)")
+        #expect(unit["from_archive"] as? Int == 10 * 96 - (96 + 96 + 56), "\(unit)")
+    }
+
+    @Test("archive only: what the files lack is reported, not fetched; rest: no file is read")
+    func archiveOnlyAndRestOnly() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        await sim.simulator.setArchiveFaults(["BTCUSDT-1h-2024-02-02.zip": .missing])
+        let only = try await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT", "--start", "2024-02-01", "--end", "2024-02-04"],
+                                      source: "archive", sim: sim, db: db, clock: clock)
+        #expect(only.status == 0, "\(only.errors)")
+        #expect(await sim.simulator.statistics.klinesRequests == 0)
+        #expect(Self.units(only).first?["archive_lacked"] as? Int == 24)
+        #expect(only.errors.contains("the files lacked candles of the range"))
+        #expect(try await db.count("klines_h1") == 48)
+
+        await sim.simulator.resetStatistics()
+        let rest = try await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT", "--start", "2024-02-01", "--end", "2024-02-04"],
+                                      source: "rest", sim: sim, db: db, clock: clock)
+        #expect(rest.status == 0)
+        let stats = await sim.simulator.statistics
+        #expect(stats.archiveRequests == 0 && stats.klinesRequests == 1)
+        #expect(try await db.count("klines_h1") == 72)
+    }
+
+    @Test("an incremental run that needs only the last minutes never touches the archives")
+    func incrementalNoArchive() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        _ = try await Self.run(["--timeframes", "15m", "--symbols", "BTCUSDT"], source: "auto", sim: sim, db: db, clock: clock)
+        clock.advance(by: 30 * 60_000)
+        await sim.simulator.resetStatistics()
+        let again = try await Self.run(["--timeframes", "15m", "--symbols", "BTCUSDT"], source: "auto", sim: sim, db: db, clock: clock)
+        #expect(again.status == 0)
+        #expect(await sim.simulator.statistics.archiveRequests == 0)
+    }
+
+    @Test("an unreachable archive host: one warning, everything from REST, exact")
+    func unreachableArchive() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let port = try LoopbackPort.closed()
+        let out = LineSink(), err = LineSink()
+        let status = try await clock.drive(step: 100) {
+            await ExtractorCLI.run(arguments: ["klines", "--api-url", sim.baseURL, "--mysql-uri", db.uriText, "--timeframes", "1h",
+                                               "--symbols", "BTCUSDT", "--start", "2024-02-01", "--end", "2024-02-10"],
+                                   environment: ["OTEL_SDK_DISABLED": "true", "BINANCE_ARCHIVE_URL": "http://127.0.0.1:\(port)"],
+                                   context: RunContext(clock: clock, output: out, errors: err))
+        }
+        #expect(status == 0, "\(err.text)")
+        #expect(err.text.components(separatedBy: "the archive host cannot be reached").count == 2, "one warning")
+        try await E2E.expectExact(db, sim, table: KlineTable(market: .futures, interval: .h1), symbol: "BTCUSDT",
+                                  from: UTCCalendar.parse("2024-02-01")!, through: UTCCalendar.parse("2024-02-10")! - 1)
+    }
+
+    @Test("planning: whole closed months, then whole closed days, the rest REST; long candles REST only")
+    func planning() throws {
+        let btc = try Symbol(validating: "BTCUSDT")
+        let start = UTCCalendar.parse("2023-12-15T06:00")!, end = Self.now
+        let segments = ArchivePlanner.segments(market: .futures, symbol: btc, interval: .m1, start: start, end: end, now: Self.now)
+        guard case .rest(let s0, let e0) = segments.first else { Issue.record("\(segments)"); return }
+        #expect(s0 == start && e0 == UTCCalendar.parse("2023-12-16")! - 60_000)
+        let files = segments.compactMap { if case .file(let f) = $0 { f.fileName } else { nil } }
+        #expect(files.first == "BTCUSDT-1m-2023-12-16.zip" && files.contains("BTCUSDT-1m-2024-01.zip") && files.contains("BTCUSDT-1m-2024-02.zip"))
+        #expect(files.count == 16 + 1 + 1, "16 days of December, January and February as months")
+        guard case .rest(let s1, let e1) = segments.last else { Issue.record("\(segments)"); return }
+        #expect(s1 == UTCCalendar.parse("2024-03-01")! && e1 == end)
+        #expect(ArchivePlanner.segments(market: .futures, symbol: btc, interval: .w1, start: start, end: end, now: Self.now) == [.rest(start: start, end: end)])
+    }
+}
