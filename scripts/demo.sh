@@ -42,7 +42,7 @@ say "First run: futures 15m and 1h, last 24 hours (LOOKBACK_HOURS), tables creat
 
 say "Backfill of 1h candles for two months: whole closed months and days from the archive files, the rest from REST"
 "$BIN/binance-extractor" klines --timeframes 1h --symbols BTCUSDT --start "$(date -u -d '2 months ago' +%Y-%m-01)" --summary json \
-  | python3 -c 'import json,sys; d=json.load(sys.stdin); [print(f"  {u[\"symbol\"]} {u[\"timeframe\"]}: {u[\"written\"]} candles, {u.get(\"from_archive\", 0)} from {u.get(\"archive_files\", 0)} archive files, {u.get(\"from_rest\", u[\"fetched\"])} from REST") for u in d["units"]]'
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); [print("  %s %s: %d candles, %d from %d archive files, %d from REST" % (u["symbol"], u["timeframe"], u["written"], u.get("from_archive", 0), u.get("archive_files", 0), u.get("from_rest", u["fetched"]))) for u in d["units"]]'
 
 say "Spot, dry run (fetches and validates, writes nothing)"
 "$BIN/binance-extractor" klines --market spot --timeframes 1h --symbols BTCUSDT,ETHUSDT --dry-run --summary table
