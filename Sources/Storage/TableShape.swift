@@ -96,7 +96,7 @@ public struct TableShape: Sendable {
         for (name, column) in columns.sorted(by: { $0.key < $1.key }) where definition.columns[name] == nil {
             if !column.nullable && !column.hasDefault && !column.autoIncrement && !column.generated {
                 throw fail(name, found: "\(column.columnType) NOT NULL without a default", expected: "a column binance-extractor fills, or one with a default",
-                           fix: "this table was made for another tool's rows (petrosa-binance-data-extractor's fills `id`, `timestamp` and more); give the column a default, or let binance-extractor create its own table in another database")
+                           fix: "this table was made for another tool's rows; let the column be empty (ALTER TABLE `\(table)` MODIFY `\(name)` \(column.columnType) NULL), or let binance-extractor create its own table in another database")
             }
         }
         guard uniqueKeys.contains(where: { $0 == definition.key }) else {
@@ -199,7 +199,7 @@ public struct KlineTableCheck: Sendable, Equatable {
         where !KlineTable.columns.contains(name) && !(petrosa && PetrosaRows.columns.contains(name)) {
             if !column.nullable && !column.hasDefault && !column.autoIncrement && !column.generated {
                 throw fail(name, found: "\(column.columnType) NOT NULL without a default", expected: "a column binance-extractor fills, or one with a default",
-                           fix: "this table was made for another tool's rows (petrosa-binance-data-extractor's fills `id`, `timestamp`, `interval` and more); give the column a default, or let binance-extractor create its own table in another database")
+                           fix: "this table was made for another tool's rows; let the column be empty (ALTER TABLE `\(table)` MODIFY `\(name)` \(column.columnType) NULL), or let binance-extractor create its own table in another database")
             }
         }
         // petrosa's `id` is `SYMBOL_openms`: unique per symbol and open time, so upserts on it never duplicate.
@@ -282,7 +282,7 @@ public struct FundingTableCheck: Sendable, Equatable {
             default:
                 let filled = ["symbol"] + petrosaColumns
                 if !filled.contains(name) && !column.nullable && !column.hasDefault && !column.autoIncrement && !column.generated {
-                    throw SchemaError("table \(table), column `\(name)`: found \(column.columnType) NOT NULL without a default, expected a column binance-extractor fills, or one with a default. Nothing was written.")
+                    throw SchemaError("table \(table), column `\(name)`: found \(column.columnType) NOT NULL without a default, expected a column binance-extractor fills, or one with a default; let it be empty (ALTER TABLE `\(table)` MODIFY `\(name)` \(column.columnType) NULL). Nothing was written.")
                 }
             }
         }

@@ -158,6 +158,7 @@ struct TableShapeTests {
         let run = await Self.run("BTCUSDT", sim: sim, db: db, clock: clock)
         #expect(run.status == 2, "\(run.errors)")
         #expect(run.errors.contains("table klines_m15, column `exchange`: found varchar(10) NOT NULL without a default"), "\(run.errors)")
+        #expect(run.errors.contains("ALTER TABLE `klines_m15` MODIFY `exchange` varchar(10) NULL"), "the command that fixes it")
         #expect(await sim.simulator.statistics.klinesRequests == 0)
         #expect(try await db.count("klines_m15") == 0)
     }
