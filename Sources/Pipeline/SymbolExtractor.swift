@@ -143,7 +143,7 @@ public actor SymbolExtractor {
         var failure: (any Error)?
         var outages: [KlineHole] = []
         do {
-            if settings.sourceMode != .rest, let archive = settings.archive, plan.origin != .listing {
+            if settings.sourceMode != .rest, let archive = settings.archive {
                 try await fetchWithArchives(archive, plan: plan, limit: limit, after: attempt.resumeAfter, into: writer,
                                             outcome: &outcome, outages: &outages)
             } else {
@@ -177,8 +177,22 @@ public actor SymbolExtractor {
     /// file from its daily files), the rest from REST; after each file, what it lacked (an incomplete file, binance-
     /// public-data #436) from REST too, so a file never leaves a hole. With `archive`, nothing comes from REST: what
     /// the files lacked is counted and reported.
-    private func fetchWithArchives(_ archive: any KlineArchive, plan: FetchPlan, limit: Int, after written: Int64?,
+    private func fetchWithArchives(_ archive: any KlineArchive, plan given: FetchPlan, limit: Int, after written: Int64?,
                                    into writer: BatchWriter<Kline>, outcome: inout Outcome, outages: inout [KlineHole]) async throws {
+        var adjusted = given
+        if adjusted.origin == .listing && adjusted.start == 0 {
+            // From listing: the first candle (Binance answers `startTime=0` with it) says where the files start.
+            let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval, startTime: 0, endTime: adjusted.end, limit: 1)
+            let page = try await source.klines(request)
+            outcome.requests += 1
+            try Self.check(page, request: request, interval: interval, now: clock.now())
+            guard let first = page.first else {
+                outcome.caughtUp = true
+                return
+            }
+            adjusted.start = first.openTime
+        }
+        let plan = adjusted
         let segments = ArchivePlanner.segments(market: unit.market, symbol: unit.symbol, interval: interval,
                                                start: plan.start, end: plan.end, now: clock.now())
         guard segments.contains(where: { if case .file = $0 { true } else { false } }) else {

@@ -99,6 +99,21 @@ struct ArchiveBackfillTests {
         #expect(try await db.count("klines_h1") == 72)
     }
 
+    @Test("--from-listing with archives: the listing candle from REST, then files, then REST; exact")
+    func fromListing() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        // NEWUSDT was listed three days before today: its days come from daily files.
+        let run = try await Self.run(["--timeframes", "1h", "--symbols", "NEWUSDT", "--from-listing"], source: "auto", sim: sim, db: db, clock: clock)
+        #expect(run.status == 0, "\(run.errors)")
+        let listed = KlineInterval.d1.openTime(containing: Self.now) - 3 * 86_400_000
+        try await E2E.expectExact(db, sim, table: KlineTable(market: .futures, interval: .h1), symbol: "NEWUSDT", from: listed, through: Self.now)
+        let unit = try #require(Self.units(run).first)
+        #expect(unit["archive_files"] as? Int == 3 && unit["from_archive"] as? Int == 72, "\(unit)")
+    }
+
     @Test("an incremental run that needs only the last minutes never touches the archives")
     func incrementalNoArchive() async throws {
         let clock = ManualClock(now: Self.now)
