@@ -3,6 +3,7 @@ import Clocks
 import Logging
 import Storage
 import Telemetry
+import Tracing
 
 /// Fetches one unit (market x symbol x timeframe): plans its range from the store, pages forward through
 /// Binance, validates every row, drops the still-open candle, and streams closed candles to its `BatchWriter`.
@@ -220,7 +221,24 @@ public actor SymbolExtractor {
                 try await rest(start, end, outcome: &outcome)
             case .file(let file):
                 let last = file.range.upperBound - step
-                switch await archive.read(file, interval: interval) {
+                // One span per file (download, CHECKSUM, unzip, parse), named by kind, the file in its attributes.
+                let read = await withSpan("read archive file", ofKind: .client) { span -> ArchiveRead in
+                    span.attributes["binance.archive.file"] = file.fileName
+                    span.attributes["binance.archive.path"] = file.path
+                    let result = await archive.read(file, interval: interval)
+                    switch result {
+                    case .rows(let rows):
+                        span.attributes["binance.archive.result"] = "read"
+                        span.attributes["binance.archive.rows"] = Int64(rows.count)
+                    case .absent: span.attributes["binance.archive.result"] = "absent"
+                    case .unreachable: span.attributes["binance.archive.result"] = "unreachable"
+                    case .refused(let reason):
+                        span.attributes["binance.archive.result"] = "refused"
+                        span.setStatus(SpanStatus(code: .error, message: reason))
+                    }
+                    return result
+                }
+                switch read {
                 case .rows(let rows):
                     outcome.archiveFiles += 1
                     let wanted = rows.filter { $0.openTime >= plan.start && $0.openTime <= plan.end }

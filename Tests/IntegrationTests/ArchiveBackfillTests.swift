@@ -4,6 +4,7 @@ import BinanceSimulator
 import Clocks
 import ExtractorCLI
 import Foundation
+import OTLPReceiver
 import Pipeline
 import Storage
 import Telemetry
@@ -112,6 +113,27 @@ struct ArchiveBackfillTests {
         try await E2E.expectExact(db, sim, table: KlineTable(market: .futures, interval: .h1), symbol: "NEWUSDT", from: listed, through: Self.now)
         let unit = try #require(Self.units(run).first)
         #expect(unit["archive_files"] as? Int == 3 && unit["from_archive"] as? Int == 72, "\(unit)")
+    }
+
+    @Test("a span per archive file beneath its unit, with the file and what it gave; the trace is valid OTLP")
+    func spansPerFile() async throws {
+        let (receiver, sim, db, clock) = try await TelemetryTests.setUp()
+        defer { Task { await receiver.stop(); await sim.stop(); await db.drop() } }
+        await sim.simulator.setArchiveFaults(["BTCUSDT-1h-2024-02-02.zip": .wrongChecksum])
+        let out = LineSink(), err = LineSink()
+        let status = try await clock.drive(step: 100) {
+            await ExtractorCLI.run(arguments: ["klines", "--api-url", sim.baseURL, "--mysql-uri", db.uriText, "--timeframes", "1h",
+                                               "--symbols", "BTCUSDT", "--start", "2024-02-01", "--end", "2024-02-04"],
+                                   environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": await receiver.endpoint, "BINANCE_ARCHIVE_URL": sim.baseURL],
+                                   context: RunContext(clock: clock, output: out, errors: err))
+        }
+        #expect(status == 0, "\(err.text)")
+        let bodies = await receiver.bodies(path: "/v1/traces")
+        let files = TraceTree.spans(in: bodies).filter { $0.name == "read archive file" }
+        #expect(files.map { $0.attributes["binance.archive.file"] ?? "" }.sorted()
+                == ["BTCUSDT-1h-2024-02-01.zip", "BTCUSDT-1h-2024-02-02.zip", "BTCUSDT-1h-2024-02-03.zip"])
+        #expect(files.first { $0.attributes["binance.archive.file"] == "BTCUSDT-1h-2024-02-02.zip" }?.attributes["binance.archive.result"] == "refused")
+        #expect(try OTLPValidation.validateTraces(bodies).passed)
     }
 
     @Test("an incremental run that needs only the last minutes never touches the archives")
