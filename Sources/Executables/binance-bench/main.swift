@@ -335,6 +335,35 @@ do {
     if run.status != 0 { print("real-budget backfill exited \(run.status): \(run.stdout.prefix(300))") }
 }
 
+// 8. Archives: a one-year 1m backfill of 20 symbols from binance-sim's archive tree (files generated and cached by a
+// dry run first, so the simulator is not what is measured), in the default environment's --source auto.
+do {
+    let symbolCount = 20
+    let sim = try Simulator(["--extra-symbols", "\(symbolCount)"])
+    defer { sim.stop() }
+    let symbols = (0..<symbolCount).map { "BENCH" + String(format: "%03d", $0) + "USDT" }.joined(separator: ",")
+    let end = quick ? "2025-04-01" : "2026-01-01"
+    let args = ["klines", "--timeframes", "1m", "--symbols", symbols, "--start", "2025-01-01", "--end", end, "--api-url", sim.url,
+                "--summary", "json"]
+    _ = try measure(extractor, args + ["--dry-run"], environment: ["BINANCE_ARCHIVE_URL": sim.url])
+    let uri = try await database("bench_archive")
+    let run = try measure(extractor, args + ["--mysql-uri", uriText(uri)], environment: ["BINANCE_ARCHIVE_URL": sim.url])
+    let s = summary(run.stdout)
+    let written = Double(s["written"] as? Int ?? 0)
+    let rate = written / run.wall
+    let ceiling = json["db_ceiling_rows_per_s"] as? Double ?? 1
+    let fromArchive = (try? JSONSerialization.jsonObject(with: Data((run.stdout.split(separator: "\n").last ?? "").utf8)) as? [String: Any])?["units"]
+        .flatMap { $0 as? [[String: Any]] }?.reduce(0) { $0 + ($1["from_archive"] as? Int ?? 0) } ?? 0
+    record("archive_backfill_klines_per_s", "8. archive backfill \(symbolCount) symbols x 1m x \(quick ? 3 : 12) months (\(Int(written)) klines)", rate,
+           unit: "klines/s", digits: 0)
+    record("archive_ratio_to_ceiling", "   ratio to the database ceiling", rate / ceiling * 100, unit: "%", target: ">= 70 %", ok: rate / ceiling >= 0.7)
+    record("archive_rows_from_files", "   rows from archive files", Double(fromArchive), unit: "", target: "all", ok: Double(fromArchive) == written)
+    record("archive_weight", "   REST weight spent", Double(s["weight_used"] as? Int ?? 0), unit: "", target: "exchangeInfo only")
+    record("archive_peak_rss_mib", "   peak memory", run.maxRSSMiB, unit: "MiB", target: "< 64 MiB", ok: run.maxRSSMiB < 64, digits: 1)
+    record("archive_wall_s", "   wall time", run.wall, unit: "s", digits: 1)
+    if run.status != 0 { print("archive backfill exited \(run.status): \(run.stdout.prefix(300))") }
+}
+
 // Report.
 let width = results.map(\.name.count).max() ?? 40
 print("\nbinance-extractor benchmark (\(ProcessInfo.processInfo.processorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB)\n")
