@@ -58,19 +58,26 @@ public enum ZipArchive {
         }
         defer { inflateEnd(&stream) }
         var output = [UInt8](repeating: 0, count: max(expectedSize, 1))
+        let status = finish(&stream, input, into: &output) { CZlib.inflate($0, Z_FINISH) }
+        guard status == Z_STREAM_END else { throw Invalid(reason: "damaged DEFLATE data (zlib status \(status))") }
+        output.removeLast(output.count - Int(stream.total_out))
+        return output
+    }
+
+    /// Points `stream` at the whole of `input` and `output` and runs one zlib step (`inflate` or `deflate` with
+    /// Z_FINISH) over them; returns zlib's status.
+    private static func finish(_ stream: inout z_stream, _ input: [UInt8], into output: inout [UInt8],
+                               _ step: (UnsafeMutablePointer<z_stream>) -> Int32) -> Int32 {
         var input = input
-        let status: Int32 = input.withUnsafeMutableBufferPointer { inBuffer in
+        return input.withUnsafeMutableBufferPointer { inBuffer in
             output.withUnsafeMutableBufferPointer { outBuffer in
                 stream.next_in = inBuffer.baseAddress
                 stream.avail_in = uInt(inBuffer.count)
                 stream.next_out = outBuffer.baseAddress
                 stream.avail_out = uInt(outBuffer.count)
-                return CZlib.inflate(&stream, Z_FINISH)
+                return step(&stream)
             }
         }
-        guard status == Z_STREAM_END else { throw Invalid(reason: "damaged DEFLATE data (zlib status \(status))") }
-        output.removeLast(output.count - Int(stream.total_out))
-        return output
     }
 
     public static func crc32(_ bytes: [UInt8]) -> UInt32 {
@@ -102,16 +109,7 @@ public enum ZipArchive {
         precondition(initialised == Z_OK, "zlib deflateInit2 failed")
         defer { deflateEnd(&stream) }
         var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(input.count))))
-        var input = input
-        let status: Int32 = input.withUnsafeMutableBufferPointer { inBuffer in
-            output.withUnsafeMutableBufferPointer { outBuffer in
-                stream.next_in = inBuffer.baseAddress
-                stream.avail_in = uInt(inBuffer.count)
-                stream.next_out = outBuffer.baseAddress
-                stream.avail_out = uInt(outBuffer.count)
-                return CZlib.deflate(&stream, Z_FINISH)
-            }
-        }
+        let status = finish(&stream, input, into: &output) { CZlib.deflate($0, Z_FINISH) }
         precondition(status == Z_STREAM_END, "zlib deflate did not finish")
         output.removeLast(output.count - Int(stream.total_out))
         return output
