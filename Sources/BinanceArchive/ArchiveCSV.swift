@@ -10,96 +10,207 @@ import BinanceAPI
 ///   two different rows with one key make the file unusable.
 /// Every value goes through the same `DecimalString` check as a REST answer, so a row from a file is byte for byte
 /// the row REST would have stored.
+///
+/// `Rows` reads a file as it is unpacked, a chunk at a time, so a backfill never holds a file's rows; `klines` and
+/// `aggTrades` read a whole file at once (tests, and the rare file that arrives out of order).
 public enum ArchiveCSV {
     public struct Invalid: Error, CustomStringConvertible, Equatable {
         public let file: String
         public let line: Int
         public let reason: String
         public var description: String { "\(file) line \(line): \(reason)" }
+
+        public init(file: String, line: Int, reason: String) {
+            self.file = file
+            self.line = line
+            self.reason = reason
+        }
+    }
+
+    /// The fields of one line, read in place (no allocation but the decimal strings a row keeps); valid only during
+    /// the call it is handed to.
+    public struct Fields {
+        public let line: Int
+        let bytes: UnsafeBufferPointer<UInt8>
+        let bounds: UnsafeBufferPointer<Int>  // start, end, start, end, …
+        public var count: Int { bounds.count / 2 }
+
+        init(line: Int, bytes: UnsafeBufferPointer<UInt8>, bounds: UnsafeBufferPointer<Int>) {
+            self.line = line
+            self.bytes = bytes
+            self.bounds = bounds
+        }
+
+        /// Field `i` without surrounding spaces.
+        func range(_ i: Int) -> Range<Int> {
+            var start = bounds[2 * i], end = bounds[2 * i + 1]
+            while start < end && bytes[start] == 0x20 { start += 1 }
+            while end > start && bytes[end - 1] == 0x20 { end -= 1 }
+            return start..<end
+        }
+
+        public func text(_ i: Int) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[range(i)]), as: UTF8.self) }
+
+        /// A whole non-negative number of up to 18 digits, or nil.
+        public func integer(_ i: Int) -> Int64? {
+            let r = range(i)
+            guard !r.isEmpty, r.count <= 18 else { return nil }
+            var value: Int64 = 0
+            for k in r {
+                let digit = bytes[k] &- 0x30
+                guard digit <= 9 else { return nil }
+                value = value * 10 + Int64(digit)
+            }
+            return value
+        }
+
+        func decimal(_ i: Int, file: String) throws(Invalid) -> DecimalString {
+            do { return try DecimalString(validating: text(i)) } catch { throw Invalid(file: file, line: line, reason: "\(error)") }
+        }
+    }
+
+    /// A file's data rows as its unpacked bytes arrive: lines cut between two chunks are joined, the first line is
+    /// skipped when it is a header (its first field is not a number), every other line must have `columns` fields
+    /// (any of them) and is handed to `parse`.
+    public struct Rows<Row> {
+        public let file: String
+        let columns: Set<Int>
+        let parse: (Fields) throws(Invalid) -> Row
+        private var carry: [UInt8] = []
+        private var bounds: [Int] = []
+        public private(set) var line = 0
+
+        public init(file: String, columns: Set<Int>, parse: @escaping (Fields) throws(Invalid) -> Row) {
+            self.file = file
+            self.columns = columns
+            self.parse = parse
+        }
+
+        /// Parses every whole line of `chunk` (and the line the previous chunk left open) and hands each row to `emit`.
+        public mutating func feed(_ chunk: [UInt8], _ emit: (Row) throws(Invalid) -> Void) throws(Invalid) {
+            guard let lastNewline = chunk.lastIndex(of: 0x0A) else {
+                carry.append(contentsOf: chunk)
+                return
+            }
+            var start = 0
+            if !carry.isEmpty, let firstNewline = chunk.firstIndex(of: 0x0A) {
+                carry.append(contentsOf: chunk[..<firstNewline])
+                let joined = carry
+                carry.removeAll(keepingCapacity: true)
+                try lines(joined, from: 0, to: joined.count, emit)
+                start = firstNewline + 1
+            }
+            try lines(chunk, from: start, to: lastNewline, emit)
+            carry.append(contentsOf: chunk[(lastNewline + 1)...])
+        }
+
+        /// The last line, when the file does not end with a newline.
+        public mutating func finish(_ emit: (Row) throws(Invalid) -> Void) throws(Invalid) {
+            let rest = carry
+            carry = []
+            try lines(rest, from: 0, to: rest.count, emit)
+        }
+
+        /// The lines of `bytes[from..<to]` (`to` is a newline or the end).
+        private mutating func lines(_ bytes: [UInt8], from: Int, to: Int, _ emit: (Row) throws(Invalid) -> Void) throws(Invalid) {
+            var bounds = self.bounds
+            defer { self.bounds = bounds }
+            var line = self.line
+            defer { self.line = line }
+            let (file, columns, parse) = (file, columns, parse)
+            try bytes.withUnsafeBufferPointer { (p: UnsafeBufferPointer<UInt8>) throws(Invalid) in
+                var start = from
+                while start <= to && start < p.count {
+                    var end = start
+                    while end < to && p[end] != 0x0A { end += 1 }
+                    var stop = end
+                    if stop > start && p[stop - 1] == 0x0D { stop -= 1 }
+                    line += 1
+                    if stop > start {
+                        bounds.removeAll(keepingCapacity: true)
+                        var fieldStart = start
+                        for k in start..<stop where p[k] == 0x2C {
+                            bounds.append(fieldStart)
+                            bounds.append(k)
+                            fieldStart = k + 1
+                        }
+                        bounds.append(fieldStart)
+                        bounds.append(stop)
+                        try bounds.withUnsafeBufferPointer { (b: UnsafeBufferPointer<Int>) throws(Invalid) in
+                            let fields = Fields(line: line, bytes: p, bounds: b)
+                            let first = fields.range(0)
+                            let isHeader = line == 1 && (first.isEmpty || !first.allSatisfy { p[$0] >= 0x30 && p[$0] <= 0x39 })
+                            guard !isHeader else { return }
+                            guard columns.contains(fields.count) else {
+                                throw Invalid(file: file, line: line, reason: "\(fields.count) columns, expected \(columns.sorted().map(String.init).joined(separator: " or "))")
+                            }
+                            try emit(try parse(fields))
+                        }
+                    }
+                    start = end + 1
+                }
+            }
+        }
     }
 
     /// Klines: `open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,
     /// taker_buy_quote_volume,ignore`.
-    public static func klines(_ bytes: [UInt8], file: String) throws(Invalid) -> [Kline] {
-        var out: [Kline] = []
-        try forEachRow(bytes, file: file, columns: 12) { (line, f) throws(Invalid) in
-            func decimal(_ i: Int) throws(Invalid) -> DecimalString {
-                do { return try DecimalString(validating: f[i]) } catch { throw Invalid(file: file, line: line, reason: "\(error)") }
+    public static func klineRows(file: String) -> Rows<Kline> {
+        Rows(file: file, columns: [12]) { (f: Fields) throws(Invalid) -> Kline in
+            guard let open = f.integer(0).flatMap(time), let close = f.integer(6).flatMap(time), let trades = f.integer(8) else {
+                throw Invalid(file: file, line: f.line, reason: "times or trade count are not whole numbers")
             }
-            guard let open = time(f[0]), let close = time(f[6]), let trades = Int64(f[8]), trades >= 0 else {
-                throw Invalid(file: file, line: line, reason: "times or trade count are not whole numbers")
-            }
-            out.append(Kline(openTime: open, open: try decimal(1), high: try decimal(2), low: try decimal(3), close: try decimal(4),
-                             volume: try decimal(5), closeTime: close, quoteAssetVolume: try decimal(7), numberOfTrades: trades,
-                             takerBuyBaseAssetVolume: try decimal(9), takerBuyQuoteAssetVolume: try decimal(10)))
+            return Kline(openTime: open, open: try f.decimal(1, file: file), high: try f.decimal(2, file: file), low: try f.decimal(3, file: file),
+                         close: try f.decimal(4, file: file), volume: try f.decimal(5, file: file), closeTime: close,
+                         quoteAssetVolume: try f.decimal(7, file: file), numberOfTrades: trades,
+                         takerBuyBaseAssetVolume: try f.decimal(9, file: file), takerBuyQuoteAssetVolume: try f.decimal(10, file: file))
         }
-        return try sortedUnique(out, file: file, key: \.openTime)
     }
 
     /// Aggregate trades: futures `agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker`
     /// (7 columns), spot the same plus `is_best_match` (8).
-    public static func aggTrades(_ bytes: [UInt8], file: String) throws(Invalid) -> [AggTrade] {
-        var out: [AggTrade] = []
-        try forEachRow(bytes, file: file, columns: nil) { (line, f) throws(Invalid) in
-            guard f.count == 7 || f.count == 8 else {
-                throw Invalid(file: file, line: line, reason: "\(f.count) columns, expected 7 (futures) or 8 (spot)")
-            }
-            guard let id = Int64(f[0]), let first = Int64(f[3]), let last = Int64(f[4]), let at = time(f[5]) else {
-                throw Invalid(file: file, line: line, reason: "ids or time are not whole numbers")
+    public static func aggTradeRows(file: String) -> Rows<AggTrade> {
+        Rows(file: file, columns: [7, 8]) { (f: Fields) throws(Invalid) -> AggTrade in
+            guard let id = f.integer(0), let first = f.integer(3), let last = f.integer(4), let at = f.integer(5).flatMap(time) else {
+                throw Invalid(file: file, line: f.line, reason: "ids or time are not whole numbers")
             }
             let maker: Bool
-            switch f[6].lowercased() {
+            switch f.text(6).lowercased() {
             case "true": maker = true
             case "false": maker = false
-            default: throw Invalid(file: file, line: line, reason: "is_buyer_maker '\(f[6])' is neither true nor false")
+            case let other: throw Invalid(file: file, line: f.line, reason: "is_buyer_maker '\(other)' is neither true nor false")
             }
-            do {
-                out.append(AggTrade(id: id, price: try DecimalString(validating: f[1]), quantity: try DecimalString(validating: f[2]),
-                                    firstTradeId: first, lastTradeId: last, time: at, isBuyerMaker: maker))
-            } catch {
-                throw Invalid(file: file, line: line, reason: "\(error)")
-            }
+            return AggTrade(id: id, price: try f.decimal(1, file: file), quantity: try f.decimal(2, file: file),
+                            firstTradeId: first, lastTradeId: last, time: at, isBuyerMaker: maker)
         }
-        return try sortedUnique(out, file: file, key: \.id)
+    }
+
+    /// A whole file's klines, sorted and de-duplicated.
+    public static func klines(_ bytes: [UInt8], file: String) throws(Invalid) -> [Kline] {
+        try sortedUnique(all(klineRows(file: file), bytes), file: file, key: \.openTime)
+    }
+
+    /// A whole file's aggregate trades, sorted and de-duplicated.
+    public static func aggTrades(_ bytes: [UInt8], file: String) throws(Invalid) -> [AggTrade] {
+        try sortedUnique(all(aggTradeRows(file: file), bytes), file: file, key: \.id)
+    }
+
+    public static func all<Row>(_ reader: Rows<Row>, _ bytes: [UInt8]) throws(Invalid) -> [Row] {
+        var reader = reader
+        var out: [Row] = []
+        try reader.feed(bytes) { out.append($0) }
+        try reader.finish { out.append($0) }
+        return out
     }
 
     /// Unix milliseconds from a file's time: milliseconds (13 digits today), or microseconds (16 digits) in spot
     /// files from 2025, floored to the millisecond (an open time stays whole; a close time `…999999` becomes `…999`).
-    static func time(_ text: String) -> Int64? {
-        guard let value = Int64(text), value >= 0 else { return nil }
-        return value >= 100_000_000_000_000 ? value / 1000 : value
-    }
-
-    /// Calls `body` with each data row's line number and fields; a first line whose first field is not a number is
-    /// the header and is skipped.
-    static func forEachRow(_ bytes: [UInt8], file: String, columns: Int?,
-                           _ body: (Int, [String]) throws(Invalid) -> Void) throws(Invalid) {
-        var line = 0
-        var start = 0
-        let count = bytes.count
-        while start < count {
-            var end = start
-            while end < count && bytes[end] != 0x0A { end += 1 }
-            var stop = end
-            if stop > start && bytes[stop - 1] == 0x0D { stop -= 1 }
-            line += 1
-            if stop > start {
-                let fields = bytes[start..<stop].split(separator: 0x2C, omittingEmptySubsequences: false)
-                    .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: " ") }
-                let isHeader = line == 1 && !(fields.first.map { !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } } ?? false)
-                if !isHeader {
-                    if let columns, fields.count != columns {
-                        throw Invalid(file: file, line: line, reason: "\(fields.count) columns, expected \(columns)")
-                    }
-                    try body(line, fields)
-                }
-            }
-            start = end + 1
-        }
+    static func time(_ value: Int64) -> Int64? {
+        value >= 100_000_000_000_000 ? value / 1000 : value
     }
 
     /// Sorted by key, repeats dropped; two different rows with one key are an error.
-    static func sortedUnique<Row: Equatable>(_ rows: [Row], file: String, key: (Row) -> Int64) throws(Invalid) -> [Row] {
+    public static func sortedUnique<Row: Equatable>(_ rows: [Row], file: String, key: (Row) -> Int64) throws(Invalid) -> [Row] {
         let sorted = rows.enumerated().sorted { (key($0.element), $0.offset) < (key($1.element), $1.offset) }.map(\.element)
         var out: [Row] = []
         out.reserveCapacity(sorted.count)
@@ -111,14 +222,5 @@ public enum ArchiveCSV {
             out.append(row)
         }
         return out
-    }
-}
-
-private extension String {
-    func trimmingCharacters(in set: Character) -> String {
-        var s = Substring(self)
-        while s.first == set { s = s.dropFirst() }
-        while s.last == set { s = s.dropLast() }
-        return String(s)
     }
 }

@@ -11,8 +11,18 @@ public enum ZipArchive {
         public var description: String { "not a readable zip file: \(reason)" }
     }
 
-    /// The name and contents of the first (only) entry.
-    public static func firstEntry(of zip: [UInt8]) throws(Invalid) -> (name: String, bytes: [UInt8]) {
+    /// Where the first (only) entry of a zip lies: read from the central directory, checked against the file's size.
+    public struct Entry: Sendable, Equatable {
+        public let name: String
+        /// 0 (stored) or 8 (DEFLATE).
+        public let method: Int
+        public let crc: UInt32
+        /// The entry's data within the zip, and the size it unpacks to.
+        public let data: Range<Int>
+        public let size: Int
+    }
+
+    public static func entry(of zip: [UInt8]) throws(Invalid) -> Entry {
         func u16(_ i: Int) -> Int { Int(zip[i]) | Int(zip[i + 1]) << 8 }
         func u32(_ i: Int) -> Int { u16(i) | u16(i + 2) << 16 }
         // End of central directory: 22 bytes plus a comment of up to 65,535 bytes, at the end.
@@ -26,42 +36,114 @@ public enum ZipArchive {
         guard eocd >= 0 else { throw Invalid(reason: "no end of central directory") }
         guard u16(eocd + 10) >= 1 else { throw Invalid(reason: "no entry") }
         let central = u32(eocd + 16)
-        guard central + 46 <= zip.count, u32(central) == 0x0201_4b50 else { throw Invalid(reason: "no central directory entry") }
+        guard central <= zip.count - 46, u32(central) == 0x0201_4b50 else { throw Invalid(reason: "no central directory entry") }
         let method = u16(central + 10), crc = UInt32(truncatingIfNeeded: u32(central + 16))
         let compressed = u32(central + 20), size = u32(central + 24)
         let nameLength = u16(central + 28), local = u32(central + 42)
         guard compressed != 0xFFFF_FFFF, size != 0xFFFF_FFFF, local != 0xFFFF_FFFF else { throw Invalid(reason: "ZIP64 entry") }
         // The largest real file (a month of 1s spot klines) unpacks to well under this; a header claiming more is damage.
         guard size <= Self.maxEntryBytes else { throw Invalid(reason: "entry claims \(size) bytes, more than \(Self.maxEntryBytes)") }
-        guard central + 46 + nameLength <= zip.count else { throw Invalid(reason: "truncated central directory") }
+        guard nameLength <= zip.count - central - 46 else { throw Invalid(reason: "truncated central directory") }
         let name = String(decoding: zip[(central + 46)..<(central + 46 + nameLength)], as: UTF8.self)
-        guard local + 30 <= zip.count, u32(local) == 0x0403_4b50 else { throw Invalid(reason: "no local header") }
+        guard local <= zip.count - 30, u32(local) == 0x0403_4b50 else { throw Invalid(reason: "no local header") }
         let start = local + 30 + u16(local + 26) + u16(local + 28)
         guard start <= zip.count, compressed <= zip.count - start else { throw Invalid(reason: "truncated entry data") }
-        let data = Array(zip[start..<(start + compressed)])
-        let bytes: [UInt8]
-        switch method {
-        case 0: bytes = data
-        case 8: bytes = try inflate(data, expectedSize: size)
-        default: throw Invalid(reason: "compression method \(method)")
-        }
-        guard bytes.count == size else { throw Invalid(reason: "entry holds \(bytes.count) bytes, its header says \(size)") }
-        guard crc32(bytes) == crc else { throw Invalid(reason: "CRC-32 mismatch in \(name)") }
-        return (name, bytes)
+        guard method == 0 || method == 8 else { throw Invalid(reason: "compression method \(method)") }
+        guard method == 8 || compressed == size else { throw Invalid(reason: "a stored entry of \(compressed) bytes claims \(size)") }
+        return Entry(name: name, method: method, crc: crc, data: start..<(start + compressed), size: size)
     }
 
-    /// Raw DEFLATE (no zlib header), as zip entries hold it.
-    static func inflate(_ input: [UInt8], expectedSize: Int) throws(Invalid) -> [UInt8] {
-        var stream = z_stream()
-        guard inflateInit2_(&stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw Invalid(reason: "zlib inflateInit2 failed")
+    /// The name and contents of the first (only) entry, whole (tests and small files; a backfill streams with
+    /// `EntryReader`).
+    public static func firstEntry(of zip: [UInt8]) throws(Invalid) -> (name: String, bytes: [UInt8]) {
+        let reader = try EntryReader(zip)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(reader.entry.size)
+        while let chunk = try reader.next() { bytes.append(contentsOf: chunk) }
+        return (reader.entry.name, bytes)
+    }
+
+    /// Unpacks the entry a chunk at a time, so a file is never held unpacked; the CRC-32 and the size are checked
+    /// when the last chunk is read (a chunk is handed out before that check: a caller that must not act on a
+    /// damaged entry verifies the download's SHA-256 first, as the archive client does).
+    public final class EntryReader {
+        public let entry: Entry
+        private let zip: [UInt8]
+        private let stream: UnsafeMutablePointer<z_stream>?
+        private var consumed = 0
+        private var produced = 0
+        private var crc: uLong = 0
+        private var ended = false
+
+        public init(_ zip: [UInt8]) throws(Invalid) {
+            entry = try ZipArchive.entry(of: zip)
+            self.zip = zip
+            guard entry.method == 8 else {
+                stream = nil
+                return
+            }
+            // zlib keeps a pointer back to its z_stream: it must not move, so it lives on the heap.
+            let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+            stream.initialize(to: z_stream())
+            guard inflateInit2_(stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                stream.deallocate()
+                throw Invalid(reason: "zlib inflateInit2 failed")
+            }
+            self.stream = stream
         }
-        defer { inflateEnd(&stream) }
-        var output = [UInt8](repeating: 0, count: max(expectedSize, 1))
-        let status = finish(&stream, input, into: &output) { CZlib.inflate($0, Z_FINISH) }
-        guard status == Z_STREAM_END else { throw Invalid(reason: "damaged DEFLATE data (zlib status \(status))") }
-        output.removeLast(output.count - Int(stream.total_out))
-        return output
+
+        deinit {
+            if let stream {
+                inflateEnd(stream)
+                stream.deallocate()
+            }
+        }
+
+        /// The next chunk of at most `maxBytes` unpacked bytes; nil once the entry is read whole and checked.
+        public func next(maxBytes: Int = 1 << 18) throws(Invalid) -> [UInt8]? {
+            guard !ended else { return nil }
+            var chunk: [UInt8]
+            if let stream {
+                chunk = [UInt8](repeating: 0, count: max(maxBytes, 1))
+                let data = entry.data
+                let before = consumed
+                let (status, wrote, left) = zip.withUnsafeBufferPointer { input in
+                    chunk.withUnsafeMutableBufferPointer { output -> (Int32, Int, Int) in
+                        stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress.map { $0 + data.lowerBound + before })
+                        stream.pointee.avail_in = uInt(data.count - before)
+                        stream.pointee.next_out = output.baseAddress
+                        stream.pointee.avail_out = uInt(output.count)
+                        let status = CZlib.inflate(stream, Z_NO_FLUSH)
+                        return (status, output.count - Int(stream.pointee.avail_out), Int(stream.pointee.avail_in))
+                    }
+                }
+                consumed = data.count - left
+                chunk.removeLast(chunk.count - wrote)
+                switch status {
+                case Z_STREAM_END: ended = true
+                case Z_OK, Z_BUF_ERROR: break
+                default: throw Invalid(reason: "damaged DEFLATE data (zlib status \(status))")
+                }
+                // No progress before the stream's end: the input is used up (truncated) or damaged.
+                if !ended && wrote == 0 {
+                    throw Invalid(reason: "truncated DEFLATE data")
+                }
+            } else {
+                let end = min(consumed + max(maxBytes, 1), entry.data.count)
+                chunk = Array(zip[(entry.data.lowerBound + consumed)..<(entry.data.lowerBound + end)])
+                consumed = end
+                ended = consumed == entry.data.count
+            }
+            produced += chunk.count
+            guard produced <= entry.size else { throw Invalid(reason: "entry holds more than the \(entry.size) bytes its header says") }
+            crc = chunk.withUnsafeBufferPointer { CZlib.crc32(crc, $0.baseAddress, uInt($0.count)) }
+            if ended {
+                guard produced == entry.size else { throw Invalid(reason: "entry holds \(produced) bytes, its header says \(entry.size)") }
+                guard UInt32(truncatingIfNeeded: crc) == entry.crc else { throw Invalid(reason: "CRC-32 mismatch in \(entry.name)") }
+                if chunk.isEmpty { return nil }
+            }
+            return chunk
+        }
     }
 
     /// Points `stream` at the whole of `input` and `output` and runs one zlib step (`inflate` or `deflate` with

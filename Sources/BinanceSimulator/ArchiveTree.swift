@@ -18,13 +18,16 @@ public enum ArchiveFault: Sendable, Equatable {
     case damaged(times: Int)
     /// The file holds only its first `rows` rows, and its CHECKSUM matches that (#436, #367).
     case incomplete(rows: Int)
+    /// Rows out of order (#339) and some rows three times (#191), under a matching CHECKSUM.
+    case disordered
 
-    /// `missing`, `wrong-checksum`, `damaged[:N]`, `incomplete:ROWS`.
+    /// `missing`, `wrong-checksum`, `damaged[:N]`, `incomplete:ROWS`, `disordered`.
     public init?(parsing text: String) {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         switch parts.first {
         case "missing": self = .missing
         case "wrong-checksum": self = .wrongChecksum
+        case "disordered": self = .disordered
         case "damaged": self = .damaged(times: parts.count > 1 ? (Int(parts[1]) ?? 1) : 1)
         case "incomplete":
             guard parts.count > 1, let rows = Int(parts[1]), rows >= 0 else { return nil }
@@ -97,7 +100,7 @@ struct ArchiveTree {
     }
 
     /// The CSV rows of a file, as Binance writes them.
-    static func csv(_ file: ArchiveFile, market: SimulatedMarket, now: Int64, keepRows: Int? = nil) -> [UInt8]? {
+    static func csv(_ file: ArchiveFile, market: SimulatedMarket, now: Int64, keepRows: Int? = nil, disordered: Bool = false) -> [UInt8]? {
         guard let symbol = market.symbols[file.symbol.name] else { return nil }
         let range = file.range
         let micro = file.market == .spot && range.lowerBound >= spotMicrosecondsSince
@@ -125,6 +128,17 @@ struct ArchiveTree {
             }
         }
         if let keepRows { lines = Array(lines.prefix(keepRows + (header ? 1 : 0))) }
+        if disordered {
+            // Every 50th row swapped with the one after it, every 97th written three times.
+            let first = header ? 1 : 0
+            for i in stride(from: first + 5, to: lines.count - 1, by: 50) { lines.swapAt(i, i + 1) }
+            var out: [String] = []
+            for (i, line) in lines.enumerated() {
+                out.append(line)
+                if i >= first && (i - first) % 97 == 3 { out += [line, line] }
+            }
+            lines = out
+        }
         return Array((lines.joined(separator: "\n") + "\n").utf8)
     }
 }

@@ -328,7 +328,8 @@ public actor BinanceSimulator {
         } else {
             var keep: Int?
             if case .incomplete(let rows) = fault { keep = rows }
-            guard let csv = ArchiveTree.csv(file, market: market, now: clock.now(), keepRows: keep) else { return notFound }
+            guard let csv = ArchiveTree.csv(file, market: market, now: clock.now(), keepRows: keep, disordered: fault == .disordered)
+            else { return notFound }
             zip = ZipArchive.make(name: String(file.fileName.dropLast(4)) + ".csv", bytes: csv)
             archiveCache[file.path] = zip
         }

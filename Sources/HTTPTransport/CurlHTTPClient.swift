@@ -97,8 +97,12 @@ final class CurlWorker: @unchecked Sendable {
         let body = request.body
         switch request.method {
         case .get:
+            // Also turns NOBODY off again after a HEAD on this handle (libcurl, CURLOPT_HTTPGET).
             bx_curl_setopt_long(handle, CURLOPT_HTTPGET, 1)
+        case .head:
+            bx_curl_setopt_long(handle, CURLOPT_NOBODY, 1)
         case .post:
+            bx_curl_setopt_long(handle, CURLOPT_NOBODY, 0)
             bx_curl_setopt_long(handle, CURLOPT_POST, 1)
             bx_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
             // COPYPOSTFIELDS copies the bytes into the handle, so nothing here has to stay alive.

@@ -34,9 +34,9 @@ public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
     public var isRetryable: Bool { kind != .tls && kind != .tooLarge }
 }
 
-/// An HTTP request: GET without a body, or POST with one.
+/// An HTTP request: GET or HEAD without a body, or POST with one.
 public struct HTTPRequest: Sendable {
-    public enum Method: String, Sendable { case get = "GET", post = "POST" }
+    public enum Method: String, Sendable { case get = "GET", head = "HEAD", post = "POST" }
     public var method: Method
     public var url: String
     public var headers: [(String, String)]

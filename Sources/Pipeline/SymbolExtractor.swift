@@ -1,4 +1,5 @@
 import BinanceAPI
+import BinanceArchive
 import Clocks
 import Logging
 import Storage
@@ -17,10 +18,10 @@ public actor SymbolExtractor {
         public var batchSize: Int
         /// `--source`: REST only, or the archives for whole closed months and days (see `ArchivePlanner`).
         public var sourceMode: KlinesSourceMode
-        public var archive: (any KlineArchive)?
+        public var archive: (any ArchiveSource)?
 
         public init(planner: RangePlanner = RangePlanner(), pageLimit: Int? = nil, batchSize: Int = 2000,
-                    sourceMode: KlinesSourceMode = .rest, archive: (any KlineArchive)? = nil) {
+                    sourceMode: KlinesSourceMode = .rest, archive: (any ArchiveSource)? = nil) {
             self.planner = planner
             self.pageLimit = pageLimit
             self.batchSize = batchSize
@@ -178,7 +179,7 @@ public actor SymbolExtractor {
     /// file from its daily files), the rest from REST; after each file, what it lacked (an incomplete file, binance-
     /// public-data #436) from REST too, so a file never leaves a hole. With `archive`, nothing comes from REST: what
     /// the files lacked is counted and reported.
-    private func fetchWithArchives(_ archive: any KlineArchive, plan given: FetchPlan, limit: Int, after written: Int64?,
+    private func fetchWithArchives(_ archive: any ArchiveSource, plan given: FetchPlan, limit: Int, after written: Int64?,
                                    into writer: BatchWriter<Kline>, outcome: inout Outcome, outages: inout [KlineHole]) async throws {
         var adjusted = given
         if adjusted.origin == .listing && adjusted.start == 0 {
@@ -221,15 +222,48 @@ public actor SymbolExtractor {
                 try await rest(start, end, outcome: &outcome)
             case .file(let file):
                 let last = file.range.upperBound - step
-                // One span per file (download, CHECKSUM, unzip, parse), named by kind, the file in its attributes.
-                let read = await withSpan("read archive file", ofKind: .client) { span -> ArchiveRead in
+                // The next open time the stream has not covered: a row after it means the file lacks the candles
+                // between (an incomplete file, binance-public-data #436), which REST fills before the row is written,
+                // so the writes stay in time order and a retry resumes exactly where the writes stopped.
+                var expected = max(file.range.lowerBound, plan.start)
+                let interval = interval
+                let format = ArchiveRowFormat<Kline>(reader: ArchiveCSV.klineRows, key: \.openTime) { row in
+                    guard file.range.contains(row.openTime) else { return false }
+                    try row.validate(interval: interval)
+                    return true
+                }
+                func take(_ rows: [Kline], outcome: inout Outcome) async throws {
+                    guard !rows.isEmpty else { return }
+                    outcome.fetched += rows.count
+                    outcome.fromArchive += rows.count
+                    RunMetrics.current?.add("binance_extractor.klines.fetched", Double(rows.count), unit: "{kline}",
+                                            description: "Closed, checked klines fetched from Binance.",
+                                            attributes: ["market": unit.market.rawValue, "interval": interval.rawValue, "source": "archive"])
+                    try await writer.append(rows)
+                    progress?.advanced(unit, candles: rows.count)
+                }
+                // One span per file (download, CHECKSUM, unzip, parse, write), named by kind, the file in its attributes.
+                let read = try await withSpan("read archive file", ofKind: .client) { span -> ArchiveRead in
                     span.attributes["binance.archive.file"] = file.fileName
                     span.attributes["binance.archive.path"] = file.path
-                    let result = await archive.read(file, interval: interval)
+                    let result = try await archive.read(file, format: format) { rows in
+                        var pending: [Kline] = []
+                        pending.reserveCapacity(rows.count)
+                        for row in rows where row.openTime >= plan.start && row.openTime <= plan.end {
+                            if row.openTime > expected {
+                                try await take(pending, outcome: &outcome)
+                                pending.removeAll(keepingCapacity: true)
+                                try await rest(expected, row.openTime - step, outcome: &outcome)
+                            }
+                            expected = max(expected, row.openTime + step)
+                            pending.append(row)
+                        }
+                        try await take(pending, outcome: &outcome)
+                    }
                     switch result {
-                    case .rows(let rows):
+                    case .rows(let count):
                         span.attributes["binance.archive.result"] = "read"
-                        span.attributes["binance.archive.rows"] = Int64(rows.count)
+                        span.attributes["binance.archive.rows"] = Int64(count)
                     case .absent: span.attributes["binance.archive.result"] = "absent"
                     case .unreachable: span.attributes["binance.archive.result"] = "unreachable"
                     case .refused(let reason):
@@ -239,24 +273,9 @@ public actor SymbolExtractor {
                     return result
                 }
                 switch read {
-                case .rows(let rows):
+                case .rows:
                     outcome.archiveFiles += 1
-                    let wanted = rows.filter { $0.openTime >= plan.start && $0.openTime <= plan.end }
-                    if !wanted.isEmpty {
-                        outcome.fetched += wanted.count
-                        outcome.fromArchive += wanted.count
-                        RunMetrics.current?.add("binance_extractor.klines.fetched", Double(wanted.count), unit: "{kline}",
-                                                description: "Closed, checked klines fetched from Binance.",
-                                                attributes: ["market": unit.market.rawValue, "interval": interval.rawValue, "source": "archive"])
-                        try await writer.append(wanted)
-                        progress?.advanced(unit, candles: wanted.count)
-                    }
-                    // What the file lacks, from REST: the runs of open times with no row.
-                    var expected = max(file.range.lowerBound, plan.start)
-                    for row in wanted {
-                        if row.openTime > expected { try await rest(expected, row.openTime - step, outcome: &outcome) }
-                        expected = row.openTime + step
-                    }
+                    // What the file lacks at its end, from REST.
                     if expected <= min(last, plan.end) { try await rest(expected, last, outcome: &outcome) }
                 case .absent:
                     if case .month = file.period {

@@ -47,6 +47,42 @@ struct ArchiveFormatTests {
         #expect(throws: ZipArchive.Invalid.self) { try ZipArchive.firstEntry(of: Array("not a zip at all, just text".utf8)) }
     }
 
+    @Test("streamed a chunk at a time (any size, lines cut anywhere, CRLF, no final newline), a file reads as it does whole")
+    func streamed() throws {
+        let header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\r\n"
+        let rows = (0..<300).map { i in
+            let t = 1_704_067_200_000 + Int64(i) * 60_000
+            return "\(t),42000.\(i),42001,41999,42000.5,12.5,\(t + 59_999),525000.25,\(i),6,252000,0"
+        }
+        let csv = Array((header + rows.joined(separator: "\r\n")).utf8)
+        let whole = try ArchiveCSV.klines(csv, file: "w.csv")
+        #expect(whole.count == 300 && whole[299].numberOfTrades == 299, "the last line has no newline and still counts")
+        let zip = ZipArchive.make(name: "w.csv", bytes: csv)
+        for size in [1, 7, 64, 1000, 1 << 18] {
+            let entry = try ZipArchive.EntryReader(zip)
+            var reader = ArchiveCSV.klineRows(file: "w.csv")
+            var streamed: [Kline] = []
+            var chunks = 0
+            while let chunk = try entry.next(maxBytes: size) {
+                #expect(chunk.count <= size)
+                chunks += 1
+                try reader.feed(chunk) { streamed.append($0) }
+            }
+            try reader.finish { streamed.append($0) }
+            #expect(streamed == whole, "chunks of \(size) bytes")
+            #expect(chunks >= csv.count / size, "\(chunks) chunks of \(size) bytes")
+        }
+        // A download cut short (the central directory kept, the data truncated) fails while streaming, never silently.
+        var cut = zip
+        let entry = try ZipArchive.entry(of: zip)
+        cut.replaceSubrange((entry.data.lowerBound + entry.data.count / 2)..<entry.data.upperBound,
+                            with: [UInt8](repeating: 0, count: entry.data.count - entry.data.count / 2))
+        #expect(throws: ZipArchive.Invalid.self) {
+            let reader = try ZipArchive.EntryReader(cut)
+            while try reader.next(maxBytes: 4096) != nil {}
+        }
+    }
+
     @Test("futures klines with a header, spot without; microseconds become REST's milliseconds; rows sorted and de-duplicated")
     func klines() throws {
         let header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n"

@@ -54,7 +54,7 @@ struct ArchiveBackfillTests {
         #expect(stats.archiveDownloads == 2 * 30)
     }
 
-    @Test("a wrong CHECKSUM, a missing day and an incomplete file: REST fills each, the data ends exact")
+    @Test("a wrong CHECKSUM, a missing day, an incomplete file and one out of order: REST fills what lacks, the data ends exact")
     func faultsFilledFromREST() async throws {
         let clock = ManualClock(now: Self.now)
         let sim = try await SimulatorFixture.start(clock: clock)
@@ -63,6 +63,7 @@ struct ArchiveBackfillTests {
         await sim.simulator.setArchiveFaults([
             "BTCUSDT-15m-2024-02-03.zip": .wrongChecksum, "BTCUSDT-15m-2024-02-05.zip": .missing,
             "BTCUSDT-15m-2024-02-07.zip": .incomplete(rows: 40), "BTCUSDT-15m-2024-02-09.zip": .damaged(times: 1),
+            "BTCUSDT-15m-2024-02-10.zip": .disordered,
         ])
         let run = try await Self.run(["--timeframes", "15m", "--symbols", "BTCUSDT", "--start", "2024-02-01", "--end", "2024-02-11"],
                                      source: "auto", sim: sim, db: db, clock: clock)
@@ -70,8 +71,10 @@ struct ArchiveBackfillTests {
         try await E2E.expectExact(db, sim, table: KlineTable(market: .futures, interval: .m15), symbol: "BTCUSDT",
                                   from: UTCCalendar.parse("2024-02-01")!, through: UTCCalendar.parse("2024-02-11")! - 1)
         #expect(run.errors.contains("BTCUSDT-15m-2024-02-03.zip does not match its CHECKSUM, twice"), "\(run.errors)")
+        #expect(run.errors.contains("archive file rows out of order; sorted"), "\(run.errors)")
         let unit = try #require(Self.units(run).first)
-        // Days 3 and 5 (96 each) and the 56 candles day 7's file lacked came from REST; day 9's second download was whole.
+        // Days 3 and 5 (96 each) and the 56 candles day 7's file lacked came from REST; day 9's second download was whole;
+        // day 10's rows out of order and repeated were sorted, nothing of it from REST.
         #expect(unit["from_rest"] as? Int == 96 + 96 + 56, "\(unit)")
         #expect(unit["from_archive"] as? Int == 10 * 96 - (96 + 96 + 56), "\(unit)")
     }

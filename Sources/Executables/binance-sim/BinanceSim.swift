@@ -45,7 +45,7 @@ struct BinanceSim: AsyncParsableCommand {
     var outage: [String] = []
 
     @Option(name: .customLong("archive-fault"), help: """
-        Fault of one archive file (data.binance.vision tree under /data/): NAME=KIND, e.g.         BTCUSDT-1m-2024-01.zip=wrong-checksum; KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS. Repeatable.
+        Fault of one archive file (data.binance.vision tree under /data/): NAME=KIND, e.g.         BTCUSDT-1m-2024-01.zip=wrong-checksum; KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS, disordered. Repeatable.
         """)
     var archiveFaults: [String] = []
 
@@ -92,7 +92,7 @@ struct BinanceSim: AsyncParsableCommand {
         for text in archiveFaults {
             let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, parts[0].hasSuffix(".zip"), let fault = ArchiveFault(parsing: parts[1]) else {
-                throw ValidationError("--archive-fault '\(text)' is not NAME.zip=KIND with KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS")
+                throw ValidationError("--archive-fault '\(text)' is not NAME.zip=KIND with KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS, disordered")
             }
             faultsByFile[parts[0]] = fault
         }

@@ -1,0 +1,237 @@
+import BinanceAPI
+import BinanceArchive
+import Clocks
+import Foundation
+import HTTPTransport
+import Logging
+
+/// What reading one file gave.
+public enum ArchiveRead: Sendable, Equatable {
+    /// The verified file's rows were delivered (each accepted by the caller's check, in key order, repeats dropped;
+    /// a file out of order delivers its stragglers last, see `ArchiveClient.read`).
+    case rows(Int)
+    /// No such file (yet): a 404, which is normal for recent periods.
+    case absent
+    /// The archive host cannot be reached this run (said once, by the client): the period comes from REST.
+    case unreachable
+    /// The file could not be trusted (CHECKSUM mismatch twice, damaged zip, bad rows): its period comes from REST.
+    /// Rows delivered before the fault was found passed every check; the caller takes the period from REST anyway.
+    case refused(String)
+}
+
+/// How one dataset's rows are read from its files: the CSV reader, the row's key (open time, trade id), and the
+/// caller's check of each row (false: not this period's, dropped; throws: the file is refused).
+public struct ArchiveRowFormat<Row: Sendable & Equatable>: Sendable {
+    public let reader: @Sendable (String) -> ArchiveCSV.Rows<Row>
+    public let key: @Sendable (Row) -> Int64
+    public let accept: @Sendable (Row) throws -> Bool
+
+    public init(reader: @escaping @Sendable (String) -> ArchiveCSV.Rows<Row>, key: @escaping @Sendable (Row) -> Int64,
+                accept: @escaping @Sendable (Row) throws -> Bool) {
+        self.reader = reader
+        self.key = key
+        self.accept = accept
+    }
+}
+
+/// Where files come from (binance-sim or data.binance.vision); injectable for tests.
+public protocol ArchiveSource: Sendable {
+    /// Streams the rows of one verified file to `deliver`, a batch at a time; errors of `deliver` (a failed write,
+    /// cancellation) are thrown, everything about the file itself is the answer.
+    func read<Row>(_ file: ArchiveFile, format: ArchiveRowFormat<Row>, deliver: ([Row]) async throws -> Void) async throws -> ArchiveRead
+
+    /// The file's size from a HEAD request (nil: not there), for `--dry-run`.
+    func size(of file: ArchiveFile) async -> ArchiveSize
+}
+
+public enum ArchiveSize: Sendable, Equatable {
+    case bytes(Int?)
+    case absent
+    case unreachable
+}
+
+/// Downloads through libcurl (keep-alive, timeouts), checks the CHECKSUM before a single row is used, downloads a
+/// mismatching file once more, and retries 5xx and transfer errors with backoff. A file is held compressed (a month
+/// of 1m klines is about 2 MB) and unpacked, parsed and delivered a chunk at a time: memory does not grow with the
+/// file's rows.
+public struct ArchiveClient: ArchiveSource {
+    public let baseURL: String
+    let http: any HTTPClient
+    let clock: any WallClock
+    let logger: Logger
+    let attempts = 3
+    /// Set once the archive host cannot be reached at all (no route, refused, TLS): the run stops asking it and
+    /// takes everything from REST, with one warning.
+    private let unreachable = UnreachableFlag()
+
+    public init(baseURL: String, http: any HTTPClient, clock: any WallClock, logger: Logger) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.http = http
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// GET (or HEAD) with retries on 5xx and transfer errors; nil for 404/403 (S3 answers 403 for some missing keys).
+    func request(_ path: String, head: Bool = false) async throws -> HTTPResponse? {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let response = try await http.send(HTTPRequest(method: head ? .head : .get, url: baseURL + "/" + path))
+                if response.status == 200 { return response }
+                if response.status == 404 || response.status == 403 { return nil }
+                if response.status < 500 || attempt >= attempts {
+                    throw ArchiveError("\(head ? "HEAD" : "GET") \(path) answered \(response.status)")
+                }
+            } catch let error as HTTPTransportError where error.kind == .connect || error.kind == .tls {
+                if unreachable.set() {
+                    logger.warning("the archive host cannot be reached; this run takes everything from REST", metadata: [
+                        "archive_url": "\(URLCredentials.redacted(baseURL))", "error": "\(error)",
+                    ])
+                }
+                throw error
+            } catch let error as HTTPTransportError where attempt < attempts && error.isRetryable {
+                logger.debug("archive download failed; retrying", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
+            try await clock.sleep(until: clock.now() + Int64(200 << attempt))
+        }
+    }
+
+    public func size(of file: ArchiveFile) async -> ArchiveSize {
+        if unreachable.isSet { return .unreachable }
+        do {
+            guard let response = try await request(file.path, head: true) else { return .absent }
+            return .bytes(response.headers["content-length"].flatMap { Int($0) })
+        } catch {
+            return unreachable.isSet ? .unreachable : .bytes(nil)
+        }
+    }
+
+    /// The file's rows in key order. Real files have arrived out of order and with repeats under a matching CHECKSUM
+    /// (binance-public-data #339, #191, #203): repeats are dropped as they come; a row whose key is below one already
+    /// delivered makes the file be read once more whole (only that file's rows are then held), and the rows not yet
+    /// delivered follow, sorted.
+    public func read<Row>(_ file: ArchiveFile, format: ArchiveRowFormat<Row>, deliver: ([Row]) async throws -> Void) async throws -> ArchiveRead {
+        if unreachable.isSet { return .unreachable }
+        let zip: [UInt8]
+        do {
+            guard let checksumResponse = try await request(file.checksumPath) else { return .absent }
+            let checksum = try ArchiveChecksum(parsing: String(decoding: checksumResponse.body, as: UTF8.self), fileName: file.fileName)
+            var verified: [UInt8]?
+            for _ in 0..<2 {
+                guard let response = try await request(file.path) else { return .absent }
+                if checksum.matches(response.body) { verified = response.body; break }
+                logger.info("archive file does not match its CHECKSUM; downloading it again", metadata: ["file": "\(file.fileName)"])
+            }
+            guard let verified else { return .refused("\(file.fileName) does not match its CHECKSUM, twice") }
+            zip = verified
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            return unreachable.isSet ? .unreachable : .refused("\(file.fileName): \(error)")
+        }
+        // Only a verified download is unpacked.
+        var delivered = 0
+        var processed = 0  // accepted rows seen in file order, repeats included
+        var seenWhenDelivered = 0  // `processed` when the last batch was delivered
+        var last: Row?
+        var straggler = false
+        do {
+            let entry = try ZipArchive.EntryReader(zip)
+            var rows = format.reader(file.fileName)
+            var batch: [Row] = []
+            func take(_ row: Row) throws {
+                guard !straggler, try format.accept(row) else { return }
+                if let last {
+                    let (k, lastKey) = (format.key(row), format.key(last))
+                    if k == lastKey {
+                        guard row == last else { throw ArchiveCSV.Invalid(file: file.fileName, line: rows.line, reason: "two different rows for key \(k)") }
+                        processed += 1
+                        return
+                    }
+                    if k < lastKey {
+                        straggler = true
+                        return
+                    }
+                }
+                processed += 1
+                last = row
+                batch.append(row)
+            }
+            while !straggler, let chunk = try entry.next() {
+                var failure: (any Error)?
+                try rows.feed(chunk) { row throws(ArchiveCSV.Invalid) in
+                    guard failure == nil else { return }
+                    do { try take(row) } catch { failure = error }
+                }
+                if let failure { throw failure }
+                // A straggler in this chunk: the chunk's rows wait for the sorted pass, so none is taken for missing.
+                if straggler { break }
+                if !batch.isEmpty {
+                    delivered += batch.count
+                    do { try await deliver(batch) } catch { throw ArchiveDeliveryError(underlying: error) }
+                    batch.removeAll(keepingCapacity: true)
+                }
+                seenWhenDelivered = processed
+            }
+            if !straggler {
+                var failure: (any Error)?
+                try rows.finish { row throws(ArchiveCSV.Invalid) in
+                    guard failure == nil else { return }
+                    do { try take(row) } catch { failure = error }
+                }
+                if let failure { throw failure }
+                if !straggler && !batch.isEmpty {
+                    delivered += batch.count
+                    do { try await deliver(batch) } catch { throw ArchiveDeliveryError(underlying: error) }
+                }
+            }
+        } catch let error as ArchiveDeliveryError {
+            throw error.underlying
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            return .refused("\(file.fileName): \(error)")
+        }
+        guard straggler else { return .rows(delivered) }
+        return try await readOutOfOrder(file, zip: zip, format: format, alreadySeen: seenWhenDelivered, delivered: delivered, deliver: deliver)
+    }
+
+    /// The whole file, sorted and de-duplicated; delivers the rows the streaming pass did not (the first
+    /// `alreadySeen` accepted rows in file order were delivered or were repeats of delivered ones).
+    private func readOutOfOrder<Row>(_ file: ArchiveFile, zip: [UInt8], format: ArchiveRowFormat<Row>, alreadySeen: Int, delivered: Int,
+                                     deliver: ([Row]) async throws -> Void) async throws -> ArchiveRead {
+        let sorted: [Row], seen: Set<Int64>
+        do {
+            let all = try ArchiveCSV.all(format.reader(file.fileName), ZipArchive.firstEntry(of: zip).bytes).filter(format.accept)
+            seen = Set(all.prefix(alreadySeen).map(format.key))
+            sorted = try ArchiveCSV.sortedUnique(all, file: file.fileName, key: format.key)
+        } catch {
+            return .refused("\(file.fileName): \(error)")
+        }
+        logger.info("archive file rows out of order; sorted", metadata: ["file": "\(file.fileName)"])
+        let rest = sorted.filter { !seen.contains(format.key($0)) }
+        for start in stride(from: 0, to: rest.count, by: 2000) {
+            try await deliver(Array(rest[start..<min(start + 2000, rest.count)]))
+        }
+        return .rows(delivered + rest.count)
+    }
+}
+
+/// An error of the caller's `deliver` (a failed write, cancellation), kept apart from the file's own faults.
+struct ArchiveDeliveryError: Error {
+    let underlying: any Error
+}
+
+final class UnreachableFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    /// Sets the flag; true the first time.
+    func set() -> Bool { lock.withLock { defer { value = true }; return !value } }
+    var isSet: Bool { lock.withLock { value } }
+}
+
+public struct ArchiveError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
