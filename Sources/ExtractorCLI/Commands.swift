@@ -121,15 +121,20 @@ struct KlinesCommand: ParsableCommand {
     @Option(name: .customLong("page-limit"), help: "Klines per request. Default: the size buying the most klines per weight (futures 499, spot 1000).")
     var pageLimit: Int?
 
+    @OptionGroup var archive: ArchiveOptions
+
+    @OptionGroup var common: CommonOptions
+}
+
+/// Where `klines` and `trades` read history from.
+struct ArchiveOptions: ParsableArguments {
     @Option(name: .customLong("source"), help: """
-        Where history comes from: auto (whole closed months and days from Binance's public archives, the rest from         REST), rest, or archive (files only). Env: BINANCE_KLINES_SOURCE. Default: auto.
+        Where history comes from: auto (whole closed months and days from Binance's public archives, the rest from         REST), rest, or archive (files only). Env: BINANCE_KLINES_SOURCE (klines), BINANCE_TRADES_SOURCE (trades).         Default: auto.
         """)
     var source: String?
 
     @Option(name: .customLong("archive-url"), help: "Base URL of the archives. Env: BINANCE_ARCHIVE_URL. Default: https://data.binance.vision.")
     var archiveURL: String?
-
-    @OptionGroup var common: CommonOptions
 }
 
 /// `binance-extractor gaps`.
@@ -187,6 +192,8 @@ struct TradesCommand: ParsableCommand {
 
     @Option(name: .customLong("max-pages"), help: "Pages of 1000 trades per symbol and run at most; the next run continues. Default: 1000.")
     var maxPages: Int?
+
+    @OptionGroup var archive: ArchiveOptions
 
     @OptionGroup var common: CommonOptions
 }

@@ -241,14 +241,21 @@ enum Resolve {
                                    maxCatchUpMilliseconds: Int64(catchUp) * 86_400_000, explicitStart: start, explicitEnd: end)
         planner.fromListing = command.fromListing
         var config = KlinesConfiguration(common: common, intervals: intervals, planner: planner, pageLimit: command.pageLimit)
-        let sourceText = command.source ?? env["BINANCE_KLINES_SOURCE"].flatMap { $0.isEmpty ? nil : $0 } ?? "auto"
-        guard let source = KlinesSourceMode(rawValue: sourceText.lowercased()) else {
-            throw ConfigurationError("invalid source '\(sourceText)' (--source or BINANCE_KLINES_SOURCE): use auto, rest or archive")
-        }
-        config.source = source
-        if let text = command.archiveURL ?? env["BINANCE_ARCHIVE_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
-            config.archiveURL = try url(text, source: command.archiveURL != nil ? "--archive-url" : "BINANCE_ARCHIVE_URL")
-        }
+        (config.source, config.archiveURL) = try archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", env)
         return config
+    }
+
+    /// `--source` (or its variable) and `--archive-url` / `BINANCE_ARCHIVE_URL`.
+    static func archive(_ options: ArchiveOptions, sourceVariable: String, _ env: [String: String]) throws(ConfigurationError)
+        -> (KlinesSourceMode, String) {
+        let sourceText = options.source ?? env[sourceVariable].flatMap { $0.isEmpty ? nil : $0 } ?? "auto"
+        guard let source = KlinesSourceMode(rawValue: sourceText.lowercased()) else {
+            throw ConfigurationError("invalid source '\(sourceText)' (--source or \(sourceVariable)): use auto, rest or archive")
+        }
+        var archiveURL = "https://data.binance.vision"
+        if let text = options.archiveURL ?? env["BINANCE_ARCHIVE_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            archiveURL = try url(text, source: options.archiveURL != nil ? "--archive-url" : "BINANCE_ARCHIVE_URL")
+        }
+        return (source, archiveURL)
     }
 }

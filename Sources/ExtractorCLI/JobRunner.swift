@@ -231,7 +231,7 @@ extension ExtractorCLI {
         let common = config.common
         let units = config.intervals.flatMap { interval in common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, interval: interval) } }
         let settings = SymbolExtractor.Settings(planner: config.planner, pageLimit: config.pageLimit, batchSize: common.batchSize,
-                                                sourceMode: config.source)
+                                                sourceMode: config.source, listArchiveFiles: common.dryRun)
         let archiveURL = config.archiveURL
         return await JobRunner(command: "klines", config: common, context: context, span: span).run(
             // The confirmed-gaps table: a silence the run crosses is recorded there.
@@ -332,9 +332,10 @@ extension ExtractorCLI {
     }
 
     static func runTrades(_ command: TradesCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
-        let common: CommonConfiguration, start: Int64?, lookback: Int, maxPages: Int
+        let common: CommonConfiguration, start: Int64?, lookback: Int, maxPages: Int, source: KlinesSourceMode, archiveURL: String
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
+            (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_TRADES_SOURCE", environment)
             start = try Resolve.start(command.start, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
             maxPages = try Resolve.positive(command.maxPages, env: nil, environment, default: 1000, option: "--max-pages")
@@ -350,9 +351,13 @@ extension ExtractorCLI {
             let store: any TradeStoring = resources.pool.flatMap { resources.existingTables.contains(table.name) ? TradeStore(pool: $0) : nil }
                 ?? EmptyTradeStore()
             let startTime = start ?? (resources.clock.now() - Int64(lookback) * 3_600_000)
+            let archive = source == .rest ? nil : resources.http.map {
+                ArchiveClient(baseURL: archiveURL, http: $0, clock: resources.clock, logger: resources.logger)
+            }
             return .run(units: units) { unit, attempt in
                 try await TradeExtractor(market: common.market, symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
-                                         startTime: startTime, batchSize: common.batchSize, maxPages: maxPages, dryRun: common.dryRun).run(attempt)
+                                         startTime: startTime, batchSize: common.batchSize, maxPages: maxPages, dryRun: common.dryRun,
+                                         sourceMode: source, archive: archive, logger: resources.logger).run(attempt)
             }
         }
     }
@@ -366,5 +371,6 @@ struct EmptyFundingStore: FundingStoring {
 
 struct EmptyTradeStore: TradeStoring {
     func lastTradeId(table: TradeTable, symbol: Symbol) async throws -> Int64? { nil }
+    func lastTradeTime(table: TradeTable, symbol: Symbol) async throws -> Int64? { nil }
     func write(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int { 0 }
 }

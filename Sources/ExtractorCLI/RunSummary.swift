@@ -48,6 +48,12 @@ struct RunSummary {
                 fields.append("\"archive_files\":\(r.outcome.archiveFiles)")
                 if r.outcome.archiveLacked > 0 { fields.append("\"archive_lacked\":\(r.outcome.archiveLacked)") }
             }
+            if dryRun && (!r.outcome.plannedFiles.isEmpty || !r.outcome.restRanges.isEmpty) {
+                let files = r.outcome.plannedFiles.map { "{\"file\":\(q($0.name)),\"bytes\":\($0.bytes.map(String.init) ?? "null")}" }
+                let ranges = r.outcome.restRanges.map { "{\"from\":\(q(UTCCalendar.iso8601($0.from))),\"to\":\(q(UTCCalendar.iso8601($0.to)))}" }
+                fields.append("\"archive_files_planned\":[\(files.joined(separator: ","))]")
+                fields.append("\"rest_ranges\":[\(ranges.joined(separator: ","))]")
+            }
             if case .failed(let message) = r.status { fields.append("\"error\":\(q(message))") }
             return "{" + fields.joined(separator: ",") + "}"
         }
@@ -76,6 +82,15 @@ struct RunSummary {
             + (dryRun ? "wrote nothing (dry run)" : "wrote \(totalWritten)")
             + "; \(requests.sent) requests, weight \(weightUsed), \(String(format: "%.1f", Double(durationMilliseconds) / 1000)) s\n"
         for r in reports { if case .failed(let m) = r.status { text += "  \(r.unit): \(m)\n" } }
+        if dryRun {
+            for r in reports where !r.outcome.plannedFiles.isEmpty || !r.outcome.restRanges.isEmpty {
+                let bytes = r.outcome.plannedFiles.compactMap(\.bytes).reduce(0, +)
+                text += "\(r.unit): would read \(r.outcome.plannedFiles.count) archive files"
+                    + String(format: " (%.1f MB)", Double(bytes) / 1_000_000) + ", the rest from REST\n"
+                for f in r.outcome.plannedFiles { text += "  file  \(f.name)  \(f.bytes.map { "\($0) bytes" } ?? "size unknown")\n" }
+                for range in r.outcome.restRanges { text += "  REST  \(UTCCalendar.iso8601(range.from)) .. \(UTCCalendar.iso8601(range.to))\n" }
+            }
+        }
         return text
     }
 }

@@ -205,6 +205,10 @@ private let curlWriteHeader: @convention(c) (UnsafeMutablePointer<CChar>?, Int, 
         let name = line[..<colon].lowercased()
         let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
         transfer.headers[name] = value
+        // Room for the whole body at once (an archive file is megabytes): growing by doubling would hold up to twice it.
+        if name == "content-length", let length = Int(value), length > 0, length <= transfer.maxBodyBytes {
+            transfer.body.reserveCapacity(length)
+        }
     }
     return n
 }

@@ -17,6 +17,16 @@ public enum ArchiveRead: Sendable, Equatable {
     /// The file could not be trusted (CHECKSUM mismatch twice, damaged zip, bad rows): its period comes from REST.
     /// Rows delivered before the fault was found passed every check; the caller takes the period from REST anyway.
     case refused(String)
+
+    /// `read`, `absent`, `unreachable` or `refused`: the span attribute `binance.archive.result`.
+    public var label: String {
+        switch self {
+        case .rows: "read"
+        case .absent: "absent"
+        case .unreachable: "unreachable"
+        case .refused: "refused"
+        }
+    }
 }
 
 /// How one dataset's rows are read from its files: the CSV reader, the row's key (open time, trade id), and the
@@ -60,6 +70,13 @@ public struct ArchiveClient: ArchiveSource {
     let clock: any WallClock
     let logger: Logger
     let attempts = 3
+    /// Unpacked bytes per step: about 650 klines, the rows one step holds (and the batch handed to the writer).
+    static let chunkBytes = 64 << 10
+    /// Files downloaded and read at once, whatever the number of workers: each holds its compressed file (2 to 3 MB
+    /// for a month of 1m klines). Measured on a one-year backfill of 20 symbols: 4 files in flight peaked at 67 MB,
+    /// 2 at 55 MB, for 2 % less speed (the database is the limit either way).
+    public static let filesInFlight = 2
+    private let slots = FileSlots(Self.filesInFlight)
     /// Set once the archive host cannot be reached at all (no route, refused, TLS): the run stops asking it and
     /// takes everything from REST, with one warning.
     private let unreachable = UnreachableFlag()
@@ -113,6 +130,8 @@ public struct ArchiveClient: ArchiveSource {
     /// delivered follow, sorted.
     public func read<Row>(_ file: ArchiveFile, format: ArchiveRowFormat<Row>, deliver: ([Row]) async throws -> Void) async throws -> ArchiveRead {
         if unreachable.isSet { return .unreachable }
+        await slots.acquire()
+        defer { Task { await slots.release() } }
         let zip: [UInt8]
         do {
             guard let checksumResponse = try await request(file.checksumPath) else { return .absent }
@@ -158,7 +177,7 @@ public struct ArchiveClient: ArchiveSource {
                 last = row
                 batch.append(row)
             }
-            while !straggler, let chunk = try entry.next() {
+            while !straggler, let chunk = try entry.next(maxBytes: Self.chunkBytes) {
                 var failure: (any Error)?
                 try rows.feed(chunk) { row throws(ArchiveCSV.Invalid) in
                     guard failure == nil else { return }
@@ -221,6 +240,26 @@ public struct ArchiveClient: ArchiveSource {
 /// An error of the caller's `deliver` (a failed write, cancellation), kept apart from the file's own faults.
 struct ArchiveDeliveryError: Error {
     let underlying: any Error
+}
+
+/// A counting semaphore for tasks: `acquire` waits (without a thread) while every slot is taken.
+actor FileSlots {
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(_ count: Int) { free = max(1, count) }
+
+    func acquire() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
+    }
 }
 
 final class UnreachableFlag: @unchecked Sendable {

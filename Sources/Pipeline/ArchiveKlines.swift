@@ -32,6 +32,14 @@ public enum ArchivePlanner {
                                 now: Int64) -> [ArchiveSegment] {
         guard end >= start else { return [] }
         guard let length = interval.fixedMilliseconds, length <= 86_400_000 else { return [.rest(start: start, end: end)] }
+        return segments(market: market, symbol: symbol, dataset: .klines(interval), step: length, start: start, end: end, now: now)
+    }
+
+    /// The same for any dataset whose rows have a time: `step` is the distance between two rows' times (a kline's
+    /// interval; 1 ms for trades).
+    public static func segments(market: Market, symbol: Symbol, dataset: ArchiveFile.Dataset, step length: Int64, start: Int64, end: Int64,
+                                now: Int64) -> [ArchiveSegment] {
+        guard end >= start, length > 0 else { return [] }
         let today = Int64.floorDivide(now, 86_400_000) * 86_400_000
         var out: [ArchiveSegment] = []
         var cursor = start
@@ -45,13 +53,13 @@ public enum ArchivePlanner {
             let (y, m, d) = UTCCalendar.civil(day)
             if day == monthStart, monthEnd <= min(end + length, today) {
                 flushREST(until: day)
-                out.append(.file(ArchiveFile(market: market, dataset: .klines(interval), symbol: symbol, period: .month(year: y, month: m))))
+                out.append(.file(ArchiveFile(market: market, dataset: dataset, symbol: symbol, period: .month(year: y, month: m))))
                 cursor = monthEnd
                 day = monthEnd
                 continue
             }
             flushREST(until: day)
-            out.append(.file(ArchiveFile(market: market, dataset: .klines(interval), symbol: symbol, period: .day(year: y, month: m, day: d))))
+            out.append(.file(ArchiveFile(market: market, dataset: dataset, symbol: symbol, period: .day(year: y, month: m, day: d))))
             cursor = day + 86_400_000
             day += 86_400_000
         }

@@ -19,14 +19,17 @@ public actor SymbolExtractor {
         /// `--source`: REST only, or the archives for whole closed months and days (see `ArchivePlanner`).
         public var sourceMode: KlinesSourceMode
         public var archive: (any ArchiveSource)?
+        /// `--dry-run`: files are not downloaded, only asked for their size (HEAD); the plan is in the outcome.
+        public var listArchiveFiles: Bool
 
         public init(planner: RangePlanner = RangePlanner(), pageLimit: Int? = nil, batchSize: Int = 2000,
-                    sourceMode: KlinesSourceMode = .rest, archive: (any ArchiveSource)? = nil) {
+                    sourceMode: KlinesSourceMode = .rest, archive: (any ArchiveSource)? = nil, listArchiveFiles: Bool = false) {
             self.planner = planner
             self.pageLimit = pageLimit
             self.batchSize = batchSize
             self.sourceMode = sourceMode
             self.archive = archive
+            self.listArchiveFiles = listArchiveFiles
         }
     }
 
@@ -55,6 +58,10 @@ public actor SymbolExtractor {
         public var archiveFiles = 0
         /// `--source archive`: candles of the range no file held (not fetched from REST).
         public var archiveLacked: Int64 = 0
+        /// `--dry-run` with archives: the files the run would read (with their size from a HEAD request, when the
+        /// host gives one) and the open-time ranges `[from, to]` left to REST.
+        public var plannedFiles: [PlannedFile] = []
+        public var restRanges: [RESTRange] = []
         /// The run was cancelled; what was fetched was written.
         public var interrupted = false
 
@@ -81,6 +88,8 @@ public actor SymbolExtractor {
             fromArchive += other.fromArchive
             archiveFiles += other.archiveFiles
             archiveLacked += other.archiveLacked
+            plannedFiles += other.plannedFiles
+            restRanges += other.restRanges
             storedBefore = storedBefore ?? other.storedBefore
             interrupted = other.interrupted
         }
@@ -205,6 +214,13 @@ public actor SymbolExtractor {
         func rest(_ start: Int64, _ end: Int64, outcome: inout Outcome) async throws {
             let from = max(start, plan.start), to = min(end, plan.end)
             guard to >= from else { return }
+            if settings.listArchiveFiles {
+                if let previous = outcome.restRanges.last, previous.to + step == from {
+                    outcome.restRanges[outcome.restRanges.count - 1].to = to
+                } else {
+                    outcome.restRanges.append(RESTRange(from: from, to: to))
+                }
+            }
             if settings.sourceMode == .archive {
                 outcome.archiveLacked += (to - from) / step + 1
                 return
@@ -220,6 +236,21 @@ public actor SymbolExtractor {
             switch segment {
             case .rest(let start, let end):
                 try await rest(start, end, outcome: &outcome)
+            case .file(let file) where settings.listArchiveFiles:
+                // A dry run reads no file: it asks each for its size, and lists it.
+                let last = file.range.upperBound - step
+                switch await archive.size(of: file) {
+                case .bytes(let size):
+                    outcome.plannedFiles.append(PlannedFile(name: file.fileName, path: file.path, bytes: size))
+                case .absent:
+                    if case .month = file.period {
+                        pending = ArchivePlanner.days(of: file).map { .file($0) } + pending
+                    } else {
+                        try await rest(file.range.lowerBound, last, outcome: &outcome)
+                    }
+                case .unreachable:
+                    try await rest(file.range.lowerBound, last, outcome: &outcome)
+                }
             case .file(let file):
                 let last = file.range.upperBound - step
                 // The next open time the stream has not covered: a row after it means the file lacks the candles
@@ -260,15 +291,11 @@ public actor SymbolExtractor {
                         }
                         try await take(pending, outcome: &outcome)
                     }
+                    span.attributes["binance.archive.result"] = result.label
                     switch result {
-                    case .rows(let count):
-                        span.attributes["binance.archive.result"] = "read"
-                        span.attributes["binance.archive.rows"] = Int64(count)
-                    case .absent: span.attributes["binance.archive.result"] = "absent"
-                    case .unreachable: span.attributes["binance.archive.result"] = "unreachable"
-                    case .refused(let reason):
-                        span.attributes["binance.archive.result"] = "refused"
-                        span.setStatus(SpanStatus(code: .error, message: reason))
+                    case .rows(let count): span.attributes["binance.archive.rows"] = Int64(count)
+                    case .refused(let reason): span.setStatus(SpanStatus(code: .error, message: reason))
+                    case .absent, .unreachable: break
                     }
                     return result
                 }
@@ -387,6 +414,20 @@ public actor SymbolExtractor {
             do { try kline.validate(interval: interval) } catch { throw .invalidKline(error) }
         }
     }
+}
+
+/// A file a dry run would read.
+public struct PlannedFile: Sendable, Equatable {
+    public let name: String
+    public let path: String
+    /// From the HEAD answer's Content-Length; nil when the host gave none.
+    public let bytes: Int?
+}
+
+/// Open times `[from, to]` a run takes from REST.
+public struct RESTRange: Sendable, Equatable {
+    public var from: Int64
+    public var to: Int64
 }
 
 /// Ends a unit's run: whatever happened, what was fetched and checked is written (unless the write itself failed);

@@ -1,11 +1,16 @@
 import BinanceAPI
+import BinanceArchive
 import Clocks
+import Logging
 import Storage
 import Telemetry
+import Tracing
 
 /// Where aggregate trades are stored (the pipeline's view of `TradeStore`).
 public protocol TradeStoring: Sendable {
     func lastTradeId(table: TradeTable, symbol: Symbol) async throws -> Int64?
+    /// The time of the last stored trade: where the archives take over when the last trade is days old.
+    func lastTradeTime(table: TradeTable, symbol: Symbol) async throws -> Int64?
     func write(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int
 }
 
@@ -19,6 +24,10 @@ extension TradeStore: TradeStoring {
 /// stored, it finds the first trade at or after the start time by asking hour-long windows (Binance rejects
 /// `startTime`/`endTime` an hour or more apart), then pages by id. A run stops once it reaches the trades of the
 /// moment it started, or after `maxPages`; the next run continues from the last stored id, so nothing is skipped.
+///
+/// With `--source auto`, the whole closed days and months between the start (or the last stored trade) and today
+/// come from the archives' aggTrades files, and REST by id does the rest: the ids a file lacks (aggregate trade
+/// ids follow each other, so a jump in ids is a hole), the periods without a file, and today.
 public struct TradeExtractor: Sendable {
     public let market: Market
     public let symbol: Symbol
@@ -29,9 +38,13 @@ public struct TradeExtractor: Sendable {
     let batchSize: Int
     let maxPages: Int
     let dryRun: Bool
+    let sourceMode: KlinesSourceMode
+    let archive: (any ArchiveSource)?
+    let logger: Logger
 
     public init(market: Market, symbol: Symbol, client: BinanceClient, store: any TradeStoring, clock: any WallClock,
-                startTime: Int64, batchSize: Int, maxPages: Int, dryRun: Bool) {
+                startTime: Int64, batchSize: Int, maxPages: Int, dryRun: Bool,
+                sourceMode: KlinesSourceMode = .rest, archive: (any ArchiveSource)? = nil, logger: Logger = Logger(label: "trades")) {
         self.market = market
         self.symbol = symbol
         self.client = client
@@ -41,6 +54,18 @@ public struct TradeExtractor: Sendable {
         self.batchSize = batchSize
         self.maxPages = maxPages
         self.dryRun = dryRun
+        self.sourceMode = sourceMode
+        self.archive = archive
+        self.logger = logger
+    }
+
+    /// What a run is doing, shared by its steps.
+    private struct Cursor {
+        /// The next aggregate trade id wanted (nil until the first trade is known).
+        var nextId: Int64?
+        var pages = 0
+        /// The page cap was reached: stop, the next run continues from the last stored id.
+        var capped = false
     }
 
     /// Runs one attempt; a retry continues by id after the last trade an earlier attempt wrote.
@@ -58,44 +83,199 @@ public struct TradeExtractor: Sendable {
         }
         var failure: (any Error)?
         do {
-            var nextId: Int64?
+            var cursor = Cursor()
+            // Where the run starts in time (for the archives) and by id.
+            var fromTime = startTime
             if let previous = attempt.previous.plan, let written = attempt.resumeAfter {
                 outcome.plan = previous
-                nextId = written + 1
+                cursor.nextId = written + 1
+                fromTime = attempt.previous.lastOpenTime ?? previous.start
             } else if let last = try await store.lastTradeId(table: table, symbol: symbol) {
-                nextId = last + 1
+                cursor.nextId = last + 1
+                fromTime = try await store.lastTradeTime(table: table, symbol: symbol) ?? runStart
                 outcome.plan = FetchPlan(start: last + 1, end: runStart, origin: .resume, capped: false)
             } else {
                 outcome.plan = FetchPlan(start: startTime, end: runStart, origin: .explicit, capped: false)
-                var windowStart = startTime
-                while nextId == nil, windowStart <= runStart {
-                    try Task.checkCancellation()
-                    let windowEnd = windowStart + AggTrade.maxWindowMilliseconds - 1
-                    let first = try await client.aggTrades(symbol: symbol, startTime: windowStart, endTime: windowEnd, limit: 1)
-                    outcome.requests += 1
-                    nextId = first.first?.id
-                    windowStart = windowEnd + 1
+            }
+            var listed = false
+            if sourceMode != .rest, let archive {
+                if dryRun {
+                    // A dry run downloads no file: it lists them, with their size, and the stretches left to REST.
+                    try await list(archive, from: fromTime, until: runStart, outcome: &outcome)
+                    listed = true
+                } else {
+                    try await fromArchives(archive, from: fromTime, until: runStart, cursor: &cursor, writer: writer, outcome: &outcome)
                 }
             }
-            var pages = 0
-            while let fromId = nextId, pages < maxPages {
-                try Task.checkCancellation()
-                let page = try await client.aggTrades(symbol: symbol, fromId: fromId)
-                outcome.requests += 1
-                pages += 1
-                guard let last = page.last else { break }
-                guard page.first!.id >= fromId, zip(page, page.dropFirst()).allSatisfy({ $0.id < $1.id }) else {
-                    throw BinanceError.malformedBody("aggregate trades out of order or before fromId \(fromId)")
+            if sourceMode != .archive && !cursor.capped && !listed {
+                if cursor.nextId == nil {
+                    cursor.nextId = try await firstTrade(from: fromTime, to: runStart, outcome: &outcome)
                 }
-                outcome.fetched += page.count
-                try await writer.append(page)
-                if page.count < AggTrade.maxLimit || last.time >= runStart { break }
-                nextId = last.id + 1
+                try await page(&cursor, before: nil, until: runStart, writer: writer, outcome: &outcome)
             }
-            if pages >= maxPages { outcome.plan?.capped = true }
+            if cursor.capped { outcome.plan?.capped = true }
         } catch {
             failure = error
         }
         return try await complete(writer, failure: failure, outcome: outcome) { ($0.time, $0.id) }
     }
+
+    /// The first trade at or after `from` (up to `to`), asking hour-long windows.
+    private func firstTrade(from: Int64, to: Int64, outcome: inout SymbolExtractor.Outcome) async throws -> Int64? {
+        var windowStart = from
+        while windowStart <= to {
+            try Task.checkCancellation()
+            let windowEnd = min(windowStart + AggTrade.maxWindowMilliseconds - 1, to)
+            let first = try await client.aggTrades(symbol: symbol, startTime: windowStart, endTime: windowEnd, limit: 1)
+            outcome.requests += 1
+            if let id = first.first?.id { return id }
+            windowStart = windowEnd + 1
+        }
+        return nil
+    }
+
+    /// Pages by id from `cursor.nextId`: up to (not including) id `before`, or without it until the trades of
+    /// `until` (the moment the run started) or a short page.
+    private func page(_ cursor: inout Cursor, before: Int64?, until: Int64, writer: BatchWriter<AggTrade>,
+                      outcome: inout SymbolExtractor.Outcome) async throws {
+        while let fromId = cursor.nextId, before.map({ fromId < $0 }) ?? true {
+            guard cursor.pages < maxPages else {
+                cursor.capped = true
+                return
+            }
+            try Task.checkCancellation()
+            var page = try await client.aggTrades(symbol: symbol, fromId: fromId)
+            outcome.requests += 1
+            cursor.pages += 1
+            guard let last = page.last else { return }
+            guard page.first.map({ $0.id >= fromId }) ?? true, zip(page, page.dropFirst()).allSatisfy({ $0.id < $1.id }) else {
+                throw BinanceError.malformedBody("aggregate trades out of order or before fromId \(fromId)")
+            }
+            let full = page.count >= AggTrade.maxLimit
+            if let before { page.removeAll { $0.id >= before } }
+            outcome.fetched += page.count
+            try await writer.append(page)
+            cursor.nextId = last.id + 1
+            if before == nil && (!full || last.time >= until) { return }
+            if !full { return }
+        }
+    }
+
+    /// The archive files of `[from, until]` (whole closed days and months), in time order; REST by id for the ids a
+    /// file lacks (before the file's next row is written, so the writes stay in id order). Periods without a file
+    /// are left to the ids: the next file's first row shows the jump, and REST pages across it.
+    private func fromArchives(_ archive: any ArchiveSource, from: Int64, until: Int64, cursor: inout Cursor, writer: BatchWriter<AggTrade>,
+                              outcome: inout SymbolExtractor.Outcome) async throws {
+        let segments = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: until)
+        var queue = segments[...]
+        var pending: [ArchiveSegment] = []
+        while !cursor.capped, let segment = pending.isEmpty ? queue.popFirst() : pending.removeFirst() {
+            try Task.checkCancellation()
+            guard case .file(let file) = segment else {
+                // A stretch no file covers (before the first whole day, today): REST by id starts from its first trade.
+                if case .rest(let start, let end) = segment, cursor.nextId == nil, sourceMode != .archive, end < until {
+                    cursor.nextId = try await firstTrade(from: start, to: end, outcome: &outcome)
+                }
+                continue
+            }
+            let format = ArchiveRowFormat<AggTrade>(reader: ArchiveCSV.aggTradeRows, key: \.id) { trade in
+                guard file.range.contains(trade.time), trade.time >= from else { return false }
+                // One trade on its own (the checks of a REST page, "Compressed/Aggregate Trades List").
+                try AggTrade.check([trade], fromId: nil, limit: 1, latest: until + 60_000)
+                return true
+            }
+            var files = 0
+            let read: ArchiveRead
+            do { read = try await withSpan("read archive file", ofKind: .client) { span -> ArchiveRead in
+                span.attributes["binance.archive.file"] = file.fileName
+                span.attributes["binance.archive.path"] = file.path
+                let result = try await archive.read(file, format: format) { trades in
+                    var take: [AggTrade] = []
+                    take.reserveCapacity(trades.count)
+                    for trade in trades {
+                        if let next = cursor.nextId {
+                            if trade.id < next { continue }  // stored already, or fetched from REST
+                            if trade.id > next {
+                                try await flush(&take, writer: writer, outcome: &outcome)
+                                if sourceMode == .archive {
+                                    outcome.archiveLacked += trade.id - next
+                                } else {
+                                    try await page(&cursor, before: trade.id, until: until, writer: writer, outcome: &outcome)
+                                    if cursor.capped { throw TradeCapReached() }
+                                }
+                            }
+                        }
+                        take.append(trade)
+                        cursor.nextId = trade.id + 1
+                    }
+                    try await flush(&take, writer: writer, outcome: &outcome)
+                }
+                switch result {
+                case .rows(let n):
+                    span.attributes["binance.archive.rows"] = Int64(n)
+                    files = 1
+                case .refused(let reason): span.setStatus(SpanStatus(code: .error, message: reason))
+                case .absent, .unreachable: break
+                }
+                span.attributes["binance.archive.result"] = result.label
+                return result
+            } } catch is TradeCapReached {
+                return
+            }
+            outcome.archiveFiles += files
+            switch read {
+            case .rows:
+                break
+            case .absent:
+                if case .month = file.period { pending = ArchivePlanner.days(of: file).map { .file($0) } + pending }
+                else if cursor.nextId == nil && sourceMode != .archive {
+                    cursor.nextId = try await firstTrade(from: max(from, file.range.lowerBound), to: file.range.upperBound - 1, outcome: &outcome)
+                }
+            case .unreachable, .refused:
+                if case .refused(let reason) = read {
+                    logger.warning("archive file not used; its trades come from REST", metadata: ["symbol": "\(symbol)", "reason": "\(reason)"])
+                }
+                if cursor.nextId == nil && sourceMode != .archive {
+                    cursor.nextId = try await firstTrade(from: max(from, file.range.lowerBound), to: file.range.upperBound - 1, outcome: &outcome)
+                }
+            }
+        }
+    }
+
+    /// `--dry-run`: the files the run would read (size from HEAD) and the stretches REST would page through.
+    private func list(_ archive: any ArchiveSource, from: Int64, until: Int64, outcome: inout SymbolExtractor.Outcome) async throws {
+        var queue = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: until)[...]
+        var pending: [ArchiveSegment] = []
+        func rest(_ start: Int64, _ end: Int64) {
+            if let last = outcome.restRanges.last, last.to + 1 == start {
+                outcome.restRanges[outcome.restRanges.count - 1].to = end
+            } else {
+                outcome.restRanges.append(RESTRange(from: start, to: end))
+            }
+        }
+        while let segment = pending.isEmpty ? queue.popFirst() : pending.removeFirst() {
+            switch segment {
+            case .rest(let start, let end): rest(start, end)
+            case .file(let file):
+                switch await archive.size(of: file) {
+                case .bytes(let size): outcome.plannedFiles.append(PlannedFile(name: file.fileName, path: file.path, bytes: size))
+                case .absent:
+                    if case .month = file.period { pending = ArchivePlanner.days(of: file).map { .file($0) } + pending }
+                    else { rest(file.range.lowerBound, file.range.upperBound - 1) }
+                case .unreachable: rest(file.range.lowerBound, file.range.upperBound - 1)
+                }
+            }
+        }
+    }
+
+    private func flush(_ trades: inout [AggTrade], writer: BatchWriter<AggTrade>, outcome: inout SymbolExtractor.Outcome) async throws {
+        guard !trades.isEmpty else { return }
+        outcome.fetched += trades.count
+        outcome.fromArchive += trades.count
+        try await writer.append(trades)
+        trades.removeAll(keepingCapacity: true)
+    }
 }
+
+/// The run's page cap was reached while filling a file's hole: the rest of the file waits for the next run.
+struct TradeCapReached: Error {}

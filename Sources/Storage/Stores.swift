@@ -58,6 +58,12 @@ public struct TradeStore: Sendable {
         try await pool.scalarInt64("SELECT MAX(`agg_trade_id`) FROM `\(table.name)` WHERE `symbol` = ", symbol.name, collection: table.name)
     }
 
+    public func lastTradeTime(table: TradeTable, symbol: Symbol) async throws -> Int64? {
+        // Times never go backwards as ids grow (Binance, "Compressed/Aggregate Trades List"): the newest time is the last trade's.
+        try await pool.scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`trade_time`)) * 1000 AS SIGNED) FROM `\(table.name)` WHERE `symbol` = ",
+                                   symbol.name, collection: table.name)
+    }
+
     @discardableResult
     public func upsert(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int {
         guard !trades.isEmpty else { return 0 }

@@ -4,6 +4,7 @@ import BinanceSimulator
 import Clocks
 import ExtractorCLI
 import Foundation
+import HTTPTransport
 import OTLPReceiver
 import Pipeline
 import Storage
@@ -101,6 +102,29 @@ struct ArchiveBackfillTests {
         let stats = await sim.simulator.statistics
         #expect(stats.archiveRequests == 0 && stats.klinesRequests == 1)
         #expect(try await db.count("klines_h1") == 72)
+    }
+
+    @Test("--dry-run lists the files (size from HEAD) and the REST ranges left, downloads no file and writes nothing")
+    func dryRunListsFiles() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        await sim.simulator.setArchiveFaults(["BTCUSDT-1h-2024-02-02.zip": .missing])
+        let run = try await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-02-04", "--dry-run"],
+                                     source: "auto", sim: sim, db: db, clock: clock)
+        #expect(run.status == 0, "\(run.errors)")
+        let unit = try #require(Self.units(run).first)
+        let files = try #require(unit["archive_files_planned"] as? [[String: Any]], "\(unit)")
+        // January's monthly file; February's is not out, so its days 1 and 3 (day 2 is missing) and no more (--end).
+        #expect(files.map { $0["file"] as? String } == ["BTCUSDT-1h-2024-01.zip", "BTCUSDT-1h-2024-02-01.zip", "BTCUSDT-1h-2024-02-03.zip"])
+        let zip = try await CurlHTTPClient(options: .init(workers: 1)).get(sim.baseURL + "/data/futures/um/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip").body
+        #expect(files.first?["bytes"] as? Int == zip.count, "the size is the file's")
+        let ranges = try #require(unit["rest_ranges"] as? [[String: String]])
+        #expect(ranges == [["from": "2024-02-02T00:00:00.000Z", "to": "2024-02-02T23:00:00.000Z"]], "the missing day, from REST")
+        let stats = await sim.simulator.statistics
+        #expect(stats.archiveDownloads == 1, "only this test's own download: the dry run asked HEAD")
+        #expect(((try? await db.count("klines_h1")) ?? 0) == 0)
     }
 
     @Test("--from-listing with archives: the listing candle from REST, then files, then REST; exact")

@@ -1,6 +1,9 @@
 import ExtractorCLI
 import Foundation
 
+// The allocator's policy for large buffers (archive downloads): see MemoryPolicy.
+MemoryPolicy.apply()
+
 // SIGTERM/SIGINT before, during and after the units: see ProcessSignals.
 ProcessSignals.install()
 
