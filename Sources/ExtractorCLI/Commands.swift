@@ -160,6 +160,8 @@ struct GapsCommand: ParsableCommand {
     @Flag(help: "Ask Binance again for holes already confirmed empty.")
     var recheck = false
 
+    @OptionGroup var archive: ArchiveOptions
+
     @OptionGroup var common: CommonOptions
 }
 

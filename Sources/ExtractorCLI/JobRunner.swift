@@ -252,9 +252,10 @@ extension ExtractorCLI {
     }
 
     static func runGaps(_ command: GapsCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
-        let common: CommonConfiguration, interval: KlineInterval, since: Int64?, maxGapDays: Int?
+        let common: CommonConfiguration, interval: KlineInterval, since: Int64?, maxGapDays: Int?, source: KlinesSourceMode, archiveURL: String
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: true)
+            (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", environment)
             guard let text = command.timeframe else { throw ConfigurationError("no timeframe given: pass --timeframe, e.g. --timeframe 15m") }
             interval = try Resolve.intervals(text, market: common.market)[0]
             since = try Resolve.date(command.since, option: "--since")
@@ -298,9 +299,13 @@ extension ExtractorCLI {
             let units = common.symbols.filter { bySymbol[$0.name] != nil }
                 .map { ExtractionUnit(market: common.market, symbol: $0, dataset: .gaps(interval)) }
             let store = resources.klineStore
+            let archive = source == .rest ? nil : resources.http.map {
+                ArchiveClient(baseURL: archiveURL, http: $0, clock: resources.clock, logger: resources.logger)
+            }
             return .run(units: units) { unit, attempt in
                 try await GapFiller(unit: unit, holes: bySymbol[unit.symbol.name] ?? [], client: resources.client, store: store, gaps: gaps,
-                                    clock: resources.clock, batchSize: common.batchSize, logger: resources.logger).run(attempt)
+                                    clock: resources.clock, batchSize: common.batchSize, sourceMode: source, archive: archive,
+                                    logger: resources.logger).run(attempt)
             }
         }
     }

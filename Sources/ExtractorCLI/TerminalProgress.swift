@@ -4,12 +4,15 @@ import Pipeline
 import Telemetry
 
 /// Live progress on a terminal (standard error only when it is a terminal, so piped logs stay clean):
-/// candles done of planned, rate, and time left, redrawn in place twice a second.
+/// candles done of planned, rate, time left, and the archive files read (with the last one), redrawn in place twice a
+/// second.
 final class TerminalProgress: ProgressObserver, @unchecked Sendable {
     private let lock = NSLock()
     private var planned: [ExtractionUnit: Int64] = [:]
     private var done: [ExtractionUnit: Int64] = [:]
     private var finishedUnits = 0
+    private var files = 0
+    private var lastFile: String?
     private let sink: LineSink
     private let clock: any WallClock
     private let started: Int64
@@ -30,17 +33,34 @@ final class TerminalProgress: ProgressObserver, @unchecked Sendable {
     func planned(_ unit: ExtractionUnit, candles: Int64) { lock.withLock { planned[unit] = candles } }
     func advanced(_ unit: ExtractionUnit, candles: Int) { lock.withLock { done[unit, default: 0] += Int64(candles) } }
     func finished(_ unit: ExtractionUnit) { lock.withLock { finishedUnits += 1 } }
+    func readFile(_ unit: ExtractionUnit, name: String, rows: Int) {
+        lock.withLock {
+            files += 1
+            lastFile = name
+        }
+    }
 
     private func draw() {
-        let (total, complete, units, count) = lock.withLock {
-            (planned.values.reduce(0, +), done.values.reduce(0, +), finishedUnits, planned.count)
+        let text: String = lock.withLock {
+            let total: Int64 = planned.values.reduce(0, +)
+            let complete: Int64 = done.values.reduce(0, +)
+            return Self.line(units: finishedUnits, of: planned.count, candles: complete, planned: total,
+                             milliseconds: clock.now() - started, files: files, lastFile: lastFile)
         }
-        let seconds = max(0.001, Double(clock.now() - started) / 1000)
+        sink.write("\r\u{1B}[K" + text)
+    }
+
+    /// The progress line's text.
+    static func line(units: Int, of count: Int, candles complete: Int64, planned total: Int64, milliseconds: Int64,
+                     files: Int, lastFile: String?) -> String {
+        let seconds = max(0.001, Double(milliseconds) / 1000)
         let rate = Double(complete) / seconds
         let left = rate > 0 ? Double(max(0, total - complete)) / rate : 0
         let percent = total > 0 ? min(100, Double(complete) * 100 / Double(total)) : 0
-        sink.write(String(format: "\r\u{1B}[K%d/%d units done | %lld/%lld candles (%.0f%%) | %.0f/s | ~%.0f s left",
-                          units, count, complete, total, percent, rate, left))
+        var text = String(format: "%d/%d units done | %lld/%lld candles (%.0f%%) | %.0f/s | ~%.0f s left",
+                          units, count, complete, total, percent, rate, left)
+        if files > 0 { text += " | \(files) archive files" + (lastFile.map { ", last \($0)" } ?? "") }
+        return text
     }
 
     func stop() {

@@ -101,4 +101,10 @@ public protocol ProgressObserver: Sendable {
     func planned(_ unit: ExtractionUnit, candles: Int64)
     func advanced(_ unit: ExtractionUnit, candles: Int)
     func finished(_ unit: ExtractionUnit)
+    /// An archive file was read whole (its rows were already counted by `advanced`).
+    func readFile(_ unit: ExtractionUnit, name: String, rows: Int)
+}
+
+extension ProgressObserver {
+    public func readFile(_ unit: ExtractionUnit, name: String, rows: Int) {}
 }

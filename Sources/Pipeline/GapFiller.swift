@@ -6,7 +6,8 @@ import Storage
 /// Fills the holes of one symbol's klines in one table through the same pipeline as `klines` (a
 /// `SymbolExtractor` per hole, the same rate limiter and writer). Binance's answer for a hole is authoritative:
 /// whatever part of it is still missing after a successful fetch has no candles on Binance's side (an outage,
-/// before listing, after delisting) and is recorded as confirmed, so it is not asked for again.
+/// before listing, after delisting) and is recorded as confirmed, so it is not asked for again. With `--source auto`
+/// a large hole's whole closed days and months come from the archives, as for `klines`.
 public struct GapFiller: Sendable {
     public let unit: ExtractionUnit
     public let holes: [KlineHole]
@@ -15,10 +16,16 @@ public struct GapFiller: Sendable {
     let gaps: GapStore?
     let clock: any WallClock
     let batchSize: Int
+    /// `--source`: a hole's whole closed days and months come from the archives (see `ArchivePlanner`).
+    let sourceMode: KlinesSourceMode
+    let archive: (any ArchiveSource)?
     let logger: Logger
 
     public init(unit: ExtractionUnit, holes: [KlineHole], client: BinanceClient, store: any KlineStoring, gaps: GapStore?,
-                clock: any WallClock, batchSize: Int, logger: Logger) {
+                clock: any WallClock, batchSize: Int, sourceMode: KlinesSourceMode = .rest, archive: (any ArchiveSource)? = nil,
+                logger: Logger) {
+        self.sourceMode = sourceMode
+        self.archive = archive
         self.unit = unit
         self.holes = holes
         self.client = client
@@ -43,7 +50,8 @@ public struct GapFiller: Sendable {
             let outcome: SymbolExtractor.Outcome
             do {
                 outcome = try await SymbolExtractor(unit: klinesUnit, source: client, store: store, clock: clock,
-                                                    settings: .init(planner: planner, batchSize: batchSize), logger: logger).run()
+                                                    settings: .init(planner: planner, batchSize: batchSize, sourceMode: sourceMode, archive: archive),
+                                                    logger: logger).run()
             } catch let failure as UnitFailure {
                 total.absorb(failure.partial)
                 throw UnitFailure(underlying: failure.underlying, partial: total)

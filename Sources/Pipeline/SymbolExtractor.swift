@@ -300,8 +300,9 @@ public actor SymbolExtractor {
                     return result
                 }
                 switch read {
-                case .rows:
+                case .rows(let count):
                     outcome.archiveFiles += 1
+                    progress?.readFile(unit, name: file.fileName, rows: count)
                     // What the file lacks at its end, from REST.
                     if expected <= min(last, plan.end) { try await rest(expected, last, outcome: &outcome) }
                 case .absent:

@@ -127,6 +127,34 @@ struct ArchiveBackfillTests {
         #expect(((try? await db.count("klines_h1")) ?? 0) == 0)
     }
 
+    @Test("gaps: a hole of several days is filled from daily files, its partial days from REST; exact")
+    func gapsFromArchives() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let fill = try await Self.run(["--timeframes", "15m", "--symbols", "BTCUSDT", "--start", "2024-02-01"], source: "rest", sim: sim, db: db, clock: clock)
+        #expect(fill.status == 0, "\(fill.errors)")
+        try await db.execute("DELETE FROM klines_m15 WHERE open_time >= '2024-02-10 06:00:00' AND open_time < '2024-02-14 06:00:00'")
+        await sim.simulator.resetStatistics()
+        let run = try await clock.drive(step: 100) {
+            let out = LineSink(), err = LineSink()
+            let status = await ExtractorCLI.run(
+                arguments: ["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT", "--api-url", sim.baseURL, "--mysql-uri", db.uriText,
+                            "--source", "auto", "--summary", "json"],
+                environment: ["OTEL_SDK_DISABLED": "true", "BINANCE_ARCHIVE_URL": sim.baseURL],
+                context: RunContext(clock: clock, output: out, errors: err))
+            return E2E.Run(status: status, output: out.text, errors: err.text)
+        }
+        #expect(run.status == 0, "\(run.errors)")
+        try await E2E.expectExact(db, sim, table: KlineTable(market: .futures, interval: .m15), symbol: "BTCUSDT",
+                                  from: UTCCalendar.parse("2024-02-01")!, through: Self.now)
+        let unit = try #require(Self.units(run).first)
+        // Days 11, 12 and 13 from their files; 18 hours of day 10 and 6 of day 14 from REST.
+        #expect(unit["archive_files"] as? Int == 3 && unit["from_archive"] as? Int == 3 * 96 && unit["from_rest"] as? Int == 96, "\(unit)")
+        #expect(await sim.simulator.statistics.archiveDownloads == 3)
+    }
+
     @Test("--from-listing with archives: the listing candle from REST, then files, then REST; exact")
     func fromListing() async throws {
         let clock = ManualClock(now: Self.now)

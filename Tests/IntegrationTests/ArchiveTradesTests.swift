@@ -97,4 +97,23 @@ struct ArchiveTradesTests {
         let expected = await sim.simulator.expectedAggTrades(symbol: "BTCUSDT", fromId: ids[0], throughTime: E2E.now)
         #expect(ids == expected.map(\.id), "no hole and no repeat between the REST run, the files and today's REST")
     }
+
+    @Test("--dry-run lists the aggTrades files and the stretches left to REST, downloads nothing, writes nothing")
+    func dryRun() async throws {
+        let clock = ManualClock(now: E2E.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let today = E2E.now - E2E.now % Self.day
+        let run = try await Self.run(["--symbols", "BTCUSDT", "--start", "\(today - 2 * Self.day)", "--dry-run"], source: "auto", sim: sim, db: db, clock: clock)
+        #expect(run.status == 0, "\(run.errors)")
+        let unit = try #require(NeverStuckTests.units(run).first)
+        let files = try #require(unit["archive_files_planned"] as? [[String: Any]], "\(unit)")
+        #expect(files.map { $0["file"] as? String } == ["BTCUSDT-aggTrades-2024-02-28.zip", "BTCUSDT-aggTrades-2024-02-29.zip"])
+        #expect(files.allSatisfy { ($0["bytes"] as? Int ?? 0) > 0 })
+        #expect((unit["rest_ranges"] as? [[String: String]])?.first?["from"] == "2024-03-01T00:00:00.000Z", "today, by REST")
+        let stats = await sim.simulator.statistics
+        #expect(stats.archiveDownloads == 0 && stats.aggTradesRequests == 0)
+        #expect(((try? await db.count("agg_trades")) ?? 0) == 0)
+    }
 }
