@@ -231,6 +231,15 @@ public actor SymbolExtractor {
         }
         var queue = segments[...]
         var pending: [ArchiveSegment] = []
+        // A file not there (yet): a month's daily files may be (monthly files appear some days into the next month);
+        // a day's candles come from REST.
+        func notPublished(_ file: ArchiveFile, pending: inout [ArchiveSegment], outcome: inout Outcome) async throws {
+            if case .month = file.period {
+                pending = ArchivePlanner.days(of: file).map { .file($0) } + pending
+            } else {
+                try await rest(file.range.lowerBound, file.range.upperBound - step, outcome: &outcome)
+            }
+        }
         while let segment = pending.isEmpty ? queue.popFirst() : pending.removeFirst() {
             try Task.checkCancellation()
             switch segment {
@@ -243,11 +252,7 @@ public actor SymbolExtractor {
                 case .bytes(let size):
                     outcome.plannedFiles.append(PlannedFile(name: file.fileName, path: file.path, bytes: size))
                 case .absent:
-                    if case .month = file.period {
-                        pending = ArchivePlanner.days(of: file).map { .file($0) } + pending
-                    } else {
-                        try await rest(file.range.lowerBound, last, outcome: &outcome)
-                    }
+                    try await notPublished(file, pending: &pending, outcome: &outcome)
                 case .unreachable:
                     try await rest(file.range.lowerBound, last, outcome: &outcome)
                 }
@@ -306,12 +311,7 @@ public actor SymbolExtractor {
                     // What the file lacks at its end, from REST.
                     if expected <= min(last, plan.end) { try await rest(expected, last, outcome: &outcome) }
                 case .absent:
-                    if case .month = file.period {
-                        // Monthly files appear some days into the next month: its daily files may be there.
-                        pending = ArchivePlanner.days(of: file).map { .file($0) } + pending
-                    } else {
-                        try await rest(file.range.lowerBound, last, outcome: &outcome)
-                    }
+                    try await notPublished(file, pending: &pending, outcome: &outcome)
                 case .unreachable:
                     try await rest(file.range.lowerBound, last, outcome: &outcome)
                 case .refused(let reason):
