@@ -126,10 +126,10 @@ struct KlinesCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 }
 
-/// Where `klines` and `trades` read history from.
+/// Where `klines`, `gaps` and `trades` read history from.
 struct ArchiveOptions: ParsableArguments {
     @Option(name: .customLong("source"), help: """
-        Where history comes from: auto (whole closed months and days from Binance's public archives, the rest from         REST), rest, or archive (files only). Env: BINANCE_KLINES_SOURCE (klines), BINANCE_TRADES_SOURCE (trades).         Default: auto.
+        Where history comes from: auto (whole closed months and days from Binance's public archives, the rest from         REST), rest, or archive (files only). Env: BINANCE_KLINES_SOURCE (klines, gaps), BINANCE_TRADES_SOURCE (trades).         Default: auto.
         """)
     var source: String?
 

@@ -46,7 +46,7 @@ public struct KlinesConfiguration: Sendable {
     public var planner: RangePlanner
     public var pageLimit: Int?
     public var source: KlinesSourceMode = .auto
-    public var archiveURL = "https://data.binance.vision"
+    public var archiveURL = Resolve.defaultArchiveURL
 }
 
 enum Resolve {
@@ -245,6 +245,9 @@ enum Resolve {
         return config
     }
 
+    /// data.binance.vision, Binance's public archives (binance-public-data).
+    static let defaultArchiveURL = "https://data.binance.vision"
+
     /// `--source` (or its variable) and `--archive-url` / `BINANCE_ARCHIVE_URL`.
     static func archive(_ options: ArchiveOptions, sourceVariable: String, _ env: [String: String]) throws(ConfigurationError)
         -> (KlinesSourceMode, String) {
@@ -252,7 +255,7 @@ enum Resolve {
         guard let source = KlinesSourceMode(rawValue: sourceText.lowercased()) else {
             throw ConfigurationError("invalid source '\(sourceText)' (--source or \(sourceVariable)): use auto, rest or archive")
         }
-        var archiveURL = "https://data.binance.vision"
+        var archiveURL = defaultArchiveURL
         if let text = options.archiveURL ?? env["BINANCE_ARCHIVE_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
             archiveURL = try url(text, source: options.archiveURL != nil ? "--archive-url" : "BINANCE_ARCHIVE_URL")
         }

@@ -74,6 +74,15 @@ public actor SymbolExtractor {
             return storedBefore.map { last <= $0 } ?? false
         }
 
+        /// Notes `[from, to]` as left to REST (a dry run's plan), joined to the range before when they touch.
+        mutating func addRESTRange(from: Int64, to: Int64, step: Int64) {
+            if let previous = restRanges.last, previous.to + step == from {
+                restRanges[restRanges.count - 1].to = to
+            } else {
+                restRanges.append(RESTRange(from: from, to: to))
+            }
+        }
+
         /// Adds what another attempt, or another part of the same unit, did.
         public mutating func absorb(_ other: Outcome) {
             plan = plan ?? other.plan
@@ -214,13 +223,7 @@ public actor SymbolExtractor {
         func rest(_ start: Int64, _ end: Int64, outcome: inout Outcome) async throws {
             let from = max(start, plan.start), to = min(end, plan.end)
             guard to >= from else { return }
-            if settings.listArchiveFiles {
-                if let previous = outcome.restRanges.last, previous.to + step == from {
-                    outcome.restRanges[outcome.restRanges.count - 1].to = to
-                } else {
-                    outcome.restRanges.append(RESTRange(from: from, to: to))
-                }
-            }
+            if settings.listArchiveFiles { outcome.addRESTRange(from: from, to: to, step: step) }
             if settings.sourceMode == .archive {
                 outcome.archiveLacked += (to - from) / step + 1
                 return

@@ -184,7 +184,6 @@ public struct TradeExtractor: Sendable {
                 try AggTrade.check([trade], fromId: nil, limit: 1, latest: until + 60_000)
                 return true
             }
-            var files = 0
             let read: ArchiveRead
             do { read = try await withSpan("read archive file", ofKind: .client) { span -> ArchiveRead in
                 span.attributes["binance.archive.file"] = file.fileName
@@ -211,9 +210,7 @@ public struct TradeExtractor: Sendable {
                     try await flush(&take, writer: writer, outcome: &outcome)
                 }
                 switch result {
-                case .rows(let n):
-                    span.attributes["binance.archive.rows"] = Int64(n)
-                    files = 1
+                case .rows(let n): span.attributes["binance.archive.rows"] = Int64(n)
                 case .refused(let reason): span.setStatus(SpanStatus(code: .error, message: reason))
                 case .absent, .unreachable: break
                 }
@@ -222,19 +219,17 @@ public struct TradeExtractor: Sendable {
             } } catch is TradeCapReached {
                 return
             }
-            outcome.archiveFiles += files
             switch read {
             case .rows:
-                break
-            case .absent:
-                if case .month = file.period { pending = ArchivePlanner.days(of: file).map { .file($0) } + pending }
-                else if cursor.nextId == nil && sourceMode != .archive {
-                    cursor.nextId = try await firstTrade(from: max(from, file.range.lowerBound), to: file.range.upperBound - 1, outcome: &outcome)
-                }
-            case .unreachable, .refused:
+                outcome.archiveFiles += 1
+            case .absent where ArchivePlanner.days(of: file).count > 0:
+                // A month not published yet: its daily files may be.
+                pending = ArchivePlanner.days(of: file).map { .file($0) } + pending
+            case .absent, .unreachable, .refused:
                 if case .refused(let reason) = read {
                     logger.warning("archive file not used; its trades come from REST", metadata: ["symbol": "\(symbol)", "reason": "\(reason)"])
                 }
+                // The file's trades come by id; with no id known yet, from the first trade of its period.
                 if cursor.nextId == nil && sourceMode != .archive {
                     cursor.nextId = try await firstTrade(from: max(from, file.range.lowerBound), to: file.range.upperBound - 1, outcome: &outcome)
                 }
@@ -246,13 +241,7 @@ public struct TradeExtractor: Sendable {
     private func list(_ archive: any ArchiveSource, from: Int64, until: Int64, outcome: inout SymbolExtractor.Outcome) async throws {
         var queue = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: until)[...]
         var pending: [ArchiveSegment] = []
-        func rest(_ start: Int64, _ end: Int64) {
-            if let last = outcome.restRanges.last, last.to + 1 == start {
-                outcome.restRanges[outcome.restRanges.count - 1].to = end
-            } else {
-                outcome.restRanges.append(RESTRange(from: start, to: end))
-            }
-        }
+        func rest(_ start: Int64, _ end: Int64) { outcome.addRESTRange(from: start, to: end, step: 1) }
         while let segment = pending.isEmpty ? queue.popFirst() : pending.removeFirst() {
             switch segment {
             case .rest(let start, let end): rest(start, end)
