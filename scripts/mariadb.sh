@@ -2,7 +2,7 @@
 # A throwaway MariaDB on 127.0.0.1 for tests, the demo and benchmarks.
 #   scripts/mariadb.sh start DIR PORT   -> initialises DIR (if new), starts mariadbd, waits until it answers
 #   scripts/mariadb.sh stop DIR
-#   PORT "auto" takes the first free port from 33306 up.
+#   PORT "auto" takes the first free port from 33306 up. MARIADB_EXTRA_ARGS: more server options (e.g. --ssl-cert=...).
 # Prints nothing on success but the URI of the root account: mysql://root:test@127.0.0.1:PORT/mysql
 set -euo pipefail
 cmd=${1:?usage: mariadb.sh start|stop DIR [PORT]}
@@ -38,7 +38,7 @@ start)
     for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
     exec mariadbd --no-defaults --user=root --datadir="$dir/data" --socket="$dir/mariadbd.sock" --port="$port" \
     --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin --innodb-flush-log-at-trx-commit=2 \
-    --innodb-buffer-pool-size=256M --max-connections=500 --pid-file="$dir/mariadbd.pid"
+    --innodb-buffer-pool-size=256M --max-connections=500 --pid-file="$dir/mariadbd.pid" ${MARIADB_EXTRA_ARGS:-}
   ) </dev/null >"$dir/mariadbd.log" 2>&1 &
   for _ in $(seq 1 100); do
     if mariadb --no-defaults -uroot -ptest --socket="$dir/mariadbd.sock" -e "SELECT 1" >/dev/null 2>&1; then

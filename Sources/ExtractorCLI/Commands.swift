@@ -48,6 +48,10 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .customLong("max-workers"), help: "Units (symbol x timeframe) fetched at once. Env: MAX_WORKERS. Default: 4.")
     var maxWorkers: Int?
 
+    /// petrosa-binance-data-extractor's name for `--max-workers`.
+    @Option(name: .customLong("parallel"), help: .hidden)
+    var parallel: Int?
+
     @Option(name: .customLong("unit-retries"), help: "Retries of a failed unit, with exponential backoff and jitter. Default: 2.")
     var unitRetries: Int?
 
@@ -103,6 +107,10 @@ struct KlinesCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Comma-separated Binance intervals: 1s (spot), 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, 1M. Required.", valueName: "list"))
     var timeframes: String?
 
+    /// petrosa-binance-data-extractor's name for one timeframe (`--period 15m`).
+    @Option(name: .customLong("period"), help: .hidden)
+    var period: String?
+
     @Option(help: ArgumentHelp("Backfill from this UTC date or time (2024-01-01, 2024-01-01T12:00) instead of resuming.", valueName: "date"))
     var start: String?
 
@@ -143,13 +151,21 @@ struct GapsCommand: ParsableCommand {
         commandName: "gaps",
         abstract: "Find holes in stored klines and fill them through the same pipeline.",
         discussion: """
-        Holes are found by MariaDB (window functions over (symbol, open_time)). A hole Binance has no candles for \
+        Holes are found by MariaDB (window functions over (symbol, open_time)), in every table named by --timeframes. A hole Binance has no candles for \
         (an exchange outage, before listing, after delisting) is recorded in kline_gaps_confirmed once asked, and \
         not asked again unless --recheck. --dry-run lists the holes and fetches nothing.
         """)
 
-    @Option(help: "The Binance interval whose table is checked, e.g. 15m. Required.")
+    @Option(help: ArgumentHelp("Comma-separated Binance intervals whose tables are checked, e.g. 5m,15m,1h. Required.", valueName: "list"))
+    var timeframes: String?
+
+    /// The earlier spelling, for one timeframe; kept working.
+    @Option(name: .customLong("timeframe"), help: ArgumentHelp("Same as --timeframes.", visibility: .hidden))
     var timeframe: String?
+
+    /// petrosa-binance-data-extractor's name for one timeframe.
+    @Option(name: .customLong("period"), help: .hidden)
+    var period: String?
 
     @Option(help: ArgumentHelp("Only look at candles from this UTC date on (a hole before the first candle after it counts too).", valueName: "date"))
     var since: String?

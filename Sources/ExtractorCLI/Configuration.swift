@@ -37,6 +37,8 @@ public struct CommonConfiguration: Sendable {
     public var weightShare: Double
     /// `(index, count)` when sharded.
     public var shard: (index: Int, count: Int)?
+    /// Said in the run's log once it starts (e.g. a password on the command line).
+    public var warnings: [String] = []
 }
 
 /// A `klines` run.
@@ -53,10 +55,20 @@ enum Resolve {
     static func logLevel(_ flag: String?, _ env: [String: String]) throws(ConfigurationError) -> Logger.Level {
         // An empty variable counts as unset, as every other one does.
         let text = flag ?? env["LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "info"
-        guard let level = Logger.Level(rawValue: text.lowercased()) else {
-            throw ConfigurationError("invalid log level '\(text)' (--log-level or LOG_LEVEL): use trace, debug, info, notice, warning, error or critical")
+        guard let level = level(named: text) else {
+            throw ConfigurationError("invalid log level '\(text)' (--log-level or LOG_LEVEL): use trace, debug, info, notice, warning (warn), error or critical (fatal)")
         }
         return level
+    }
+
+    /// A level in any case, with the names Python's logging uses too (`WARN`, `WARNING`, `FATAL`, `CRITICAL`), so a
+    /// petrosa-binance-data-extractor ConfigMap's `LOG_LEVEL` works unchanged.
+    static func level(named text: String) -> Logger.Level? {
+        switch text.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "warn": .warning
+        case "fatal": .critical
+        case let name: Logger.Level(rawValue: name)
+        }
     }
 
     static func market(_ flag: String?) throws(ConfigurationError) -> Market {
@@ -88,12 +100,43 @@ enum Resolve {
         return out
     }
 
-    static func database(_ flag: String?, _ env: [String: String]) throws(ConfigurationError) -> DatabaseURI? {
-        guard let text = flag ?? env["MYSQL_URI"], !text.isEmpty else { return nil }
-        do {
-            return try DatabaseURI(parsing: text)
-        } catch {
-            throw ConfigurationError(error.description)
+    /// The database: `--mysql-uri`, `MYSQL_URI`, or `MYSQL_URI_FILE` (a file holding the URI, as a mounted Secret),
+    /// checked against `DB_ADAPTER` when that is set. `warnings` gets what the run should log.
+    static func database(_ flag: String?, _ env: [String: String], warnings: inout [String]) throws(ConfigurationError) -> DatabaseURI? {
+        try adapter(env)
+        let variable = env["MYSQL_URI"].flatMap { $0.isEmpty ? nil : $0 }
+        let file = env["MYSQL_URI_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        if variable != nil && file != nil && flag == nil {
+            throw ConfigurationError("both MYSQL_URI and MYSQL_URI_FILE are set: keep one (MYSQL_URI_FILE=\(file!) names a file holding the URI)")
+        }
+        var text = flag ?? variable
+        if text == nil, let file {
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            } catch {
+                throw ConfigurationError("MYSQL_URI_FILE=\(file) cannot be read (\((error as NSError).localizedDescription)): mount the Secret there or unset the variable")
+            }
+            if text?.isEmpty != false { throw ConfigurationError("MYSQL_URI_FILE=\(file) is empty: it must hold mysql://user:password@host:3306/database") }
+        }
+        guard let text, !text.isEmpty else { return nil }
+        let uri: DatabaseURI
+        do { uri = try DatabaseURI(parsing: text) } catch { throw ConfigurationError(error.description) }
+        if flag != nil && !uri.password.isEmpty {
+            warnings.append("a password given with --mysql-uri is visible to every user of this machine (ps, /proc): set MYSQL_URI or MYSQL_URI_FILE instead")
+        }
+        return uri
+    }
+
+    /// `DB_ADAPTER` (petrosa-binance-data-extractor's store switch): MariaDB/MySQL is what this build writes; another
+    /// store is refused rather than ignored, so a deployment never writes somewhere its operator did not mean.
+    static func adapter(_ env: [String: String]) throws(ConfigurationError) {
+        guard let text = env["DB_ADAPTER"], !text.isEmpty else { return }
+        switch text.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "mysql", "mariadb": return
+        case "mongodb", "mongo", "postgresql", "postgres":
+            throw ConfigurationError("DB_ADAPTER=\(text) is not supported by this build: it writes MariaDB/MySQL; set DB_ADAPTER=mysql (or unset it) and MYSQL_URI")
+        default:
+            throw ConfigurationError("invalid DB_ADAPTER='\(text)': use mysql (MariaDB/MySQL), or unset it")
         }
     }
 
@@ -183,7 +226,8 @@ enum Resolve {
         }
         let envURL = market == .futures ? "BINANCE_FUTURES_API_URL" : "BINANCE_API_URL"
         let apiURL = try url(c.apiURL ?? env[envURL] ?? market.defaultBaseURL, source: c.apiURL != nil ? "--api-url" : envURL)
-        let database = try database(c.database.mysqlURI, env)
+        var warnings: [String] = []
+        let database = try database(c.database.mysqlURI, env, warnings: &warnings)
         if database == nil && databaseRequired {
             throw ConfigurationError("no database configured: set MYSQL_URI (mysql://user:password@host:3306/database) or pass --mysql-uri"
                                      + (c.dryRun ? "" : "; use --dry-run to fetch without writing"))
@@ -191,7 +235,8 @@ enum Resolve {
         return CommonConfiguration(
             market: market, symbols: symbols, dryRun: c.dryRun, apiURL: apiURL, database: database,
             batchSize: try positive(c.batchSize, env: "DB_BATCH_SIZE", env, default: 2000, option: "--batch-size"),
-            maxWorkers: try positive(c.maxWorkers, env: "MAX_WORKERS", env, default: 4, option: "--max-workers"),
+            maxWorkers: try positive(try alias(c.maxWorkers, c.parallel, option: "--max-workers", alias: "--parallel"),
+                                     env: "MAX_WORKERS", env, default: 4, option: "--max-workers"),
             unitRetries: try positive(c.unitRetries, env: nil, env, default: 2, option: "--unit-retries"),
             requestAttempts: try positive(c.requestAttempts, env: nil, env, default: 5, option: "--request-attempts"),
             httpTimeoutSeconds: try positive(c.httpTimeout, env: nil, env, default: 30, option: "--http-timeout"),
@@ -203,13 +248,26 @@ enum Resolve {
                 : try positive(c.dbLockWaitTimeout, env: nil, env, default: 50, option: "--db-lock-wait-timeout"),
             dbReconnectWindowSeconds: try positive(c.dbReconnectWindow, env: nil, env, default: 30, option: "--db-reconnect-window"),
             verifyTLS: !(c.insecureSkipTLSVerify || ["1", "true", "yes"].contains(env["BINANCE_INSECURE_SKIP_TLS_VERIFY"]?.lowercased() ?? "")),
-            weightShare: weightShare, shard: shard)
+            weightShare: weightShare, shard: shard, warnings: warnings)
+    }
+
+    /// A flag and its hidden alias (petrosa-binance-data-extractor's name for it): either, or both when equal.
+    static func alias<Value: Equatable>(_ value: Value?, _ aliasValue: Value?, option: String, alias: String) throws(ConfigurationError) -> Value? {
+        if let value, let aliasValue, value != aliasValue {
+            throw ConfigurationError("\(option) \(value) and \(alias) \(aliasValue) disagree: \(alias) is another name for \(option); give one")
+        }
+        return value ?? aliasValue
     }
 
     /// `--shard i/n`, `SHARD=i/n`, or Kubernetes' `JOB_COMPLETION_INDEX` with `SHARD_COUNT`.
     static func shard(_ flag: String?, _ env: [String: String]) throws(ConfigurationError) -> (index: Int, count: Int)? {
         var text = flag ?? env["SHARD"]
-        if text == nil || text!.isEmpty, let index = env["JOB_COMPLETION_INDEX"], let count = env["SHARD_COUNT"], !index.isEmpty {
+        if text == nil || text!.isEmpty, let index = env["JOB_COMPLETION_INDEX"], !index.isEmpty {
+            // An Indexed Job's pod without the count would fetch every symbol on a share of one IP's budget, as every
+            // other pod does: refused, not guessed.
+            guard let count = env["SHARD_COUNT"], !count.isEmpty else {
+                throw ConfigurationError("JOB_COMPLETION_INDEX=\(index) is set (an Indexed Job's pod) but SHARD_COUNT is not: set SHARD_COUNT to the Job's completions (or SHARD=i/n), so each pod takes its own share of the symbols")
+            }
             text = "\(index)/\(count)"
         }
         guard let text, !text.isEmpty else { return nil }
@@ -224,7 +282,8 @@ enum Resolve {
     static func klines(_ command: KlinesCommand, environment env: [String: String],
                        now: Int64 = SystemClock().now()) throws(ConfigurationError) -> KlinesConfiguration {
         let common = try common(command.common, environment: env, databaseRequired: !command.common.dryRun)
-        let intervals = try intervals(command.timeframes, market: common.market)
+        let intervals = try intervals(try alias(command.timeframes, command.period, option: "--timeframes", alias: "--period"),
+                                      market: common.market)
         let lookback = try positive(command.lookbackHours, env: "LOOKBACK_HOURS", env, default: 24, option: "--lookback-hours")
         let catchUp = try positive(command.maxCatchUpDays, env: nil, env, default: 7, option: "--max-catch-up-days")
         let start = try start(command.start, now: now)

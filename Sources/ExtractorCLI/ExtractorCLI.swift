@@ -75,7 +75,7 @@ public enum ExtractorCLI {
             return ExitStatus.success
         }
         // Every run exports its trace: one root span for the command, everything else beneath it.
-        let level = Logger.Level(rawValue: (environment["LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "info").lowercased()) ?? .info
+        let level = environment["LOG_LEVEL"].flatMap(Resolve.level(named:)) ?? .info
         let telemetry = TelemetrySession(configuration: TelemetryConfiguration(environment: environment),
                                          logger: makeLogger("telemetry", level: level, context: context))
         let status = await telemetry.run {
@@ -131,9 +131,10 @@ public enum ExtractorCLI {
 
     static func runMigrate(_ command: MigrateCommand, environment: [String: String], context: RunContext) async -> Int32 {
         let level: Logger.Level, uri: DatabaseURI?, tables: [KlineTable]
+        var warnings: [String] = []
         do throws(ConfigurationError) {
             level = try Resolve.logLevel(command.database.logLevel, environment)
-            uri = try Resolve.database(command.database.mysqlURI, environment)
+            uri = try Resolve.database(command.database.mysqlURI, environment, warnings: &warnings)
             var market: Market?, intervals: [KlineInterval]?
             if let text = command.market { market = try Resolve.market(text) }
             if let text = command.timeframes { intervals = try Resolve.intervals(text, market: market) }
@@ -147,6 +148,7 @@ public enum ExtractorCLI {
             return fail(ConfigurationError("no database configured: set MYSQL_URI or pass --mysql-uri"), context: context)
         }
         let logger = makeLogger("migrate", level: level, context: context)
+        for warning in warnings { logger.warning("\(warning)") }
         let pool = ConnectionPool(uri: uri, size: 1, logger: logger)
         defer { pool.shutdown() }
         do {

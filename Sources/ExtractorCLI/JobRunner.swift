@@ -64,6 +64,7 @@ struct JobRunner {
         for (k, v) in describe { metadata[k] = "\(v)" }
         if let shard = config.shard { metadata["shard"] = "\(shard.index)/\(shard.count)" }
         logger.info("run starting", metadata: metadata)
+        for warning in config.warnings { logger.warning("\(warning)") }
 
         // Storage: connect (bad credentials end the run here, exit 2), create missing tables (not in a dry run).
         var pool: ConnectionPool?
@@ -147,7 +148,8 @@ struct JobRunner {
                                                  verifyTLS: config.verifyTLS))
         defer { http.shutdown() }
         let limiter = RateLimiter(market: config.market, rule: config.market.defaultWeightLimit, clock: context.clock,
-                                  maxBanWaitMilliseconds: Int64(config.maxBanWaitSeconds) * 1000, share: config.weightShare)
+                                  maxBanWaitMilliseconds: Int64(config.maxBanWaitSeconds) * 1000, share: config.weightShare,
+                                  concurrency: config.maxWorkers)
         let breaker = CircuitBreaker(state: CircuitBreakerState(maxOpenMilliseconds: Int64(config.maxOutageWaitSeconds) * 1000),
                                      clock: context.clock)
         let client = BinanceClient(market: config.market, baseURL: config.apiURL, http: http, limiter: limiter, clock: context.clock,
@@ -252,12 +254,14 @@ extension ExtractorCLI {
     }
 
     static func runGaps(_ command: GapsCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
-        let common: CommonConfiguration, interval: KlineInterval, since: Int64?, maxGapDays: Int?, source: KlinesSourceMode, archiveURL: String
+        let common: CommonConfiguration, intervals: [KlineInterval], since: Int64?, maxGapDays: Int?, source: KlinesSourceMode, archiveURL: String
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: true)
             (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", environment)
-            guard let text = command.timeframe else { throw ConfigurationError("no timeframe given: pass --timeframe, e.g. --timeframe 15m") }
-            interval = try Resolve.intervals(text, market: common.market)[0]
+            let named = try Resolve.alias(try Resolve.alias(command.timeframes, command.timeframe, option: "--timeframes", alias: "--timeframe"),
+                                          command.period, option: "--timeframes", alias: "--period")
+            guard named != nil else { throw ConfigurationError("no timeframes given: pass --timeframes, e.g. --timeframes 15m,1h") }
+            intervals = try Resolve.intervals(named, market: common.market)
             since = try Resolve.date(command.since, option: "--since")
             maxGapDays = command.maxGapDays == nil ? nil
                 : try Resolve.positive(command.maxGapDays, env: nil, environment, default: 1, option: "--max-gap-days")
@@ -265,45 +269,58 @@ extension ExtractorCLI {
             span.recordError(error)
             return fail(error, context: context)
         }
-        span.attributes["binance.timeframes"] = interval.rawValue
-        let table = KlineTable(market: common.market, interval: interval)
+        span.attributes["binance.timeframes"] = intervals.map(\.rawValue).joined(separator: ",")
+        let tables = intervals.map { KlineTable(market: common.market, interval: $0) }
         let recheck = command.recheck
         return await JobRunner(command: "gaps", config: common, context: context, span: span).run(
-            klineTables: [table], otherTables: [ConfirmedGapTable.definition], describe: ["timeframe": interval.rawValue]
+            klineTables: tables, otherTables: [ConfirmedGapTable.definition],
+            describe: ["timeframes": intervals.map(\.rawValue).joined(separator: ",")]
         ) { resources in
-            guard let pool = resources.pool, resources.existingTables.contains(table.name) else {
-                return .report("no table \(table.name) yet: nothing to check\n")
-            }
+            guard let pool = resources.pool else { return .report("no database: nothing to check\n") }
             let gaps = GapStore(pool: pool)
             let hasConfirmations = resources.existingTables.contains(ConfirmedGapTable.name)
-            if recheck && !common.dryRun && hasConfirmations { try await gaps.forget(table: table, symbols: common.symbols) }
-            let confirmed = recheck || !hasConfirmations ? [] : try await gaps.confirmed(table: table)
-            var holes = try await gaps.holes(table: table, symbols: common.symbols, since: since).filter { !confirmed.contains($0) }
-            if let maxGapDays {
-                let limit = Int64(maxGapDays) * 86_400_000
-                let large = holes.filter { $0.to - $0.from >= limit }
-                for hole in large {
-                    resources.logger.warning("hole longer than --max-gap-days skipped", metadata: ["hole": "\(hole)", "max_gap_days": "\(maxGapDays)"])
+            var report = "", units: [ExtractionUnit] = [], holesByUnit: [ExtractionUnit: [KlineHole]] = [:]
+            for table in tables {
+                guard resources.existingTables.contains(table.name) else {
+                    report += "no table \(table.name) yet: nothing to check\n"
+                    continue
                 }
-                holes.removeAll { $0.to - $0.from >= limit }
-            }
-            if common.dryRun {
-                var text = holes.isEmpty ? "no holes in \(table.name)\n" : "holes in \(table.name):\n"
-                for hole in holes {
-                    text += "  \(hole.symbol)  \(UTCCalendar.iso8601(hole.from)) .. \(UTCCalendar.iso8601(hole.to))  \(hole.missing) candles\n"
+                if recheck && !common.dryRun && hasConfirmations { try await gaps.forget(table: table, symbols: common.symbols) }
+                let confirmed = recheck || !hasConfirmations ? [] : try await gaps.confirmed(table: table)
+                var holes = try await gaps.holes(table: table, symbols: common.symbols, since: since).filter { !confirmed.contains($0) }
+                if let maxGapDays {
+                    let limit = Int64(maxGapDays) * 86_400_000
+                    for hole in holes where hole.to - hole.from >= limit {
+                        resources.logger.warning("hole longer than --max-gap-days skipped",
+                                                 metadata: ["table": "\(table.name)", "hole": "\(hole)", "max_gap_days": "\(maxGapDays)"])
+                    }
+                    holes.removeAll { $0.to - $0.from >= limit }
                 }
-                if !confirmed.isEmpty { text += "(\(confirmed.count) holes confirmed empty on Binance's side are not listed; --recheck lists them)\n" }
-                return .report(text)
+                if common.dryRun {
+                    report += holes.isEmpty ? "no holes in \(table.name)\n" : "holes in \(table.name):\n"
+                    for hole in holes {
+                        report += "  \(hole.symbol)  \(UTCCalendar.iso8601(hole.from)) .. \(UTCCalendar.iso8601(hole.to))  \(hole.missing) candles\n"
+                    }
+                    if !confirmed.isEmpty { report += "(\(confirmed.count) holes confirmed empty on Binance's side are not listed; --recheck lists them)\n" }
+                    continue
+                }
+                let bySymbol = Dictionary(grouping: holes, by: \.symbol)
+                for symbol in common.symbols {
+                    guard let found = bySymbol[symbol.name] else { continue }
+                    let unit = ExtractionUnit(market: common.market, symbol: symbol, dataset: .gaps(table.interval))
+                    units.append(unit)
+                    holesByUnit[unit] = found
+                }
             }
-            let bySymbol = Dictionary(grouping: holes, by: \.symbol)
-            let units = common.symbols.filter { bySymbol[$0.name] != nil }
-                .map { ExtractionUnit(market: common.market, symbol: $0, dataset: .gaps(interval)) }
+            if common.dryRun || units.isEmpty && !report.isEmpty { return .report(report) }
+            if !report.isEmpty { resources.logger.info("\(report.trimmingCharacters(in: .newlines))") }
             let store = resources.klineStore
             let archive = source == .rest ? nil : resources.http.map {
                 ArchiveClient(baseURL: archiveURL, http: $0, clock: resources.clock, logger: resources.logger)
             }
+            let plannedHoles = holesByUnit
             return .run(units: units) { unit, attempt in
-                try await GapFiller(unit: unit, holes: bySymbol[unit.symbol.name] ?? [], client: resources.client, store: store, gaps: gaps,
+                try await GapFiller(unit: unit, holes: plannedHoles[unit] ?? [], client: resources.client, store: store, gaps: gaps,
                                     clock: resources.clock, batchSize: common.batchSize, sourceMode: source, archive: archive,
                                     logger: resources.logger).run(attempt)
             }

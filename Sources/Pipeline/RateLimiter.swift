@@ -24,9 +24,10 @@ public actor RateLimiter {
     /// Set when a ban outlasts `maxBanWaitMilliseconds`: no request is issued any more (local time, ms).
     public private(set) var bannedUntil: Int64?
 
-    public init(market: Market, rule: RateLimitRule, clock: any WallClock, maxBanWaitMilliseconds: Int64 = 300_000, share: Double = 1) {
+    public init(market: Market, rule: RateLimitRule, clock: any WallClock, maxBanWaitMilliseconds: Int64 = 300_000, share: Double = 1,
+                concurrency: Int = 1) {
         self.market = market
-        budget = WeightBudget(rule: rule, share: share)
+        budget = WeightBudget(rule: rule, share: share, concurrency: concurrency)
         self.clock = clock
         self.maxBanWaitMilliseconds = maxBanWaitMilliseconds
     }
@@ -35,11 +36,20 @@ public actor RateLimiter {
     /// The weight per window this process may spend (its share of the rule's limit).
     public var ownLimit: Int { budget.ownLimit }
 
-    /// Adopts the rule and clock offset Binance published.
+    /// Adopts the rule and clock offset Binance published. The count the `exchangeInfo` answer carried (every
+    /// process on the IP, this minute) is then read again in the new rule's terms: its header is named after the
+    /// published window (`X-MBX-USED-WEIGHT-1m`, or `-4s` on a test server), which the default rule may not have
+    /// matched, and a process started while another spends the IP's weight must start from that count.
     public func configure(rule: RateLimitRule, serverTime: Int64?) {
         if let serverTime { serverOffset = serverTime - clock.now() }
         budget.update(rule: rule, now: clock.now() + serverOffset)
+        if let used = lastAnswer?.usedWeight[rule.windowMilliseconds] {
+            budget.observe(usedWeight: used, grantedIn: budget.windowStart)
+        }
     }
+
+    /// The last answer's weight headers, for `configure`.
+    private var lastAnswer: WeightHeaders?
 
     /// Waits until `weight` fits the budget, then counts it. Returns the window it was counted in.
     public func acquire(weight: Int) async throws -> Int64 {
@@ -75,6 +85,7 @@ public actor RateLimiter {
     /// ban longer than the run may wait: from then on `acquire` throws.
     @discardableResult
     public func record(headers: WeightHeaders, status: Int, grantedIn window: Int64) -> Bool {
+        lastAnswer = headers
         if let used = headers.usedWeight[budget.rule.windowMilliseconds] {
             budget.observe(usedWeight: used, grantedIn: window)
         }

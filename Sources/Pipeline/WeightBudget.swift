@@ -14,12 +14,21 @@ public struct WeightBudget: Sendable, Equatable {
     public private(set) var used = 0
     /// Weight the server reports for that window: every process on the IP together.
     public private(set) var serverUsed = 0
+    /// Of the server's count, what other processes on the IP spent in that window: the most any answer reported beyond
+    /// all the weight this process had reserved when the answer came (so reordered answers of its own never count as
+    /// someone else's). A process started while another one runs learns it from its very first answer
+    /// (`exchangeInfo`), before it fans out.
+    public private(set) var othersUsed = 0
     /// This process's share of the IP's budget (pods of one Indexed Job behind one egress IP split it).
     public var share: Double = 1
     /// No request before this moment (after a 429 or a 418).
     public private(set) var holdUntil: Int64 = .min
     /// Weight granted so close to the end of a window that the server may count it in the next one.
     private var carry = 0
+    /// Requests this process may have in flight at once (its workers).
+    public var concurrency = 1
+    /// The heaviest request granted so far.
+    private var heaviest = 0
 
     public enum Decision: Sendable, Equatable {
         /// Send now; the weight was counted in the window starting at `window`.
@@ -28,9 +37,10 @@ public struct WeightBudget: Sendable, Equatable {
         case waitUntil(Int64)
     }
 
-    public init(rule: RateLimitRule, share: Double = 1) {
+    public init(rule: RateLimitRule, share: Double = 1, concurrency: Int = 1) {
         self.rule = rule
         self.share = min(max(share, 0.001), 1)
+        self.concurrency = max(1, concurrency)
     }
 
     /// The part of the limit this process may spend.
@@ -45,6 +55,7 @@ public struct WeightBudget: Sendable, Equatable {
             // A request sent at the very end of the last window may be counted by the server in this one.
             used = start == windowStart + rule.windowMilliseconds ? carry : 0
             serverUsed = 0
+            othersUsed = 0
             windowStart = start
             carry = 0
         }
@@ -57,9 +68,14 @@ public struct WeightBudget: Sendable, Equatable {
         // A request heavier than the whole limit could never go; let it through alone at the start of a window
         // rather than wait forever (Binance then decides).
         // Our own share, and the IP's whole budget as the server counts it.
-        let fits = used + weight <= ownLimit && max(used, serverUsed) + weight <= rule.limit
+        // With another process seen on the IP, leave room for its requests in flight (which no answer has counted
+        // yet): as many as this process may have in flight, at the heaviest weight it sent. Without that margin two
+        // processes reaching the limit together both send their last requests and one gets a 429.
+        let ipLimit = othersUsed > 0 ? rule.limit - concurrency * heaviest : rule.limit
+        let fits = used + weight <= ownLimit && max(used + othersUsed, serverUsed) + weight <= ipLimit
         if fits || (used == 0 && serverUsed == 0 && weight > ownLimit) {
             used += weight
+            heaviest = max(heaviest, weight)
             if windowStart + rule.windowMilliseconds - now <= boundaryGuardMilliseconds { carry += weight }
             return .granted(window: windowStart)
         }
@@ -70,6 +86,7 @@ public struct WeightBudget: Sendable, Equatable {
     public mutating func observe(usedWeight: Int, grantedIn window: Int64) {
         guard window == windowStart else { return }
         serverUsed = max(serverUsed, usedWeight)
+        othersUsed = max(othersUsed, usedWeight - used)
     }
 
     /// Stops every request until `until` (429 or 418 with `Retry-After`).
@@ -77,14 +94,17 @@ public struct WeightBudget: Sendable, Equatable {
         holdUntil = max(holdUntil, until)
     }
 
-    /// Replaces the rule (after `exchangeInfo` published the real one). Weight already spent stays counted in the
-    /// new rule's current window: it was spent moments ago.
+    /// Replaces the rule (after `exchangeInfo` published the real one). Weight already spent, ours and what the
+    /// server reported (the count exchangeInfo's own answer carried), stays counted in the new rule's current
+    /// window: it was spent moments ago.
     public mutating func update(rule newRule: RateLimitRule, now: Int64) {
         guard newRule != rule else { return }
-        let spent = used
+        let spent = used, server = serverUsed, others = othersUsed
         rule = newRule
         windowStart = .min
         roll(to: now)
         used = min(spent, rule.limit)
+        serverUsed = min(server, rule.limit)
+        othersUsed = min(others, rule.limit)
     }
 }

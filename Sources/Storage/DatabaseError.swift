@@ -26,15 +26,17 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
 
     /// ER_ACCESS_DENIED_ERROR (1045), ER_DBACCESS_DENIED_ERROR (1044), ER_BAD_DB_ERROR (1049): configuration.
     /// Wrong credentials or database, or a missing privilege (1142 command denied on a table, 1227 a privilege the
-    /// statement needs): fixing the configuration, not waiting, is what helps.
-    public var isConfiguration: Bool { [1044, 1045, 1049, 1142, 1143, 1227].contains(code) }
+    /// statement needs), or a TLS connection refused (CR_SSL_CONNECTION_ERROR 2026: no TLS on the server, a
+    /// certificate that does not verify): fixing the configuration, not waiting, is what helps.
+    public var isConfiguration: Bool { [1044, 1045, 1049, 1142, 1143, 1227, 2026].contains(code) }
 
     private var advice: String {
         switch code {
         case 1045, 1044: " (check the user and password in MYSQL_URI)"
         case 1049: " (create the database, or fix its name in MYSQL_URI)"
         case 1142, 1143, 1227: " (the run needs SELECT, INSERT and UPDATE on its tables, and CREATE where a table is missing: GRANT them to the MYSQL_URI user, or run `binance-extractor migrate` as a user that may)"
-        case 2002, 2003: " (is MariaDB running at that host and port?)"
+        case 2002, 2003: " (is MariaDB running at that host and port, and may this machine reach it? In Kubernetes, the NetworkPolicy allows only the database destination set in the overlay: see README, Kubernetes)"
+        case 2026: " (TLS as asked by ssl-mode in MYSQL_URI failed: does the server have TLS, does ssl-ca hold the CA that signed its certificate, and, with VERIFY_IDENTITY, does the certificate name the host in the URI?)"
         default: ""
         }
     }

@@ -1,13 +1,36 @@
 import Foundation
 
-/// Where the database is: `mysql://user:pass@host:port/db` or `mariadb://...` (the form `MYSQL_URI` has in
-/// existing deployments). The password never appears in `description`.
+/// Where the database is: `mysql://user:pass@host:port/db?options` or `mariadb://...` (the form `MYSQL_URI` has in
+/// existing deployments), also as SQLAlchemy writes it (`mysql+pymysql://...`: the driver part names a Python
+/// driver and means nothing here). The password never appears in `description`.
 public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
     public var user: String
     public var password: String
     public var host: String
     public var port: UInt32
     public var database: String
+    /// How the connection uses TLS (`?ssl-mode=`); `.disabled` unless asked.
+    public var tlsMode: TLSMode = .disabled
+    /// PEM file of the certificate authorities the server's certificate must chain to (`?ssl-ca=`). With a
+    /// verifying mode and no file, the system's store (`/etc/ssl/certs`) is used.
+    public var tlsCAFile: String?
+
+    /// `ssl-mode`, with MySQL's names and meanings (Connector/C has no such option; `MariaDBConnection` maps each to
+    /// its `MYSQL_OPT_SSL_*` settings).
+    public enum TLSMode: String, Sendable, CaseIterable {
+        /// No TLS.
+        case disabled = "DISABLED"
+        /// TLS when the server offers it, unverified; plain otherwise.
+        case preferred = "PREFERRED"
+        /// TLS or no connection; the certificate is not verified.
+        case required = "REQUIRED"
+        /// TLS with a certificate that chains to the CA.
+        case verifyCA = "VERIFY_CA"
+        /// `VERIFY_CA`, and the certificate names the host connected to.
+        case verifyIdentity = "VERIFY_IDENTITY"
+
+        public var verifiesCertificate: Bool { self == .verifyCA || self == .verifyIdentity }
+    }
 
     public init(user: String, password: String, host: String, port: UInt32 = 3306, database: String) {
         self.user = user
@@ -17,6 +40,10 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
         self.database = database
     }
 
+    /// The query options understood, each with its spellings: MySQL's (`ssl-mode`) and the underscore form Python
+    /// URIs use (`ssl_mode`, `ssl_ca`).
+    public static let queryOptions = ["ssl-mode", "ssl-ca", "charset"]
+
     /// Parses and checks a URI. Percent-escapes in the user and password are decoded (`p%40ss` is `p@ss`).
     public init(parsing text: String) throws(DatabaseURIError) {
         let redacted = Self.redact(text)
@@ -25,8 +52,10 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
             throw fail("expected mysql://user:password@host:port/database")
         }
         let scheme = text[..<schemeEnd.lowerBound].lowercased()
-        guard scheme == "mysql" || scheme == "mariadb" else {
-            throw fail("scheme '\(scheme)' is not mysql:// or mariadb://")
+        // SQLAlchemy's `dialect+driver://`: the driver (pymysql, mysqldb, mariadbconnector, ...) is Python's business.
+        let dialect = scheme.split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? scheme
+        guard dialect == "mysql" || dialect == "mariadb" else {
+            throw fail("scheme '\(scheme)' is not mysql:// or mariadb:// (mysql+DRIVER:// is read as mysql://)")
         }
         var rest = text[schemeEnd.upperBound...]
         var userInfo: Substring = ""
@@ -37,7 +66,11 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
         guard let slash = rest.firstIndex(of: "/") else { throw fail("no database name after the host (…@host:3306/DATABASE)") }
         let hostPort = rest[..<slash]
         var database = String(rest[rest.index(after: slash)...])
-        if let q = database.firstIndex(of: "?") { database = String(database[..<q]) }
+        var query: Substring = ""
+        if let q = database.firstIndex(of: "?") {
+            query = database[database.index(after: q)...]
+            database = String(database[..<q])
+        }
         guard !database.isEmpty else { throw fail("no database name after the host (…@host:3306/DATABASE)") }
         guard database.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "$" || $0 == "-" }) else {
             throw fail("database name '\(database)' has characters other than letters, digits, '_', '$' and '-'")
@@ -63,11 +96,49 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
         }
         guard !user.isEmpty else { throw fail("no user name (mysql://USER:password@host/db)") }
         self.init(user: user, password: password, host: host, port: port, database: database)
+        try readQuery(query, fail: fail)
     }
 
-    /// `mysql://user:***@host:port/db`.
+    /// `?ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/db/ca.pem`: every option is known or the URI is refused, so a
+    /// misspelt TLS setting never leaves a connection silently in plain text.
+    private mutating func readQuery(_ query: Substring, fail: (String) -> DatabaseURIError) throws(DatabaseURIError) {
+        var seen: Set<String> = []
+        var mode: TLSMode?
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let rawName = String(parts[0])
+            let name = rawName.lowercased().replacingOccurrences(of: "_", with: "-")
+            guard let value = parts.count > 1 ? String(parts[1]).removingPercentEncoding : nil, !value.isEmpty else {
+                throw fail("option '\(rawName)' has no value (write \(rawName)=VALUE)")
+            }
+            guard seen.insert(name).inserted else { throw fail("option '\(rawName)' is given twice") }
+            switch name {
+            case "ssl-mode":
+                guard let m = TLSMode(rawValue: value.uppercased().replacingOccurrences(of: "-", with: "_")) else {
+                    throw fail("ssl-mode '\(value)' is not one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                mode = m
+            case "ssl-ca":
+                tlsCAFile = value
+            case "charset":
+                // Connections are always utf8mb4; asking for it (as SQLAlchemy URIs often do) is fine, another is not.
+                guard ["utf8mb4", "utf8", "utf8mb3"].contains(value.lowercased()) else {
+                    throw fail("charset '\(value)' is not supported: connections use utf8mb4; drop the option")
+                }
+            case "ssl":
+                throw fail("option 'ssl' is not supported: use ssl-mode=REQUIRED (or VERIFY_CA / VERIFY_IDENTITY with ssl-ca=FILE)")
+            default:
+                throw fail("unknown option '\(rawName)' in the query: the options are \(Self.queryOptions.joined(separator: ", "))")
+            }
+        }
+        // As MySQL's client does: a CA given without a mode means verifying against it.
+        tlsMode = mode ?? (tlsCAFile != nil ? .verifyCA : .disabled)
+    }
+
+    /// `mysql://user:***@host:port/db`, with the TLS mode when there is one.
     public var description: String {
         "mysql://\(user):\(password.isEmpty ? "" : "***")@\(host):\(port)/\(database)"
+            + (tlsMode == .disabled ? "" : "?ssl-mode=\(tlsMode.rawValue)")
     }
 
     /// The same URI pointing at another database (tests make one per case).

@@ -12,31 +12,68 @@ public final class MariaDBConnection {
     /// `mysql_library_init` is a macro; `mysql_server_init` must run once before any thread uses the library.
     private static let libraryInit: Void = { _ = mysql_server_init(0, nil, nil) }()
 
-    /// Connects, in UTC and strict mode. Throws `DatabaseError` (e.g. 1045 bad credentials, 2002 no server).
+    /// Connects, in UTC and strict mode, with the URI's TLS mode. Throws `DatabaseError` (e.g. 1045 bad credentials,
+    /// 2002 no server, 2026 TLS refused).
     public init(uri: DatabaseURI, connectTimeoutSeconds: UInt32 = 5, readTimeoutSeconds: UInt32 = 120) throws {
         _ = Self.libraryInit
         self.uri = uri
+        do {
+            mysql = try Self.connect(uri, mode: uri.tlsMode == .preferred ? .required : uri.tlsMode,
+                                     connectTimeout: connectTimeoutSeconds, readTimeout: readTimeoutSeconds)
+        } catch let error as DatabaseError where uri.tlsMode == .preferred && error.code == 2026 {
+            // PREFERRED: TLS when the server offers it, plain text when it has none (CR_SSL_CONNECTION_ERROR).
+            mysql = try Self.connect(uri, mode: .disabled, connectTimeout: connectTimeoutSeconds, readTimeout: readTimeoutSeconds)
+        }
+        // Times are UTC everywhere (FROM_UNIXTIME/UNIX_TIMESTAMP follow the session zone); strict mode turns a value
+        // that would be truncated into an error instead of a silent change.
+        try execute("SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'")
+    }
+
+    private static func connect(_ uri: DatabaseURI, mode: DatabaseURI.TLSMode, connectTimeout: UInt32,
+                                readTimeout: UInt32) throws -> UnsafeMutablePointer<MYSQL> {
         guard let handle = mysql_init(nil) else {
             throw DatabaseError(code: 2008, message: "out of memory", context: "initialising Connector/C")
         }
-        var connectTimeout = connectTimeoutSeconds, readTimeout = readTimeoutSeconds, writeTimeout = readTimeoutSeconds
+        var connectTimeout = connectTimeout, readTimeout = readTimeout, writeTimeout = readTimeout
         mysql_optionsv_shim(handle, MYSQL_OPT_CONNECT_TIMEOUT, &connectTimeout)
         mysql_optionsv_shim(handle, MYSQL_OPT_READ_TIMEOUT, &readTimeout)
         mysql_optionsv_shim(handle, MYSQL_OPT_WRITE_TIMEOUT, &writeTimeout)
         _ = mysql_options(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4")
+        setTLS(handle, mode, caFile: uri.tlsCAFile)
         guard mysql_real_connect(handle, uri.host, uri.user, uri.password, uri.database, uri.port, nil, 0) != nil else {
             let error = DatabaseError(code: mysql_errno(handle), message: String(cString: mysql_error(handle)),
                                       context: "connecting to \(uri)")
             mysql_close(handle)
             throw error
         }
-        mysql = handle
-        // Times are UTC everywhere (FROM_UNIXTIME/UNIX_TIMESTAMP follow the session zone); strict mode turns a value
-        // that would be truncated into an error instead of a silent change.
-        try execute("SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'")
+        // Connector/C 3.3 falls back to plain text when the server has no TLS, even with MYSQL_OPT_SSL_ENFORCE unless
+        // the certificate is verified: whether TLS is really on is checked here, for every mode that requires it.
+        if mode != .disabled && mode != .preferred && mysql_get_ssl_cipher(handle) == nil {
+            mysql_close(handle)
+            throw DatabaseError(code: 2026, message: "the server does not offer TLS", context: "connecting to \(uri)")
+        }
+        return handle
     }
 
     deinit { close() }
+
+    /// `ssl-mode` in Connector/C's terms (it has no such option): any TLS setting makes it ask for TLS, and
+    /// `MYSQL_OPT_SSL_ENFORCE` refuses a server without it. The chain is verified only when a CA file or folder
+    /// is set (OpenSSL's SSL_VERIFY_PEER), the host name only with `MYSQL_OPT_SSL_VERIFY_SERVER_CERT`; both are set
+    /// explicitly, as Connector/C 3.4 changed the default.
+    private static func setTLS(_ handle: UnsafeMutablePointer<MYSQL>, _ mode: DatabaseURI.TLSMode, caFile: String?) {
+        guard mode != .disabled else { return }
+        var on: my_bool = 1, verifyHost: my_bool = mode == .verifyIdentity ? 1 : 0
+        _ = mysql_options(handle, MYSQL_OPT_SSL_ENFORCE, &on)
+        _ = mysql_options(handle, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verifyHost)
+        guard mode.verifiesCertificate else { return }
+        if let caFile {
+            _ = mysql_options(handle, MYSQL_OPT_SSL_CA, caFile)
+        } else {
+            // The system's trust store (Debian's ca-certificates), as for any public certificate authority.
+            _ = mysql_options(handle, MYSQL_OPT_SSL_CAPATH, "/etc/ssl/certs")
+        }
+    }
 
     public func close() {
         for (_, stmt) in statements { mysql_stmt_close(stmt) }

@@ -293,6 +293,28 @@ struct FaultMatrixTests {
         }
     }
 
+    @Test("a job started while another spends the IP's weight gets no 429: it starts from Binance's count in its first answer")
+    func secondJobOnTheSameIP() async throws {
+        var configuration = BinanceSimulator.Configuration()
+        configuration.setWeightLimit(40, windowSeconds: 2)  // a published rule unlike the default, as on a real test box
+        let sim = try await SimulatorFixture.start(configuration: configuration)
+        defer { Task { await sim.stop() } }
+        let common = ["--timeframes", "1m", "--api-url", sim.baseURL, "--dry-run", "--summary", "json", "--max-workers", "4"]
+        let first = try Programs.Child(try Programs.path("binance-extractor"),
+                                       ["klines", "--symbols", "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT", "--start", "2024-01-01", "--end", "2024-01-06"] + common)
+        // The second one starts once the first has spent most of a window: its budget must start from what Binance counted.
+        for _ in 0..<400 where await sim.simulator.statistics.weightByWindow.values.max() ?? 0 < 30 {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        let second = try Programs.Child(try Programs.path("binance-extractor"),
+                                        ["klines", "--symbols", "XRPUSDT,BNBUSDT", "--start", "2024-02-01", "--end", "2024-02-04"] + common)
+        let (a, b) = (await first.wait(), await second.wait())
+        #expect(a == 0 && b == 0, "\(first.errors.suffix(600)) \(second.errors.suffix(600))")
+        let stats = await sim.simulator.statistics
+        #expect(stats.weightUsed > 3 * 40, "the runs must span several windows to test anything: \(stats.weightByWindow)")
+        #expect(stats.tooManyRequests == 0 && stats.bans == 0, "\(stats.byStatus) \(stats.weightByWindow)")
+    }
+
     @Test("SIGTERM with a database that stopped answering still ends the process within --shutdown-timeout")
     func shutdownDeadline() async throws {
         let server = try DedicatedMariaDB()

@@ -1,3 +1,4 @@
+import Foundation
 import BinanceAPI
 @testable import ExtractorCLI
 import Storage
@@ -55,6 +56,16 @@ struct ConfigurationTests {
         (["SHUTDOWN_TIMEOUT": "0"], "SHUTDOWN_TIMEOUT='0'"),
         (["SHARD": "3/3"], "invalid shard '3/3'"),
         (["WEIGHT_SHARE": "1.5"], "invalid weight share 1.5"),
+        (["JOB_COMPLETION_INDEX": "2"], "JOB_COMPLETION_INDEX=2 is set (an Indexed Job's pod) but SHARD_COUNT is not"),
+        (["DB_ADAPTER": "mongodb"], "DB_ADAPTER=mongodb is not supported by this build"),
+        (["DB_ADAPTER": "postgresql"], "DB_ADAPTER=postgresql is not supported by this build"),
+        (["DB_ADAPTER": "sqlite"], "invalid DB_ADAPTER='sqlite'"),
+        (["MYSQL_URI": "mysql://u:hunter2@db/x?ssl=true"], "option 'ssl' is not supported: use ssl-mode=REQUIRED"),
+        (["MYSQL_URI": "mysql://u:hunter2@db/x?sslmode=require"], "unknown option 'sslmode'"),
+        (["MYSQL_URI": "mysql://u:hunter2@db/x?ssl-mode=STRICT"], "ssl-mode 'STRICT' is not one of DISABLED, PREFERRED"),
+        (["MYSQL_URI": "mysql://u:hunter2@db/x?ssl-ca"], "option 'ssl-ca' has no value"),
+        (["MYSQL_URI_FILE": "/nonexistent/uri"], "MYSQL_URI_FILE=/nonexistent/uri cannot be read"),
+        (["MYSQL_URI": "mysql://u:hunter2@db/x", "MYSQL_URI_FILE": "/run/secrets/uri"], "both MYSQL_URI and MYSQL_URI_FILE are set"),
     ])
     func badEnvironment(env: [String: String], message: String) async {
         let (status, _, errors) = await run(["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--dry-run"], env: env)
@@ -71,6 +82,40 @@ struct ConfigurationTests {
                      "LOOKBACK_HOURS", "LOG_LEVEL"] {
             #expect(output.contains(name), "help lacks \(name)")
         }
+    }
+
+    @Test("a petrosa-binance-data-extractor setup drops in: mysql+pymysql://, LOG_LEVEL=WARN/FATAL, DB_ADAPTER=mysql, --period, --parallel")
+    func petrosaSettings() async throws {
+        let uri = try DatabaseURI(parsing: "mysql+pymysql://bx:pw@db:3306/binance?charset=utf8mb4")
+        #expect(uri.host == "db" && uri.database == "binance" && uri.tlsMode == .disabled)
+        #expect(Resolve.level(named: "WARN") == .warning && Resolve.level(named: "WARNING") == .warning)
+        #expect(Resolve.level(named: "FATAL") == .critical && Resolve.level(named: "CRITICAL") == .critical && Resolve.level(named: "Info") == .info)
+        let env = ["MYSQL_URI": "mysql+pymysql://bx:pw@db:3306/binance", "LOG_LEVEL": "WARN", "DB_ADAPTER": "mysql"]
+        let config = try Resolve.klines(try KlinesCommand.parse(["--period", "15m", "--symbols", "BTCUSDT", "--parallel", "3"]), environment: env)
+        #expect(config.intervals == [.m15] && config.common.maxWorkers == 3 && config.common.logLevel == .warning)
+        #expect(config.common.database?.database == "binance" && config.common.warnings.isEmpty)
+        // A password typed on the command line shows in `ps`: warned about.
+        let flagged = try Resolve.klines(try KlinesCommand.parse(["--timeframes", "1h", "--symbols", "BTCUSDT", "--mysql-uri", "mysql://u:pw@h/d"]),
+                                         environment: [:])
+        #expect(flagged.common.warnings.contains { $0.contains("--mysql-uri") && !$0.contains("pw@") })
+        let (status, _, errors) = await run(["klines", "--period", "15m", "--timeframes", "1h", "--symbols", "BTCUSDT", "--dry-run"])
+        #expect(status == 2 && errors.contains("--timeframes 1h and --period 15m disagree"))
+    }
+
+    @Test("ssl-mode and ssl-ca in the URI, with MySQL's names; a CA alone means VERIFY_CA; MYSQL_URI_FILE reads a mounted secret")
+    func tlsOptions() throws {
+        let full = try DatabaseURI(parsing: "mysql://u:p@db/x?ssl-mode=verify_identity&ssl-ca=%2Fetc%2Fdb%2Fca.pem")
+        #expect(full.tlsMode == .verifyIdentity && full.tlsCAFile == "/etc/db/ca.pem")
+        #expect(full.description == "mysql://u:***@db:3306/x?ssl-mode=VERIFY_IDENTITY")
+        #expect(try DatabaseURI(parsing: "mysql://u:p@db/x?ssl_ca=/ca.pem").tlsMode == .verifyCA)
+        #expect(try DatabaseURI(parsing: "mysql://u:p@db/x?ssl-mode=REQUIRED").tlsMode == .required)
+        #expect(try DatabaseURI(parsing: "mysql://u:p@db/x?ssl-mode=DISABLED&ssl-ca=/ca.pem").tlsMode == .disabled)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("bx-uri-\(UUID().uuidString)")
+        try "mysql://u:from-file@db:3307/market\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        var warnings: [String] = []
+        let uri = try Resolve.database(nil, ["MYSQL_URI_FILE": file.path], warnings: &warnings)
+        #expect(uri?.password == "from-file" && uri?.port == 3307 && warnings.isEmpty)
     }
 
     @Test("the database URI parses both schemes and never shows the password")

@@ -58,8 +58,47 @@ struct RateLimiterTests {
         other.observe(usedWeight: 0, grantedIn: .min)
         _ = other.reserve(1, now: 0)
         other.observe(usedWeight: 2390, grantedIn: 0)  // the other pods spent most of the IP's budget
-        #expect(other.reserve(11, now: 1) == .waitUntil(60_000))
-        #expect(other.reserve(10, now: 1) == .granted(window: 0))
+        #expect(other.reserve(10, now: 1) == .waitUntil(60_000))
+        // Room stays for the other pods' requests in flight (here one of the heaviest weight sent, 1).
+        #expect(other.reserve(9, now: 1) == .granted(window: 0))
+    }
+
+    @Test("a process started while another spends the IP's budget starts from its first answer's count, also when the published rule differs")
+    func startsFromServerCount() {
+        var budget = WeightBudget(rule: RateLimitRule(limit: 2400, windowMilliseconds: 60_000), concurrency: 4)
+        #expect(budget.reserve(1, now: 1_000) == .granted(window: 0))  // exchangeInfo
+        budget.observe(usedWeight: 2_300, grantedIn: 0)
+        #expect(budget.othersUsed == 2_299)
+        budget.update(rule: RateLimitRule(limit: 2_000, windowMilliseconds: 60_000), now: 1_100)
+        #expect(budget.serverUsed == 2_000 && budget.othersUsed == 2_000)
+        #expect(budget.reserve(2, now: 1_200) == .waitUntil(60_000))
+        // The next window starts clean: the other process's count is learnt again from the answers.
+        #expect(budget.reserve(2, now: 60_000) == .granted(window: 60_000))
+        #expect(budget.othersUsed == 0)
+    }
+
+    @Test("with another process on the IP, room is left for its requests in flight: workers x heaviest weight")
+    func marginForOthers() {
+        var budget = WeightBudget(rule: RateLimitRule(limit: 100, windowMilliseconds: 60_000), concurrency: 4)
+        #expect(budget.reserve(2, now: 0) == .granted(window: 0))
+        budget.observe(usedWeight: 60, grantedIn: 0)  // 58 are someone else's
+        var granted = 1
+        while case .granted = budget.reserve(2, now: 1) { granted += 1 }
+        // 58 theirs + ours <= 100 - 4 x 2: ours stops at 34, i.e. 17 requests of 2.
+        #expect(granted == 17 && budget.used == 34)
+        // Answers of its own arriving out of order (the server counted 34 of ours) are not someone else's weight.
+        var reordered = WeightBudget(rule: RateLimitRule(limit: 100, windowMilliseconds: 60_000), concurrency: 4)
+        for _ in 0..<3 { _ = reordered.reserve(2, now: 0) }
+        reordered.observe(usedWeight: 6, grantedIn: 0)
+        #expect(reordered.othersUsed == 0)
+        // Alone on the IP, the whole limit is ours.
+        var alone = WeightBudget(rule: RateLimitRule(limit: 100, windowMilliseconds: 60_000), concurrency: 4)
+        var own = 0
+        while case .granted = alone.reserve(2, now: 1) {
+            own += 1
+            alone.observe(usedWeight: alone.used, grantedIn: 0)
+        }
+        #expect(own == 50)
     }
 
     @Test("after a 429 every request waits for Retry-After")

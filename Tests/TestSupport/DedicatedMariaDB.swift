@@ -7,10 +7,11 @@ public final class DedicatedMariaDB: @unchecked Sendable {
     public let directory: URL
     public private(set) var adminURI: DatabaseURI
 
-    public init() throws {
+    /// `serverArguments`: more mariadbd options (a test's TLS certificate, say).
+    public init(serverArguments: [String] = []) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("bx-mariadb-\(UUID().uuidString.prefix(8))")
         adminURI = try DatabaseURI(parsing: "mysql://root:test@127.0.0.1:1/mysql")
-        adminURI = try DatabaseURI(parsing: try Self.script(["start", directory.path, "auto"]))
+        adminURI = try DatabaseURI(parsing: try Self.script(["start", directory.path, "auto"], extra: serverArguments))
     }
 
     /// `mysql://root:test@127.0.0.1:PORT/DATABASE`, created if missing.
@@ -39,8 +40,11 @@ public final class DedicatedMariaDB: @unchecked Sendable {
     }
 
     @discardableResult
-    static func script(_ arguments: [String]) throws -> String {
+    static func script(_ arguments: [String], extra: [String] = []) throws -> String {
         let process = Process()
+        if !extra.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(["MARIADB_EXTRA_ARGS": extra.joined(separator: " ")]) { _, new in new }
+        }
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [Programs.packageRoot.appendingPathComponent("scripts/mariadb.sh").path] + arguments
         let out = Pipe(), err = Pipe()
