@@ -100,6 +100,6 @@ struct DatabaseTests {
     func noServer() async {
         let (status, _, errors) = await Self.cli(["migrate", "--mysql-uri", "mysql://u:p@127.0.0.1:1/db"])
         #expect(status == 2)
-        #expect(errors.contains("is MariaDB running at that host and port?"))
+        #expect(errors.contains("is MariaDB running at that host and port, and may this machine reach it?"))
     }
 }
