@@ -111,7 +111,7 @@ struct KlinesCommand: ParsableCommand {
     @Option(name: .customLong("period"), help: .hidden)
     var period: String?
 
-    @Option(help: ArgumentHelp("Backfill from this UTC date or time (2024-01-01, 2024-01-01T12:00) instead of resuming.", valueName: "date"))
+    @Option(help: ArgumentHelp("Backfill from this time instead of resuming: a UTC date or time (2024-01-01, 2024-01-01T12:00), ISO 8601 with fractions and offset (2024-01-01T00:00:00.000Z, +01:00), or Unix seconds or milliseconds by magnitude.", valueName: "date"))
     var start: String?
 
     @Option(help: ArgumentHelp("With --start: stop before this UTC date or time (exclusive). Default: now.", valueName: "date"))
@@ -187,8 +187,11 @@ struct FundingCommand: ParsableCommand {
         commandName: "funding",
         abstract: "Fetch USD-M funding rates into funding_rates, from the last stored funding time.")
 
-    @Option(help: ArgumentHelp("With nothing stored, start at this UTC date (default: LOOKBACK_HOURS ago).", valueName: "date"))
+    @Option(help: ArgumentHelp("Backfill the funding rates from this time on (a UTC date or time, ISO 8601, or Unix seconds/ms), whatever is stored; without it, resume from the last stored rate (nothing stored: LOOKBACK_HOURS ago).", valueName: "date"))
     var start: String?
+
+    @Option(help: ArgumentHelp("With --start: stop before this time (exclusive). Default: now.", valueName: "date"))
+    var end: String?
 
     @Option(name: .customLong("lookback-hours"), help: "Where a symbol with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
     var lookbackHours: Int?
@@ -202,8 +205,11 @@ struct TradesCommand: ParsableCommand {
         commandName: "trades",
         abstract: "Fetch aggregate trades into agg_trades / spot_agg_trades, from the last stored aggregate trade id.")
 
-    @Option(help: ArgumentHelp("With nothing stored, start at this UTC date or time (default: LOOKBACK_HOURS ago).", valueName: "date"))
+    @Option(help: ArgumentHelp("Backfill the trades from this time on (a UTC date or time, ISO 8601, or Unix seconds/ms), also below trades already stored; without it, resume from the last stored id (nothing stored: LOOKBACK_HOURS ago).", valueName: "date"))
     var start: String?
+
+    @Option(help: ArgumentHelp("With --start: stop before this time (exclusive). Default: now.", valueName: "date"))
+    var end: String?
 
     @Option(name: .customLong("lookback-hours"), help: "Where a symbol with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
     var lookbackHours: Int?

@@ -171,7 +171,7 @@ enum Resolve {
     static func date(_ text: String?, option: String) throws(ConfigurationError) -> Int64? {
         guard let text else { return nil }
         guard let ms = UTCCalendar.parse(text) else {
-            throw ConfigurationError("invalid \(option) '\(text)': use a UTC date like 2024-01-01 or 2024-01-01T12:00:00")
+            throw ConfigurationError("invalid \(option) '\(text)': use a UTC date or time (2024-01-01, 2024-01-01T12:00:00), ISO 8601 with fractions and an offset (2024-01-01T12:00:00.000Z, 2024-01-01T13:00:00+01:00), or Unix seconds or milliseconds (1704067200, 1704067200000)")
         }
         // Binance's times are Unix milliseconds; it answers -1130 for a negative startTime.
         guard ms >= 0 else {
@@ -278,6 +278,18 @@ enum Resolve {
         return (i, n)
     }
 
+    /// `--start` and `--end` (exclusive): the range as first and last millisecond, or nil without `--start`.
+    static func range(start startText: String?, end endText: String?, now: Int64) throws(ConfigurationError) -> ClosedRange<Int64>? {
+        let start = try start(startText, now: now)
+        let end = try date(endText, option: "--end")
+        if end != nil && start == nil { throw ConfigurationError("--end needs --start") }
+        guard let start else { return nil }
+        if let end, start >= end {
+            throw ConfigurationError("--start \(startText ?? "") is not before --end \(endText ?? "")")
+        }
+        return start...((end ?? now + 1) - 1)
+    }
+
     /// `now`: for refusing a `--start` in the future, where nothing can be fetched.
     static func klines(_ command: KlinesCommand, environment env: [String: String],
                        now: Int64 = SystemClock().now()) throws(ConfigurationError) -> KlinesConfiguration {
@@ -286,12 +298,8 @@ enum Resolve {
                                       market: common.market)
         let lookback = try positive(command.lookbackHours, env: "LOOKBACK_HOURS", env, default: 24, option: "--lookback-hours")
         let catchUp = try positive(command.maxCatchUpDays, env: nil, env, default: 7, option: "--max-catch-up-days")
-        let start = try start(command.start, now: now)
-        let end = try date(command.end, option: "--end")
-        if end != nil && start == nil { throw ConfigurationError("--end needs --start") }
-        if let start, let end, start >= end {
-            throw ConfigurationError("--start \(command.start!) is not before --end \(command.end!)")
-        }
+        let range = try range(start: command.start, end: command.end, now: now)
+        let (start, end) = (range?.lowerBound, command.end == nil ? nil : range.map { $0.upperBound + 1 })
         if command.fromListing && start != nil { throw ConfigurationError("--from-listing and --start exclude each other: pick one") }
         if let limit = command.pageLimit, !(1...common.market.maxKlinesLimit).contains(limit) {
             throw ConfigurationError("invalid --page-limit \(limit): Binance \(common.market.rawValue) accepts 1 to \(common.market.maxKlinesLimit)")

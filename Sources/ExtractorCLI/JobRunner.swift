@@ -328,11 +328,11 @@ extension ExtractorCLI {
     }
 
     static func runFunding(_ command: FundingCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
-        let common: CommonConfiguration, start: Int64?, lookback: Int
+        let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             guard common.market == .futures else { throw ConfigurationError("funding rates exist on USD-M futures only: drop --market spot") }
-            start = try Resolve.start(command.start, now: context.clock.now())
+            range = try Resolve.range(start: command.start, end: command.end, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
         } catch {
             span.recordError(error)
@@ -347,18 +347,18 @@ extension ExtractorCLI {
                 ?? EmptyFundingStore()
             return .run(units: units) { unit, attempt in
                 try await FundingExtractor(symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
-                                           lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitStart: start,
+                                           lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitRange: range,
                                            batchSize: common.batchSize, dryRun: common.dryRun).run(attempt)
             }
         }
     }
 
     static func runTrades(_ command: TradesCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
-        let common: CommonConfiguration, start: Int64?, lookback: Int, maxPages: Int, source: KlinesSourceMode, archiveURL: String
+        let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int, maxPages: Int, source: KlinesSourceMode, archiveURL: String
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_TRADES_SOURCE", environment)
-            start = try Resolve.start(command.start, now: context.clock.now())
+            range = try Resolve.range(start: command.start, end: command.end, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
             maxPages = try Resolve.positive(command.maxPages, env: nil, environment, default: 1000, option: "--max-pages")
         } catch {
@@ -372,13 +372,13 @@ extension ExtractorCLI {
             let units = common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, dataset: .aggTrades) }
             let store: any TradeStoring = resources.pool.flatMap { resources.existingTables.contains(table.name) ? TradeStore(pool: $0) : nil }
                 ?? EmptyTradeStore()
-            let startTime = start ?? (resources.clock.now() - Int64(lookback) * 3_600_000)
+            let startTime = range?.lowerBound ?? (resources.clock.now() - Int64(lookback) * 3_600_000)
             let archive = source == .rest ? nil : resources.http.map {
                 ArchiveClient(baseURL: archiveURL, http: $0, clock: resources.clock, logger: resources.logger)
             }
             return .run(units: units) { unit, attempt in
                 try await TradeExtractor(market: common.market, symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
-                                         startTime: startTime, batchSize: common.batchSize, maxPages: maxPages, dryRun: common.dryRun,
+                                         startTime: startTime, backfill: range, batchSize: common.batchSize, maxPages: maxPages, dryRun: common.dryRun,
                                          sourceMode: source, archive: archive, logger: resources.logger).run(attempt)
             }
         }

@@ -13,26 +13,28 @@ extension FundingStore: FundingStoring {
     public func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int { try await upsert(symbol: symbol, rows: rows) }
 }
 
-/// Fetches one symbol's funding rates: from the last stored funding time (it is read again, harmlessly), or from
-/// `--start` / the lookback when nothing is stored, page by page of 1000, into its batch writer.
+/// Fetches one symbol's funding rates: from the last stored funding time (it is read again, harmlessly), from the
+/// lookback when nothing is stored, or over `--start`/`--end` whatever is stored; page by page of 1000, into its batch
+/// writer.
 public struct FundingExtractor: Sendable {
     public let symbol: Symbol
     let client: BinanceClient
     let store: any FundingStoring
     let clock: any WallClock
     let lookbackMilliseconds: Int64
-    let explicitStart: Int64?
+    /// `--start`/`--end`: the rates of this range are fetched whatever is stored.
+    let explicitRange: ClosedRange<Int64>?
     let batchSize: Int
     let dryRun: Bool
 
     public init(symbol: Symbol, client: BinanceClient, store: any FundingStoring, clock: any WallClock, lookbackMilliseconds: Int64,
-                explicitStart: Int64?, batchSize: Int, dryRun: Bool) {
+                explicitRange: ClosedRange<Int64>?, batchSize: Int, dryRun: Bool) {
         self.symbol = symbol
         self.client = client
         self.store = store
         self.clock = clock
         self.lookbackMilliseconds = lookbackMilliseconds
-        self.explicitStart = explicitStart
+        self.explicitRange = explicitRange
         self.batchSize = batchSize
         self.dryRun = dryRun
     }
@@ -45,9 +47,9 @@ public struct FundingExtractor: Sendable {
         } else {
             let now = clock.now()
             let last = try await store.lastFundingTime(symbol: symbol)
-            let start = explicitStart ?? last ?? (now - lookbackMilliseconds)
-            outcome.plan = FetchPlan(start: start, end: now, origin: explicitStart != nil ? .explicit : last != nil ? .resume : .lookback,
-                                     capped: false)
+            let start = explicitRange?.lowerBound ?? last ?? (now - lookbackMilliseconds)
+            outcome.plan = FetchPlan(start: start, end: explicitRange?.upperBound ?? now,
+                                     origin: explicitRange != nil ? .explicit : last != nil ? .resume : .lookback, capped: false)
         }
         let now = outcome.plan?.end ?? clock.now()
         let start = max(outcome.plan?.start ?? now, attempt.resumeAfter.map { $0 + 1 } ?? .min)

@@ -35,6 +35,9 @@ public struct TradeExtractor: Sendable {
     let store: any TradeStoring
     let clock: any WallClock
     let startTime: Int64
+    /// `--start`/`--end`: the trades of `[start, end]` (times, inclusive) are fetched whatever is stored, so older
+    /// trades are filled in below newer ones; nil: resume from the last stored id.
+    let backfill: ClosedRange<Int64>?
     let batchSize: Int
     let maxPages: Int
     let dryRun: Bool
@@ -43,7 +46,7 @@ public struct TradeExtractor: Sendable {
     let logger: Logger
 
     public init(market: Market, symbol: Symbol, client: BinanceClient, store: any TradeStoring, clock: any WallClock,
-                startTime: Int64, batchSize: Int, maxPages: Int, dryRun: Bool,
+                startTime: Int64, backfill: ClosedRange<Int64>? = nil, batchSize: Int, maxPages: Int, dryRun: Bool,
                 sourceMode: KlinesSourceMode = .rest, archive: (any ArchiveSource)? = nil, logger: Logger = Logger(label: "trades")) {
         self.market = market
         self.symbol = symbol
@@ -51,6 +54,7 @@ public struct TradeExtractor: Sendable {
         self.store = store
         self.clock = clock
         self.startTime = startTime
+        self.backfill = backfill
         self.batchSize = batchSize
         self.maxPages = maxPages
         self.dryRun = dryRun
@@ -66,6 +70,8 @@ public struct TradeExtractor: Sendable {
         var pages = 0
         /// The page cap was reached: stop, the next run continues from the last stored id.
         var capped = false
+        /// A backfill's end: trades after it are not stored.
+        var lastTime: Int64?
     }
 
     /// Runs one attempt; a retry continues by id after the last trade an earlier attempt wrote.
@@ -84,34 +90,41 @@ public struct TradeExtractor: Sendable {
         var failure: (any Error)?
         do {
             var cursor = Cursor()
-            // Where the run starts in time (for the archives) and by id.
+            // Where the run starts in time (for the archives) and by id, and the moment it stops at.
             var fromTime = startTime
+            var until = runStart
             if let previous = attempt.previous.plan, let written = attempt.resumeAfter {
                 outcome.plan = previous
                 cursor.nextId = written + 1
                 fromTime = attempt.previous.lastOpenTime ?? previous.start
+                if previous.origin == .explicit { until = previous.end }
+            } else if let backfill {
+                // Stored trades are upserted again where the range covers them: the range is what was asked for.
+                (fromTime, until) = (backfill.lowerBound, backfill.upperBound)
+                outcome.plan = FetchPlan(start: fromTime, end: until, origin: .explicit, capped: false)
             } else if let last = try await store.lastTradeId(table: table, symbol: symbol) {
                 cursor.nextId = last + 1
                 fromTime = try await store.lastTradeTime(table: table, symbol: symbol) ?? runStart
                 outcome.plan = FetchPlan(start: last + 1, end: runStart, origin: .resume, capped: false)
             } else {
-                outcome.plan = FetchPlan(start: startTime, end: runStart, origin: .explicit, capped: false)
+                outcome.plan = FetchPlan(start: startTime, end: runStart, origin: .lookback, capped: false)
             }
+            if outcome.plan?.origin == .explicit { cursor.lastTime = until }
             var listed = false
             if sourceMode != .rest, let archive {
                 if dryRun {
                     // A dry run downloads no file: it lists them, with their size, and the stretches left to REST.
-                    try await list(archive, from: fromTime, until: runStart, outcome: &outcome)
+                    try await list(archive, from: fromTime, until: until, now: runStart, outcome: &outcome)
                     listed = true
                 } else {
-                    try await fromArchives(archive, from: fromTime, until: runStart, cursor: &cursor, writer: writer, outcome: &outcome)
+                    try await fromArchives(archive, from: fromTime, until: until, now: runStart, cursor: &cursor, writer: writer, outcome: &outcome)
                 }
             }
             if sourceMode != .archive && !cursor.capped && !listed {
                 if cursor.nextId == nil {
-                    cursor.nextId = try await firstTrade(from: fromTime, to: runStart, outcome: &outcome)
+                    cursor.nextId = try await firstTrade(from: fromTime, to: until, outcome: &outcome)
                 }
-                try await page(&cursor, before: nil, until: runStart, writer: writer, outcome: &outcome)
+                try await page(&cursor, before: nil, until: until, writer: writer, outcome: &outcome)
             }
             if cursor.capped { outcome.plan?.capped = true }
         } catch {
@@ -153,6 +166,7 @@ public struct TradeExtractor: Sendable {
             }
             let full = page.count >= AggTrade.maxLimit
             if let before { page.removeAll { $0.id >= before } }
+            if let end = cursor.lastTime { page.removeAll { $0.time > end } }
             outcome.fetched += page.count
             try await writer.append(page)
             cursor.nextId = last.id + 1
@@ -164,9 +178,9 @@ public struct TradeExtractor: Sendable {
     /// The archive files of `[from, until]` (whole closed days and months), in time order; REST by id for the ids a
     /// file lacks (before the file's next row is written, so the writes stay in id order). Periods without a file
     /// are left to the ids: the next file's first row shows the jump, and REST pages across it.
-    private func fromArchives(_ archive: any ArchiveSource, from: Int64, until: Int64, cursor: inout Cursor, writer: BatchWriter<AggTrade>,
-                              outcome: inout SymbolExtractor.Outcome) async throws {
-        let segments = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: until)
+    private func fromArchives(_ archive: any ArchiveSource, from: Int64, until: Int64, now: Int64, cursor: inout Cursor,
+                              writer: BatchWriter<AggTrade>, outcome: inout SymbolExtractor.Outcome) async throws {
+        let segments = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: now)
         var queue = segments[...]
         var pending: [ArchiveSegment] = []
         while !cursor.capped, let segment = pending.isEmpty ? queue.popFirst() : pending.removeFirst() {
@@ -179,7 +193,7 @@ public struct TradeExtractor: Sendable {
                 continue
             }
             let format = ArchiveRowFormat<AggTrade>(reader: ArchiveCSV.aggTradeRows, key: \.id) { trade in
-                guard file.range.contains(trade.time), trade.time >= from else { return false }
+                guard file.range.contains(trade.time), trade.time >= from, trade.time <= until else { return false }
                 // One trade on its own (the checks of a REST page, "Compressed/Aggregate Trades List").
                 try AggTrade.check([trade], fromId: nil, limit: 1, latest: until + 60_000)
                 return true
@@ -238,8 +252,8 @@ public struct TradeExtractor: Sendable {
     }
 
     /// `--dry-run`: the files the run would read (size from HEAD) and the stretches REST would page through.
-    private func list(_ archive: any ArchiveSource, from: Int64, until: Int64, outcome: inout SymbolExtractor.Outcome) async throws {
-        var queue = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: until)[...]
+    private func list(_ archive: any ArchiveSource, from: Int64, until: Int64, now: Int64, outcome: inout SymbolExtractor.Outcome) async throws {
+        var queue = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: now)[...]
         var pending: [ArchiveSegment] = []
         func rest(_ start: Int64, _ end: Int64) { outcome.addRESTRange(from: start, to: end, step: 1) }
         while let segment = pending.isEmpty ? queue.popFirst() : pending.removeFirst() {

@@ -165,6 +165,59 @@ struct HistoryJobsTests {
         #expect(row[0][2] == (expected[5].isBuyerMaker ? "1" : "0"))
     }
 
+    @Test("trades --start/--end backfill an older range below trades already stored; times given as Unix seconds and ISO 8601 with offset")
+    func tradesBackfillBelowStored() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let symbol = try Symbol(validating: "BTCUSDT")
+        let table = TradeTable(market: .futures)
+        let store = TradeStore(pool: db.pool)
+        let recent = await Self.cli(["trades", "--symbols", "BTCUSDT", "--lookback-hours", "1"], sim: sim, db: db, clock: clock)
+        #expect(recent.status == 0, "\(recent.errors)")
+        let newer = try await store.ids(table: table, symbol: symbol)
+        let newestBefore = try #require(newer.last?.0)
+
+        let from = Self.now - 240 * Self.minute, until = Self.now - 180 * Self.minute
+        // The same instants as a person types them: Unix seconds, and ISO 8601 with an offset (one hour east of UTC).
+        let endText = UTCCalendar.iso8601(until + 3_600_000).replacingOccurrences(of: ".000Z", with: "+01:00")
+        let backfill = await Self.cli(["trades", "--symbols", "BTCUSDT", "--start", "\(from / 1000)", "--end", endText], sim: sim, db: db, clock: clock)
+        #expect(backfill.status == 0, "\(backfill.errors)")
+        let ids = try await store.ids(table: table, symbol: symbol)
+        let older = ids.filter { $0.1 < until }
+        let firstId = try #require(older.first?.0)
+        #expect(older.first!.1 >= from && older.first!.1 < from + SimulatedMarket.tradeSpacingMilliseconds)
+        let expected = await sim.simulator.expectedAggTrades(symbol: "BTCUSDT", fromId: firstId, throughTime: until - 1)
+        #expect(older.map(\.0) == expected.map(\.id), "the older range is stored exactly")
+        #expect(!ids.contains { $0.1 >= until && $0.1 < newer.first!.1 }, "nothing past --end was stored")
+        #expect(ids.last?.0 == newestBefore, "the newer trades are untouched, and the next resume starts after them")
+        #expect(ids.count == older.count + newer.count)
+    }
+
+    @Test("funding --start/--end backfill older rates below rates already stored")
+    func fundingBackfillBelowStored() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let recent = await Self.cli(["funding", "--symbols", "BTCUSDT", "--lookback-hours", "72"], sim: sim, db: db, clock: clock)
+        #expect(recent.status == 0, "\(recent.errors)")
+        let store = FundingStore(pool: db.pool)
+        let symbol = try Symbol(validating: "BTCUSDT")
+        let newer = try await store.all(symbol: symbol)
+        #expect(!newer.isEmpty)
+        let from = UTCCalendar.parse("2020-01-01")!, until = UTCCalendar.parse("2020-03-01")!
+        let backfill = await Self.cli(["funding", "--symbols", "BTCUSDT", "--start", "2020-01-01T00:00:00.000Z", "--end", "\(until)"],
+                                      sim: sim, db: db, clock: clock)
+        #expect(backfill.status == 0, "\(backfill.errors)")
+        let stored = try await store.all(symbol: symbol)
+        let expected = await sim.simulator.expectedFundingRates(symbol: "BTCUSDT", from: from, through: until - 1)
+        #expect(expected.count > 100)
+        #expect(stored.filter { $0.0 < until }.map(\.0) == expected.map(\.fundingTime))
+        #expect(stored.filter { $0.0 >= until }.map(\.0) == newer.map(\.0), "the newer rates are untouched")
+    }
+
     @Test("a shard takes every n-th symbol from the i-th (--shard, or JOB_COMPLETION_INDEX with SHARD_COUNT)")
     func sharding() async throws {
         let clock = ManualClock(now: Self.now)

@@ -235,6 +235,35 @@ struct CrashingInputTests {
         #expect(UTCCalendar.parse("1704067200000") == 1_704_067_200_000)
     }
 
+    @Test("times read as what they say: Unix seconds or milliseconds by magnitude, ISO 8601 fractions and offsets", arguments: [
+        ("1704067200", 1_704_067_200_000), ("1704067200000", 1_704_067_200_000), ("1704067200123", 1_704_067_200_123),
+        ("2024-01-01T00:00:00.000Z", 1_704_067_200_000), ("2024-01-01T00:00:00+00:00", 1_704_067_200_000),
+        ("2024-01-01T01:00:00+01:00", 1_704_067_200_000), ("2023-12-31T19:00:00-0500", 1_704_067_200_000),
+        ("2024-01-01T05:30+05:30", 1_704_067_200_000), ("2024-01-01T02:00:00+02", 1_704_067_200_000),
+        ("2024-01-01T00:00:00.123456789Z", 1_704_067_200_123), ("2024-01-01t00:00:00.5z", 1_704_067_200_500),
+        ("2024-01-01 00:00:00,25", 1_704_067_200_250), ("2024-01-31T23:59:00.000Z", 1_706_745_540_000),
+    ] as [(String, Int64)])
+    func timeForms(text: String, ms: Int64) {
+        #expect(UTCCalendar.parse(text) == ms)
+    }
+
+    @Test("times that say nothing certain are refused", arguments: [
+        "12345678", "2024", "2024-01-01T00:00:00+25:00", "2024-01-01T00:00:00+1:00", "2024-01-01T00:00:00.Z",
+        "2024-01-01T00:00.5Z", "2024-01-01+01:00", "2024-01-01T00:00:00.1234567891Z", "2024-01-01T00:00:00+01:60", "2024-01-01T",
+    ])
+    func timeFormsRefused(text: String) {
+        #expect(UTCCalendar.parse(text) == nil)
+    }
+
+    @Test("--start 1704067200 (Unix seconds) starts in 2024, not in 1970")
+    func epochSecondsStart() throws {
+        let config = try Resolve.klines(try KlinesCommand.parse(["--timeframes", "1h", "--symbols", "BTCUSDT", "--dry-run", "--start", "1704067200",
+                                                                 "--end", "2024-01-02T00:00:00.000Z"]),
+                                        environment: [:], now: 1_764_633_600_000)
+        #expect(config.planner.explicitStart == 1_704_067_200_000)
+        #expect(config.planner.explicitEnd == 1_704_153_600_000)
+    }
+
     @Test("fuzz: any value of any numeric or date option is accepted or refused with a message naming it, never a crash")
     func fuzzArguments() throws {
         let options = Resolve.numericRanges.keys.sorted() + ["--start", "--end", "--timeframes", "--symbols", "--market", "--page-limit"]
