@@ -4,6 +4,7 @@ import Clocks
 import Logging
 import Pipeline
 import Storage
+import Telemetry
 
 /// A configuration value that cannot be used; the message names the value and says what to do. Exit status 2.
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
@@ -59,6 +60,15 @@ enum Resolve {
             throw ConfigurationError("invalid log level '\(text)' (--log-level or LOG_LEVEL): use trace, debug, info, notice, warning (warn), error or critical (fatal)")
         }
         return level
+    }
+
+    /// `LOG_FORMAT` (json or text, any case); unset or empty: text on a terminal, JSON otherwise.
+    static func logFormat(_ env: [String: String], terminal: Bool) throws(ConfigurationError) -> LogFormat {
+        guard let text = env["LOG_FORMAT"], !text.trimmingCharacters(in: .whitespaces).isEmpty else { return terminal ? .text : .json }
+        guard let format = LogFormat(rawValue: text.trimmingCharacters(in: .whitespaces).lowercased()) else {
+            throw ConfigurationError("invalid LOG_FORMAT='\(text)': use json (one JSON object per line) or text (lines for a terminal), or unset it")
+        }
+        return format
     }
 
     /// A level in any case, with the names Python's logging uses too (`WARN`, `WARNING`, `FATAL`, `CRITICAL`), so a

@@ -29,6 +29,8 @@ public struct RunContext: Sendable {
     /// What happens when a shutdown outlasts `--shutdown-timeout`: the program exits with status 1 (a batch is
     /// one atomic statement, so no half-written batch can remain); tests observe instead.
     public var onShutdownDeadline: @Sendable () -> Void
+    /// How log lines look; nil until `ExtractorCLI.run` resolves `LOG_FORMAT` (then JSON unless on a terminal).
+    public var logFormat: LogFormat?
 
     public init(clock: any WallClock = SystemClock(), output: LineSink = .standardOutput, errors: LineSink = .standardError,
                 outputIsTerminal: Bool? = nil, errorsIsTerminal: Bool? = nil,
@@ -73,6 +75,11 @@ public enum ExtractorCLI {
             // `--help` and `help` parse into ArgumentParser's own help command.
             context.output.write((helpText(arguments) ?? RootCommand.helpMessage()) + "\n")
             return ExitStatus.success
+        }
+        // Log lines: `LOG_FORMAT`, else text for a person at a terminal and JSON for whatever reads a pipe.
+        var context = context
+        do { context.logFormat = try Resolve.logFormat(environment, terminal: context.errorsIsTerminal) } catch {
+            return fail(error, context: context)
         }
         // Every run exports its trace: one root span for the command, everything else beneath it.
         let level = environment["LOG_LEVEL"].flatMap(Resolve.level(named:)) ?? .info
@@ -119,7 +126,7 @@ public enum ExtractorCLI {
     }
 
     static func makeLogger(_ label: String, level: Logger.Level, context: RunContext) -> Logger {
-        Logger(label: label) { label in JSONLogHandler(label: label, level: level, sink: context.errors) }
+        Logger(label: label) { label in LogLineHandler(label: label, level: level, format: context.logFormat ?? .json, sink: context.errors) }
     }
 
     static func fail(_ error: ConfigurationError, context: RunContext) -> Int32 {

@@ -55,7 +55,7 @@ public enum ProcessSignals {
             }
         }
         guard let message else { return }
-        LineSink.standardError.write("{\"ts\":\"\(JSONLogHandler.timestamp())\",\"level\":\"warning\",\"logger\":\"binance-extractor\",\"msg\":\(JSONLogHandler.quote(message))}\n")
+        LineSink.standardError.write("{\"ts\":\"\(LogLineHandler.timestamp())\",\"level\":\"warning\",\"logger\":\"binance-extractor\",\"msg\":\(LogLineHandler.quote(message))}\n")
         exit(ExitStatus.unitsFailed)
     }
 }

@@ -27,7 +27,7 @@ struct RunSummary {
     static func time(_ ms: Int64?) -> String { ms.map(UTCCalendar.iso8601) ?? "-" }
 
     func jsonLine() -> String {
-        let q = JSONLogHandler.quote
+        let q = LogLineHandler.quote
         let units = reports.map { r -> String in
             var fields = [
                 "\"market\":\(q(r.unit.market.rawValue))", "\"symbol\":\(q(r.unit.symbol.name))",

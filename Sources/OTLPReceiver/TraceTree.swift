@@ -62,6 +62,9 @@ public enum TraceTree {
             let ms = Double(node.end &- node.start) / 1_000_000
             let duration = ms >= 1000 ? String(format: "%.3f s", ms / 1000) : String(format: "%.1f ms", ms)
             var notes: [String] = []
+            // A unit's span is named by its operation; which unit it is, is in its attributes.
+            let unit = ["binance.market", "binance.symbol", "binance.interval"].compactMap { node.attributes[$0] }
+            if node.attributes["binance.unit.status"] != nil, !unit.isEmpty { notes.append(unit.joined(separator: " ")) }
             if let s = node.attributes["http.response.status_code"] { notes.append(s) }
             if let f = node.attributes["binance.klines.fetched"], let w = node.attributes["binance.klines.written"] {
                 notes.append("fetched=\(f) written=\(w)")

@@ -46,13 +46,14 @@ public struct ExtractionUnit: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The unit's span name.
+    /// The unit's span name: the operation only, so a backfill of 200 symbols x 5 timeframes has four operation names,
+    /// not a thousand (OpenTelemetry, "Span name": low cardinality); symbol, market and interval are attributes.
     public var spanName: String {
         switch dataset {
-        case .klines(let i): "extract \(market.rawValue) \(symbol) \(i.rawValue)"
-        case .gaps(let i): "fill gaps \(market.rawValue) \(symbol) \(i.rawValue)"
-        case .funding: "extract funding \(symbol)"
-        case .aggTrades: "extract aggTrades \(market.rawValue) \(symbol)"
+        case .klines: "extract klines"
+        case .gaps: "fill gaps"
+        case .funding: "extract funding"
+        case .aggTrades: "extract aggTrades"
         }
     }
 

@@ -73,5 +73,5 @@ public enum OTLPJSON {
 
     static func array(_ values: [String]) -> String { "{\"arrayValue\":{\"values\":[" + values.joined(separator: ",") + "]}}" }
 
-    static func quote(_ s: String) -> String { JSONLogHandler.quote(s) }
+    static func quote(_ s: String) -> String { LogLineHandler.quote(s) }
 }

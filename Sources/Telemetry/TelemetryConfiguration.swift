@@ -46,6 +46,13 @@ public struct TelemetryConfiguration: Sendable {
             }
             return url
         }
+        // OTLP's protocols are grpc, http/protobuf and http/json ("OTLP Exporter Configuration"); this exporter speaks
+        // http/json only. Another choice is said once, not obeyed silently: a gRPC receiver (4317) takes nothing we send.
+        let protocolVariables = ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"]
+        if !disabled, let (variable, value) = protocolVariables.lazy.compactMap({ name in env[name].map { (name, $0) } })
+            .first(where: { $0.1.trimmingCharacters(in: .whitespaces).lowercased() != "http/json" && !$0.1.isEmpty }) {
+            warnings.append("\(variable)=\(value) is not supported: this exporter sends OTLP over HTTP with JSON bodies (http/json) to the collector's OTLP/HTTP receiver (port 4318); set \(variable)=http/json or unset it")
+        }
         tracesEndpoint = disabled || tracesOff ? nil : endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "/v1/traces")
         metricsEndpoint = disabled || metricsOff ? nil : endpoint("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "/v1/metrics")
         defaultEndpoints = defaults

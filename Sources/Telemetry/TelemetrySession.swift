@@ -47,9 +47,14 @@ public final class TelemetrySession: Sendable {
             }
             processor.start()
             self.processor = processor
-            // Once export is known to be off for the run, finished spans are not even queued.
+            // Once export is known to be off for the run, finished spans are not even queued; nor are the spans of a
+            // trace whose caller (TRACEPARENT) decided not to sample it (W3C Trace Context, "sampled" flag; the
+            // parent-based sampler OpenTelemetry SDKs default to).
             tracer = OTelTracer { span in
-                if !exporter.defaultEndpointAbsent { processor.append(span) }
+                if span.context.sampled && !exporter.defaultEndpointAbsent { processor.append(span) }
+            }
+            if configuration.parent?.sampled == false {
+                logger.info("TRACEPARENT's sampled flag is off: this run's spans are not exported (metrics still are)")
             }
         } else {
             processor = nil
@@ -82,6 +87,12 @@ public final class TelemetrySession: Sendable {
             let body = metrics.otlpJSON(resource: configuration.resource, now: DefaultTracerClock.now.nanosecondsSinceEpoch)
             let outcome = await exporter.export(Array(body.utf8), to: url, deadline: deadline)
             metricsLost = !outcome.delivered
+        }
+        if report.dropped > 0 {
+            logger.warning("spans dropped: the export queue was full; successful HTTP request spans were dropped first, so the run's, units', database and error spans are complete unless other_spans_dropped says otherwise", metadata: [
+                "http_request_spans_dropped": "\(report.droppedRequests)", "other_spans_dropped": "\(report.droppedOther)",
+                "spans_exported": "\(report.exported)",
+            ])
         }
         if exporter?.defaultEndpointAbsent == true {
             // Already said in one info line; nobody configured this endpoint, so nothing was expected there.

@@ -57,6 +57,10 @@ struct TelemetryTests {
 
         let units = spans.filter { $0.parentSpanID == root.spanID && $0.name.hasPrefix("extract ") }
         #expect(units.count == 4)
+        // One operation name for every unit; which unit is said by its attributes (low-cardinality span names).
+        #expect(Set(units.map(\.name)) == ["extract klines"])
+        #expect(Set(units.map { "\($0.attributes["binance.symbol"] ?? "?") \($0.attributes["binance.interval"] ?? "?")" })
+                == ["BTCUSDT 15m", "BTCUSDT 1h", "ETHUSDT 15m", "ETHUSDT 1h"])
         for unit in units {
             let children = spans.filter { $0.parentSpanID == unit.spanID }
             let http = children.filter { $0.name == "GET /fapi/v1/klines" }
@@ -121,6 +125,51 @@ struct TelemetryTests {
         #expect(root.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
         #expect(root.parentSpanID == "00f067aa0ba902b7")
         #expect(spans.allSatisfy { $0.traceID == "4bf92f3577b34da6a3ce929d0e0e4736" })
+    }
+
+    @Test("a TRACEPARENT whose sampled flag is off: no span is exported, metrics still are, the log says why once")
+    func traceparentNotSampled() async throws {
+        let (receiver, sim, db, clock) = try await Self.setUp()
+        defer { Task { await receiver.stop(); await sim.stop(); await db.drop() } }
+        let run = await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT"],
+                                 env: ["OTEL_EXPORTER_OTLP_ENDPOINT": await receiver.endpoint,
+                                       "TRACEPARENT": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"],
+                                 sim: sim, db: db, clock: clock)
+        #expect(run.status == 0, "\(run.errors)")
+        #expect(await receiver.requests.filter { $0.path == "/v1/traces" }.isEmpty)
+        #expect(await receiver.requests.filter { $0.path == "/v1/metrics" }.count == 1)
+        #expect(run.errors.components(separatedBy: "sampled flag is off").count == 2)
+        // The log lines still name the caller's trace, so they join its (unsampled) trace in a log search.
+        #expect(run.errors.contains("\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\""))
+    }
+
+    @Test("LOG_FORMAT: JSON when piped, text on a terminal or when asked, a bad value is exit 2 naming it")
+    func logFormat() async throws {
+        let (receiver, sim, db, clock) = try await Self.setUp()
+        defer { Task { await receiver.stop(); await sim.stop(); await db.drop() } }
+        func run(_ env: [String: String], terminal: Bool) async -> (Int32, [Substring]) {
+            let out = LineSink(), err = LineSink()
+            let status = await ExtractorCLI.run(
+                arguments: ["klines", "--api-url", sim.baseURL, "--mysql-uri", db.uriText, "--timeframes", "1h", "--symbols", "BTCUSDT", "--summary", "json"],
+                environment: env.merging(["BINANCE_KLINES_SOURCE": "rest", "OTEL_SDK_DISABLED": "true"]) { given, _ in given },
+                context: RunContext(clock: clock, output: out, errors: err, errorsIsTerminal: terminal))
+            return (status, err.text.split(separator: "\n").filter { !$0.hasPrefix("\r") && !$0.isEmpty })
+        }
+        let piped = await run([:], terminal: false)
+        #expect(piped.0 == 0 && !piped.1.isEmpty && piped.1.allSatisfy { $0.hasPrefix("{\"ts\":") }, "\(piped.1)")
+        let asked = await run(["LOG_FORMAT": "TEXT"], terminal: false)
+        #expect(asked.0 == 0)
+        let started = try #require(asked.1.first { $0.contains("run starting") })
+        // `2026-... info     binance-extractor: run starting command=klines ...`
+        #expect(started.contains(" info ") && started.contains("binance-extractor: run starting") && started.contains(" command=klines"), "\(started)")
+        #expect(asked.1.allSatisfy { !$0.hasPrefix("{") })
+        let terminal = await run([:], terminal: true)
+        #expect(terminal.1.contains { $0.contains("binance-extractor: run starting") })
+        let forcedJSON = await run(["LOG_FORMAT": "json"], terminal: true)
+        #expect(forcedJSON.1.filter { $0.hasPrefix("{") }.count >= 2)
+        let bad = await run(["LOG_FORMAT": "yaml"], terminal: false)
+        #expect(bad.0 == 2)
+        #expect(bad.1.contains { $0.contains("LOG_FORMAT='yaml'") })
     }
 
     @Test("a 503 with Retry-After is retried and the trace still arrives")
@@ -260,7 +309,7 @@ struct TelemetryTests {
         let bodies = await receiver.bodies(path: "/v1/traces")
         #expect(try OTLPValidation.validateTraces(bodies).passed)
         let spans = TraceTree.spans(in: bodies)
-        let failed = try #require(spans.first { $0.name == "extract futures NOPEUSDT 1h" })
+        let failed = try #require(spans.first { $0.name == "extract klines" && $0.attributes["binance.symbol"] == "NOPEUSDT" })
         #expect(failed.error)
         #expect(failed.eventNames.contains("exception"))
         #expect(spans.first { $0.name == "klines" }?.error == true)

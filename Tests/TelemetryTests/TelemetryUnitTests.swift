@@ -134,14 +134,28 @@ struct TelemetryUnitTests {
         #expect(outcome.problem?.contains("no time left") == true)
     }
 
-    @Test("a full queue drops spans and counts them instead of blocking")
+    @Test("a full queue sheds successful HTTP request spans first, keeps unit, database and error spans, and counts what it dropped")
     func boundedQueue() async throws {
-        let processor = BatchSpanProcessor(capacity: 3, batchSize: 100, timeoutMilliseconds: 1000, clock: ManualClock(now: 0)) { _, _ in true }
+        let exported = Captured()
+        let processor = BatchSpanProcessor(capacity: 3, reserve: 2, batchSize: 100, timeoutMilliseconds: 1000, clock: ManualClock(now: 0)) { batch, _ in
+            exported.add(batch.map(\.name))
+            return true
+        }
         let context = OTelSpanContext(traceID: try #require(TraceID(hex: "0af7651916cd43dd8448eb211c80319c")), spanID: try #require(SpanID(hex: "b7ad6b7169203331")))
-        let span = FinishedSpan(context: context, name: "x", kind: .internal, startNanoseconds: 1, endNanoseconds: 2, attributes: [:], events: [], status: nil)
-        for _ in 0..<5 { processor.append(span) }
+        func span(_ name: String, kind: SpanKind, _ attributes: SpanAttributes = [:], error: Bool = false) -> FinishedSpan {
+            FinishedSpan(context: context, name: name, kind: kind, startNanoseconds: 1, endNanoseconds: 2, attributes: attributes, events: [],
+                         status: error ? SpanStatus(code: .error) : nil)
+        }
+        let request = span("GET /fapi/v1/klines", kind: .client, ["http.request.method": "GET"])
+        #expect(BatchSpanProcessor.isSheddable(request))
+        for _ in 0..<3 { processor.append(request) }
+        processor.append(request)  // full: a request span is shed
+        processor.append(span("INSERT klines_m1", kind: .client, ["db.operation.name": "INSERT"]))  // kept, in the reserve
+        processor.append(span("GET /fapi/v1/klines", kind: .client, ["http.request.method": "GET"], error: true))  // a failure: kept
+        processor.append(span("extract klines", kind: .internal))  // reserve full: pushes the oldest request span out
         let report = await processor.shutdown()
-        #expect(report == BatchSpanProcessor.Report(exported: 3, lost: 2))
+        #expect(report == BatchSpanProcessor.Report(exported: 5, lost: 0, droppedRequests: 2, droppedOther: 0))
+        #expect(exported.names == ["GET /fapi/v1/klines", "GET /fapi/v1/klines", "INSERT klines_m1", "GET /fapi/v1/klines", "extract klines"])
     }
 
     static let refused: Result<HTTPResponse, any Error> =
@@ -152,7 +166,7 @@ struct TelemetryUnitTests {
         let clock = ManualClock(now: 0)
         let http = ScriptedHTTP([Self.refused, Self.refused])
         let sink = LineSink()
-        let logger = Logger(label: "telemetry") { JSONLogHandler(label: $0, level: .info, sink: sink) }
+        let logger = Logger(label: "telemetry") { LogLineHandler(label: $0, level: .info, sink: sink) }
         let configuration = TelemetryConfiguration(environment: [:])
         #expect(configuration.defaultEndpoints == ["http://localhost:4318/v1/traces", "http://localhost:4318/v1/metrics"])
         let exporter = OTLPHTTPExporter(http: http, headers: [], requestTimeoutMilliseconds: 10_000, clock: clock, logger: logger,
@@ -214,6 +228,13 @@ struct TelemetryUnitTests {
 }
 
 /// A flag set once, read from any task.
+final class Captured: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: [String] = []
+    func add(_ names: [String]) { lock.withLock { value += names } }
+    var names: [String] { lock.withLock { value } }
+}
+
 final class Flag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
@@ -230,6 +251,21 @@ struct SecretsAndHeadersTests {
         #expect(c.headers.map(\.0) == ["api-key"], "\(c.headers)")
         #expect(c.warnings.count == 1, "\(c.warnings)")
         #expect(c.warnings.allSatisfy { !$0.contains("Injected") && !$0.contains("%0") && !$0.contains("\r") && !$0.contains("\n") })
+    }
+
+    @Test("an OTLP protocol other than http/json is said once, naming the variable; http/json and unset say nothing", arguments: [
+        (["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"], "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
+        (["OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"], "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"),
+        (["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"], "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc"),
+        (["OTEL_EXPORTER_OTLP_PROTOCOL": "HTTP/JSON"], nil), ([:], nil),
+    ] as [([String: String], String?)])
+    func protocolWarning(env: [String: String], named: String?) {
+        let warnings = TelemetryConfiguration(environment: env).warnings.filter { $0.contains("PROTOCOL") }
+        if let named {
+            #expect(warnings.count == 1 && warnings[0].hasPrefix(named), "\(warnings)")
+        } else {
+            #expect(warnings.isEmpty)
+        }
     }
 
     @Test("a malformed header entry is named by position, never by its (secret) text")

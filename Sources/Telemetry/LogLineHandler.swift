@@ -9,18 +9,29 @@ import Darwin
 private let systemWrite = Darwin.write
 #endif
 
-/// A swift-log handler writing one JSON object per line to standard error:
-/// `{"ts":"2026-11-22T01:02:03.456Z","level":"info","logger":"supervisor","msg":"...","unit":"..."}`.
-public struct JSONLogHandler: LogHandler {
+/// How log lines look (`LOG_FORMAT`): one JSON object per line for collectors, or a line a person reads on a terminal.
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// `{"ts":"2026-11-22T01:02:03.456Z","level":"info","logger":"supervisor","msg":"...","unit":"..."}`
+    case json
+    /// `2026-11-22T01:02:03.456Z info     supervisor: ... unit="futures BTCUSDT 1h"`
+    case text
+}
+
+/// A swift-log handler writing one line per event to standard error, in the run's `LogFormat`, with the trace and
+/// span ids of the span the line was written in.
+public struct LogLineHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private let sink: LineSink
+    private let format: LogFormat
 
-    public init(label: String, level: Logger.Level, sink: LineSink = .standardError, metadataProvider: Logger.MetadataProvider? = nil) {
+    public init(label: String, level: Logger.Level, format: LogFormat = .json, sink: LineSink = .standardError,
+                metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
         logLevel = level
+        self.format = format
         self.sink = sink
         self.metadataProvider = metadataProvider
     }
@@ -39,13 +50,31 @@ public struct JSONLogHandler: LogHandler {
             fields["trace_id"] = .string(span.traceID.hex)
             fields["span_id"] = .string(span.spanID.hex)
         }
-        var line = "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(event.level.rawValue)\",\"logger\":\(Self.quote(label)),"
-        line += "\"msg\":\(Self.quote(event.message.description))"
-        for key in fields.keys.sorted() {
-            line += ",\(Self.quote(key)):\(Self.quote(Self.flatten(fields[key]!)))"
+        let keys = fields.keys.sorted()
+        var line: String
+        switch format {
+        case .json:
+            line = "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(event.level.rawValue)\",\"logger\":\(Self.quote(label)),"
+            line += "\"msg\":\(Self.quote(event.message.description))"
+            for key in keys { line += ",\(Self.quote(key)):\(Self.quote(Self.flatten(fields[key]!)))" }
+            line += "}\n"
+        case .text:
+            let level = event.level.rawValue
+            line = "\(Self.timestamp()) \(level)\(String(repeating: " ", count: max(1, 9 - level.count)))\(label): \(Self.plain(event.message.description))"
+            for key in keys {
+                let value = Self.flatten(fields[key]!)
+                // logfmt: a value with spaces, quotes or '=' is quoted; control characters never reach the terminal raw.
+                let bare = !value.isEmpty && !value.unicodeScalars.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0.value < 0x20 }
+                line += " \(key)=\(bare ? value : Self.quote(value))"
+            }
+            line += "\n"
         }
-        line += "}\n"
         sink.write(line)
+    }
+
+    /// A message as one line: its line breaks and control characters escaped, as JSON escapes them.
+    static func plain(_ text: String) -> String {
+        text.unicodeScalars.contains { $0.value < 0x20 } ? String(quote(text).dropFirst().dropLast()) : text
     }
 
     static func flatten(_ value: Logger.Metadata.Value) -> String {
