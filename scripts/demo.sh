@@ -55,16 +55,14 @@ say "Funding rates since 2024-01-01, aggregate trades of the last hour, and a ga
 say "Second run: resumes from the last stored candle, re-reads one hour, fetches only what is new"
 "$BIN/binance-extractor" klines --timeframes 15m,1h --summary table
 
-say "What is in MariaDB now"
-mariadb --no-defaults -uroot -ptest -h127.0.0.1 -P"$DB_PORT" binance_demo -t -e "
-SELECT 'klines_m15' AS table_name, symbol, COUNT(*) AS candles, MIN(open_time) AS first_open, MAX(open_time) AS last_open FROM klines_m15 GROUP BY symbol
-UNION ALL
-SELECT 'klines_h1', symbol, COUNT(*), MIN(open_time), MAX(open_time) FROM klines_h1 GROUP BY symbol;
-SELECT symbol, open_time, close_time, open_price, close_price, volume, number_of_trades FROM klines_h1 WHERE symbol = 'PEPEUSDT' ORDER BY open_time DESC LIMIT 3;
-SELECT 'funding_rates' AS table_name, COUNT(*) AS rows_stored FROM funding_rates UNION ALL SELECT 'agg_trades', COUNT(*) FROM agg_trades;"
-
 say "The trace of the second run, as a collector received it"
 "$BIN/otlp-receiver" tree "$trace_dir"
+
+say "What is in MariaDB now: binance-extractor coverage (span, rows, rows expected, holes, outages, candles behind)"
+"$BIN/binance-extractor" coverage --format table
+mariadb --no-defaults -uroot -ptest -h127.0.0.1 -P"$DB_PORT" binance_demo -t -e "
+SELECT symbol, open_time, close_time, open_price, close_price, volume, number_of_trades FROM klines_h1 WHERE symbol = 'PEPEUSDT' ORDER BY open_time DESC LIMIT 3;
+"
 
 say "Where the data is"
 cat <<MSG

@@ -12,7 +12,7 @@ struct RootCommand: ParsableCommand {
         2 bad configuration or input (nothing was written).
         """,
         version: BuildInfo.version,
-        subcommands: [KlinesCommand.self, GapsCommand.self, FundingCommand.self, TradesCommand.self, MigrateCommand.self])
+        subcommands: [KlinesCommand.self, GapsCommand.self, FundingCommand.self, TradesCommand.self, CoverageCommand.self, MigrateCommand.self])
 }
 
 /// Options every command that talks to the database shares.
@@ -220,6 +220,35 @@ struct TradesCommand: ParsableCommand {
     @OptionGroup var archive: ArchiveOptions
 
     @OptionGroup var common: CommonOptions
+}
+
+/// `binance-extractor coverage`.
+struct CoverageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coverage",
+        abstract: "Show what is stored: per table and symbol, first and last time, rows, rows expected, holes and outages.",
+        discussion: """
+        Reads the database only (nothing is fetched or written). For kline tables, rows expected are the candles \
+        between the first and last stored one, holes are found by the same window query as `gaps`, outages are holes \
+        Binance itself has no candles for (kline_gaps_confirmed), and behind counts the closed candles after the last \
+        stored one. For aggregate trades, ids follow each other: a jump in ids is a hole. funding_rates shows its span \
+        and rows (Binance's funding intervals differ by symbol). Without --timeframes, funding and trades tables are \
+        listed too. Exit status 0 whatever the coverage; `complete` in the JSON says whether a series lacks rows.
+        """)
+
+    @Option(help: "Only this market's tables (futures or spot). Default: both.")
+    var market: String?
+
+    @Option(help: ArgumentHelp("Only these intervals' kline tables (comma-separated). Default: every kline table that exists, and the funding and trades tables.", valueName: "list"))
+    var timeframes: String?
+
+    @Option(help: ArgumentHelp("Only these symbols (comma-separated). Default: every symbol stored.", valueName: "list"))
+    var symbols: String?
+
+    @Option(help: "table, json (one line) or auto (a table on a terminal, JSON otherwise). Default: auto.")
+    var format: String?
+
+    @OptionGroup var database: DatabaseOptions
 }
 
 /// `binance-extractor migrate`.
