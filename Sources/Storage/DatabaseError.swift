@@ -35,7 +35,7 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
         case 1045, 1044: " (check the user and password in MYSQL_URI)"
         case 1049: " (create the database, or fix its name in MYSQL_URI)"
         case 1142, 1143, 1227: " (the run needs SELECT, INSERT and UPDATE on its tables, and CREATE where a table is missing: GRANT them to the MYSQL_URI user, or run `binance-extractor migrate` as a user that may)"
-        case 2002, 2003: " (is MariaDB running at that host and port, and may this machine reach it? In Kubernetes, k8s/base/networkpolicy.yaml lets port 3306 reach only pods labelled app.kubernetes.io/name=mariadb in the namespace: widen it for another database)"
+        case 2002, 2003: " (is MariaDB running at that host and port, and may this machine reach it? In Kubernetes, the NetworkPolicy binance-extractor-database lets the jobs reach only the database destination it names (by default pods labelled app.kubernetes.io/name=mariadb in the namespace, port 3306): set yours in the overlay's destinations.yaml)"
         case 2026: " (TLS as asked by ssl-mode in MYSQL_URI failed: does the server have TLS, does ssl-ca hold the CA that signed its certificate, and, with VERIFY_IDENTITY, does the certificate name the host in the URI?)"
         default: ""
         }
