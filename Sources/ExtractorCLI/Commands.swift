@@ -24,12 +24,24 @@ struct DatabaseOptions: ParsableArguments {
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. Env: LOG_LEVEL. Default: info.")
     var logLevel: String?
+
+    /// petrosa-binance-data-extractor's name for `--mysql-uri`.
+    @Option(name: .customLong("db-uri"), help: .hidden)
+    var dbURI: String?
+
+    /// petrosa-binance-data-extractor's store switch (its CronJobs pass `--db-adapter=mysql`): as `DB_ADAPTER`.
+    @Option(name: .customLong("db-adapter"), help: .hidden)
+    var dbAdapter: String?
 }
 
 /// Options every extraction command shares.
 struct CommonOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Comma-separated symbols, e.g. BTCUSDT,ETHUSDT. Env: DEFAULT_SYMBOLS.", valueName: "list"))
     var symbols: String?
+
+    /// petrosa-binance-data-extractor's name for one symbol.
+    @Option(name: .customLong("symbol"), help: .hidden)
+    var symbol: String?
 
     @Option(help: "futures (USD-M) or spot. Default: futures.")
     var market: String?
@@ -117,6 +129,13 @@ struct KlinesCommand: ParsableCommand {
     @Option(help: ArgumentHelp("With --start: stop before this UTC date or time (exclusive). Default: now.", valueName: "date"))
     var end: String?
 
+    /// petrosa-binance-data-extractor's names for `--start` and `--end`.
+    @Option(name: .customLong("start-date"), help: .hidden)
+    var startDate: String?
+
+    @Option(name: .customLong("end-date"), help: .hidden)
+    var endDate: String?
+
     @Flag(name: .customLong("from-listing"), help: "A symbol with nothing stored starts at its first candle instead of LOOKBACK_HOURS ago.")
     var fromListing = false
 
@@ -173,6 +192,10 @@ struct GapsCommand: ParsableCommand {
     @Option(name: .customLong("max-gap-days"), help: "Skip holes longer than this many days, with a warning.")
     var maxGapDays: Int?
 
+    /// petrosa-binance-data-extractor's gap filler's name for `--max-gap-days`.
+    @Option(name: .customLong("max-gap-size-days"), help: .hidden)
+    var maxGapSizeDays: Int?
+
     @Flag(help: "Ask Binance again for holes already confirmed empty.")
     var recheck = false
 
@@ -193,6 +216,13 @@ struct FundingCommand: ParsableCommand {
     @Option(help: ArgumentHelp("With --start: stop before this time (exclusive). Default: now.", valueName: "date"))
     var end: String?
 
+    /// petrosa-binance-data-extractor's names for `--start` and `--end`.
+    @Option(name: .customLong("start-date"), help: .hidden)
+    var startDate: String?
+
+    @Option(name: .customLong("end-date"), help: .hidden)
+    var endDate: String?
+
     @Option(name: .customLong("lookback-hours"), help: "Where a symbol with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
     var lookbackHours: Int?
 
@@ -210,6 +240,13 @@ struct TradesCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("With --start: stop before this time (exclusive). Default: now.", valueName: "date"))
     var end: String?
+
+    /// petrosa-binance-data-extractor's names for `--start` and `--end`.
+    @Option(name: .customLong("start-date"), help: .hidden)
+    var startDate: String?
+
+    @Option(name: .customLong("end-date"), help: .hidden)
+    var endDate: String?
 
     @Option(name: .customLong("lookback-hours"), help: "Where a symbol with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
     var lookbackHours: Int?

@@ -112,8 +112,9 @@ enum Resolve {
 
     /// The database: `--mysql-uri`, `MYSQL_URI`, or `MYSQL_URI_FILE` (a file holding the URI, as a mounted Secret),
     /// checked against `DB_ADAPTER` when that is set. `warnings` gets what the run should log.
-    static func database(_ flag: String?, _ env: [String: String], warnings: inout [String]) throws(ConfigurationError) -> DatabaseURI? {
-        try adapter(env)
+    static func database(_ options: DatabaseOptions, _ env: [String: String], warnings: inout [String]) throws(ConfigurationError) -> DatabaseURI? {
+        try adapter(options.dbAdapter, env)
+        let flag = try alias(options.mysqlURI, options.dbURI, option: "--mysql-uri", alias: "--db-uri")
         let variable = env["MYSQL_URI"].flatMap { $0.isEmpty ? nil : $0 }
         let file = env["MYSQL_URI_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         if variable != nil && file != nil && flag == nil {
@@ -139,14 +140,16 @@ enum Resolve {
 
     /// `DB_ADAPTER` (petrosa-binance-data-extractor's store switch): MariaDB/MySQL is what this build writes; another
     /// store is refused rather than ignored, so a deployment never writes somewhere its operator did not mean.
-    static func adapter(_ env: [String: String]) throws(ConfigurationError) {
-        guard let text = env["DB_ADAPTER"], !text.isEmpty else { return }
+    /// `--db-adapter` (the seed's CronJobs pass it) wins over the variable.
+    static func adapter(_ flag: String?, _ env: [String: String]) throws(ConfigurationError) {
+        guard let text = flag ?? env["DB_ADAPTER"], !text.isEmpty else { return }
+        let name = flag != nil ? "--db-adapter \(text)" : "DB_ADAPTER=\(text)"
         switch text.trimmingCharacters(in: .whitespaces).lowercased() {
         case "mysql", "mariadb": return
-        case "mongodb", "mongo", "postgresql", "postgres":
-            throw ConfigurationError("DB_ADAPTER=\(text) is not supported by this build: it writes MariaDB/MySQL; set DB_ADAPTER=mysql (or unset it) and MYSQL_URI")
+        case "mongodb", "mongo", "postgresql", "postgres", "data_manager":
+            throw ConfigurationError("\(name) is not supported by this build: it writes MariaDB/MySQL; use mysql (or leave it out) with MYSQL_URI")
         default:
-            throw ConfigurationError("invalid DB_ADAPTER='\(text)': use mysql (MariaDB/MySQL), or unset it")
+            throw ConfigurationError("invalid \(flag != nil ? "--db-adapter '\(text)'" : "DB_ADAPTER='\(text)'"): use mysql (MariaDB/MySQL), or leave it out")
         }
     }
 
@@ -217,7 +220,7 @@ enum Resolve {
         default: throw ConfigurationError("invalid --summary '\(c.summary!)': use table, json or auto")
         }
         let market = try market(c.market)
-        let symbolText = c.symbols ?? env["DEFAULT_SYMBOLS"] ?? ""
+        let symbolText = try alias(c.symbols, c.symbol, option: "--symbols", alias: "--symbol") ?? env["DEFAULT_SYMBOLS"] ?? ""
         var symbols: [Symbol]
         do { symbols = try Symbol.parseList(symbolText) } catch { throw ConfigurationError(error.description) }
         guard !symbols.isEmpty else {
@@ -237,7 +240,7 @@ enum Resolve {
         let envURL = market == .futures ? "BINANCE_FUTURES_API_URL" : "BINANCE_API_URL"
         let apiURL = try url(c.apiURL ?? env[envURL] ?? market.defaultBaseURL, source: c.apiURL != nil ? "--api-url" : envURL)
         var warnings: [String] = []
-        let database = try database(c.database.mysqlURI, env, warnings: &warnings)
+        let database = try database(c.database, env, warnings: &warnings)
         if database == nil && databaseRequired {
             throw ConfigurationError("no database configured: set MYSQL_URI (mysql://user:password@host:3306/database) or pass --mysql-uri"
                                      + (c.dryRun ? "" : "; use --dry-run to fetch without writing"))
@@ -308,8 +311,9 @@ enum Resolve {
                                       market: common.market)
         let lookback = try positive(command.lookbackHours, env: "LOOKBACK_HOURS", env, default: 24, option: "--lookback-hours")
         let catchUp = try positive(command.maxCatchUpDays, env: nil, env, default: 7, option: "--max-catch-up-days")
-        let range = try range(start: command.start, end: command.end, now: now)
-        let (start, end) = (range?.lowerBound, command.end == nil ? nil : range.map { $0.upperBound + 1 })
+        let endText = try alias(command.end, command.endDate, option: "--end", alias: "--end-date")
+        let range = try range(start: try alias(command.start, command.startDate, option: "--start", alias: "--start-date"), end: endText, now: now)
+        let (start, end) = (range?.lowerBound, endText == nil ? nil : range.map { $0.upperBound + 1 })
         if command.fromListing && start != nil { throw ConfigurationError("--from-listing and --start exclude each other: pick one") }
         if let limit = command.pageLimit, !(1...common.market.maxKlinesLimit).contains(limit) {
             throw ConfigurationError("invalid --page-limit \(limit): Binance \(common.market.rawValue) accepts 1 to \(common.market.maxKlinesLimit)")

@@ -61,7 +61,7 @@ extension ExtractorCLI {
         var warnings: [String] = []
         do throws(ConfigurationError) {
             level = try Resolve.logLevel(command.database.logLevel, environment)
-            uri = try Resolve.database(command.database.mysqlURI, environment, warnings: &warnings)
+            uri = try Resolve.database(command.database, environment, warnings: &warnings)
             market = try command.market.map { text throws(ConfigurationError) in try Resolve.market(text) }
             intervals = try command.timeframes.map { text throws(ConfigurationError) in try Resolve.intervals(text, market: market) }
             if let text = command.symbols {

@@ -144,7 +144,7 @@ public enum ExtractorCLI {
         var warnings: [String] = []
         do throws(ConfigurationError) {
             level = try Resolve.logLevel(command.database.logLevel, environment)
-            uri = try Resolve.database(command.database.mysqlURI, environment, warnings: &warnings)
+            uri = try Resolve.database(command.database, environment, warnings: &warnings)
             var market: Market?, intervals: [KlineInterval]?
             if let text = command.market { market = try Resolve.market(text) }
             if let text = command.timeframes { intervals = try Resolve.intervals(text, market: market) }

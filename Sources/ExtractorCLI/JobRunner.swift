@@ -263,8 +263,8 @@ extension ExtractorCLI {
             guard named != nil else { throw ConfigurationError("no timeframes given: pass --timeframes, e.g. --timeframes 15m,1h") }
             intervals = try Resolve.intervals(named, market: common.market)
             since = try Resolve.date(command.since, option: "--since")
-            maxGapDays = command.maxGapDays == nil ? nil
-                : try Resolve.positive(command.maxGapDays, env: nil, environment, default: 1, option: "--max-gap-days")
+            let gapDays = try Resolve.alias(command.maxGapDays, command.maxGapSizeDays, option: "--max-gap-days", alias: "--max-gap-size-days")
+            maxGapDays = gapDays == nil ? nil : try Resolve.positive(gapDays, env: nil, environment, default: 1, option: "--max-gap-days")
         } catch {
             span.recordError(error)
             return fail(error, context: context)
@@ -332,7 +332,9 @@ extension ExtractorCLI {
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             guard common.market == .futures else { throw ConfigurationError("funding rates exist on USD-M futures only: drop --market spot") }
-            range = try Resolve.range(start: command.start, end: command.end, now: context.clock.now())
+            range = try Resolve.range(start: try Resolve.alias(command.start, command.startDate, option: "--start", alias: "--start-date"),
+                                      end: try Resolve.alias(command.end, command.endDate, option: "--end", alias: "--end-date"),
+                                      now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
         } catch {
             span.recordError(error)
@@ -358,7 +360,9 @@ extension ExtractorCLI {
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_TRADES_SOURCE", environment)
-            range = try Resolve.range(start: command.start, end: command.end, now: context.clock.now())
+            range = try Resolve.range(start: try Resolve.alias(command.start, command.startDate, option: "--start", alias: "--start-date"),
+                                      end: try Resolve.alias(command.end, command.endDate, option: "--end", alias: "--end-date"),
+                                      now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
             maxPages = try Resolve.positive(command.maxPages, env: nil, environment, default: 1000, option: "--max-pages")
         } catch {

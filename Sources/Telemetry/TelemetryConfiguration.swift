@@ -29,7 +29,9 @@ public struct TelemetryConfiguration: Sendable {
 
     public init(environment env: [String: String], defaultServiceName: String = "binance-extractor") {
         var warnings: [String] = []
+        // ENABLE_OTEL=false is petrosa-binance-data-extractor's switch for the same thing.
         let disabled = env["OTEL_SDK_DISABLED"]?.lowercased() == "true"
+            || ["false", "0", "no"].contains(env["ENABLE_OTEL"]?.trimmingCharacters(in: .whitespaces).lowercased() ?? "")
         let tracesOff = env["OTEL_TRACES_EXPORTER"].map { $0.lowercased() == "none" } ?? false
         let metricsOff = env["OTEL_METRICS_EXPORTER"].map { $0.lowercased() == "none" } ?? false
         let base = (env["OTEL_EXPORTER_OTLP_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://localhost:4318")

@@ -102,6 +102,29 @@ struct ConfigurationTests {
         #expect(status == 2 && errors.contains("--timeframes 1h and --period 15m disagree"))
     }
 
+    @Test("petrosa's CronJob and manual-job flags drop in: --db-adapter, --db-uri, --symbol, --start-date/--end-date, --max-gap-size-days; ENABLE_OTEL=false")
+    func petrosaFlags() async throws {
+        let config = try Resolve.klines(try KlinesCommand.parse(["--period=5m", "--max-workers=15", "--db-adapter=mysql", "--symbol", "ETHUSDT",
+                                                                 "--db-uri", "mysql+pymysql://bx:pw@db:3306/binance", "--start-date", "2023-01-01T00:00:00Z",
+                                                                 "--end-date", "2023-02-01T00:00:00Z"]),
+                                        environment: [:], now: 1_764_633_600_000)
+        #expect(config.intervals == [.m5] && config.common.maxWorkers == 15 && config.common.symbols.map(\.name) == ["ETHUSDT"])
+        #expect(config.common.database?.database == "binance")
+        #expect(config.planner.explicitStart == 1_672_531_200_000 && config.planner.explicitEnd == 1_675_209_600_000)
+        for (args, message) in [
+            (["klines", "--period", "15m", "--db-adapter", "mongodb", "--symbols", "BTCUSDT", "--dry-run"], "--db-adapter mongodb is not supported by this build"),
+            (["funding", "--symbols", "BTCUSDT", "--dry-run", "--start", "2024-01-01", "--start-date", "2023-01-01"], "--start 2024-01-01 and --start-date 2023-01-01 disagree"),
+            (["gaps", "--timeframes", "15m", "--symbols", "BTCUSDT", "--dry-run", "--max-gap-days", "3", "--max-gap-size-days", "700"], "--max-gap-days 3 and --max-gap-size-days 700 disagree"),
+        ] {
+            // A database that nothing answers for: the flags are refused before any connection.
+            let (status, _, errors) = await run(args, env: ["MYSQL_URI": "mysql://u:p@127.0.0.1:9/x"])
+            #expect(status == 2 && errors.contains(message), "\(args): \(errors)")
+        }
+        #expect(throws: ConfigurationError.self) { try Resolve.adapter(nil, ["DB_ADAPTER": "data_manager"]) }
+        #expect(TelemetryConfiguration(environment: ["ENABLE_OTEL": "false"]).tracesEndpoint == nil)
+        #expect(TelemetryConfiguration(environment: ["ENABLE_OTEL": "true"]).tracesEndpoint != nil)
+    }
+
     @Test("ssl-mode and ssl-ca in the URI, with MySQL's names; a CA alone means VERIFY_CA; MYSQL_URI_FILE reads a mounted secret")
     func tlsOptions() throws {
         let full = try DatabaseURI(parsing: "mysql://u:p@db/x?ssl-mode=verify_identity&ssl-ca=%2Fetc%2Fdb%2Fca.pem")
@@ -114,7 +137,7 @@ struct ConfigurationTests {
         try "mysql://u:from-file@db:3307/market\n".write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
         var warnings: [String] = []
-        let uri = try Resolve.database(nil, ["MYSQL_URI_FILE": file.path], warnings: &warnings)
+        let uri = try Resolve.database(try DatabaseOptions.parse([]), ["MYSQL_URI_FILE": file.path], warnings: &warnings)
         #expect(uri?.password == "from-file" && uri?.port == 3307 && warnings.isEmpty)
     }
 
