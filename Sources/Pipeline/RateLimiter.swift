@@ -27,7 +27,8 @@ public actor RateLimiter {
     public init(market: Market, rule: RateLimitRule, clock: any WallClock, maxBanWaitMilliseconds: Int64 = 300_000, share: Double = 1,
                 concurrency: Int = 1) {
         self.market = market
-        budget = WeightBudget(rule: rule, share: share, concurrency: concurrency)
+        // Room for another job's first request on the same IP: its exchangeInfo.
+        budget = WeightBudget(rule: rule, share: share, concurrency: concurrency, newcomerRoom: market.exchangeInfoWeight)
         self.clock = clock
         self.maxBanWaitMilliseconds = maxBanWaitMilliseconds
     }

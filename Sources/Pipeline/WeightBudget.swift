@@ -29,6 +29,11 @@ public struct WeightBudget: Sendable, Equatable {
     public var concurrency = 1
     /// The heaviest request granted so far.
     private var heaviest = 0
+    /// Weight never spent by this process, whatever it knows: room for the first request of a process it has not
+    /// seen yet (a job started on the same IP asks `exchangeInfo` first). Without it, a process spending the whole
+    /// window leaves a newcomer's first request a 429 (and its retry at the next window another), before the newcomer
+    /// has any answer to learn the count from.
+    public var newcomerRoom = 0
 
     public enum Decision: Sendable, Equatable {
         /// Send now; the weight was counted in the window starting at `window`.
@@ -37,10 +42,11 @@ public struct WeightBudget: Sendable, Equatable {
         case waitUntil(Int64)
     }
 
-    public init(rule: RateLimitRule, share: Double = 1, concurrency: Int = 1) {
+    public init(rule: RateLimitRule, share: Double = 1, concurrency: Int = 1, newcomerRoom: Int = 0) {
         self.rule = rule
         self.share = min(max(share, 0.001), 1)
         self.concurrency = max(1, concurrency)
+        self.newcomerRoom = max(0, newcomerRoom)
     }
 
     /// The part of the limit this process may spend.
@@ -71,9 +77,9 @@ public struct WeightBudget: Sendable, Equatable {
         // With another process seen on the IP, leave room for its requests in flight (which no answer has counted
         // yet): as many as this process may have in flight, at the heaviest weight it sent. Without that margin two
         // processes reaching the limit together both send their last requests and one gets a 429.
-        let ipLimit = othersUsed > 0 ? rule.limit - concurrency * heaviest : rule.limit
+        let ipLimit = rule.limit - newcomerRoom - (othersUsed > 0 ? concurrency * heaviest : 0)
         let fits = used + weight <= ownLimit && max(used + othersUsed, serverUsed) + weight <= ipLimit
-        if fits || (used == 0 && serverUsed == 0 && weight > ownLimit) {
+        if fits || (used == 0 && serverUsed == 0 && weight > min(ownLimit, ipLimit)) {
             used += weight
             heaviest = max(heaviest, weight)
             if windowStart + rule.windowMilliseconds - now <= boundaryGuardMilliseconds { carry += weight }

@@ -77,6 +77,21 @@ struct RateLimiterTests {
         #expect(budget.othersUsed == 0)
     }
 
+    @Test("a process spending the whole window still leaves room for a newcomer's first request (its exchangeInfo)")
+    func roomForANewcomer() {
+        var budget = WeightBudget(rule: RateLimitRule(limit: 40, windowMilliseconds: 4_000), concurrency: 4, newcomerRoom: 1)
+        var granted = 0
+        while case .granted = budget.reserve(2, now: 10) { granted += 1 }
+        #expect(granted == 19 && budget.used == 38, "39 of 40 may be ours; the 40th is the newcomer's")
+        #expect(budget.reserve(1, now: 10) == .granted(window: 0))
+        #expect(budget.reserve(1, now: 10) == .waitUntil(4_000))
+        // The newcomer: its exchangeInfo fits, and its answer says the window is spent, so it waits instead of a 429.
+        var newcomer = WeightBudget(rule: RateLimitRule(limit: 40, windowMilliseconds: 4_000), concurrency: 4, newcomerRoom: 1)
+        #expect(newcomer.reserve(1, now: 20) == .granted(window: 0))
+        newcomer.observe(usedWeight: 40, grantedIn: 0)
+        #expect(newcomer.reserve(2, now: 21) == .waitUntil(4_000))
+    }
+
     @Test("with another process on the IP, room is left for its requests in flight: workers x heaviest weight")
     func marginForOthers() {
         var budget = WeightBudget(rule: RateLimitRule(limit: 100, windowMilliseconds: 60_000), concurrency: 4)
