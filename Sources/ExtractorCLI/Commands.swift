@@ -123,18 +123,7 @@ struct KlinesCommand: ParsableCommand {
     @Option(name: .customLong("period"), help: .hidden)
     var period: String?
 
-    @Option(help: ArgumentHelp("Backfill from this time instead of resuming: a UTC date or time (2024-01-01, 2024-01-01T12:00), ISO 8601 with fractions and offset (2024-01-01T00:00:00.000Z, +01:00), or Unix seconds or milliseconds by magnitude.", valueName: "date"))
-    var start: String?
-
-    @Option(help: ArgumentHelp("With --start: stop before this UTC date or time (exclusive). Default: now.", valueName: "date"))
-    var end: String?
-
-    /// petrosa-binance-data-extractor's names for `--start` and `--end`.
-    @Option(name: .customLong("start-date"), help: .hidden)
-    var startDate: String?
-
-    @Option(name: .customLong("end-date"), help: .hidden)
-    var endDate: String?
+    @OptionGroup var range: BackfillRange
 
     @Flag(name: .customLong("from-listing"), help: "A symbol with nothing stored starts at its first candle instead of LOOKBACK_HOURS ago.")
     var fromListing = false
@@ -151,6 +140,22 @@ struct KlinesCommand: ParsableCommand {
     @OptionGroup var archive: ArchiveOptions
 
     @OptionGroup var common: CommonOptions
+}
+
+/// `--start` / `--end` of `klines`, `funding` and `trades`: a range fetched whatever is stored.
+struct BackfillRange: ParsableArguments {
+    @Option(help: ArgumentHelp("Backfill from this time instead of resuming, also below what is stored: a UTC date or time (2024-01-01, 2024-01-01T12:00), ISO 8601 with fractions and an offset (2024-01-01T00:00:00.000Z, 2024-01-01T01:00:00+01:00), or Unix seconds or milliseconds (told apart by magnitude).", valueName: "date"))
+    var start: String?
+
+    @Option(help: ArgumentHelp("With --start: stop before this time (exclusive), in the same forms. Default: now.", valueName: "date"))
+    var end: String?
+
+    /// petrosa-binance-data-extractor's names for `--start` and `--end`.
+    @Option(name: .customLong("start-date"), help: .hidden)
+    var startDate: String?
+
+    @Option(name: .customLong("end-date"), help: .hidden)
+    var endDate: String?
 }
 
 /// Where `klines`, `gaps` and `trades` read history from.
@@ -210,18 +215,7 @@ struct FundingCommand: ParsableCommand {
         commandName: "funding",
         abstract: "Fetch USD-M funding rates into funding_rates, from the last stored funding time.")
 
-    @Option(help: ArgumentHelp("Backfill the funding rates from this time on (a UTC date or time, ISO 8601, or Unix seconds/ms), whatever is stored; without it, resume from the last stored rate (nothing stored: LOOKBACK_HOURS ago).", valueName: "date"))
-    var start: String?
-
-    @Option(help: ArgumentHelp("With --start: stop before this time (exclusive). Default: now.", valueName: "date"))
-    var end: String?
-
-    /// petrosa-binance-data-extractor's names for `--start` and `--end`.
-    @Option(name: .customLong("start-date"), help: .hidden)
-    var startDate: String?
-
-    @Option(name: .customLong("end-date"), help: .hidden)
-    var endDate: String?
+    @OptionGroup var range: BackfillRange
 
     @Option(name: .customLong("lookback-hours"), help: "Where a symbol with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
     var lookbackHours: Int?
@@ -235,18 +229,7 @@ struct TradesCommand: ParsableCommand {
         commandName: "trades",
         abstract: "Fetch aggregate trades into agg_trades / spot_agg_trades, from the last stored aggregate trade id.")
 
-    @Option(help: ArgumentHelp("Backfill the trades from this time on (a UTC date or time, ISO 8601, or Unix seconds/ms), also below trades already stored; without it, resume from the last stored id (nothing stored: LOOKBACK_HOURS ago).", valueName: "date"))
-    var start: String?
-
-    @Option(help: ArgumentHelp("With --start: stop before this time (exclusive). Default: now.", valueName: "date"))
-    var end: String?
-
-    /// petrosa-binance-data-extractor's names for `--start` and `--end`.
-    @Option(name: .customLong("start-date"), help: .hidden)
-    var startDate: String?
-
-    @Option(name: .customLong("end-date"), help: .hidden)
-    var endDate: String?
+    @OptionGroup var range: BackfillRange
 
     @Option(name: .customLong("lookback-hours"), help: "Where a symbol with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
     var lookbackHours: Int?

@@ -291,8 +291,10 @@ enum Resolve {
         return (i, n)
     }
 
-    /// `--start` and `--end` (exclusive): the range as first and last millisecond, or nil without `--start`.
-    static func range(start startText: String?, end endText: String?, now: Int64) throws(ConfigurationError) -> ClosedRange<Int64>? {
+    /// `--start` and `--end` (exclusive), or their aliases: the range as first and last millisecond, nil without a start.
+    static func range(_ options: BackfillRange, now: Int64) throws(ConfigurationError) -> ClosedRange<Int64>? {
+        let startText = try alias(options.start, options.startDate, option: "--start", alias: "--start-date")
+        let endText = try alias(options.end, options.endDate, option: "--end", alias: "--end-date")
         let start = try start(startText, now: now)
         let end = try date(endText, option: "--end")
         if end != nil && start == nil { throw ConfigurationError("--end needs --start") }
@@ -311,9 +313,10 @@ enum Resolve {
                                       market: common.market)
         let lookback = try positive(command.lookbackHours, env: "LOOKBACK_HOURS", env, default: 24, option: "--lookback-hours")
         let catchUp = try positive(command.maxCatchUpDays, env: nil, env, default: 7, option: "--max-catch-up-days")
-        let endText = try alias(command.end, command.endDate, option: "--end", alias: "--end-date")
-        let range = try range(start: try alias(command.start, command.startDate, option: "--start", alias: "--start-date"), end: endText, now: now)
-        let (start, end) = (range?.lowerBound, endText == nil ? nil : range.map { $0.upperBound + 1 })
+        let range = try range(command.range, now: now)
+        // The planner takes an exclusive end, and none when `--end` was not given (the run reaches now).
+        let endGiven = (command.range.end ?? command.range.endDate) != nil
+        let (start, end) = (range?.lowerBound, endGiven ? range.map { $0.upperBound + 1 } : nil)
         if command.fromListing && start != nil { throw ConfigurationError("--from-listing and --start exclude each other: pick one") }
         if let limit = command.pageLimit, !(1...common.market.maxKlinesLimit).contains(limit) {
             throw ConfigurationError("invalid --page-limit \(limit): Binance \(common.market.rawValue) accepts 1 to \(common.market.maxKlinesLimit)")

@@ -113,12 +113,8 @@ extension ExtractorCLI {
             }
             context.output.write(asTable ? report.table() : report.jsonLine())
             return ExitStatus.success
-        } catch let error as DatabaseError {
-            context.errors.write("error: \(error)\n")
-            return error.isConfiguration || error.isConnectionLost ? ExitStatus.badConfiguration : ExitStatus.unitsFailed
         } catch {
-            context.errors.write("error: \(error)\n")
-            return ExitStatus.unitsFailed
+            return storageFailure(error, context: context)
         }
     }
 }

@@ -137,6 +137,18 @@ public enum ExtractorCLI {
         return ExitStatus.badConfiguration
     }
 
+    /// Says a storage failure and turns it into the exit status: a table that cannot take the rows, wrong
+    /// credentials, an unknown or unreachable database are configuration (2); anything else is a failed run (1).
+    static func storageFailure(_ error: any Error, context: RunContext) -> Int32 {
+        context.errors.write("error: \(error)\n")
+        switch error {
+        case is SchemaError: return ExitStatus.badConfiguration
+        case let error as DatabaseError:
+            return error.isConfiguration || error.isConnectionLost ? ExitStatus.badConfiguration : ExitStatus.unitsFailed
+        default: return ExitStatus.unitsFailed
+        }
+    }
+
     // MARK: migrate
 
     static func runMigrate(_ command: MigrateCommand, environment: [String: String], context: RunContext) async -> Int32 {
@@ -179,15 +191,8 @@ public enum ExtractorCLI {
             for table in report.upgraded { text += "  \(table): \((report.changes[table] ?? []).joined(separator: "; "))\n" }
             context.output.write(text + "unchanged: \(report.unchanged.count) tables\n")
             return ExitStatus.success
-        } catch let error as SchemaError {
-            context.errors.write("error: \(error)\n")
-            return ExitStatus.badConfiguration
-        } catch let error as DatabaseError {
-            context.errors.write("error: \(error)\n")
-            return error.isConfiguration || error.isConnectionLost ? ExitStatus.badConfiguration : ExitStatus.unitsFailed
         } catch {
-            context.errors.write("error: \(error)\n")
-            return ExitStatus.unitsFailed
+            return storageFailure(error, context: context)
         }
     }
 

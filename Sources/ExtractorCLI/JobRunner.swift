@@ -123,19 +123,10 @@ struct JobRunner {
                                     metadata: ["table": "\(table.name)", "columns": "\(check.narrowDecimals.keys.sorted().joined(separator: ","))"])
                     }
                 }
-            } catch let error as SchemaError {
-                p.shutdown()
-                context.errors.write("error: \(error)\n")
-                span.recordError(error)
-                return ExitStatus.badConfiguration
-            } catch let error as DatabaseError {
-                p.shutdown()
-                context.errors.write("error: \(error)\n")
-                return error.isConfiguration || error.isConnectionLost ? ExitStatus.badConfiguration : ExitStatus.unitsFailed
             } catch {
                 p.shutdown()
-                context.errors.write("error: \(error)\n")
-                return ExitStatus.unitsFailed
+                if error is SchemaError { span.recordError(error) }
+                return ExtractorCLI.storageFailure(error, context: context)
             }
         }
         defer { pool?.shutdown() }
@@ -332,9 +323,7 @@ extension ExtractorCLI {
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             guard common.market == .futures else { throw ConfigurationError("funding rates exist on USD-M futures only: drop --market spot") }
-            range = try Resolve.range(start: try Resolve.alias(command.start, command.startDate, option: "--start", alias: "--start-date"),
-                                      end: try Resolve.alias(command.end, command.endDate, option: "--end", alias: "--end-date"),
-                                      now: context.clock.now())
+            range = try Resolve.range(command.range, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
         } catch {
             span.recordError(error)
@@ -360,9 +349,7 @@ extension ExtractorCLI {
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_TRADES_SOURCE", environment)
-            range = try Resolve.range(start: try Resolve.alias(command.start, command.startDate, option: "--start", alias: "--start-date"),
-                                      end: try Resolve.alias(command.end, command.endDate, option: "--end", alias: "--end-date"),
-                                      now: context.clock.now())
+            range = try Resolve.range(command.range, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
             maxPages = try Resolve.positive(command.maxPages, env: nil, environment, default: 1000, option: "--max-pages")
         } catch {
