@@ -3,11 +3,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Debian packages the build, the tests and the demo need.
-APT_PACKAGES := libmariadb-dev libcurl4-openssl-dev zlib1g-dev libssl-dev mariadb-server mariadb-client ca-certificates python3
+APT_PACKAGES := libmariadb-dev libcurl4-openssl-dev zlib1g-dev libssl-dev libpq-dev mariadb-server mariadb-client postgresql ca-certificates python3
 # Python packages the OTLP validators need (the official protobuf schema).
 PIP_PACKAGES := opentelemetry-proto protobuf
 TEST_DB_DIR ?= .build-test/mariadb
 TEST_DB_PORT ?= auto
+TEST_PG_DIR ?= .build-test/postgres
+TEST_PG_PORT ?= auto
 DEMO_DB_DIR ?= .build-demo/mariadb
 DEMO_DB_PORT ?= auto
 
@@ -60,13 +62,14 @@ run: deps
 demo-stop:
 	scripts/mariadb.sh stop $(DEMO_DB_DIR)
 
-# Builds everything (the executables too: some tests run them), starts a throwaway MariaDB, runs the tests,
-# and stops the server whatever the outcome.
+# Builds everything (the executables too: some tests run them), starts a throwaway MariaDB and PostgreSQL, runs
+# the tests, and stops both servers whatever the outcome.
 test: deps python-deps k8s-validate
 	swift build --build-tests
 	@uri=$$(scripts/mariadb.sh start $(TEST_DB_DIR) $(TEST_DB_PORT)) || exit 1; \
-	trap 'scripts/mariadb.sh stop $(TEST_DB_DIR)' EXIT; \
-	TEST_MYSQL_URI=$$uri swift test --skip-build
+	trap 'scripts/mariadb.sh stop $(TEST_DB_DIR); scripts/postgres.sh stop $(TEST_PG_DIR)' EXIT; \
+	pg=$$(scripts/postgres.sh start $(TEST_PG_DIR) $(TEST_PG_PORT)) || exit 1; \
+	TEST_MYSQL_URI=$$uri TEST_POSTGRES_URI=$$pg TEST_POSTGRES_DIR=$(TEST_PG_DIR) swift test --skip-build
 
 BENCH_DB_DIR ?= .build-bench/mariadb
 
@@ -101,4 +104,5 @@ k8s-logs:
 clean:
 	-scripts/mariadb.sh stop $(TEST_DB_DIR)
 	-scripts/mariadb.sh stop $(DEMO_DB_DIR)
+	-scripts/postgres.sh stop $(TEST_PG_DIR)
 	rm -rf .build .build-test .build-demo

@@ -27,6 +27,7 @@ let package = Package(
         .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CBridges/CCurlShim"),
         .systemLibrary(name: "CZlib", path: "Sources/CBridges/CZlib"),
         .systemLibrary(name: "CCrypto", path: "Sources/CBridges/CCrypto"),
+        .systemLibrary(name: "CPostgres", path: "Sources/CBridges/CPostgres"),
 
         // The one version of everything the project builds.
         .target(name: "BuildInfo", path: "Sources/BuildInfo"),
@@ -45,6 +46,10 @@ let package = Package(
             "CMariaDB", "BlockingThreads", "BinanceAPI", .product(name: "Logging", package: "swift-log"),
             .product(name: "Tracing", package: "swift-distributed-tracing"),
         ], path: "Sources/Storage"),
+        // PostgreSQL over libpq: the second store (connection, pool, tables, writers).
+        .target(name: "PostgresStore", dependencies: [
+            "CPostgres", "Storage", "BinanceAPI", .product(name: "Logging", package: "swift-log"),
+        ], path: "Sources/Stores/PostgreSQL"),
         // Traces (swift-distributed-tracing API, our own tracer and OTLP/HTTP JSON exporter), metrics, JSON logs.
         .target(name: "Telemetry", dependencies: [
             "HTTPTransport", "Clocks", "BuildInfo",
@@ -87,7 +92,8 @@ let package = Package(
                           path: "Sources/Executables/binance-bench"),
 
         // Test support: MariaDB fixture, simulator launcher, process runner.
-        .target(name: "TestSupport", dependencies: ["Storage", "BinanceSimulator", "BinanceAPI", "Clocks", "OTLPReceiver"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Storage", "PostgresStore", "BinanceSimulator", "BinanceAPI", "Clocks", "OTLPReceiver"],
+                path: "Tests/TestSupport"),
         .testTarget(name: "BinanceAPITests", dependencies: ["BinanceAPI"], path: "Tests/BinanceAPITests"),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BinanceAPI", "ExtractorCLI", "Clocks", "Storage", "Telemetry",
             "BlockingThreads",
@@ -98,7 +104,7 @@ let package = Package(
         ], path: "Tests/TelemetryTests"),
         .testTarget(name: "IntegrationTests", dependencies: [
             "TestSupport", "Pipeline", "Storage", "BinanceSimulator", "ExtractorCLI", "HTTPTransport", "BinanceAPI", "Clocks",
-            "Telemetry", "OTLPReceiver", "BuildInfo", "BinanceArchive",
+            "Telemetry", "OTLPReceiver", "BuildInfo", "BinanceArchive", "PostgresStore",
         ], path: "Tests/IntegrationTests"),
     ]
 )

@@ -1,5 +1,5 @@
 /// An error from MariaDB or Connector/C, with the server's error number.
-public struct DatabaseError: Error, CustomStringConvertible, Sendable {
+public struct DatabaseError: StoreFailure, CustomStringConvertible, Sendable {
     public let code: UInt32
     public let message: String
     /// What the project was doing ("connecting to mysql://u:***@db:3306/market", "writing klines_m1").
@@ -11,6 +11,8 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
         self.context = context
     }
 
+    public var responseStatusCode: String? { "\(code)" }
+
     public var description: String { "MariaDB error \(code) while \(context): \(message)\(advice)" }
 
     /// CR_SERVER_GONE_ERROR (2006), CR_SERVER_LOST (2013), CR_CONNECTION_ERROR (2002), CR_CONN_HOST_ERROR (2003),
@@ -20,9 +22,6 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
 
     /// ER_LOCK_DEADLOCK (1213) and ER_LOCK_WAIT_TIMEOUT (1205): the transaction was rolled back; run it again.
     public var isTransientLock: Bool { code == 1213 || code == 1205 }
-
-    /// Whether the same statement may succeed when run again.
-    public var isRetryable: Bool { isConnectionLost || isTransientLock }
 
     /// ER_ACCESS_DENIED_ERROR (1045), ER_DBACCESS_DENIED_ERROR (1044), ER_BAD_DB_ERROR (1049): configuration.
     /// Wrong credentials or database, or a missing privilege (1142 command denied on a table, 1227 a privilege the

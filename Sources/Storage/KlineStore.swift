@@ -92,6 +92,21 @@ public struct StoredKline: Sendable, Equatable {
     public var numberOfTrades: Int64
     public var takerBuyBaseAssetVolume, takerBuyQuoteAssetVolume: String
 
+    public init(openTime: Int64, closeTime: Int64, open: String, high: String, low: String, close: String, volume: String,
+                quoteAssetVolume: String, numberOfTrades: Int64, takerBuyBaseAssetVolume: String, takerBuyQuoteAssetVolume: String) {
+        self.openTime = openTime
+        self.closeTime = closeTime
+        self.open = open
+        self.high = high
+        self.low = low
+        self.close = close
+        self.volume = volume
+        self.quoteAssetVolume = quoteAssetVolume
+        self.numberOfTrades = numberOfTrades
+        self.takerBuyBaseAssetVolume = takerBuyBaseAssetVolume
+        self.takerBuyQuoteAssetVolume = takerBuyQuoteAssetVolume
+    }
+
     /// Whether every field equals `kline`'s, value for value (decimal notation aside).
     public func matches(_ kline: Kline) -> Bool {
         func same(_ stored: String, _ sent: DecimalString) -> Bool {

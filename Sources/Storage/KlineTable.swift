@@ -28,12 +28,12 @@ public struct KlineTable: Sendable, Hashable, CustomStringConvertible {
     static let decimalType = "DECIMAL(\(DecimalString.integerDigits + DecimalString.fractionDigits),\(DecimalString.fractionDigits))"
 
     /// Decimal columns, in insert order after the open and close times.
-    static let priceColumns = ["open_price", "high_price", "low_price", "close_price", "volume", "quote_asset_volume"]
-    static let takerColumns = ["taker_buy_base_asset_volume", "taker_buy_quote_asset_volume"]
-    static var decimalColumns: [String] { priceColumns + takerColumns }
+    public static let priceColumns = ["open_price", "high_price", "low_price", "close_price", "volume", "quote_asset_volume"]
+    public static let takerColumns = ["taker_buy_base_asset_volume", "taker_buy_quote_asset_volume"]
+    public static var decimalColumns: [String] { priceColumns + takerColumns }
 
     /// Column list in the order `upsertSQL` binds them.
-    static let columns = ["symbol", "open_time", "close_time"] + priceColumns + ["number_of_trades"] + takerColumns
+    public static let columns = ["symbol", "open_time", "close_time"] + priceColumns + ["number_of_trades"] + takerColumns
 
     var createSQL: String {
         let decimals = Self.decimalColumns.map { "  `\($0)` \(Self.decimalType) NOT NULL," }.joined(separator: "\n")

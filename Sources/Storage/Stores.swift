@@ -194,22 +194,31 @@ extension ConnectionPool {
     }
 }
 
-/// A CLIENT span for one statement, with the database semantic conventions' attributes and never a row value.
+/// A CLIENT span for one statement on MariaDB.
 func databaseSpan<T>(_ pool: ConnectionPool, _ operation: String, _ collection: String, batchSize: Int? = nil,
                      _ body: () async throws -> T) async throws -> T {
+    try await databaseSpan(system: "mariadb", namespace: pool.uri.database, host: pool.uri.host, port: Int(pool.uri.port),
+                           operation, collection, batchSize: batchSize, body)
+}
+
+/// A CLIENT span for one statement, with the database semantic conventions' attributes and never a row value.
+public func databaseSpan<T>(system: String, namespace: String, host: String, port: Int, _ operation: String, _ collection: String,
+                            batchSize: Int? = nil, _ body: () async throws -> T) async throws -> T {
     try await withSpan("\(operation) \(collection)", ofKind: .client) { span in
-        span.attributes["db.system.name"] = "mariadb"
-        span.attributes["db.namespace"] = pool.uri.database
+        span.attributes["db.system.name"] = system
+        span.attributes["db.namespace"] = namespace
         span.attributes["db.collection.name"] = collection
         span.attributes["db.operation.name"] = operation
-        span.attributes["server.address"] = pool.uri.host
-        span.attributes["server.port"] = Int64(pool.uri.port)
+        span.attributes["server.address"] = host
+        span.attributes["server.port"] = Int64(port)
         if let batchSize { span.attributes["db.operation.batch.size"] = Int64(batchSize) }
         do {
             return try await body()
-        } catch let error as DatabaseError {
-            span.attributes["db.response.status_code"] = "\(error.code)"
-            span.attributes["error.type"] = "\(error.code)"
+        } catch let error as StoreFailure {
+            if let code = error.responseStatusCode {
+                span.attributes["db.response.status_code"] = code
+                span.attributes["error.type"] = code
+            }
             throw error
         }
     }

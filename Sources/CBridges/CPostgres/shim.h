@@ -1,0 +1,2 @@
+// libpq, PostgreSQL's C client, from Debian's libpq-dev.
+#include <postgresql/libpq-fe.h>

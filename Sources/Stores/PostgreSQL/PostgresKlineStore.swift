@@ -1,0 +1,125 @@
+import BinanceAPI
+import Storage
+
+/// Klines in PostgreSQL: the same tables and columns as on MariaDB (`klines_m15`, `spot_klines_h1`, …), with
+/// `numeric(38,18)` for prices and quantities, `timestamptz` for times and `PRIMARY KEY (symbol, open_time)`, so a
+/// table can become a TimescaleDB hypertable or be partitioned by time without a change.
+///
+/// A batch is written as one transaction: its rows are copied (`COPY … FROM STDIN`) into a temporary staging table
+/// of the session, then moved with `INSERT … SELECT … ON CONFLICT (symbol, open_time) DO UPDATE`, so a candle read
+/// again (the one stored while open) is corrected and nothing is duplicated; a row the table cannot hold fails the
+/// whole batch and leaves nothing of it.
+public struct PostgresKlineStore: Sendable {
+    public let pool: PostgresPool
+
+    public init(pool: PostgresPool) { self.pool = pool }
+
+    /// `CREATE TABLE IF NOT EXISTS` for one kline table.
+    public static func createSQL(_ table: KlineTable) -> String {
+        let decimals = KlineTable.decimalColumns.map { "  \(PostgresConnection.identifier($0)) numeric(38,18) NOT NULL," }
+        return """
+            CREATE TABLE IF NOT EXISTS \(PostgresConnection.identifier(table.name)) (
+              "symbol" varchar(20) NOT NULL,
+              "open_time" timestamptz NOT NULL,
+              "close_time" timestamptz NOT NULL,
+            \(decimals.joined(separator: "\n"))
+              "number_of_trades" bigint NOT NULL,
+              PRIMARY KEY ("symbol", "open_time")
+            );
+            COMMENT ON TABLE \(PostgresConnection.identifier(table.name)) IS 'Binance \(table.market.rawValue) klines, interval \(table.interval.rawValue)'
+            """
+    }
+
+    /// Creates the tables that are missing.
+    public func create(_ tables: [KlineTable]) async throws {
+        for table in tables {
+            let sql = Self.createSQL(table)
+            try await span("CREATE", table.name) {
+                try await pool.withConnection { try $0.execute(sql, context: "creating \(table.name)") }
+            }
+        }
+    }
+
+    /// Open time (Unix ms) of the newest stored candle of `symbol`, or nil when none is stored (one index dive on the
+    /// primary key).
+    public func lastOpenTime(table: KlineTable, symbol: Symbol) async throws -> Int64? {
+        let sql = "SELECT (extract(epoch FROM max(\"open_time\")) * 1000)::bigint FROM \(PostgresConnection.identifier(table.name)) WHERE \"symbol\" = $1"
+        let rows = try await span("SELECT", table.name) {
+            try await pool.withConnection { try $0.query(sql, [symbol.name], context: "reading \(table.name)") }
+        }
+        guard let text = rows.first?.first ?? nil else { return nil }
+        return Int64(text)
+    }
+
+    /// Writes `klines` of `symbol` as one transaction; returns the number of rows written.
+    @discardableResult
+    public func upsert(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int {
+        guard !klines.isEmpty else { return 0 }
+        let text = Self.copyText(symbol: symbol, klines: klines)
+        let name = table.name
+        let context = "writing \(klines.count) klines of \(symbol) to \(name)"
+        try await span("INSERT", name, batchSize: klines.count) {
+            try await pool.withConnection { db in
+                let stage = "bx_stage_\(name)"
+                let target = PostgresConnection.identifier(name)
+                let columns = KlineTable.columns.map(PostgresConnection.identifier).joined(separator: ", ")
+                let updates = KlineTable.columns.dropFirst(2).map { "\(PostgresConnection.identifier($0)) = EXCLUDED.\(PostgresConnection.identifier($0))" }
+                    .joined(separator: ", ")
+                if !db.stagingTables.contains(stage) {
+                    // Emptied at every commit, so each batch starts from nothing; lives as long as the session. Created
+                    // outside the batch's transaction: DDL is transactional, and a rolled-back batch would take it along.
+                    try db.execute("CREATE TEMPORARY TABLE IF NOT EXISTS \(PostgresConnection.identifier(stage)) (LIKE \(target)) ON COMMIT DELETE ROWS",
+                                   context: context)
+                    db.stagingTables.insert(stage)
+                }
+                try db.transaction(context: context) {
+                    try db.copy(into: stage, columns: KlineTable.columns, text: text, context: context)
+                    try db.execute("INSERT INTO \(target) (\(columns)) SELECT \(columns) FROM \(PostgresConnection.identifier(stage)) "
+                                   + "ON CONFLICT (\"symbol\", \"open_time\") DO UPDATE SET \(updates)", context: context)
+                }
+            }
+        }
+        return klines.count
+    }
+
+    /// The batch in COPY's text format, columns in `KlineTable.columns` order; times as ISO 8601 in UTC.
+    static func copyText(symbol: Symbol, klines: [Kline]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(klines.count * 256)
+        for k in klines {
+            let fields: [String] = [
+                symbol.name, UTCCalendar.iso8601(k.openTime), UTCCalendar.iso8601(k.closeTime), k.open.text, k.high.text, k.low.text,
+                k.close.text, k.volume.text, k.quoteAssetVolume.text, String(k.numberOfTrades), k.takerBuyBaseAssetVolume.text,
+                k.takerBuyQuoteAssetVolume.text,
+            ]
+            for (i, field) in fields.enumerated() {
+                if i > 0 { out.append(0x09) }
+                PostgresConnection.copyField(field, into: &out)
+            }
+            out.append(0x0A)
+        }
+        return out
+    }
+
+    /// Every stored kline of `symbol`, oldest first, with decimals as PostgreSQL prints them.
+    public func klines(table: KlineTable, symbol: Symbol) async throws -> [StoredKline] {
+        let decimals = KlineTable.decimalColumns.map { "\(PostgresConnection.identifier($0))::text" }
+        let sql = "SELECT (extract(epoch FROM \"open_time\") * 1000)::bigint, (extract(epoch FROM \"close_time\") * 1000)::bigint, "
+            + "\(decimals.joined(separator: ", ")), \"number_of_trades\" FROM \(PostgresConnection.identifier(table.name)) "
+            + "WHERE \"symbol\" = $1 ORDER BY \"open_time\""
+        let rows = try await pool.withConnection { try $0.query(sql, [symbol.name], context: "reading \(table.name)") }
+        return rows.compactMap { r in
+            // Columns: open, close, then the decimals in `decimalColumns` order (prices, volumes, taker volumes), trades.
+            guard r.count == 11, let open = r[0].flatMap({ Int64($0) }), let close = r[1].flatMap({ Int64($0) }),
+                  let trades = r[10].flatMap({ Int64($0) }) else { return nil }
+            let d = Array(r[2...9].map { $0 ?? "" })  // indexed from 0: open, high, low, close, volume, quote, taker base, taker quote
+            return StoredKline(openTime: open, closeTime: close, open: d[0], high: d[1], low: d[2], close: d[3], volume: d[4],
+                               quoteAssetVolume: d[5], numberOfTrades: trades, takerBuyBaseAssetVolume: d[6], takerBuyQuoteAssetVolume: d[7])
+        }
+    }
+
+    private func span<T>(_ operation: String, _ collection: String, batchSize: Int? = nil, _ body: () async throws -> T) async throws -> T {
+        try await databaseSpan(system: "postgresql", namespace: pool.uri.database, host: pool.uri.host, port: pool.uri.port,
+                               operation, collection, batchSize: batchSize, body)
+    }
+}

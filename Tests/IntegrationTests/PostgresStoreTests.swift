@@ -1,0 +1,148 @@
+import BinanceAPI
+import BinanceSimulator
+import Clocks
+import Foundation
+import PostgresStore
+import Storage
+import TestSupport
+import Testing
+
+/// The PostgreSQL store on a real PostgreSQL server (Debian's, started by scripts/postgres.sh): exact values, whole
+/// batches, upserts, the connection's faults.
+@Suite("PostgreSQL store", .serialized, .timeLimit(.minutes(2)))
+struct PostgresStoreTests {
+    static let table = KlineTable(market: .futures, interval: .h1)
+    static let from = UTCCalendar.parse("2024-01-01")!
+
+    static func served(_ symbol: String, hours: Int64) async throws -> [Kline] {
+        let sim = try await SimulatorFixture.start(clock: ManualClock(now: KlinesEndToEndTests.now))
+        defer { Task { await sim.stop() } }
+        return await sim.simulator.expectedKlines(symbol: symbol, interval: .h1, from: from, through: from + hours * 3_600_000 - 1)
+    }
+
+    @Test("klines land exactly: numeric(38,18) and timestamptz hold what Binance sent, meme-coin volumes and 1e-8 prices included")
+    func exact() async throws {
+        let db = try await TestPostgres.make()
+        defer { Task { await db.drop() } }
+        let store = PostgresKlineStore(pool: db.pool)
+        try await store.create([Self.table])
+        for name in ["BTCUSDT", "PEPEUSDT"] {
+            let symbol = try Symbol(validating: name)
+            let klines = try await Self.served(name, hours: 24 * 30)
+            #expect(try await store.lastOpenTime(table: Self.table, symbol: symbol) == nil)
+            // In batches, as the writer sends them.
+            for start in stride(from: 0, to: klines.count, by: 500) {
+                try await store.upsert(table: Self.table, symbol: symbol, klines: Array(klines[start..<min(start + 500, klines.count)]))
+            }
+            let stored = try await store.klines(table: Self.table, symbol: symbol)
+            #expect(stored.count == klines.count)
+            #expect(zip(stored, klines).allSatisfy { $0.matches($1) }, "\(name): a stored value differs from the served one")
+            #expect(try await store.lastOpenTime(table: Self.table, symbol: symbol) == klines.last?.openTime)
+        }
+        // The digits come back as stored, to 18 places: nothing went through a float.
+        let pepe = try await store.klines(table: Self.table, symbol: try Symbol(validating: "PEPEUSDT"))
+        #expect(pepe.contains { $0.volume.split(separator: ".")[0].count >= 15 }, "PEPE-scale volumes (10^15 and more) are stored whole")
+        #expect(pepe.allSatisfy { $0.open.hasPrefix("0.0000") && $0.open.split(separator: ".")[1].count == 18 })
+        let types = try await db.query("""
+            SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns
+            WHERE table_name = 'klines_h1' ORDER BY ordinal_position
+            """)
+        #expect(types.first { $0[0] == "open_time" }?[1] == "timestamp with time zone")
+        #expect(types.filter { $0[1] == "numeric" }.allSatisfy { $0[2] == "38" && $0[3] == "18" } && types.filter { $0[1] == "numeric" }.count == 8)
+        let key = try await db.query("""
+            SELECT string_agg(a.attname, ',' ORDER BY k.ord) FROM pg_index i
+            CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+            WHERE i.indrelid = 'klines_h1'::regclass AND i.indisprimary
+            """)
+        #expect(key.first?.first == "symbol,open_time")
+    }
+
+    @Test("a candle read again replaces its stored values (the open candle is corrected), and nothing is duplicated")
+    func upsertCorrects() async throws {
+        let db = try await TestPostgres.make()
+        defer { Task { await db.drop() } }
+        let store = PostgresKlineStore(pool: db.pool)
+        try await store.create([Self.table])
+        let symbol = try Symbol(validating: "ETHUSDT")
+        var klines = try await Self.served("ETHUSDT", hours: 48)
+        try await store.upsert(table: Self.table, symbol: symbol, klines: klines)
+        klines[47].close = DecimalString(unchecked: "2345.67000001")
+        klines[47].volume = DecimalString(unchecked: "987654.321")
+        try await store.upsert(table: Self.table, symbol: symbol, klines: Array(klines[40...]))
+        let stored = try await store.klines(table: Self.table, symbol: symbol)
+        #expect(stored.count == 48)
+        #expect(stored[47].close == "2345.670000010000000000" && stored[47].volume == "987654.321000000000000000")
+        #expect(zip(stored, klines).allSatisfy { $0.matches($1) })
+    }
+
+    @Test("a batch is one transaction: a value the table cannot hold fails it whole, naming the table, and leaves nothing of it")
+    func wholeBatches() async throws {
+        let db = try await TestPostgres.make()
+        defer { Task { await db.drop() } }
+        let store = PostgresKlineStore(pool: db.pool)
+        try await store.create([Self.table])
+        let symbol = try Symbol(validating: "BTCUSDT")
+        var klines = try await Self.served("BTCUSDT", hours: 10)
+        // 10^21 has 22 digits before the point: more than numeric(38,18) holds (20).
+        klines[9].volume = DecimalString(unchecked: "1000000000000000000000")
+        await #expect {
+            try await store.upsert(table: Self.table, symbol: symbol, klines: klines)
+        } throws: { error in
+            guard let error = error as? PostgresError else { return false }
+            return error.sqlState == "22003" && error.description.contains("klines_h1") && !error.isRetryable
+        }
+        #expect(try await db.query("SELECT count(*) FROM klines_h1")[0][0] == "0")
+        // The session is usable after the rollback: the next batch goes in.
+        try await store.upsert(table: Self.table, symbol: symbol, klines: Array(klines[0..<9]))
+        #expect(try await db.query("SELECT count(*) FROM klines_h1")[0][0] == "9")
+    }
+
+    @Test("wrong credentials are a configuration error that never shows the password; a URL option libpq should not get is named")
+    func badConfiguration() async throws {
+        var uri = try TestPostgres.adminURI
+        uri.password = "not-the-password-zq9"
+        let pool = PostgresPool(uri: uri, size: 1)
+        defer { pool.shutdown() }
+        await #expect {
+            _ = try await pool.withConnection { try $0.execute("SELECT 1") }
+        } throws: { error in
+            guard let error = error as? PostgresError else { return false }
+            return error.isConfiguration && !error.isConnectionLost && !error.description.contains("zq9") && error.description.contains("***")
+        }
+        for (text, named) in [("postgresql://u:s3cret@db:5432/market?sslmode=verify-all", "sslmode 'verify-all'"),
+                              ("postgres://u:s3cret@db/market?target_session_attrs=any", "option 'target_session_attrs'"),
+                              ("postgresql://u:s3cret@db:99999/market", "port '99999'"),
+                              ("mysql://u:s3cret@db/market", "scheme 'mysql'")] {
+            #expect {
+                _ = try PostgresURI(parsing: text)
+            } throws: { error in
+                "\(error)".contains(named) && !"\(error)".contains("s3cret")
+            }
+        }
+        let parsed = try PostgresURI(parsing: "postgres://bx:p%40ss@[::1]:6432/market?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&connect_timeout=3")
+        #expect(parsed.password == "p@ss" && parsed.host == "::1" && parsed.port == 6432 && parsed.options["sslrootcert"] == "/etc/ca.pem")
+        #expect(parsed.description == "postgresql://bx:***@[::1]:6432/market?connect_timeout=3&sslmode=verify-full&sslrootcert=/etc/ca.pem")
+    }
+
+    @Test("the server restarting between batches is survived: the pool reconnects and the next batch goes in",
+          .enabled(if: ProcessInfo.processInfo.environment["TEST_POSTGRES_DIR"] != nil, "needs TEST_POSTGRES_DIR (make test sets it)"))
+    func serverRestart() async throws {
+        let db = try await TestPostgres.make()
+        defer { Task { await db.drop() } }
+        let store = PostgresKlineStore(pool: db.pool)
+        try await store.create([Self.table])
+        let symbol = try Symbol(validating: "SOLUSDT")
+        let klines = try await Self.served("SOLUSDT", hours: 20)
+        try await store.upsert(table: Self.table, symbol: symbol, klines: Array(klines[0..<10]))
+        let dir = ProcessInfo.processInfo.environment["TEST_POSTGRES_DIR"]!
+        let script = Programs.packageRoot.appendingPathComponent("scripts/postgres.sh").path
+        let stop = try Programs.Child("/bin/bash", [script, "stop", dir])
+        #expect(await stop.wait() == 0)
+        let start = try Programs.Child("/bin/bash", [script, "start", dir, "\(db.uri.port)"])
+        #expect(await start.wait() == 0, "\(start.errors)")
+        try await store.upsert(table: Self.table, symbol: symbol, klines: Array(klines[10...]))
+        #expect(db.pool.reconnects >= 1)
+        #expect(try await store.klines(table: Self.table, symbol: symbol).count == 20)
+    }
+}
