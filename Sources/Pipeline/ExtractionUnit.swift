@@ -60,31 +60,6 @@ public struct ExtractionUnit: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(market.rawValue) \(symbol) \(timeframeLabel)" }
 }
 
-/// What storage the pipeline needs: where a unit stands, and a way to write batches.
-public protocol KlineStoring: Sendable {
-    func lastOpenTime(table: KlineTable, symbol: Symbol) async throws -> Int64?
-    /// Writes one batch atomically; returns the number of rows written (0 when nothing is written).
-    func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int
-    /// Records ranges Binance answered with no candles between two it has (an outage, a halt), so `gaps` does
-    /// not ask for them again. A store that keeps no such record (a dry run) ignores them.
-    func recordOutages(table: KlineTable, holes: [KlineHole]) async throws
-}
-
-extension KlineStoring {
-    public func recordOutages(table: KlineTable, holes: [KlineHole]) async throws {}
-}
-
-extension KlineStore: KlineStoring {
-    public func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int {
-        try await upsert(table: table, symbol: symbol, klines: klines)
-        return klines.count
-    }
-
-    public func recordOutages(table: KlineTable, holes: [KlineHole]) async throws {
-        try await GapStore(pool: pool).recordConfirmed(table: table, holes: holes)
-    }
-}
-
 /// `--dry-run`: reads where each unit stands from the database when one is configured, writes nothing.
 public struct DryRunStore: KlineStoring {
     public let reader: (any KlineStoring)?

@@ -3,16 +3,6 @@ import Clocks
 import Storage
 import Telemetry
 
-/// Where funding rates are stored (the pipeline's view of `FundingStore`).
-public protocol FundingStoring: Sendable {
-    func lastFundingTime(symbol: Symbol) async throws -> Int64?
-    func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int
-}
-
-extension FundingStore: FundingStoring {
-    public func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int { try await upsert(symbol: symbol, rows: rows) }
-}
-
 /// Fetches one symbol's funding rates: from the last stored funding time (it is read again, harmlessly), from the
 /// lookback when nothing is stored, or over `--start`/`--end` whatever is stored; page by page of 1000, into its batch
 /// writer.

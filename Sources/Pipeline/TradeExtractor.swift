@@ -6,20 +6,6 @@ import Storage
 import Telemetry
 import Tracing
 
-/// Where aggregate trades are stored (the pipeline's view of `TradeStore`).
-public protocol TradeStoring: Sendable {
-    func lastTradeId(table: TradeTable, symbol: Symbol) async throws -> Int64?
-    /// The time of the last stored trade: where the archives take over when the last trade is days old.
-    func lastTradeTime(table: TradeTable, symbol: Symbol) async throws -> Int64?
-    func write(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int
-}
-
-extension TradeStore: TradeStoring {
-    public func write(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int {
-        try await upsert(table: table, symbol: symbol, trades: trades)
-    }
-}
-
 /// Fetches one symbol's aggregate trades incrementally by id: `fromId` = last stored id + 1. With nothing
 /// stored, it finds the first trade at or after the start time by asking hour-long windows (Binance rejects
 /// `startTime`/`endTime` an hour or more apart), then pages by id. A run stops once it reaches the trades of the

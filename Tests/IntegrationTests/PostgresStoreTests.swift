@@ -2,6 +2,8 @@ import BinanceAPI
 import BinanceSimulator
 import Clocks
 import Foundation
+import HTTPTransport
+import Pipeline
 import PostgresStore
 import Storage
 import TestSupport
@@ -96,6 +98,44 @@ struct PostgresStoreTests {
         // The session is usable after the rollback: the next batch goes in.
         try await store.upsert(table: Self.table, symbol: symbol, klines: Array(klines[0..<9]))
         #expect(try await db.query("SELECT count(*) FROM klines_h1")[0][0] == "9")
+    }
+
+    @Test("the pipeline writes PostgreSQL through the same protocol: exact up to the last closed candle, never the open one, an outage recorded, a resume asking only for what is new")
+    func pipeline() async throws {
+        let m15: Int64 = 15 * 60_000
+        let clock = ManualClock(now: KlinesEndToEndTests.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestPostgres.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let outage = KlineInterval.m15.openTime(containing: KlinesEndToEndTests.now - 30 * 3_600_000)
+        await sim.simulator.setOutages([outage..<(outage + 8 * m15)])
+        let table = KlineTable(market: .futures, interval: .m15)
+        let store = PostgresKlineStore(pool: db.pool)
+        try await store.create([table])
+        let http = CurlHTTPClient(options: .init(workers: 1))
+        defer { http.shutdown() }
+        let client = BinanceClient(market: .futures, baseURL: sim.baseURL, http: http,
+                                   limiter: RateLimiter(market: .futures, rule: Market.futures.defaultWeightLimit, clock: clock), clock: clock)
+        let unit = ExtractionUnit(market: .futures, symbol: try Symbol(validating: "BTCUSDT"), interval: .m15)
+        let settings = SymbolExtractor.Settings(planner: RangePlanner(lookbackMilliseconds: 72 * 3_600_000), batchSize: 100)
+
+        let first = try await SymbolExtractor(unit: unit, source: client, store: store, clock: clock, settings: settings).run()
+        let start = KlineInterval.m15.openTime(containing: KlinesEndToEndTests.now - 72 * 3_600_000)
+        var lastClosed = KlineInterval.m15.openTime(containing: clock.now()) - m15
+        var expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m15, from: start, through: lastClosed + m15 - 1)
+        var stored = try await store.klines(table: table, symbol: unit.symbol)
+        #expect(first.skippedOpenCandle && stored.last?.openTime == lastClosed, "the open candle is never stored")
+        #expect(stored.count == expected.count && zip(stored, expected).allSatisfy { $0.matches($1) })
+        let confirmed = try await db.query("SELECT table_name, symbol, (extract(epoch FROM gap_start) * 1000)::bigint, (extract(epoch FROM gap_end) * 1000)::bigint FROM kline_gaps_confirmed")
+        #expect(confirmed.map { $0.compactMap { $0 } } == [["klines_m15", "BTCUSDT", "\(outage)", "\(outage + 7 * m15)"]])
+
+        clock.advance(by: 2 * 3_600_000)
+        let second = try await SymbolExtractor(unit: unit, source: client, store: store, clock: clock, settings: settings).run()
+        #expect(second.plan?.origin == .resume && second.requests == 1, "resumes from the last stored candle: \(String(describing: second.plan))")
+        lastClosed = KlineInterval.m15.openTime(containing: clock.now()) - m15
+        expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m15, from: start, through: lastClosed + m15 - 1)
+        stored = try await store.klines(table: table, symbol: unit.symbol)
+        #expect(stored.count == expected.count && zip(stored, expected).allSatisfy { $0.matches($1) } && stored.last?.openTime == lastClosed)
     }
 
     @Test("wrong credentials are a configuration error that never shows the password; a URL option libpq should not get is named")

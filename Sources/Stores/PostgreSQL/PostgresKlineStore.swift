@@ -30,12 +30,24 @@ public struct PostgresKlineStore: Sendable {
             """
     }
 
-    /// Creates the tables that are missing.
+    /// `kline_gaps_confirmed`: holes Binance itself has no candles for, recorded once asked (as on MariaDB).
+    public static let confirmedGapsSQL = """
+        CREATE TABLE IF NOT EXISTS "\(ConfirmedGapTable.name)" (
+          "table_name" varchar(32) NOT NULL,
+          "symbol" varchar(20) NOT NULL,
+          "gap_start" timestamptz NOT NULL,
+          "gap_end" timestamptz NOT NULL,
+          "confirmed_at" timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY ("table_name", "symbol", "gap_start", "gap_end")
+        );
+        COMMENT ON TABLE "\(ConfirmedGapTable.name)" IS 'kline holes Binance has no candles for'
+        """
+
+    /// Creates the kline tables that are missing, and the confirmed-gaps table the extractor records outages in.
     public func create(_ tables: [KlineTable]) async throws {
-        for table in tables {
-            let sql = Self.createSQL(table)
-            try await span("CREATE", table.name) {
-                try await pool.withConnection { try $0.execute(sql, context: "creating \(table.name)") }
+        for (name, sql) in tables.map({ ($0.name, Self.createSQL($0)) }) + [(ConfirmedGapTable.name, Self.confirmedGapsSQL)] {
+            try await span("CREATE", name) {
+                try await pool.withConnection { try $0.execute(sql, context: "creating \(name)") }
             }
         }
     }
@@ -121,5 +133,28 @@ public struct PostgresKlineStore: Sendable {
     private func span<T>(_ operation: String, _ collection: String, batchSize: Int? = nil, _ body: () async throws -> T) async throws -> T {
         try await databaseSpan(system: "postgresql", namespace: pool.uri.database, host: pool.uri.host, port: pool.uri.port,
                                operation, collection, batchSize: batchSize, body)
+    }
+}
+
+extension PostgresKlineStore: KlineStoring {
+    public func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int {
+        try await upsert(table: table, symbol: symbol, klines: klines)
+    }
+
+    /// Holes Binance answered with no candles for, kept so `gaps` does not ask again (a hole recorded twice is one).
+    public func recordOutages(table: KlineTable, holes: [KlineHole]) async throws {
+        guard !holes.isEmpty else { return }
+        let sql = "INSERT INTO \"\(ConfirmedGapTable.name)\" (\"table_name\", \"symbol\", \"gap_start\", \"gap_end\") "
+            + "VALUES ($1, $2, $3::timestamptz, $4::timestamptz) ON CONFLICT DO NOTHING"
+        let context = "recording \(holes.count) outages of \(table.name)"
+        try await span("INSERT", ConfirmedGapTable.name, batchSize: holes.count) {
+            try await pool.withConnection { db in
+                try db.transaction(context: context) {
+                    for hole in holes {
+                        _ = try db.query(sql, [table.name, hole.symbol, UTCCalendar.iso8601(hole.from), UTCCalendar.iso8601(hole.to)], context: context)
+                    }
+                }
+            }
+        }
     }
 }
