@@ -11,25 +11,24 @@ import Tracing
 
 /// What a job's units work with: the database (if configured), the Binance client of the market, the clock.
 struct JobResources: Sendable {
-    let pool: ConnectionPool?
+    /// The prepared store: the tables that exist and the stores that write them; nil without a database (a dry run).
+    let tables: PreparedTables?
     let client: BinanceClient
     let clock: any WallClock
     let logger: Logger
     let progress: TerminalProgress?
-    /// Tables that exist (a dry run treats missing ones as empty).
-    let existingTables: Set<String>
     let dryRun: Bool
     /// The HTTP client the run's Binance requests go through (archive downloads too).
     var http: (any HTTPClient)?
-    /// The checked shapes of the existing kline tables the run writes, and of `funding_rates`.
-    var klineChecks: [String: KlineTableCheck] = [:]
-    var fundingCheck = FundingTableCheck()
 
-    /// Klines storage as the job sees it: the real store, or in a dry run a reader that writes nothing.
+    /// Tables that exist (a dry run treats missing ones as empty).
+    var existingTables: Set<String> { tables?.existing ?? [] }
+
+    /// Klines storage as the job sees it: the real store, or in a dry run a reader that writes nothing. (Without a
+    /// database there is always a dry run: the configuration requires one otherwise.)
     var klineStore: any KlineStoring {
-        let real: (any KlineStoring)? = pool.map { KlineStore(pool: $0, checks: klineChecks) }
-        guard dryRun else { return real! }
-        return DryRunStore(reader: real.map { MissingTablesAreEmpty(store: $0, existing: existingTables) })
+        if let tables, !dryRun { return tables.klines }
+        return DryRunStore(reader: tables.map { MissingTablesAreEmpty(store: $0.klines, existing: $0.existing) })
     }
 }
 
@@ -66,70 +65,25 @@ struct JobRunner {
         logger.info("run starting", metadata: metadata)
         for warning in config.warnings { logger.warning("\(warning)") }
 
-        // Storage: connect (bad credentials end the run here, exit 2), create missing tables (not in a dry run).
-        var pool: ConnectionPool?
-        var existing: Set<String> = []
-        var klineChecks: [String: KlineTableCheck] = [:]
-        var fundingCheck = FundingTableCheck()
+        // Storage: connect (bad credentials end the run here, exit 2), create missing tables (not in a dry run), check
+        // the existing ones and the privileges, before anything is fetched.
+        var store: (any DataStore)?
+        var tables: PreparedTables?
         if let uri = config.database {
-            let p = ConnectionPool(uri: uri, options: .init(size: min(config.maxWorkers, 8),
-                                                            reconnectWindowMilliseconds: Int64(config.dbReconnectWindowSeconds) * 1000,
-                                                            lockWaitTimeoutSeconds: config.dbLockWaitTimeoutSeconds),
-                                   logger: make("storage"))
-            pool = p
+            let opened = MariaDBStore(uri: uri, options: .init(size: min(config.maxWorkers, 8),
+                                                               reconnectWindowMilliseconds: Int64(config.dbReconnectWindowSeconds) * 1000,
+                                                               lockWaitTimeoutSeconds: config.dbLockWaitTimeoutSeconds),
+                                      extractorVersion: BuildInfo.version, logger: make("storage"))
+            store = opened
             do {
-                let migrator = SchemaMigrator(pool: p)
-                let missing = try await migrator.missingTables(klineTables)
-                if config.dryRun {
-                    if !missing.isEmpty {
-                        logger.info("dry run: tables missing, treating them as empty", metadata: ["tables": "\(missing.map(\.name))"])
-                    }
-                } else {
-                    var created = try await migrator.migrate(missing).created
-                    created += try await migrator.ensure(otherTables)
-                    if !created.isEmpty { logger.info("created missing tables", metadata: ["tables": "\(created.joined(separator: ","))"]) }
-                    // The privileges the run needs, checked before anything is fetched.
-                    try await migrator.checkWritable(klineTables.map(\.name) + otherTables.map(\.name))
-                }
-                existing = try await migrator.existingTables()
-                // Every existing table the run writes is checked before a row goes in.
-                for definition in otherTables where existing.contains(definition.name) {
-                    let shape = try await TableShape.read(p, table: definition.name)
-                    if definition.name == FundingTable.name {
-                        fundingCheck = try FundingTableCheck.check(shape)
-                        if fundingCheck.petrosaVersion != nil {
-                            fundingCheck.petrosaVersion = BuildInfo.version
-                            logger.info("a petrosa-binance-data-extractor funding_rates: rows are written in its shape and upserted on its id",
-                                        metadata: ["table": "\(definition.name)"])
-                        }
-                    } else {
-                        try shape.check(definition)
-                    }
-                }
-                for table in klineTables where existing.contains(table.name) {
-                    var check = try KlineTableCheck.check(try await TableShape.read(p, table: table.name), table: table.name)
-                    if check.petrosaRows != nil {
-                        check.petrosaRows?.extractorVersion = BuildInfo.version
-                        logger.info("a petrosa-binance-data-extractor table: rows are written in its shape (id, timestamp, interval, extracted_at, extractor_version, source) and upserted on its id",
-                                    metadata: ["table": "\(table.name)"])
-                    }
-                    if check != KlineTableCheck() { klineChecks[table.name] = check }
-                    if check.closeTimeToTheSecond {
-                        logger.info("close_time is a DATETIME without fractions here: close times are stored to the second, as petrosa-binance-data-extractor stores them; `binance-extractor migrate` makes it DATETIME(3)",
-                                    metadata: ["table": "\(table.name)"])
-                    }
-                    if !check.narrowDecimals.isEmpty {
-                        logger.info("decimal columns narrower than DECIMAL(38,18): every value is checked to fit exactly before its batch is written; `binance-extractor migrate` widens them",
-                                    metadata: ["table": "\(table.name)", "columns": "\(check.narrowDecimals.keys.sorted().joined(separator: ","))"])
-                    }
-                }
+                tables = try await opened.prepare(klineTables: klineTables, otherTables: otherTables, dryRun: config.dryRun, logger: logger)
             } catch {
-                p.shutdown()
+                opened.shutdown()
                 if error is SchemaError { span.recordError(error) }
                 return ExtractorCLI.storageFailure(error, context: context)
             }
         }
-        defer { pool?.shutdown() }
+        defer { store?.shutdown() }
 
         // Binance: one HTTP worker per unit in flight, one weight budget and one circuit breaker for the market.
         if !config.verifyTLS {
@@ -164,11 +118,9 @@ struct JobRunner {
         }
 
         let progress: TerminalProgress? = context.errorsIsTerminal ? TerminalProgress(sink: context.errors, clock: context.clock) : nil
-        var resources = JobResources(pool: pool, client: client, clock: context.clock, logger: make("extractor"), progress: progress,
-                                     existingTables: existing, dryRun: config.dryRun)
-        resources.klineChecks = klineChecks
+        var resources = JobResources(tables: tables, client: client, clock: context.clock, logger: make("extractor"), progress: progress,
+                                     dryRun: config.dryRun)
         resources.http = http
-        resources.fundingCheck = fundingCheck
         let jobPlan: JobPlan
         do {
             jobPlan = try await plan(resources)
@@ -267,8 +219,7 @@ extension ExtractorCLI {
             klineTables: tables, otherTables: [ConfirmedGapTable.definition],
             describe: ["timeframes": intervals.map(\.rawValue).joined(separator: ",")]
         ) { resources in
-            guard let pool = resources.pool else { return .report("no database: nothing to check\n") }
-            let gaps = GapStore(pool: pool)
+            guard let gaps = resources.tables?.gaps else { return .report("no database: nothing to check\n") }
             let hasConfirmations = resources.existingTables.contains(ConfirmedGapTable.name)
             var report = "", units: [ExtractionUnit] = [], holesByUnit: [ExtractionUnit: [KlineHole]] = [:]
             for table in tables {
@@ -334,8 +285,7 @@ extension ExtractorCLI {
         ) { resources in
             let units = common.symbols.map { ExtractionUnit(market: .futures, symbol: $0, dataset: .funding) }
             // The table exists unless this is a dry run on a database that never had it.
-            let store: any FundingStoring = resources.pool.flatMap { resources.existingTables.contains(FundingTable.name) ? FundingStore(pool: $0, check: resources.fundingCheck) : nil }
-                ?? EmptyFundingStore()
+            let store: any FundingStoring = resources.tables.flatMap { $0.existing.contains(FundingTable.name) ? $0.funding : nil } ?? EmptyFundingStore()
             return .run(units: units) { unit, attempt in
                 try await FundingExtractor(symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
                                            lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitRange: range,
@@ -361,8 +311,7 @@ extension ExtractorCLI {
             klineTables: [], otherTables: [table.definition], describe: [:]
         ) { resources in
             let units = common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, dataset: .aggTrades) }
-            let store: any TradeStoring = resources.pool.flatMap { resources.existingTables.contains(table.name) ? TradeStore(pool: $0) : nil }
-                ?? EmptyTradeStore()
+            let store: any TradeStoring = resources.tables.flatMap { $0.existing.contains(table.name) ? $0.trades : nil } ?? EmptyTradeStore()
             let startTime = range?.lowerBound ?? (resources.clock.now() - Int64(lookback) * 3_600_000)
             let archive = source == .rest ? nil : resources.http.map {
                 ArchiveClient(baseURL: archiveURL, http: $0, clock: resources.clock, logger: resources.logger)

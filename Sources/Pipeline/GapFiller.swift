@@ -13,7 +13,7 @@ public struct GapFiller: Sendable {
     public let holes: [KlineHole]
     let client: BinanceClient
     let store: any KlineStoring
-    let gaps: GapStore?
+    let gaps: (any GapStoring)?
     let clock: any WallClock
     let batchSize: Int
     /// `--source`: a hole's whole closed days and months come from the archives (see `ArchivePlanner`).
@@ -21,7 +21,7 @@ public struct GapFiller: Sendable {
     let archive: (any ArchiveSource)?
     let logger: Logger
 
-    public init(unit: ExtractionUnit, holes: [KlineHole], client: BinanceClient, store: any KlineStoring, gaps: GapStore?,
+    public init(unit: ExtractionUnit, holes: [KlineHole], client: BinanceClient, store: any KlineStoring, gaps: (any GapStoring)?,
                 clock: any WallClock, batchSize: Int, sourceMode: KlinesSourceMode = .rest, archive: (any ArchiveSource)? = nil,
                 logger: Logger) {
         self.sourceMode = sourceMode

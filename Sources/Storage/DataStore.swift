@@ -1,0 +1,47 @@
+import BinanceAPI
+import Logging
+
+/// One database the commands read and write, whichever system holds it. The commands and the pipeline call only
+/// this and the protocols it vends (`KlineStoring`, `FundingStoring`, `TradeStoring`, `GapStoring`); each system is a
+/// store of its own (`MariaDBStore`; `PostgresDataStore` in Stores/PostgreSQL), so a third is a new store, not a
+/// change to the pipeline.
+public protocol DataStore: Sendable {
+    /// The database as messages show it (no password).
+    var described: String { get }
+    /// Readies the tables a run writes: creates those missing (not in a dry run), checks that the run may write them,
+    /// and checks that those already there can take its rows, before anything is fetched. Says what it found in the
+    /// log. Throws `SchemaError` or the store's `StoreFailure` for what only a change of configuration fixes.
+    func prepare(klineTables: [KlineTable], otherTables: [TableDefinition], dryRun: Bool, logger: Logger) async throws -> PreparedTables
+    /// Closes the connections.
+    func shutdown()
+}
+
+/// What a prepared store gives a run: the tables that exist and the stores that write them.
+public struct PreparedTables: Sendable {
+    public var existing: Set<String>
+    public var klines: any KlineStoring
+    public var funding: any FundingStoring
+    public var trades: any TradeStoring
+    public var gaps: any GapStoring
+
+    public init(existing: Set<String>, klines: any KlineStoring, funding: any FundingStoring, trades: any TradeStoring, gaps: any GapStoring) {
+        self.existing = existing
+        self.klines = klines
+        self.funding = funding
+        self.trades = trades
+        self.gaps = gaps
+    }
+}
+
+/// Holes in stored klines, and the holes Binance itself has no candles for (`kline_gaps_confirmed`).
+public protocol GapStoring: Sendable {
+    /// Holes between stored candles, and (with `since`) before the first stored candle after `since`.
+    func holes(table: KlineTable, symbols: [Symbol]?, since: Int64?) async throws -> [KlineHole]
+    /// Holes already confirmed empty on Binance's side.
+    func confirmed(table: KlineTable) async throws -> Set<KlineHole>
+    func recordConfirmed(table: KlineTable, holes: [KlineHole]) async throws
+    /// Forgets confirmations (for `--recheck`).
+    func forget(table: KlineTable, symbols: [Symbol]?) async throws
+}
+
+extension GapStore: GapStoring {}
