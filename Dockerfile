@@ -5,9 +5,9 @@ ARG SWIFT_VERSION=6.3.1
 ARG DEBIAN_RELEASE=bookworm
 
 FROM swift:${SWIFT_VERSION}-${DEBIAN_RELEASE} AS build
-# Connector/C and libcurl headers for the system-library targets.
+# Connector/C, libpq, libcurl, zlib and libcrypto headers for the system-library targets.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libmariadb-dev libcurl4-openssl-dev zlib1g-dev libssl-dev \
+    && apt-get install -y --no-install-recommends libmariadb-dev libpq-dev libcurl4-openssl-dev zlib1g-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so source edits do not refetch them.
@@ -29,7 +29,7 @@ LABEL org.opencontainers.image.title="binance-extractor" \
       org.opencontainers.image.licenses="Apache-2.0"
 # Only what the binary links against, and the CA bundle for TLS to Binance.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libmariadb3 libcurl4 zlib1g libssl3 ca-certificates \
+    && apt-get install -y --no-install-recommends libmariadb3 libpq5 libcurl4 zlib1g libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 extractor \
     && useradd --system --uid 10001 --gid extractor --no-create-home --shell /usr/sbin/nologin extractor

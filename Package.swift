@@ -65,7 +65,7 @@ let package = Package(
         ], path: "Sources/Pipeline"),
         // The command line (library so tests can build configurations; executable is a thin main).
         .target(name: "ExtractorCLI", dependencies: [
-            "Pipeline", "Storage", "Telemetry", "BinanceAPI", "HTTPTransport", "BuildInfo",
+            "Pipeline", "Storage", "PostgresStore", "Telemetry", "BinanceAPI", "HTTPTransport", "BuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -17,8 +17,13 @@ struct RootCommand: ParsableCommand {
 
 /// Options every command that talks to the database shares.
 struct DatabaseOptions: ParsableArguments {
+    @Option(name: .customLong("database-url"), help: ArgumentHelp(
+        "The database: mysql://user:password@host:3306/database (or mariadb://) for MariaDB/MySQL, postgresql://user:password@host:5432/database (or postgres://) for PostgreSQL. Env: DATABASE_URL or MYSQL_URI (or their _FILE forms).",
+        valueName: "url"))
+    var databaseURL: String?
+
     @Option(name: .customLong("mysql-uri"), help: ArgumentHelp(
-        "MariaDB to write to: mysql://user:password@host:3306/database (or mariadb://). Env: MYSQL_URI.",
+        "MariaDB to write to: mysql://user:password@host:3306/database (or mariadb://). Env: MYSQL_URI. (--database-url takes either store.)",
         valueName: "uri"))
     var mysqlURI: String?
 

@@ -57,11 +57,12 @@ struct CoverageReport {
 
 extension ExtractorCLI {
     static func runCoverage(_ command: CoverageCommand, environment: [String: String], context: RunContext) async -> Int32 {
-        let level: Logger.Level, uri: DatabaseURI?, market: Market?, intervals: [KlineInterval]?, symbols: [Symbol]?, asTable: Bool
+        let level: Logger.Level, location: DatabaseLocation?, market: Market?, intervals: [KlineInterval]?, symbols: [Symbol]?, asTable: Bool
         var warnings: [String] = []
         do throws(ConfigurationError) {
             level = try Resolve.logLevel(command.database.logLevel, environment)
-            uri = try Resolve.database(command.database, environment, warnings: &warnings)
+            location = try Resolve.database(command.database, environment, warnings: &warnings)
+            try Resolve.requireMariaDB(location, for: "coverage")
             market = try command.market.map { text throws(ConfigurationError) in try Resolve.market(text) }
             intervals = try command.timeframes.map { text throws(ConfigurationError) in try Resolve.intervals(text, market: market) }
             if let text = command.symbols {
@@ -79,8 +80,8 @@ extension ExtractorCLI {
         } catch {
             return fail(error, context: context)
         }
-        guard let uri else {
-            return fail(ConfigurationError("no database configured: set MYSQL_URI (mysql://user:password@host:3306/database) or pass --mysql-uri"),
+        guard let uri = location?.mariadb else {
+            return fail(ConfigurationError("no database configured: set DATABASE_URL or MYSQL_URI (mysql://user:password@host:3306/database) or pass --database-url"),
                         context: context)
         }
         let logger = makeLogger("coverage", level: level, context: context)

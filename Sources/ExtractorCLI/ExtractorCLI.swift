@@ -143,7 +143,7 @@ public enum ExtractorCLI {
         context.errors.write("error: \(error)\n")
         switch error {
         case is SchemaError: return ExitStatus.badConfiguration
-        case let error as DatabaseError:
+        case let error as StoreFailure:
             return error.isConfiguration || error.isConnectionLost ? ExitStatus.badConfiguration : ExitStatus.unitsFailed
         default: return ExitStatus.unitsFailed
         }
@@ -152,11 +152,12 @@ public enum ExtractorCLI {
     // MARK: migrate
 
     static func runMigrate(_ command: MigrateCommand, environment: [String: String], context: RunContext) async -> Int32 {
-        let level: Logger.Level, uri: DatabaseURI?, tables: [KlineTable]
+        let level: Logger.Level, location: DatabaseLocation?, tables: [KlineTable]
         var warnings: [String] = []
         do throws(ConfigurationError) {
             level = try Resolve.logLevel(command.database.logLevel, environment)
-            uri = try Resolve.database(command.database, environment, warnings: &warnings)
+            location = try Resolve.database(command.database, environment, warnings: &warnings)
+            try Resolve.requireMariaDB(location, for: "migrate")
             var market: Market?, intervals: [KlineInterval]?
             if let text = command.market { market = try Resolve.market(text) }
             if let text = command.timeframes { intervals = try Resolve.intervals(text, market: market) }
@@ -166,8 +167,8 @@ public enum ExtractorCLI {
         } catch {
             return fail(error, context: context)
         }
-        guard let uri else {
-            return fail(ConfigurationError("no database configured: set MYSQL_URI or pass --mysql-uri"), context: context)
+        guard let uri = location?.mariadb else {
+            return fail(ConfigurationError("no database configured: set DATABASE_URL or MYSQL_URI, or pass --database-url"), context: context)
         }
         let logger = makeLogger("migrate", level: level, context: context)
         for warning in warnings { logger.warning("\(warning)") }

@@ -5,6 +5,7 @@ import Foundation
 import HTTPTransport
 import Logging
 import Pipeline
+import PostgresStore
 import Storage
 import Telemetry
 import Tracing
@@ -69,11 +70,15 @@ struct JobRunner {
         // the existing ones and the privileges, before anything is fetched.
         var store: (any DataStore)?
         var tables: PreparedTables?
-        if let uri = config.database {
-            let opened = MariaDBStore(uri: uri, options: .init(size: min(config.maxWorkers, 8),
-                                                               reconnectWindowMilliseconds: Int64(config.dbReconnectWindowSeconds) * 1000,
-                                                               lockWaitTimeoutSeconds: config.dbLockWaitTimeoutSeconds),
-                                      extractorVersion: BuildInfo.version, logger: make("storage"))
+        if let location = config.database {
+            let (size, window) = (min(config.maxWorkers, 8), Int64(config.dbReconnectWindowSeconds) * 1000)
+            let opened: any DataStore = switch location {
+            case .mariadb(let uri):
+                MariaDBStore(uri: uri, options: .init(size: size, reconnectWindowMilliseconds: window, lockWaitTimeoutSeconds: config.dbLockWaitTimeoutSeconds),
+                             extractorVersion: BuildInfo.version, logger: make("storage"))
+            case .postgresql(let uri):
+                PostgresDataStore(uri: uri, size: size, faults: .init(reconnectWindowMilliseconds: window), logger: make("storage"))
+            }
             store = opened
             do {
                 tables = try await opened.prepare(klineTables: klineTables, otherTables: otherTables, dryRun: config.dryRun, logger: logger)
@@ -128,7 +133,7 @@ struct JobRunner {
             progress?.stop()
             context.errors.write("error: \(error)\n")
             span.recordError(error)
-            return (error as? DatabaseError)?.isConfiguration == true ? ExitStatus.badConfiguration : ExitStatus.unitsFailed
+            return (error as? StoreFailure)?.isConfiguration == true ? ExitStatus.badConfiguration : ExitStatus.unitsFailed
         }
         guard case .run(let units, let work) = jobPlan else {
             progress?.stop()
@@ -200,6 +205,7 @@ extension ExtractorCLI {
         let common: CommonConfiguration, intervals: [KlineInterval], since: Int64?, maxGapDays: Int?, source: KlinesSourceMode, archiveURL: String
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: true)
+            try Resolve.requireMariaDB(common.database, for: "gaps")
             (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", environment)
             let named = try Resolve.alias(try Resolve.alias(command.timeframes, command.timeframe, option: "--timeframes", alias: "--timeframe"),
                                           command.period, option: "--timeframes", alias: "--period")
@@ -274,6 +280,7 @@ extension ExtractorCLI {
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             guard common.market == .futures else { throw ConfigurationError("funding rates exist on USD-M futures only: drop --market spot") }
+            try Resolve.requireMariaDB(common.database, for: "funding")
             range = try Resolve.range(command.range, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
         } catch {
@@ -299,6 +306,7 @@ extension ExtractorCLI {
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_TRADES_SOURCE", environment)
+            try Resolve.requireMariaDB(common.database, for: "trades")
             range = try Resolve.range(command.range, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
             maxPages = try Resolve.positive(command.maxPages, env: nil, environment, default: 1000, option: "--max-pages")

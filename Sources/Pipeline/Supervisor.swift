@@ -151,7 +151,7 @@ public struct Supervisor: Sendable {
                 span.recordError(underlying)
                 var report = UnitReport(unit: unit, status: .failed("\(underlying)"), outcome: accumulated, retries: retries,
                                         durationMilliseconds: clock.now() - started)
-                report.badConfiguration = underlying is SchemaError || (underlying as? DatabaseError)?.isConfiguration == true
+                report.badConfiguration = underlying is SchemaError || (underlying as? StoreFailure)?.isConfiguration == true
                 return report
             }
         }
@@ -165,7 +165,7 @@ public struct Supervisor: Sendable {
             if case .exchangeUnavailable = e { return false }
             return e.isRetryable
         case let e as HTTPTransportError: return e.isRetryable
-        case let e as DatabaseError: return e.isRetryable
+        case let e as StoreFailure: return e.isRetryable
         default: return false
         }
     }

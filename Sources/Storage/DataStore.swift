@@ -16,15 +16,17 @@ public protocol DataStore: Sendable {
     func shutdown()
 }
 
-/// What a prepared store gives a run: the tables that exist and the stores that write them.
+/// What a prepared store gives a run: the tables that exist and the stores that write them (nil where the store does
+/// not hold that data yet: the commands refuse such a run before preparing it).
 public struct PreparedTables: Sendable {
     public var existing: Set<String>
     public var klines: any KlineStoring
-    public var funding: any FundingStoring
-    public var trades: any TradeStoring
-    public var gaps: any GapStoring
+    public var funding: (any FundingStoring)?
+    public var trades: (any TradeStoring)?
+    public var gaps: (any GapStoring)?
 
-    public init(existing: Set<String>, klines: any KlineStoring, funding: any FundingStoring, trades: any TradeStoring, gaps: any GapStoring) {
+    public init(existing: Set<String>, klines: any KlineStoring, funding: (any FundingStoring)?, trades: (any TradeStoring)?,
+                gaps: (any GapStoring)?) {
         self.existing = existing
         self.klines = klines
         self.funding = funding

@@ -8,7 +8,8 @@ import Telemetry
 import TestSupport
 import Testing
 
-/// `binance-extractor klines` against a real MariaDB and the bundled Binance simulator.
+/// `binance-extractor klines` against a real MariaDB (and, for what every store must do, a real PostgreSQL) and the
+/// bundled Binance simulator.
 @Suite("klines end to end", .serialized, .timeLimit(.minutes(3)))
 struct KlinesEndToEndTests {
     static let minute: Int64 = 60_000
@@ -30,6 +31,11 @@ struct KlinesEndToEndTests {
         await extract(args, api: sim.baseURL, uri: db?.uriText, clock: clock)
     }
 
+    /// The same on either store, named by `--database-url`.
+    static func extract(_ args: [String], sim: SimulatorFixture, store: TestStore, clock: any WallClock) async -> Run {
+        await extract(args + ["--database-url", store.urlText], api: sim.baseURL, uri: nil, clock: clock)
+    }
+
     /// Runs `binance-extractor klines` in this process; telemetry is off (it has its own tests).
     static func extract(_ args: [String], api: String, uri: String?, clock: any WallClock,
                         onShutdownDeadline: @escaping @Sendable () -> Void = {}) async -> Run {
@@ -45,8 +51,13 @@ struct KlinesEndToEndTests {
     /// Asserts the table holds exactly what the simulator serves for the range, field by field.
     static func expectExact(_ db: TestDatabase, _ sim: SimulatorFixture, table: KlineTable, symbol: String,
                             from start: Int64, through end: Int64, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await expectExact(TestStore(db), sim, table: table, symbol: symbol, from: start, through: end, sourceLocation: sourceLocation)
+    }
+
+    static func expectExact(_ store: TestStore, _ sim: SimulatorFixture, table: KlineTable, symbol: String,
+                            from start: Int64, through end: Int64, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let expected = await sim.simulator.expectedKlines(symbol: symbol, interval: table.interval, from: start, through: end)
-        let stored = try await KlineStore(pool: db.pool).klines(table: table, symbol: try Symbol(validating: symbol))
+        let stored = try await store.klines(table: table, symbol: symbol)
         #expect(stored.count == expected.count, "\(symbol) \(table): \(stored.count) stored, \(expected.count) served",
                 sourceLocation: sourceLocation)
         for (s, e) in zip(stored, expected) where !s.matches(e) {
@@ -55,16 +66,16 @@ struct KlinesEndToEndTests {
         }
     }
 
-    @Test("a first run fills every table exactly; a second run asks only for what is new")
-    func firstAndSecondRun() async throws {
+    @Test("a first run fills every table exactly; a second run asks only for what is new", arguments: StoreKind.allCases)
+    func firstAndSecondRun(store kind: StoreKind) async throws {
         let clock = ManualClock(now: Self.now)
         let sim = try await SimulatorFixture.start(clock: clock)
-        let db = try await TestDatabase.make()
+        let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
         let symbols = ["BTCUSDT", "ETHUSDT", "PEPEUSDT"]
 
         let first = await Self.extract(["--timeframes", "15m,1h", "--symbols", symbols.joined(separator: ",")],
-                                       sim: sim, db: db, clock: clock)
+                                       sim: sim, store: db, clock: clock)
         #expect(first.status == 0, "\(first.errors)")
         let lookbackStart = Self.now - 24 * 3_600_000
         for symbol in symbols {
@@ -81,7 +92,7 @@ struct KlinesEndToEndTests {
         clock.advance(by: 45 * Self.minute)
         await sim.simulator.resetStatistics()
         let second = await Self.extract(["--timeframes", "15m,1h", "--symbols", symbols.joined(separator: ",")],
-                                        sim: sim, db: db, clock: clock)
+                                        sim: sim, store: db, clock: clock)
         #expect(second.status == 0, "\(second.errors)")
         let stats = await sim.simulator.statistics
         // One page per unit (6 units) plus one exchangeInfo.
@@ -95,20 +106,20 @@ struct KlinesEndToEndTests {
         #expect(try await db.count("klines_m15") == 3 * 99)
     }
 
-    @Test("a candle stored while still open is corrected by a later run")
-    func openCandleCorrected() async throws {
+    @Test("a candle stored while still open is corrected by a later run", arguments: StoreKind.allCases)
+    func openCandleCorrected(store kind: StoreKind) async throws {
         // The extractor's clock runs 20 minutes ahead of Binance's: it takes the open 12:00 candle for closed.
         let binance = ManualClock(now: Self.now)
         let ahead = ManualClock(now: Self.now + 20 * Self.minute)
         let sim = try await SimulatorFixture.start(clock: binance)
-        let db = try await TestDatabase.make()
+        let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
         let table = KlineTable(market: .futures, interval: .m15)
         let openCandle = KlineInterval.m15.openTime(containing: Self.now)
 
-        let first = await Self.extract(["--timeframes", "15m", "--symbols", "BTCUSDT"], sim: sim, db: db, clock: ahead)
+        let first = await Self.extract(["--timeframes", "15m", "--symbols", "BTCUSDT"], sim: sim, store: db, clock: ahead)
         #expect(first.status == 0, "\(first.errors)")
-        let partial = try await KlineStore(pool: db.pool).klines(table: table, symbol: try Symbol(validating: "BTCUSDT")).last
+        let partial = try await db.klines(table: table, symbol: "BTCUSDT").last
         #expect(partial?.openTime == openCandle)
 
         binance.set(Self.now + 20 * Self.minute)
@@ -117,9 +128,9 @@ struct KlinesEndToEndTests {
         #expect(final.count == 1)
         #expect(partial.map { !$0.matches(final[0]) } == true, "the stored open candle should differ from its final values")
 
-        let second = await Self.extract(["--timeframes", "15m", "--symbols", "BTCUSDT"], sim: sim, db: db, clock: ahead)
+        let second = await Self.extract(["--timeframes", "15m", "--symbols", "BTCUSDT"], sim: sim, store: db, clock: ahead)
         #expect(second.status == 0, "\(second.errors)")
-        let corrected = try await KlineStore(pool: db.pool).klines(table: table, symbol: try Symbol(validating: "BTCUSDT"))
+        let corrected = try await db.klines(table: table, symbol: "BTCUSDT")
             .first { $0.openTime == openCandle }
         #expect(corrected?.matches(final[0]) == true)
     }

@@ -1,6 +1,7 @@
 import BinanceAPI
 import BinanceSimulator
 import Clocks
+import ExtractorCLI
 import Foundation
 import HTTPTransport
 import Pipeline
@@ -136,6 +137,32 @@ struct PostgresStoreTests {
         expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m15, from: start, through: lastClosed + m15 - 1)
         stored = try await store.klines(table: table, symbol: unit.symbol)
         #expect(stored.count == expected.count && zip(stored, expected).allSatisfy { $0.matches($1) } && stored.last?.openTime == lastClosed)
+    }
+
+    @Test("an existing table that would round a value, and a role that may not write, are exit 2 before any fetch, naming the fix")
+    func existingTablesChecked() async throws {
+        let clock = ManualClock(now: KlinesEndToEndTests.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestPostgres.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let args = ["--timeframes", "1h", "--symbols", "BTCUSDT"]
+        try await db.execute(PostgresKlineStore.createSQL(Self.table).replacingOccurrences(of: "\"open_price\" numeric(38,18)", with: "\"open_price\" double precision"))
+        let rounded = await KlinesEndToEndTests.extract(args + ["--database-url", db.uriText], api: sim.baseURL, uri: nil, clock: clock)
+        #expect(rounded.status == 2 && rounded.errors.contains("ALTER TABLE klines_h1 ALTER COLUMN open_price TYPE numeric(38,18)"), "\(rounded.errors)")
+        #expect(await sim.simulator.statistics.klinesRequests == 0)
+
+        try await db.execute("DROP TABLE klines_h1")
+        let reader = "bx_reader_\(UInt32.random(in: 0...UInt32.max))"
+        try await db.execute("CREATE ROLE \(reader) LOGIN PASSWORD 'r3ad'")
+        try await db.execute(PostgresKlineStore.createSQL(Self.table))
+        try await db.execute(PostgresKlineStore.confirmedGapsSQL)
+        try await db.execute("GRANT SELECT ON klines_h1, kline_gaps_confirmed TO \(reader)")
+        defer { Task { try? await db.execute("DROP OWNED BY \(reader); DROP ROLE \(reader)") } }
+        let url = "postgresql://\(reader):r3ad@\(db.uri.host):\(db.uri.port)/\(db.uri.database)"
+        let denied = await KlinesEndToEndTests.extract(args + ["--database-url", url], api: sim.baseURL, uri: nil, clock: clock)
+        #expect(denied.status == 2 && denied.errors.contains("may not SELECT, INSERT and UPDATE klines_h1"), "\(denied.errors)")
+        #expect(!denied.errors.contains("r3ad"))
+        #expect(await sim.simulator.statistics.klinesRequests == 0)
     }
 
     @Test("wrong credentials are a configuration error that never shows the password; a URL option libpq should not get is named")

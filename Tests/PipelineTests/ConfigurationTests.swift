@@ -19,7 +19,11 @@ struct ConfigurationTests {
     @Test("bad input exits 2 with a message naming the value", arguments: [
         (["klines", "--timeframes", "7m", "--symbols", "BTCUSDT", "--dry-run"], "unknown timeframe '7m'"),
         (["klines", "--timeframes", "1m", "--symbols", "btc-usdt!", "--dry-run"], "invalid symbol 'btc-usdt!'"),
-        (["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--mysql-uri", "postgres://u:secret@h/db"], "scheme 'postgres'"),
+        (["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--mysql-uri", "sqlite://u:secret@h/db"], "scheme 'sqlite'"),
+        (["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--database-url", "postgresql://u:secret@h/db?sslmode=strict"], "sslmode 'strict'"),
+        (["funding", "--symbols", "BTCUSDT", "--database-url", "postgresql://u:secret@h/db"], "`funding` does not write PostgreSQL yet"),
+        (["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--database-url", "postgres://u:secret@h/db", "--mysql-uri", "mysql://u:secret@h/db"],
+         "--database-url and --mysql-uri both name a database"),
         (["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--mysql-uri", "mysql://u:secret@h:99999/db"], "port '99999'"),
         (["klines", "--timeframes", "1s", "--symbols", "BTCUSDT", "--dry-run"], "not offered on futures"),
         (["klines", "--timeframes", "1m", "--symbols", "BTCUSDT"], "no database configured"),
@@ -58,7 +62,12 @@ struct ConfigurationTests {
         (["WEIGHT_SHARE": "1.5"], "invalid weight share 1.5"),
         (["JOB_COMPLETION_INDEX": "2"], "JOB_COMPLETION_INDEX=2 is set (an Indexed Job's pod) but SHARD_COUNT is not"),
         (["DB_ADAPTER": "mongodb"], "DB_ADAPTER=mongodb is not supported by this build"),
-        (["DB_ADAPTER": "postgresql"], "DB_ADAPTER=postgresql is not supported by this build"),
+        (["DB_ADAPTER": "data_manager"], "DB_ADAPTER=data_manager is not supported by this build"),
+        (["DB_ADAPTER": "postgresql", "MYSQL_URI": "mysql://u:hunter2@db/x"], "DB_ADAPTER=postgresql disagrees with the database URL mysql://u:***@db:3306/x"),
+        (["DB_ADAPTER": "mysql", "DATABASE_URL": "postgresql://u:hunter2@db/x"], "DB_ADAPTER=mysql disagrees with the database URL postgresql://u:***@db:5432/x"),
+        (["DATABASE_URL": "postgresql://u:hunter2@db/x", "MYSQL_URI": "mysql://u:hunter2@db/x"], "both DATABASE_URL and MYSQL_URI name a database"),
+        (["DATABASE_URL_FILE": "/nonexistent/url"], "DATABASE_URL_FILE=/nonexistent/url cannot be read"),
+        (["DATABASE_URL": "postgresql://u:hunter2@db/x?options=-c%20x"], "option 'options' is not one this program passes to libpq"),
         (["DB_ADAPTER": "sqlite"], "invalid DB_ADAPTER='sqlite'"),
         (["MYSQL_URI": "mysql://u:hunter2@db/x?ssl=true"], "option 'ssl' is not supported: use ssl-mode=REQUIRED"),
         (["MYSQL_URI": "mysql://u:hunter2@db/x?sslmode=require"], "unknown option 'sslmode'"),
@@ -93,7 +102,7 @@ struct ConfigurationTests {
         let env = ["MYSQL_URI": "mysql+pymysql://bx:pw@db:3306/binance", "LOG_LEVEL": "WARN", "DB_ADAPTER": "mysql"]
         let config = try Resolve.klines(try KlinesCommand.parse(["--period", "15m", "--symbols", "BTCUSDT", "--parallel", "3"]), environment: env)
         #expect(config.intervals == [.m15] && config.common.maxWorkers == 3 && config.common.logLevel == .warning)
-        #expect(config.common.database?.database == "binance" && config.common.warnings.isEmpty)
+        #expect(config.common.database?.mariadb?.database == "binance" && config.common.warnings.isEmpty)
         // A password typed on the command line shows in `ps`: warned about.
         let flagged = try Resolve.klines(try KlinesCommand.parse(["--timeframes", "1h", "--symbols", "BTCUSDT", "--mysql-uri", "mysql://u:pw@h/d"]),
                                          environment: [:])
@@ -109,7 +118,7 @@ struct ConfigurationTests {
                                                                  "--end-date", "2023-02-01T00:00:00Z"]),
                                         environment: [:], now: 1_764_633_600_000)
         #expect(config.intervals == [.m5] && config.common.maxWorkers == 15 && config.common.symbols.map(\.name) == ["ETHUSDT"])
-        #expect(config.common.database?.database == "binance")
+        #expect(config.common.database?.mariadb?.database == "binance")
         #expect(config.planner.explicitStart == 1_672_531_200_000 && config.planner.explicitEnd == 1_675_209_600_000)
         for (args, message) in [
             (["klines", "--period", "15m", "--db-adapter", "mongodb", "--symbols", "BTCUSDT", "--dry-run"], "--db-adapter mongodb is not supported by this build"),
@@ -120,7 +129,7 @@ struct ConfigurationTests {
             let (status, _, errors) = await run(args, env: ["MYSQL_URI": "mysql://u:p@127.0.0.1:9/x"])
             #expect(status == 2 && errors.contains(message), "\(args): \(errors)")
         }
-        #expect(throws: ConfigurationError.self) { try Resolve.adapter(nil, ["DB_ADAPTER": "data_manager"]) }
+        #expect(throws: ConfigurationError.self) { try Resolve.adapter(nil, ["DB_ADAPTER": "data_manager"], location: nil) }
         #expect(TelemetryConfiguration(environment: ["ENABLE_OTEL": "false"]).tracesEndpoint == nil)
         #expect(TelemetryConfiguration(environment: ["ENABLE_OTEL": "true"]).tracesEndpoint != nil)
     }
@@ -137,7 +146,7 @@ struct ConfigurationTests {
         try "mysql://u:from-file@db:3307/market\n".write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
         var warnings: [String] = []
-        let uri = try Resolve.database(try DatabaseOptions.parse([]), ["MYSQL_URI_FILE": file.path], warnings: &warnings)
+        let uri = try Resolve.database(try DatabaseOptions.parse([]), ["MYSQL_URI_FILE": file.path], warnings: &warnings)?.mariadb
         #expect(uri?.password == "from-file" && uri?.port == 3307 && warnings.isEmpty)
     }
 

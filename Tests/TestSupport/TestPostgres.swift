@@ -41,6 +41,11 @@ public struct TestPostgres: Sendable {
         try await pool.withConnection { try $0.query(sql) }
     }
 
+    /// Runs statements (several, separated by `;`, as a script).
+    public func execute(_ sql: String) async throws {
+        _ = try await pool.withConnection { try $0.execute(sql) }
+    }
+
     public func drop() async {
         pool.shutdown()
         let name = uri.database

@@ -49,7 +49,7 @@ public struct PostgresError: StoreFailure, CustomStringConvertible, Sendable {
 
     private var advice: String {
         if sqlState == "42501" {
-            return " (the run needs SELECT, INSERT and UPDATE on its tables, and CREATE where a table is missing: GRANT them, or run `binance-extractor migrate` as a role that may)"
+            return " (the run needs SELECT, INSERT and UPDATE on its tables, and CREATE on the schema where a table is missing: GRANT them to the role in the database URL, or create the tables with a role that may)"
         }
         if isConfiguration { return " (check the user, password, database and sslmode in the database URL)" }
         if connectionBad { return " (is PostgreSQL running at that host and port, and may this machine reach it?)" }

@@ -1,0 +1,49 @@
+import PostgresStore
+import Storage
+
+/// The database a run writes, chosen by its URL's scheme: `mysql://` or `mariadb://` (SQLAlchemy's `mysql+DRIVER://`
+/// too) is MariaDB, `postgresql://` or `postgres://` is PostgreSQL. Shown without its password.
+public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
+    case mariadb(DatabaseURI)
+    case postgresql(PostgresURI)
+
+    init(parsing text: String) throws(ConfigurationError) {
+        let scheme = text.range(of: "://").map { text[..<$0.lowerBound].lowercased() }
+        if scheme == "postgresql" || scheme == "postgres" {
+            do { self = .postgresql(try PostgresURI(parsing: text)) } catch { throw ConfigurationError(error.description) }
+            return
+        }
+        do { self = .mariadb(try DatabaseURI(parsing: text)) } catch {
+            guard let scheme, !scheme.hasPrefix("mysql"), !scheme.hasPrefix("mariadb") else { throw ConfigurationError(error.description) }
+            throw ConfigurationError("invalid database URL '\(error.redactedURI)': scheme '\(scheme)' is not mysql://, mariadb://, postgresql:// or postgres://")
+        }
+    }
+
+    /// The MariaDB URI, for what only MariaDB holds so far.
+    public var mariadb: DatabaseURI? {
+        if case .mariadb(let uri) = self { return uri }
+        return nil
+    }
+
+    public var password: String {
+        switch self {
+        case .mariadb(let uri): uri.password
+        case .postgresql(let uri): uri.password
+        }
+    }
+
+    /// `mysql` or `postgresql`, as `DB_ADAPTER` names them.
+    var adapter: String {
+        switch self {
+        case .mariadb: "mysql"
+        case .postgresql: "postgresql"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .mariadb(let uri): "\(uri)"
+        case .postgresql(let uri): "\(uri)"
+        }
+    }
+}
