@@ -205,7 +205,6 @@ extension ExtractorCLI {
         let common: CommonConfiguration, intervals: [KlineInterval], since: Int64?, maxGapDays: Int?, source: KlinesSourceMode, archiveURL: String
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: true)
-            try Resolve.requireMariaDB(common.database, for: "gaps")
             (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", environment)
             let named = try Resolve.alias(try Resolve.alias(command.timeframes, command.timeframe, option: "--timeframes", alias: "--timeframe"),
                                           command.period, option: "--timeframes", alias: "--period")

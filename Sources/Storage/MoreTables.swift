@@ -88,6 +88,29 @@ public enum ConfirmedGapTable {
         key: ["table_name", "symbol", "gap_start", "gap_end"])
 }
 
+extension KlineHole {
+    /// Holes from a hole query's rows, whichever database answered it: (symbol, the open time before the hole in ms,
+    /// or NULL for "from `since`", the open time after it in ms). Sorted by symbol and start.
+    public static func holes(rows: [[String?]], interval: KlineInterval, since: Int64?) -> [KlineHole] {
+        var holes: [KlineHole] = []
+        for row in rows where row.count >= 3 {
+            guard let symbol = row[0], let nextText = row[2], let next = Int64(nextText) else { continue }
+            let from: Int64
+            if let prevText = row[1], let prev = Int64(prevText) {
+                from = interval.nextOpenTime(after: prev)
+            } else if let since {
+                from = interval.firstOpenTime(atOrAfter: since)
+            } else {
+                continue
+            }
+            let to = interval.openTime(containing: next - 1)
+            guard to >= from else { continue }
+            holes.append(KlineHole(symbol: symbol, from: from, to: to, missing: interval.count(from: from, to: to)))
+        }
+        return holes.sorted { ($0.symbol, $0.from) < ($1.symbol, $1.from) }
+    }
+}
+
 /// A hole in stored klines: open times `from` through `to` (inclusive) are missing.
 public struct KlineHole: Sendable, Hashable, CustomStringConvertible {
     public let symbol: String

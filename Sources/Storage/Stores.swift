@@ -119,26 +119,7 @@ public struct GapStore: Sendable {
                 return rows
             }
         }
-        var holes: [KlineHole] = []
-        for row in rows {
-            guard let symbol = row[0], let nextText = row[2], let next = Int64(nextText) else { continue }
-            let from: Int64
-            if let prevText = row[1], let prev = Int64(prevText) {
-                from = interval.nextOpenTime(after: prev)
-            } else if let since {
-                from = interval.firstOpenTime(atOrAfter: since)
-            } else {
-                continue
-            }
-            let to = interval.openTime(containing: next - 1)
-            guard to >= from else { continue }
-            holes.append(KlineHole(symbol: symbol, from: from, to: to, missing: Self.count(interval, from: from, to: to)))
-        }
-        return holes.sorted { ($0.symbol, $0.from) < ($1.symbol, $1.from) }
-    }
-
-    static func count(_ interval: KlineInterval, from: Int64, to: Int64) -> Int64 {
-        interval.count(from: from, to: to)
+        return KlineHole.holes(rows: rows, interval: interval, since: since)
     }
 
     /// Holes already confirmed empty on Binance's side.
@@ -151,7 +132,7 @@ public struct GapStore: Sendable {
         }
         return Set(rows.compactMap { r in
             guard let s = r[0], let f = r[1].flatMap({ Int64($0) }), let t = r[2].flatMap({ Int64($0) }) else { return nil }
-            return KlineHole(symbol: s, from: f, to: t, missing: Self.count(table.interval, from: f, to: t))
+            return KlineHole(symbol: s, from: f, to: t, missing: table.interval.count(from: f, to: t))
         })
     }
 

@@ -17,44 +17,50 @@ struct HistoryJobsTests {
     static let table = KlineTable(market: .futures, interval: .m15)
 
     static func cli(_ args: [String], sim: SimulatorFixture, db: TestDatabase, clock: any WallClock) async -> E2E.Run {
+        await cli(args, sim: sim, store: TestStore(db), clock: clock)
+    }
+
+    /// A command on either store, named by `--database-url`.
+    static func cli(_ args: [String], sim: SimulatorFixture, store: TestStore, clock: any WallClock) async -> E2E.Run {
         let out = LineSink(), err = LineSink()
-        let status = await ExtractorCLI.run(arguments: args + ["--api-url", sim.baseURL, "--mysql-uri", db.uriText],
+        let status = await ExtractorCLI.run(arguments: args + ["--api-url", sim.baseURL, "--database-url", store.urlText],
                                             environment: ["OTEL_SDK_DISABLED": "true", "BINANCE_KLINES_SOURCE": "rest"],
                                             context: RunContext(clock: clock, output: out, errors: err))
         return E2E.Run(status: status, output: out.text, errors: err.text)
     }
 
     static func delete(_ db: TestDatabase, _ symbol: String, from: Int64, through: Int64) async throws {
-        try await db.execute("DELETE FROM klines_m15 WHERE symbol = '\(symbol)' AND open_time BETWEEN FROM_UNIXTIME(\(from) * 0.001) AND FROM_UNIXTIME(\(through) * 0.001)")
+        try await TestStore(db).deleteKlines("klines_m15", symbol: symbol, from: from, through: through)
     }
 
-    @Test("holes punched into a table are found exactly and filled exactly; an exchange outage is confirmed by the run that crossed it, never asked again")
-    func gapFiller() async throws {
+    @Test("holes punched into a table are found exactly and filled exactly; an exchange outage is confirmed by the run that crossed it, never asked again",
+          arguments: StoreKind.allCases)
+    func gapFiller(store kind: StoreKind) async throws {
         let clock = ManualClock(now: Self.now)
         let sim = try await SimulatorFixture.start(clock: clock)
-        let db = try await TestDatabase.make()
+        let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
         let m15 = 15 * Self.minute
         let start = KlineInterval.m15.openTime(containing: Self.now - 72 * 3_600_000)
         // Binance itself has no candles for two hours a day ago.
         let outage = KlineInterval.m15.openTime(containing: Self.now - 30 * 3_600_000)
         await sim.simulator.setOutages([outage..<(outage + 8 * m15)])
-        let first = await Self.cli(["klines", "--timeframes", "15m", "--symbols", "BTCUSDT,ETHUSDT", "--lookback-hours", "72"], sim: sim, db: db, clock: clock)
+        let first = await Self.cli(["klines", "--timeframes", "15m", "--symbols", "BTCUSDT,ETHUSDT", "--lookback-hours", "72"], sim: sim, store: db, clock: clock)
         #expect(first.status == 0, "\(first.errors)")
         // The run that crossed the outage recorded it: Binance answered the candles on both sides of it.
-        let crossed = try await db.query("SELECT symbol, CAST(UNIX_TIMESTAMP(gap_start) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(gap_end) * 1000 AS SIGNED) FROM kline_gaps_confirmed ORDER BY symbol")
-        #expect(crossed.map { $0.compactMap { $0 } } == ["BTCUSDT", "ETHUSDT"].map { [$0, "\(outage)", "\(outage + 7 * m15)"] })
+        let crossed = try await db.confirmedGaps()
+        #expect(crossed == ["BTCUSDT", "ETHUSDT"].map { [$0, "\(outage)", "\(outage + 7 * m15)"] })
 
         let a = start + 10 * m15, b = start + 100 * m15, c = start + 200 * m15
-        try await Self.delete(db, "BTCUSDT", from: a, through: a + 2 * m15)
-        try await Self.delete(db, "BTCUSDT", from: b, through: b + 9 * m15)
-        try await Self.delete(db, "ETHUSDT", from: c, through: c)
+        try await db.deleteKlines("klines_m15", symbol: "BTCUSDT", from: a, through: a + 2 * m15)
+        try await db.deleteKlines("klines_m15", symbol: "BTCUSDT", from: b, through: b + 9 * m15)
+        try await db.deleteKlines("klines_m15", symbol: "ETHUSDT", from: c, through: c)
         let expectedHoles = [
             ("BTCUSDT", a, a + 2 * m15, 3), ("BTCUSDT", b, b + 9 * m15, 10), ("ETHUSDT", c, c, 1),
         ].sorted { ($0.0, $0.1) < ($1.0, $1.1) }
 
         await sim.simulator.resetStatistics()
-        let listed = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT", "--dry-run"], sim: sim, db: db, clock: clock)
+        let listed = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT", "--dry-run"], sim: sim, store: db, clock: clock)
         #expect(listed.status == 0, "\(listed.errors)")
         let lines = listed.output.split(separator: "\n").filter { $0.hasPrefix("  ") }.map { $0.trimmingCharacters(in: .whitespaces) }
         let expectedLines = expectedHoles.map { "\($0.0)  \(UTCCalendar.iso8601($0.1)) .. \(UTCCalendar.iso8601($0.2))  \($0.3) candles" }
@@ -62,45 +68,45 @@ struct HistoryJobsTests {
         #expect(listed.output.contains("(2 holes confirmed empty on Binance's side are not listed"), "\(listed.output)")
         #expect(await sim.simulator.statistics.klinesRequests == 0, "a dry run fetches nothing")
 
-        let filled = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT"], sim: sim, db: db, clock: clock)
+        let filled = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT"], sim: sim, store: db, clock: clock)
         #expect(filled.status == 0, "\(filled.errors)")
         for symbol in ["BTCUSDT", "ETHUSDT"] {
             try await E2E.expectExact(db, sim, table: Self.table, symbol: symbol, from: start, through: Self.now)
         }
-        let confirmed = try await db.query("SELECT symbol, CAST(UNIX_TIMESTAMP(gap_start) * 1000 AS SIGNED) FROM kline_gaps_confirmed ORDER BY symbol")
-        #expect(confirmed.map { $0[0]! } == ["BTCUSDT", "ETHUSDT"])
+        let confirmed = try await db.confirmedGaps()
+        #expect(confirmed.map { $0[0] } == ["BTCUSDT", "ETHUSDT"])
         #expect(confirmed.allSatisfy { $0[1] == "\(outage)" })
 
         // The nightly run does not ask Binance for the outage...
         await sim.simulator.resetStatistics()
-        let again = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT"], sim: sim, db: db, clock: clock)
+        let again = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT"], sim: sim, store: db, clock: clock)
         #expect(again.status == 0)
         #expect(await sim.simulator.statistics.klinesRequests == 0)
         // ... unless told to: then it asks once per symbol and confirms it again.
-        let recheck = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT", "--recheck"], sim: sim, db: db, clock: clock)
+        let recheck = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT", "--recheck"], sim: sim, store: db, clock: clock)
         #expect(recheck.status == 0)
         #expect(await sim.simulator.statistics.klinesRequests == 2)
     }
 
-    @Test("--max-gap-days skips longer holes with a warning; --since finds a hole before the first stored candle")
-    func gapLimits() async throws {
+    @Test("--max-gap-days skips longer holes with a warning; --since finds a hole before the first stored candle", arguments: StoreKind.allCases)
+    func gapLimits(store kind: StoreKind) async throws {
         let clock = ManualClock(now: Self.now)
         let sim = try await SimulatorFixture.start(clock: clock)
-        let db = try await TestDatabase.make()
+        let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
         let start = KlineInterval.m15.openTime(containing: Self.now - 96 * 3_600_000)
-        _ = await Self.cli(["klines", "--timeframes", "15m", "--symbols", "BTCUSDT", "--lookback-hours", "96"], sim: sim, db: db, clock: clock)
+        _ = await Self.cli(["klines", "--timeframes", "15m", "--symbols", "BTCUSDT", "--lookback-hours", "96"], sim: sim, store: db, clock: clock)
         let holeStart = start + 4 * 3_600_000
-        try await Self.delete(db, "BTCUSDT", from: holeStart, through: holeStart + 36 * 3_600_000)
-        let skipped = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT", "--max-gap-days", "1"], sim: sim, db: db, clock: clock)
+        try await db.deleteKlines("klines_m15", symbol: "BTCUSDT", from: holeStart, through: holeStart + 36 * 3_600_000)
+        let skipped = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT", "--max-gap-days", "1"], sim: sim, store: db, clock: clock)
         #expect(skipped.status == 0)
         #expect(skipped.errors.contains("hole longer than --max-gap-days skipped"))
         #expect(await sim.simulator.statistics.klinesRequests == 1, "only the first klines run asked")
 
         // The first two hours are missing too: with --since before them, they count as a hole.
-        try await Self.delete(db, "BTCUSDT", from: start, through: start + 7 * 15 * Self.minute)
+        try await db.deleteKlines("klines_m15", symbol: "BTCUSDT", from: start, through: start + 7 * 15 * Self.minute)
         let listed = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT", "--since", UTCCalendar.iso8601(start).replacingOccurrences(of: ".000Z", with: ""), "--dry-run"],
-                                    sim: sim, db: db, clock: clock)
+                                    sim: sim, store: db, clock: clock)
         #expect(listed.output.contains("BTCUSDT  \(UTCCalendar.iso8601(start)) .. \(UTCCalendar.iso8601(start + 7 * 15 * Self.minute))  8 candles"), "\(listed.output)")
     }
 

@@ -53,6 +53,31 @@ public struct TestStore: Sendable {
         return Int(text) ?? 0
     }
 
+    /// Deletes the klines of `symbol` whose open times are within `[from, through]` (ms), as a hole punched by hand.
+    public func deleteKlines(_ table: String, symbol: String, from: Int64, through: Int64) async throws {
+        if let mariadb {
+            try await mariadb.execute("DELETE FROM `\(table)` WHERE symbol = '\(symbol)' AND open_time BETWEEN FROM_UNIXTIME(\(from) * 0.001) AND FROM_UNIXTIME(\(through) * 0.001)")
+        } else if let postgres {
+            try await postgres.execute("DELETE FROM \"\(table)\" WHERE symbol = '\(symbol)' AND open_time BETWEEN 'epoch'::timestamptz + \(from) * interval '1 millisecond' "
+                                       + "AND 'epoch'::timestamptz + \(through) * interval '1 millisecond'")
+        }
+    }
+
+    /// `kline_gaps_confirmed` as (symbol, first missing open time, last missing open time), by symbol and time.
+    public func confirmedGaps() async throws -> [[String]] {
+        let rows: [[String?]]
+        if let mariadb {
+            rows = try await mariadb.query("SELECT symbol, CAST(UNIX_TIMESTAMP(gap_start) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(gap_end) * 1000 AS SIGNED) "
+                                           + "FROM kline_gaps_confirmed ORDER BY symbol, gap_start")
+        } else if let postgres {
+            rows = try await postgres.query("SELECT symbol, (extract(epoch FROM gap_start) * 1000)::bigint, (extract(epoch FROM gap_end) * 1000)::bigint "
+                                            + "FROM kline_gaps_confirmed ORDER BY symbol, gap_start")
+        } else {
+            rows = []
+        }
+        return rows.map { $0.map { $0 ?? "" } }
+    }
+
     public func drop() async {
         await mariadb?.drop()
         await postgres?.drop()

@@ -2,9 +2,9 @@ import BinanceAPI
 import Logging
 import Storage
 
-/// PostgreSQL as a `DataStore`: klines (with the confirmed-gaps table the extractor records outages in). Funding
-/// rates, aggregate trades and the gap filler are not held here yet: `tables` leaves them out and the commands refuse
-/// such a run with a configuration error before preparing it.
+/// PostgreSQL as a `DataStore`: klines, their holes and the confirmed-gaps table. Funding rates and aggregate trades are
+/// not held here yet: `PreparedTables` leaves them out and those commands refuse such a run with a configuration error
+/// before preparing it.
 public final class PostgresDataStore: DataStore {
     public let pool: PostgresPool
 
@@ -32,7 +32,7 @@ public final class PostgresDataStore: DataStore {
             try await checkWritable(klineTables.map(\.name) + [ConfirmedGapTable.name])
         }
         for table in klineTables where existing.contains(table.name) { try await checkShape(table) }
-        return PreparedTables(existing: existing, klines: klines, funding: nil, trades: nil, gaps: nil)
+        return PreparedTables(existing: existing, klines: klines, funding: nil, trades: nil, gaps: PostgresGapStore(pool: pool))
     }
 
     /// Tables of the session's schema (`search_path`'s first, usually `public`).

@@ -141,20 +141,8 @@ extension PostgresKlineStore: KlineStoring {
         try await upsert(table: table, symbol: symbol, klines: klines)
     }
 
-    /// Holes Binance answered with no candles for, kept so `gaps` does not ask again (a hole recorded twice is one).
+    /// Holes Binance answered with no candles for, kept so `gaps` does not ask again.
     public func recordOutages(table: KlineTable, holes: [KlineHole]) async throws {
-        guard !holes.isEmpty else { return }
-        let sql = "INSERT INTO \"\(ConfirmedGapTable.name)\" (\"table_name\", \"symbol\", \"gap_start\", \"gap_end\") "
-            + "VALUES ($1, $2, $3::timestamptz, $4::timestamptz) ON CONFLICT DO NOTHING"
-        let context = "recording \(holes.count) outages of \(table.name)"
-        try await span("INSERT", ConfirmedGapTable.name, batchSize: holes.count) {
-            try await pool.withConnection { db in
-                try db.transaction(context: context) {
-                    for hole in holes {
-                        _ = try db.query(sql, [table.name, hole.symbol, UTCCalendar.iso8601(hole.from), UTCCalendar.iso8601(hole.to)], context: context)
-                    }
-                }
-            }
-        }
+        try await PostgresGapStore(pool: pool).recordConfirmed(table: table, holes: holes)
     }
 }
