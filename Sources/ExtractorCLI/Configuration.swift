@@ -142,7 +142,7 @@ enum Resolve {
     /// What PostgreSQL does not hold yet (the second store comes a command at a time): refused before anything runs.
     static func requireMariaDB(_ location: DatabaseLocation?, for command: String) throws(ConfigurationError) {
         guard case .postgresql(let uri) = location else { return }
-        throw ConfigurationError("`\(command)` does not write PostgreSQL yet (database URL \(uri)): this build runs `klines` and `gaps` on PostgreSQL; use a MariaDB URL (mysql://…) for \(command)")
+        throw ConfigurationError("`\(command)` does not write PostgreSQL yet (database URL \(uri)): this build runs `klines`, `gaps`, `funding` and `trades` on PostgreSQL; use a MariaDB URL (mysql://…) for \(command)")
     }
 
     /// `NAME`, or `NAME_FILE` read (a mounted Secret), or nil; both set is an error.

@@ -279,7 +279,6 @@ extension ExtractorCLI {
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             guard common.market == .futures else { throw ConfigurationError("funding rates exist on USD-M futures only: drop --market spot") }
-            try Resolve.requireMariaDB(common.database, for: "funding")
             range = try Resolve.range(command.range, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
         } catch {
@@ -305,7 +304,6 @@ extension ExtractorCLI {
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_TRADES_SOURCE", environment)
-            try Resolve.requireMariaDB(common.database, for: "trades")
             range = try Resolve.range(command.range, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
             maxPages = try Resolve.positive(command.maxPages, env: nil, environment, default: 1000, option: "--max-pages")

@@ -110,19 +110,19 @@ struct HistoryJobsTests {
         #expect(listed.output.contains("BTCUSDT  \(UTCCalendar.iso8601(start)) .. \(UTCCalendar.iso8601(start + 7 * 15 * Self.minute))  8 candles"), "\(listed.output)")
     }
 
-    @Test("funding rates: the first run fills exactly (negative rates, missing mark prices), the next resumes without duplicates")
-    func funding() async throws {
+    @Test("funding rates: the first run fills exactly (negative rates, missing mark prices), the next resumes without duplicates",
+          arguments: StoreKind.allCases)
+    func funding(store kind: StoreKind) async throws {
         let clock = ManualClock(now: Self.now)
         let sim = try await SimulatorFixture.start(clock: clock)
-        let db = try await TestDatabase.make()
+        let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
         let start = UTCCalendar.parse("2019-12-01")!
-        let first = await Self.cli(["funding", "--symbols", "BTCUSDT,ETHUSDT", "--start", "2019-12-01"], sim: sim, db: db, clock: clock)
+        let first = await Self.cli(["funding", "--symbols", "BTCUSDT,ETHUSDT", "--start", "2019-12-01"], sim: sim, store: db, clock: clock)
         #expect(first.status == 0, "\(first.errors)")
-        let store = FundingStore(pool: db.pool)
         for symbol in ["BTCUSDT", "ETHUSDT"] {
             let expected = await sim.simulator.expectedFundingRates(symbol: symbol, from: start, through: Self.now)
-            let stored = try await store.all(symbol: try Symbol(validating: symbol))
+            let stored = try await db.fundingRates(symbol: symbol)
             #expect(stored.count == expected.count)
             #expect(zip(stored, expected).allSatisfy { s, e in
                 s.0 == e.fundingTime && DecimalString.compare(DecimalString(unchecked: s.1.replacingOccurrences(of: "-", with: "")),
@@ -134,63 +134,61 @@ struct HistoryJobsTests {
         }
         clock.advance(by: 16 * 3_600_000)
         await sim.simulator.resetStatistics()
-        let second = await Self.cli(["funding", "--symbols", "BTCUSDT,ETHUSDT"], sim: sim, db: db, clock: clock)
+        let second = await Self.cli(["funding", "--symbols", "BTCUSDT,ETHUSDT"], sim: sim, store: db, clock: clock)
         #expect(second.status == 0, "\(second.errors)")
         #expect(await sim.simulator.statistics.fundingRequests == 2)
-        let count = try await db.query("SELECT COUNT(*), COUNT(DISTINCT symbol, funding_time) FROM funding_rates")
-        #expect(count[0][0] == count[0][1])
         let expected = await sim.simulator.expectedFundingRates(symbol: "BTCUSDT", from: start, through: clock.now())
-        #expect(try await store.all(symbol: try Symbol(validating: "BTCUSDT")).count == expected.count)
+        let stored = try await db.fundingRates(symbol: "BTCUSDT")
+        #expect(stored.map(\.0) == expected.map(\.fundingTime), "every rate once, in time order")
     }
 
-    @Test("aggregate trades: from a start time, then by id, without duplicates or holes, on both markets", arguments: [Market.futures, .spot])
-    func trades(market: Market) async throws {
+    @Test("aggregate trades: from a start time, then by id, without duplicates or holes, on both markets",
+          arguments: [Market.futures, .spot], StoreKind.allCases)
+    func trades(market: Market, store kind: StoreKind) async throws {
         let clock = ManualClock(now: Self.now)
         let sim = try await SimulatorFixture.start(clock: clock)
-        let db = try await TestDatabase.make()
+        let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
         let start = Self.now - 150 * Self.minute  // two and a half hours: several one-hour windows are not needed, pages are
         let first = await Self.cli(["trades", "--market", market.rawValue, "--symbols", "BTCUSDT", "--start", UTCCalendar.iso8601(start)
-            .replacingOccurrences(of: ".000Z", with: "")], sim: sim, db: db, clock: clock)
+            .replacingOccurrences(of: ".000Z", with: "")], sim: sim, store: db, clock: clock)
         #expect(first.status == 0, "\(first.errors)")
         let table = TradeTable(market: market)
-        let store = TradeStore(pool: db.pool)
-        var ids = try await store.ids(table: table, symbol: try Symbol(validating: "BTCUSDT"))
+        var ids = try await db.tradeIds(table, symbol: "BTCUSDT")
         let firstId = try #require(ids.first?.0)
         #expect(ids.first!.1 >= start && ids.first!.1 < start + SimulatedMarket.tradeSpacingMilliseconds)
         clock.advance(by: 40 * Self.minute)
-        let second = await Self.cli(["trades", "--market", market.rawValue, "--symbols", "BTCUSDT"], sim: sim, db: db, clock: clock)
+        let second = await Self.cli(["trades", "--market", market.rawValue, "--symbols", "BTCUSDT"], sim: sim, store: db, clock: clock)
         #expect(second.status == 0, "\(second.errors)")
-        ids = try await store.ids(table: table, symbol: try Symbol(validating: "BTCUSDT"))
+        ids = try await db.tradeIds(table, symbol: "BTCUSDT")
         let expected = await sim.simulator.expectedAggTrades(symbol: "BTCUSDT", fromId: firstId, throughTime: clock.now())
         #expect(ids.map(\.0) == expected.map(\.id), "stored ids are not exactly the served ones")
         #expect(ids.map(\.1) == expected.map(\.time))
-        let row = try await db.query("SELECT price, quantity, is_buyer_maker FROM `\(table.name)` WHERE agg_trade_id = \(expected[5].id)")
-        #expect(DecimalString.compare(DecimalString(unchecked: row[0][0]!), expected[5].price) == 0)
-        #expect(DecimalString.compare(DecimalString(unchecked: row[0][1]!), expected[5].quantity) == 0)
-        #expect(row[0][2] == (expected[5].isBuyerMaker ? "1" : "0"))
+        let row = try await db.trade(table, id: expected[5].id)
+        #expect(row.count == 3 && DecimalString.compare(DecimalString(unchecked: row[0] ?? ""), expected[5].price) == 0)
+        #expect(row.count == 3 && DecimalString.compare(DecimalString(unchecked: row[1] ?? ""), expected[5].quantity) == 0)
+        #expect(row.last == (expected[5].isBuyerMaker ? "1" : "0"))
     }
 
-    @Test("trades --start/--end backfill an older range below trades already stored; times given as Unix seconds and ISO 8601 with offset")
-    func tradesBackfillBelowStored() async throws {
+    @Test("trades --start/--end backfill an older range below trades already stored; times given as Unix seconds and ISO 8601 with offset",
+          arguments: StoreKind.allCases)
+    func tradesBackfillBelowStored(store kind: StoreKind) async throws {
         let clock = ManualClock(now: Self.now)
         let sim = try await SimulatorFixture.start(clock: clock)
-        let db = try await TestDatabase.make()
+        let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
-        let symbol = try Symbol(validating: "BTCUSDT")
         let table = TradeTable(market: .futures)
-        let store = TradeStore(pool: db.pool)
-        let recent = await Self.cli(["trades", "--symbols", "BTCUSDT", "--lookback-hours", "1"], sim: sim, db: db, clock: clock)
+        let recent = await Self.cli(["trades", "--symbols", "BTCUSDT", "--lookback-hours", "1"], sim: sim, store: db, clock: clock)
         #expect(recent.status == 0, "\(recent.errors)")
-        let newer = try await store.ids(table: table, symbol: symbol)
+        let newer = try await db.tradeIds(table, symbol: "BTCUSDT")
         let newestBefore = try #require(newer.last?.0)
 
         let from = Self.now - 240 * Self.minute, until = Self.now - 180 * Self.minute
         // The same instants as a person types them: Unix seconds, and ISO 8601 with an offset (one hour east of UTC).
         let endText = UTCCalendar.iso8601(until + 3_600_000).replacingOccurrences(of: ".000Z", with: "+01:00")
-        let backfill = await Self.cli(["trades", "--symbols", "BTCUSDT", "--start", "\(from / 1000)", "--end", endText], sim: sim, db: db, clock: clock)
+        let backfill = await Self.cli(["trades", "--symbols", "BTCUSDT", "--start", "\(from / 1000)", "--end", endText], sim: sim, store: db, clock: clock)
         #expect(backfill.status == 0, "\(backfill.errors)")
-        let ids = try await store.ids(table: table, symbol: symbol)
+        let ids = try await db.tradeIds(table, symbol: "BTCUSDT")
         let older = ids.filter { $0.1 < until }
         let firstId = try #require(older.first?.0)
         #expect(older.first!.1 >= from && older.first!.1 < from + SimulatedMarket.tradeSpacingMilliseconds)
@@ -201,23 +199,21 @@ struct HistoryJobsTests {
         #expect(ids.count == older.count + newer.count)
     }
 
-    @Test("funding --start/--end backfill older rates below rates already stored")
-    func fundingBackfillBelowStored() async throws {
+    @Test("funding --start/--end backfill older rates below rates already stored", arguments: StoreKind.allCases)
+    func fundingBackfillBelowStored(store kind: StoreKind) async throws {
         let clock = ManualClock(now: Self.now)
         let sim = try await SimulatorFixture.start(clock: clock)
-        let db = try await TestDatabase.make()
+        let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
-        let recent = await Self.cli(["funding", "--symbols", "BTCUSDT", "--lookback-hours", "72"], sim: sim, db: db, clock: clock)
+        let recent = await Self.cli(["funding", "--symbols", "BTCUSDT", "--lookback-hours", "72"], sim: sim, store: db, clock: clock)
         #expect(recent.status == 0, "\(recent.errors)")
-        let store = FundingStore(pool: db.pool)
-        let symbol = try Symbol(validating: "BTCUSDT")
-        let newer = try await store.all(symbol: symbol)
+        let newer = try await db.fundingRates(symbol: "BTCUSDT")
         #expect(!newer.isEmpty)
         let from = UTCCalendar.parse("2020-01-01")!, until = UTCCalendar.parse("2020-03-01")!
         let backfill = await Self.cli(["funding", "--symbols", "BTCUSDT", "--start", "2020-01-01T00:00:00.000Z", "--end", "\(until)"],
-                                      sim: sim, db: db, clock: clock)
+                                      sim: sim, store: db, clock: clock)
         #expect(backfill.status == 0, "\(backfill.errors)")
-        let stored = try await store.all(symbol: symbol)
+        let stored = try await db.fundingRates(symbol: "BTCUSDT")
         let expected = await sim.simulator.expectedFundingRates(symbol: "BTCUSDT", from: from, through: until - 1)
         #expect(expected.count > 100)
         #expect(stored.filter { $0.0 < until }.map(\.0) == expected.map(\.fundingTime))

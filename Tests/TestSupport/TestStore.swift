@@ -78,6 +78,32 @@ public struct TestStore: Sendable {
         return rows.map { $0.map { $0 ?? "" } }
     }
 
+    /// Every stored funding rate of `symbol`, oldest first: (time, rate, mark price or nil).
+    public func fundingRates(symbol: String) async throws -> [(Int64, String, String?)] {
+        let symbol = try Symbol(validating: symbol)
+        if let mariadb { return try await FundingStore(pool: mariadb.pool).all(symbol: symbol) }
+        guard let postgres else { return [] }
+        return try await PostgresFundingStore(pool: postgres.pool).all(symbol: symbol)
+    }
+
+    /// Stored aggregate trade ids and times of `symbol`, in id order.
+    public func tradeIds(_ table: TradeTable, symbol: String) async throws -> [(Int64, Int64)] {
+        let symbol = try Symbol(validating: symbol)
+        if let mariadb { return try await TradeStore(pool: mariadb.pool).ids(table: table, symbol: symbol) }
+        guard let postgres else { return [] }
+        return try await PostgresTradeStore(pool: postgres.pool).ids(table: table, symbol: symbol)
+    }
+
+    /// One stored trade's price, quantity and buyer-maker flag (`1`/`0`), as the database prints them.
+    public func trade(_ table: TradeTable, id: Int64) async throws -> [String?] {
+        if let mariadb {
+            return try await mariadb.query("SELECT price, quantity, is_buyer_maker FROM `\(table.name)` WHERE agg_trade_id = \(id)").first ?? []
+        }
+        guard let postgres else { return [] }
+        return try await postgres.query("SELECT price::text, quantity::text, CASE WHEN is_buyer_maker THEN '1' ELSE '0' END FROM \"\(table.name)\" "
+                                        + "WHERE agg_trade_id = \(id)").first ?? []
+    }
+
     public func drop() async {
         await mariadb?.drop()
         await postgres?.drop()

@@ -2,9 +2,8 @@ import BinanceAPI
 import Logging
 import Storage
 
-/// PostgreSQL as a `DataStore`: klines, their holes and the confirmed-gaps table. Funding rates and aggregate trades are
-/// not held here yet: `PreparedTables` leaves them out and those commands refuse such a run with a configuration error
-/// before preparing it.
+/// PostgreSQL as a `DataStore`: klines, their holes and the confirmed-gaps table, funding rates and aggregate trades, in
+/// the same tables as on MariaDB (see `PostgresTables`).
 public final class PostgresDataStore: DataStore {
     public let pool: PostgresPool
 
@@ -23,16 +22,28 @@ public final class PostgresDataStore: DataStore {
         if dryRun {
             if !missing.isEmpty { logger.info("dry run: tables missing, treating them as empty", metadata: ["tables": "\(missing.map(\.name))"]) }
         } else {
-            let created = missing.map(\.name) + (existing.contains(ConfirmedGapTable.name) ? [] : [ConfirmedGapTable.name])
+            var created = missing.map(\.name)
+            if !missing.isEmpty { try await klines.create(missing) }
+            for definition in otherTables where !existing.contains(definition.name) {
+                guard let sql = PostgresTables.createSQL(definition) else { continue }
+                try await pool.withConnection { try $0.execute(sql, context: "creating \(definition.name)") }
+                created.append(definition.name)
+            }
             if !created.isEmpty {
-                try await klines.create(missing)  // the confirmed-gaps table too, if missing
                 logger.info("created missing tables", metadata: ["tables": "\(created.joined(separator: ","))"])
                 existing = try await existingTables()
             }
-            try await checkWritable(klineTables.map(\.name) + [ConfirmedGapTable.name])
+            try await checkWritable(klineTables.map(\.name) + otherTables.map(\.name))
         }
-        for table in klineTables where existing.contains(table.name) { try await checkShape(table) }
-        return PreparedTables(existing: existing, klines: klines, funding: nil, trades: nil, gaps: PostgresGapStore(pool: pool))
+        // Every existing table the run writes is checked before a row goes in.
+        for table in klineTables where existing.contains(table.name) {
+            try await checkShape(table.name, columns: PostgresTables.klineColumns, key: ["symbol", "open_time"])
+        }
+        for definition in otherTables where existing.contains(definition.name) {
+            try await checkShape(definition.name, columns: definition.columns.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, key: definition.key)
+        }
+        return PreparedTables(existing: existing, klines: klines, funding: PostgresFundingStore(pool: pool), trades: PostgresTradeStore(pool: pool),
+                              gaps: PostgresGapStore(pool: pool))
     }
 
     /// Tables of the session's schema (`search_path`'s first, usually `public`).
@@ -59,41 +70,46 @@ public final class PostgresDataStore: DataStore {
         }
     }
 
-    /// An existing kline table must hold the values exactly and upserts need its key: numeric(38,18) (or wider) for
-    /// prices and quantities, timestamptz times, bigint trades, and a unique key on (symbol, open_time).
-    func checkShape(_ table: KlineTable) async throws {
+    /// An existing table must hold the run's values exactly, and upserts need its key: text where text goes,
+    /// `timestamptz` times, `numeric` with at least 20 digits before and 18 after the point (or unconstrained) for
+    /// decimals, integer ids, and a unique key on `key`; a NOT NULL column the run does not fill needs a default.
+    /// Anything else is refused with the `ALTER TABLE` that fixes it.
+    func checkShape(_ name: String, columns wanted: [(String, TableDefinition.Kind)], key: [String]) async throws {
         let columns = try await pool.withConnection {
             try $0.query("""
-                SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns
-                WHERE table_schema = current_schema() AND table_name = $1
-                """, [table.name], context: "reading the shape of \(table.name)")
+                SELECT column_name, data_type, numeric_precision, numeric_scale, is_nullable, column_default IS NOT NULL
+                FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1
+                """, [name], context: "reading the shape of \(name)")
         }
         let found = Dictionary(columns.compactMap { r in r[0].map { ($0, r) } }, uniquingKeysWith: { a, _ in a })
         func refuse(_ column: String, _ what: String, _ fix: String) -> SchemaError {
-            SchemaError("table \(table.name) cannot take the rows exactly: column \(column) \(what); \(fix)")
+            SchemaError("table \(name) cannot take the rows exactly: column \(column) \(what); \(fix)")
         }
-        for column in KlineTable.columns {
-            guard let row = found[column] else { throw refuse(column, "is missing", "add it or drop the table so the run creates it") }
+        for (column, kind) in wanted {
+            let alter = "ALTER TABLE \(name) ALTER COLUMN \(column) TYPE \(PostgresTables.type(kind))"
+            guard let row = found[column] else { throw refuse(column, "is missing", "add it (\(PostgresTables.type(kind))) or drop the table so the run creates it") }
             let type = row[1] ?? ""
-            if column == "symbol", !type.contains("char") && type != "text" {
-                throw refuse(column, "is \(type), not text", "ALTER TABLE \(table.name) ALTER COLUMN symbol TYPE varchar(20)")
-            }
-            if column == "open_time" || column == "close_time", type != "timestamp with time zone" {
-                throw refuse(column, "is \(type), not timestamptz",
-                             "ALTER TABLE \(table.name) ALTER COLUMN \(column) TYPE timestamptz USING \(column) AT TIME ZONE 'UTC'")
-            }
-            if column == "number_of_trades", type != "bigint" && type != "numeric" {
-                throw refuse(column, "is \(type), not bigint", "ALTER TABLE \(table.name) ALTER COLUMN number_of_trades TYPE bigint")
-            }
-            if KlineTable.decimalColumns.contains(column) {
-                let precision = Int(row[2] ?? "") ?? 0, scale = Int(row[3] ?? "") ?? 0
+            let fits: Bool
+            switch kind {
+            case .text: fits = type.contains("char") || type == "text"
+            case .time: fits = type == "timestamp with time zone"
+            case .integer: fits = type == "bigint" || type == "numeric" && row[3] == "0"
+            case .boolean: fits = type == "boolean"
+            case .decimal:
                 // Unconstrained numeric (no precision) holds every value exactly too.
-                let exact = type == "numeric" && (row[2] == nil || (scale >= 18 && precision - scale >= 20))
-                if !exact {
-                    throw refuse(column, "is \(type)\(row[2].map { "(\($0),\(scale))" } ?? ""), which rounds or cannot hold Binance's values",
-                                 "ALTER TABLE \(table.name) ALTER COLUMN \(column) TYPE numeric(38,18)")
-                }
+                let precision = Int(row[2] ?? "") ?? 0, scale = Int(row[3] ?? "") ?? 0
+                fits = type == "numeric" && (row[2] == nil || (scale >= 18 && precision - scale >= 20))
             }
+            if !fits {
+                let shown = type + (kind == .decimal ? row[2].map { "(\($0),\(row[3] ?? "0"))" } ?? "" : "")
+                throw refuse(column, "is \(shown), which cannot hold the run's values exactly",
+                             kind == .time ? alter + " USING \(column) AT TIME ZONE 'UTC'" : alter)
+            }
+        }
+        let filled = Set(wanted.map(\.0))
+        for (column, row) in found where !filled.contains(column) && row[4] == "NO" && row[5] != "t" {
+            throw refuse(column, "is NOT NULL without a default, and binance-extractor does not fill it",
+                         "ALTER TABLE \(name) ALTER COLUMN \(column) DROP NOT NULL (or give it a DEFAULT)")
         }
         let keys = try await pool.withConnection {
             try $0.query("""
@@ -101,11 +117,11 @@ public final class PostgresDataStore: DataStore {
                 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                 WHERE i.indrelid = $1::regclass AND i.indisunique GROUP BY i.indexrelid
-                """, [PostgresConnection.identifier(table.name)], context: "reading the keys of \(table.name)")
+                """, [PostgresConnection.identifier(name)], context: "reading the keys of \(name)")
         }
-        guard keys.contains(where: { $0.first == "symbol,open_time" }) else {
-            throw SchemaError("table \(table.name) has no unique key on (symbol, open_time), which upserts rely on; "
-                              + "ALTER TABLE \(table.name) ADD PRIMARY KEY (symbol, open_time)")
+        guard keys.contains(where: { $0.first == key.joined(separator: ",") }) else {
+            throw SchemaError("table \(name) has no unique key on (\(key.joined(separator: ", "))), which upserts rely on; "
+                              + "ALTER TABLE \(name) ADD PRIMARY KEY (\(key.joined(separator: ", ")))")
         }
     }
 }

@@ -86,7 +86,6 @@ public struct PostgresGapStore: GapStoring {
     }
 
     private func span<T>(_ operation: String, _ collection: String, batchSize: Int? = nil, _ body: () async throws -> T) async throws -> T {
-        try await databaseSpan(system: "postgresql", namespace: pool.uri.database, host: pool.uri.host, port: pool.uri.port,
-                               operation, collection, batchSize: batchSize, body)
+        try await postgresSpan(pool, operation, collection, batchSize: batchSize, body)
     }
 }

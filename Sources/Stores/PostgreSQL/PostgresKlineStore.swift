@@ -71,24 +71,8 @@ public struct PostgresKlineStore: Sendable {
         let name = table.name
         let context = "writing \(klines.count) klines of \(symbol) to \(name)"
         try await span("INSERT", name, batchSize: klines.count) {
-            try await pool.withConnection { db in
-                let stage = "bx_stage_\(name)"
-                let target = PostgresConnection.identifier(name)
-                let columns = KlineTable.columns.map(PostgresConnection.identifier).joined(separator: ", ")
-                let updates = KlineTable.columns.dropFirst(2).map { "\(PostgresConnection.identifier($0)) = EXCLUDED.\(PostgresConnection.identifier($0))" }
-                    .joined(separator: ", ")
-                if !db.stagingTables.contains(stage) {
-                    // Emptied at every commit, so each batch starts from nothing; lives as long as the session. Created
-                    // outside the batch's transaction: DDL is transactional, and a rolled-back batch would take it along.
-                    try db.execute("CREATE TEMPORARY TABLE IF NOT EXISTS \(PostgresConnection.identifier(stage)) (LIKE \(target)) ON COMMIT DELETE ROWS",
-                                   context: context)
-                    db.stagingTables.insert(stage)
-                }
-                try db.transaction(context: context) {
-                    try db.copy(into: stage, columns: KlineTable.columns, text: text, context: context)
-                    try db.execute("INSERT INTO \(target) (\(columns)) SELECT \(columns) FROM \(PostgresConnection.identifier(stage)) "
-                                   + "ON CONFLICT (\"symbol\", \"open_time\") DO UPDATE SET \(updates)", context: context)
-                }
+            try await pool.withConnection { [text] in
+                try $0.upsert(into: name, columns: KlineTable.columns, key: ["symbol", "open_time"], copyText: text, context: context)
             }
         }
         return klines.count
@@ -99,16 +83,11 @@ public struct PostgresKlineStore: Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(klines.count * 256)
         for k in klines {
-            let fields: [String] = [
+            PostgresConnection.copyRow([
                 symbol.name, UTCCalendar.iso8601(k.openTime), UTCCalendar.iso8601(k.closeTime), k.open.text, k.high.text, k.low.text,
                 k.close.text, k.volume.text, k.quoteAssetVolume.text, String(k.numberOfTrades), k.takerBuyBaseAssetVolume.text,
                 k.takerBuyQuoteAssetVolume.text,
-            ]
-            for (i, field) in fields.enumerated() {
-                if i > 0 { out.append(0x09) }
-                PostgresConnection.copyField(field, into: &out)
-            }
-            out.append(0x0A)
+            ], into: &out)
         }
         return out
     }
@@ -131,11 +110,9 @@ public struct PostgresKlineStore: Sendable {
     }
 
     private func span<T>(_ operation: String, _ collection: String, batchSize: Int? = nil, _ body: () async throws -> T) async throws -> T {
-        try await databaseSpan(system: "postgresql", namespace: pool.uri.database, host: pool.uri.host, port: pool.uri.port,
-                               operation, collection, batchSize: batchSize, body)
+        try await postgresSpan(pool, operation, collection, batchSize: batchSize, body)
     }
 }
-
 extension PostgresKlineStore: KlineStoring {
     public func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int {
         try await upsert(table: table, symbol: symbol, klines: klines)

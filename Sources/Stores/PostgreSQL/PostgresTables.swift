@@ -1,0 +1,203 @@
+import BinanceAPI
+import Storage
+
+/// The project's tables in PostgreSQL: the names and columns they have on MariaDB, in PostgreSQL's types
+/// (`numeric(38,18)`, `timestamptz`, `bigint`, `boolean`), each with the primary key upserts rely on.
+enum PostgresTables {
+    static func id(_ name: String) -> String { PostgresConnection.identifier(name) }
+
+    /// The PostgreSQL type of a column of this kind.
+    static func type(_ kind: TableDefinition.Kind) -> String {
+        switch kind {
+        case .text: "varchar(32)"
+        case .time: "timestamptz"
+        case .decimal: "numeric(38,18)"
+        case .integer: "bigint"
+        case .boolean: "boolean"
+        }
+    }
+
+    /// A kline table's columns and their kinds, in `KlineTable.columns` order.
+    static var klineColumns: [(String, TableDefinition.Kind)] {
+        KlineTable.columns.map { column in
+            switch column {
+            case "symbol": (column, .text)
+            case "open_time", "close_time": (column, .time)
+            case "number_of_trades": (column, .integer)
+            default: (column, .decimal)
+            }
+        }
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS` of one of the project's other tables (funding, trades, confirmed gaps), or nil for a
+    /// table this store does not know.
+    static func createSQL(_ definition: TableDefinition) -> String? {
+        switch definition.name {
+        case FundingTable.name:
+            """
+            CREATE TABLE IF NOT EXISTS \(id(FundingTable.name)) (
+              "symbol" varchar(20) NOT NULL,
+              "funding_time" timestamptz NOT NULL,
+              "funding_rate" numeric(38,18) NOT NULL,
+              "mark_price" numeric(38,18) NULL,
+              PRIMARY KEY ("symbol", "funding_time")
+            );
+            COMMENT ON TABLE \(id(FundingTable.name)) IS 'Binance USD-M funding rates';
+            COMMENT ON COLUMN \(id(FundingTable.name))."mark_price" IS 'NULL where Binance sends none (older records)'
+            """
+        case ConfirmedGapTable.name: PostgresKlineStore.confirmedGapsSQL
+        case let name where Market.allCases.contains(where: { TradeTable(market: $0).name == name }):
+            """
+            CREATE TABLE IF NOT EXISTS \(id(name)) (
+              "symbol" varchar(20) NOT NULL,
+              "agg_trade_id" bigint NOT NULL,
+              "price" numeric(38,18) NOT NULL,
+              "quantity" numeric(38,18) NOT NULL,
+              "first_trade_id" bigint NOT NULL,
+              "last_trade_id" bigint NOT NULL,
+              "trade_time" timestamptz NOT NULL,
+              "is_buyer_maker" boolean NOT NULL,
+              PRIMARY KEY ("symbol", "agg_trade_id")
+            );
+            CREATE INDEX IF NOT EXISTS \(id("ix_\(name)_symbol_time")) ON \(id(name)) ("symbol", "trade_time");
+            COMMENT ON TABLE \(id(name)) IS 'Binance aggregate trades'
+            """
+        default: nil
+        }
+    }
+}
+
+extension PostgresConnection {
+    /// One batch as one transaction: `COPY` into the session's temporary staging table of `table`, then
+    /// `INSERT … SELECT … ON CONFLICT (key) DO UPDATE` of every other column, so a row read again replaces its values
+    /// and a row the table cannot hold fails the whole batch.
+    func upsert(into table: String, columns: [String], key: [String], copyText: [UInt8], context: String) throws {
+        let stage = "bx_stage_\(table)"
+        let target = Self.identifier(table)
+        if !stagingTables.contains(stage) {
+            // Emptied at every commit, so each batch starts from nothing; lives as long as the session. Created outside
+            // the batch's transaction: DDL is transactional, and a rolled-back batch would take it along.
+            try execute("CREATE TEMPORARY TABLE IF NOT EXISTS \(Self.identifier(stage)) (LIKE \(target)) ON COMMIT DELETE ROWS", context: context)
+            stagingTables.insert(stage)
+        }
+        let list = columns.map(Self.identifier).joined(separator: ", ")
+        let updates = columns.filter { !key.contains($0) }.map { "\(Self.identifier($0)) = EXCLUDED.\(Self.identifier($0))" }.joined(separator: ", ")
+        try transaction(context: context) {
+            try copy(into: stage, columns: columns, text: copyText, context: context)
+            try execute("INSERT INTO \(target) (\(list)) SELECT \(list) FROM \(Self.identifier(stage)) "
+                        + "ON CONFLICT (\(key.map(Self.identifier).joined(separator: ", "))) DO UPDATE SET \(updates)", context: context)
+        }
+    }
+
+    /// One row of COPY's text format: fields tab-separated (nil is `\N`), ended by a newline.
+    static func copyRow(_ fields: [String?], into out: inout [UInt8]) {
+        for (i, field) in fields.enumerated() {
+            if i > 0 { out.append(0x09) }
+            copyField(field, into: &out)
+        }
+        out.append(0x0A)
+    }
+
+    /// The newest value of a time column for `symbol`, in Unix ms, or nil when nothing is stored.
+    func newestTime(_ column: String, table: String, symbol: Symbol) throws -> Int64? {
+        let rows = try query("SELECT (extract(epoch FROM max(\(Self.identifier(column)))) * 1000)::bigint FROM \(Self.identifier(table)) WHERE \"symbol\" = $1",
+                             [symbol.name], context: "reading \(table)")
+        guard let text = rows.first?.first ?? nil else { return nil }
+        return Int64(text)
+    }
+}
+
+/// Funding rates in PostgreSQL's `funding_rates`.
+public struct PostgresFundingStore: FundingStoring {
+    public let pool: PostgresPool
+    public init(pool: PostgresPool) { self.pool = pool }
+
+    static let columns = ["symbol", "funding_time", "funding_rate", "mark_price"]
+
+    public func lastFundingTime(symbol: Symbol) async throws -> Int64? {
+        try await pool.withConnection { try $0.newestTime("funding_time", table: FundingTable.name, symbol: symbol) }
+    }
+
+    public func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        var text: [UInt8] = []
+        for r in rows { PostgresConnection.copyRow([symbol.name, UTCCalendar.iso8601(r.fundingTime), r.fundingRate.text, r.markPrice?.text], into: &text) }
+        let context = "writing \(rows.count) funding rates of \(symbol) to \(FundingTable.name)"
+        try await postgresSpan(pool, "INSERT", FundingTable.name, batchSize: rows.count) {
+            try await pool.withConnection { [text] in
+                try $0.upsert(into: FundingTable.name, columns: Self.columns, key: ["symbol", "funding_time"], copyText: text, context: context)
+            }
+        }
+        return rows.count
+    }
+
+    /// Every stored funding rate of a symbol, oldest first: (time, rate, mark price or nil), as PostgreSQL prints them.
+    public func all(symbol: Symbol) async throws -> [(Int64, String, String?)] {
+        let rows = try await pool.withConnection {
+            try $0.query("SELECT (extract(epoch FROM \"funding_time\") * 1000)::bigint, \"funding_rate\"::text, \"mark_price\"::text FROM \"\(FundingTable.name)\" "
+                         + "WHERE \"symbol\" = $1 ORDER BY \"funding_time\"", [symbol.name], context: "reading \(FundingTable.name)")
+        }
+        return rows.compactMap { r in
+            guard r.count == 3, let time = r[0].flatMap({ Int64($0) }), let rate = r[1] else { return nil }
+            return (time, rate, r[2])
+        }
+    }
+}
+
+/// Aggregate trades in PostgreSQL's `agg_trades` / `spot_agg_trades`.
+public struct PostgresTradeStore: TradeStoring {
+    public let pool: PostgresPool
+    public init(pool: PostgresPool) { self.pool = pool }
+
+    static let columns = ["symbol", "agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "trade_time", "is_buyer_maker"]
+
+    public func lastTradeId(table: TradeTable, symbol: Symbol) async throws -> Int64? {
+        let rows = try await pool.withConnection {
+            try $0.query("SELECT max(\"agg_trade_id\") FROM \(PostgresConnection.identifier(table.name)) WHERE \"symbol\" = $1", [symbol.name],
+                         context: "reading \(table.name)")
+        }
+        guard let text = rows.first?.first ?? nil else { return nil }
+        return Int64(text)
+    }
+
+    public func lastTradeTime(table: TradeTable, symbol: Symbol) async throws -> Int64? {
+        // Times never go backwards as ids grow (Binance, "Compressed/Aggregate Trades List"): the newest time is the last trade's.
+        try await pool.withConnection { try $0.newestTime("trade_time", table: table.name, symbol: symbol) }
+    }
+
+    public func write(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int {
+        guard !trades.isEmpty else { return 0 }
+        var text: [UInt8] = []
+        text.reserveCapacity(trades.count * 96)
+        for t in trades {
+            PostgresConnection.copyRow([symbol.name, String(t.id), t.price.text, t.quantity.text, String(t.firstTradeId), String(t.lastTradeId),
+                                        UTCCalendar.iso8601(t.time), t.isBuyerMaker ? "t" : "f"], into: &text)
+        }
+        let context = "writing \(trades.count) aggregate trades of \(symbol) to \(table.name)"
+        try await postgresSpan(pool, "INSERT", table.name, batchSize: trades.count) {
+            try await pool.withConnection { [text] in
+                try $0.upsert(into: table.name, columns: Self.columns, key: ["symbol", "agg_trade_id"], copyText: text, context: context)
+            }
+        }
+        return trades.count
+    }
+
+    /// Stored ids and times of a symbol, in id order (for checks).
+    public func ids(table: TradeTable, symbol: Symbol) async throws -> [(Int64, Int64)] {
+        let rows = try await pool.withConnection {
+            try $0.query("SELECT \"agg_trade_id\", (extract(epoch FROM \"trade_time\") * 1000)::bigint FROM \(PostgresConnection.identifier(table.name)) "
+                         + "WHERE \"symbol\" = $1 ORDER BY \"agg_trade_id\"", [symbol.name], context: "reading \(table.name)")
+        }
+        return rows.compactMap { r in
+            guard r.count == 2, let id = r[0].flatMap({ Int64($0) }), let time = r[1].flatMap({ Int64($0) }) else { return nil }
+            return (id, time)
+        }
+    }
+}
+
+/// A CLIENT span for one statement on PostgreSQL.
+func postgresSpan<T>(_ pool: PostgresPool, _ operation: String, _ collection: String, batchSize: Int? = nil,
+                     _ body: () async throws -> T) async throws -> T {
+    try await databaseSpan(system: "postgresql", namespace: pool.uri.database, host: pool.uri.host, port: pool.uri.port,
+                           operation, collection, batchSize: batchSize, body)
+}
