@@ -62,7 +62,6 @@ extension ExtractorCLI {
         do throws(ConfigurationError) {
             level = try Resolve.logLevel(command.database.logLevel, environment)
             location = try Resolve.database(command.database, environment, warnings: &warnings)
-            try Resolve.requireMariaDB(location, for: "coverage")
             market = try command.market.map { text throws(ConfigurationError) in try Resolve.market(text) }
             intervals = try command.timeframes.map { text throws(ConfigurationError) in try Resolve.intervals(text, market: market) }
             if let text = command.symbols {
@@ -80,30 +79,29 @@ extension ExtractorCLI {
         } catch {
             return fail(error, context: context)
         }
-        guard let uri = location?.mariadb else {
+        guard let location else {
             return fail(ConfigurationError("no database configured: set DATABASE_URL or MYSQL_URI (mysql://user:password@host:3306/database) or pass --database-url"),
                         context: context)
         }
         let logger = makeLogger("coverage", level: level, context: context)
         for warning in warnings { logger.warning("\(warning)") }
-        let pool = ConnectionPool(uri: uri, size: 1, logger: logger)
-        defer { pool.shutdown() }
+        let opened = location.open(size: 1, logger: logger)
+        defer { opened.shutdown() }
+        let store = opened.coverage
         do {
-            let existing = try await SchemaMigrator(pool: pool).existingTables()
-            let store = CoverageStore(pool: pool)
+            let existing = try await store.existingTables()
             var report = CoverageReport(series: [], notes: [])
             let klineTables = KlineTable.all.filter { t in
                 existing.contains(t.name) && (market == nil || t.market == market) && (intervals?.contains(t.interval) ?? true)
             }
-            let confirmed = existing.contains(ConfirmedGapTable.name) ? GapStore(pool: pool) : nil
             for table in klineTables {
                 // A table of another shape (epoch numbers for times, say) is named, not misread.
-                do { _ = try KlineTableCheck.check(try await TableShape.read(pool, table: table.name), table: table.name) } catch let error as SchemaError {
-                    report.notes.append("\(table.name) not read: \(error)")
+                if let reason = try await store.unreadable(table) {
+                    report.notes.append("\(table.name) not read: \(reason)")
                     continue
                 }
-                report.series += try await store.klines(table: table, symbols: symbols, confirmed: try await confirmed?.confirmed(table: table) ?? [],
-                                                        now: context.clock.now())
+                let confirmed = existing.contains(ConfirmedGapTable.name) ? try await store.gaps.confirmed(table: table) : []
+                report.series += try await store.klines(table: table, symbols: symbols, confirmed: confirmed, now: context.clock.now())
             }
             if intervals == nil {
                 if market != .spot && existing.contains(FundingTable.name) { report.series += try await store.funding(symbols: symbols) }

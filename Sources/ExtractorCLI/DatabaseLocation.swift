@@ -1,3 +1,5 @@
+import BuildInfo
+import Logging
 import PostgresStore
 import Storage
 
@@ -44,6 +46,20 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .mariadb(let uri): "\(uri)"
         case .postgresql(let uri): "\(uri)"
+        }
+    }
+}
+
+extension DatabaseLocation {
+    /// The store at this location, with `size` connections.
+    func open(size: Int, reconnectWindowMilliseconds: Int64 = 30_000, lockWaitTimeoutSeconds: Int? = nil, logger: Logger) -> any DataStore {
+        switch self {
+        case .mariadb(let uri):
+            MariaDBStore(uri: uri, options: .init(size: size, reconnectWindowMilliseconds: reconnectWindowMilliseconds,
+                                                  lockWaitTimeoutSeconds: lockWaitTimeoutSeconds),
+                         extractorVersion: BuildInfo.version, logger: logger)
+        case .postgresql(let uri):
+            PostgresDataStore(uri: uri, size: size, faults: .init(reconnectWindowMilliseconds: reconnectWindowMilliseconds), logger: logger)
         }
     }
 }

@@ -71,14 +71,8 @@ struct JobRunner {
         var store: (any DataStore)?
         var tables: PreparedTables?
         if let location = config.database {
-            let (size, window) = (min(config.maxWorkers, 8), Int64(config.dbReconnectWindowSeconds) * 1000)
-            let opened: any DataStore = switch location {
-            case .mariadb(let uri):
-                MariaDBStore(uri: uri, options: .init(size: size, reconnectWindowMilliseconds: window, lockWaitTimeoutSeconds: config.dbLockWaitTimeoutSeconds),
-                             extractorVersion: BuildInfo.version, logger: make("storage"))
-            case .postgresql(let uri):
-                PostgresDataStore(uri: uri, size: size, faults: .init(reconnectWindowMilliseconds: window), logger: make("storage"))
-            }
+            let opened = location.open(size: min(config.maxWorkers, 8), reconnectWindowMilliseconds: Int64(config.dbReconnectWindowSeconds) * 1000,
+                                       lockWaitTimeoutSeconds: config.dbLockWaitTimeoutSeconds, logger: make("storage"))
             store = opened
             do {
                 tables = try await opened.prepare(klineTables: klineTables, otherTables: otherTables, dryRun: config.dryRun, logger: logger)

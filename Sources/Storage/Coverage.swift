@@ -37,35 +37,30 @@ public struct SeriesCoverage: Sendable, Equatable {
     public var complete: Bool? { missing.map { $0 - confirmedMissing <= 0 } }
 }
 
-/// Reads coverage with aggregate queries the server answers from the primary keys: one `GROUP BY symbol` per table
-/// for span and rows, and for holes the same window query as the gap filler (`GapStore`).
-public struct CoverageStore: Sendable {
-    public let pool: ConnectionPool
-    public init(pool: ConnectionPool) { self.pool = pool }
+/// What `coverage` asks of a store: the queries that differ between databases. The arithmetic on their answers is the
+/// same for every store (the extension below).
+public protocol CoverageReading: Sendable {
+    func existingTables() async throws -> Set<String>
+    /// Why an existing kline table cannot be read as the project's (epoch numbers for times, say), or nil.
+    func unreadable(_ table: KlineTable) async throws -> String?
+    /// Per symbol (all stored, or only `symbols`), ordered by symbol: symbol, first and last `timeColumn` in Unix ms,
+    /// row count, and with `idColumn` its smallest and largest value.
+    func spans(table: String, timeColumn: String, idColumn: String?, symbols: [Symbol]?) async throws -> [[String?]]
+    /// Per symbol: how many times `agg_trade_id` jumps by more than one from one stored trade to the next.
+    func idJumps(table: String, symbols: [Symbol]?) async throws -> [[String?]]
+    /// The hole finder and the confirmed outages.
+    var gaps: any GapStoring { get }
+}
 
-    /// Per symbol (all stored, or only `symbols`): MIN, MAX and COUNT of `timeColumn` (and of `idColumn`, if given).
-    private func spans(table: String, timeColumn: String, idColumn: String? = nil, symbols: [Symbol]?) async throws -> [[String?]] {
-        let ids = idColumn.map { ", MIN(`\($0)`), MAX(`\($0)`)" } ?? ""
-        return try await databaseSpan(pool, "SELECT", table) {
-            try await pool.withConnection { db in
-                let filter = try symbols.map { "WHERE `symbol` IN (" + (try $0.map { try db.quote($0.name) }).joined(separator: ",") + ")" } ?? ""
-                return try db.query("""
-                    SELECT `symbol`, CAST(UNIX_TIMESTAMP(MIN(`\(timeColumn)`)) * 1000 AS SIGNED),
-                           CAST(UNIX_TIMESTAMP(MAX(`\(timeColumn)`)) * 1000 AS SIGNED), COUNT(*)\(ids)
-                    FROM `\(table)` \(filter) GROUP BY `symbol` ORDER BY `symbol`
-                    """)
-            }
-        }
-    }
-
+extension CoverageReading {
     /// A kline table: candles expected between the first and last stored one, holes found by the gap filler's
     /// query, confirmed outages, and how many closed candles the table is behind `now`.
     public func klines(table: KlineTable, symbols: [Symbol]?, confirmed: Set<KlineHole>, now: Int64) async throws -> [SeriesCoverage] {
         let interval = table.interval
-        let holes = Dictionary(grouping: try await GapStore(pool: pool).holes(table: table, symbols: symbols, since: nil), by: \.symbol)
+        let holes = Dictionary(grouping: try await gaps.holes(table: table, symbols: symbols, since: nil), by: \.symbol)
         let lastClosed = interval.openTime(containing: interval.openTime(containing: now) - 1)
-        return try await spans(table: table.name, timeColumn: "open_time", symbols: symbols).compactMap { row in
-            guard let symbol = row[0], let first = row[1].flatMap({ Int64($0) }), let last = row[2].flatMap({ Int64($0) }),
+        return try await spans(table: table.name, timeColumn: "open_time", idColumn: nil, symbols: symbols).compactMap { row in
+            guard row.count >= 4, let symbol = row[0], let first = row[1].flatMap({ Int64($0) }), let last = row[2].flatMap({ Int64($0) }),
                   let rows = row[3].flatMap({ Int64($0) }) else { return nil }
             let found = holes[symbol] ?? []
             var coverage = SeriesCoverage(table: table.name, symbol: symbol, first: first, last: last, rows: rows,
@@ -82,20 +77,11 @@ public struct CoverageStore: Sendable {
     /// rows expected, and a jump in ids is a hole.
     public func trades(table: TradeTable, symbols: [Symbol]?) async throws -> [SeriesCoverage] {
         let spans = try await spans(table: table.name, timeColumn: "trade_time", idColumn: "agg_trade_id", symbols: symbols)
-        let jumps = try await databaseSpan(pool, "SELECT", table.name) {
-            try await pool.withConnection { db in
-                let filter = try symbols.map { "WHERE `symbol` IN (" + (try $0.map { try db.quote($0.name) }).joined(separator: ",") + ")" } ?? ""
-                return try db.query("""
-                    SELECT `symbol`, COUNT(*) FROM (
-                      SELECT `symbol`, `agg_trade_id` - LAG(`agg_trade_id`) OVER (PARTITION BY `symbol` ORDER BY `agg_trade_id`) AS `step`
-                      FROM `\(table.name)` \(filter)) AS w
-                    WHERE `step` > 1 GROUP BY `symbol`
-                    """)
-            }
-        }
-        let holes = Dictionary(uniqueKeysWithValues: jumps.compactMap { r in r[0].map { ($0, Int(r[1] ?? "0") ?? 0) } })
+        let jumps = try await idJumps(table: table.name, symbols: symbols)
+        let holes = Dictionary(jumps.compactMap { r in r.first.flatMap { $0 }.map { ($0, Int(r.last.flatMap { $0 } ?? "0") ?? 0) } },
+                               uniquingKeysWith: { a, _ in a })
         return spans.compactMap { row in
-            guard let symbol = row[0], let first = row[1].flatMap({ Int64($0) }), let last = row[2].flatMap({ Int64($0) }),
+            guard row.count >= 6, let symbol = row[0], let first = row[1].flatMap({ Int64($0) }), let last = row[2].flatMap({ Int64($0) }),
                   let rows = row[3].flatMap({ Int64($0) }), let firstId = row[4].flatMap({ Int64($0) }),
                   let lastId = row[5].flatMap({ Int64($0) }) else { return nil }
             let (span, overflow) = lastId.subtractingReportingOverflow(firstId)
@@ -106,10 +92,56 @@ public struct CoverageStore: Sendable {
 
     /// `funding_rates`: span and rows (Binance's funding intervals differ by symbol and change, so none are expected).
     public func funding(symbols: [Symbol]?) async throws -> [SeriesCoverage] {
-        try await spans(table: FundingTable.name, timeColumn: "funding_time", symbols: symbols).compactMap { row in
-            guard let symbol = row[0], let first = row[1].flatMap({ Int64($0) }), let last = row[2].flatMap({ Int64($0) }),
+        try await spans(table: FundingTable.name, timeColumn: "funding_time", idColumn: nil, symbols: symbols).compactMap { row in
+            guard row.count >= 4, let symbol = row[0], let first = row[1].flatMap({ Int64($0) }), let last = row[2].flatMap({ Int64($0) }),
                   let rows = row[3].flatMap({ Int64($0) }) else { return nil }
             return SeriesCoverage(table: FundingTable.name, symbol: symbol, first: first, last: last, rows: rows)
+        }
+    }
+}
+
+/// Coverage on MariaDB: aggregate queries the server answers from the primary keys (one `GROUP BY symbol` per table)
+/// and, for holes, the gap filler's window query (`GapStore`).
+public struct CoverageStore: CoverageReading {
+    public let pool: ConnectionPool
+    public init(pool: ConnectionPool) { self.pool = pool }
+
+    public var gaps: any GapStoring { GapStore(pool: pool) }
+
+    public func existingTables() async throws -> Set<String> { try await SchemaMigrator(pool: pool).existingTables() }
+
+    public func unreadable(_ table: KlineTable) async throws -> String? {
+        do { _ = try KlineTableCheck.check(try await TableShape.read(pool, table: table.name), table: table.name) } catch let error as SchemaError {
+            return error.description
+        }
+        return nil
+    }
+
+    public func spans(table: String, timeColumn: String, idColumn: String?, symbols: [Symbol]?) async throws -> [[String?]] {
+        let ids = idColumn.map { ", MIN(`\($0)`), MAX(`\($0)`)" } ?? ""
+        return try await databaseSpan(pool, "SELECT", table) {
+            try await pool.withConnection { db in
+                let filter = try symbols.map { "WHERE `symbol` IN (" + (try $0.map { try db.quote($0.name) }).joined(separator: ",") + ")" } ?? ""
+                return try db.query("""
+                    SELECT `symbol`, CAST(UNIX_TIMESTAMP(MIN(`\(timeColumn)`)) * 1000 AS SIGNED),
+                           CAST(UNIX_TIMESTAMP(MAX(`\(timeColumn)`)) * 1000 AS SIGNED), COUNT(*)\(ids)
+                    FROM `\(table)` \(filter) GROUP BY `symbol` ORDER BY `symbol`
+                    """)
+            }
+        }
+    }
+
+    public func idJumps(table: String, symbols: [Symbol]?) async throws -> [[String?]] {
+        try await databaseSpan(pool, "SELECT", table) {
+            try await pool.withConnection { db in
+                let filter = try symbols.map { "WHERE `symbol` IN (" + (try $0.map { try db.quote($0.name) }).joined(separator: ",") + ")" } ?? ""
+                return try db.query("""
+                    SELECT `symbol`, COUNT(*) FROM (
+                      SELECT `symbol`, `agg_trade_id` - LAG(`agg_trade_id`) OVER (PARTITION BY `symbol` ORDER BY `agg_trade_id`) AS `step`
+                      FROM `\(table)` \(filter)) AS w
+                    WHERE `step` > 1 GROUP BY `symbol`
+                    """)
+            }
         }
     }
 }

@@ -12,6 +12,8 @@ public protocol DataStore: Sendable {
     /// and checks that those already there can take its rows, before anything is fetched. Says what it found in the
     /// log. Throws `SchemaError` or the store's `StoreFailure` for what only a change of configuration fixes.
     func prepare(klineTables: [KlineTable], otherTables: [TableDefinition], dryRun: Bool, logger: Logger) async throws -> PreparedTables
+    /// What `coverage` reads.
+    var coverage: any CoverageReading { get }
     /// Closes the connections.
     func shutdown()
 }

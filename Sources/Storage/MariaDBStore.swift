@@ -18,6 +18,8 @@ public final class MariaDBStore: DataStore {
 
     public func shutdown() { pool.shutdown() }
 
+    public var coverage: any CoverageReading { CoverageStore(pool: pool) }
+
     public func prepare(klineTables: [KlineTable], otherTables: [TableDefinition], dryRun: Bool, logger: Logger) async throws -> PreparedTables {
         let migrator = SchemaMigrator(pool: pool)
         let missing = try await migrator.missingTables(klineTables)

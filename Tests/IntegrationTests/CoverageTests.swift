@@ -15,8 +15,12 @@ struct CoverageTests {
     static let m15: Int64 = 15 * 60_000
 
     static func coverage(_ args: [String], db: TestDatabase, clock: any WallClock, terminal: Bool = false) async -> KlinesEndToEndTests.Run {
+        await coverage(args, store: TestStore(db), clock: clock, terminal: terminal)
+    }
+
+    static func coverage(_ args: [String], store: TestStore, clock: any WallClock, terminal: Bool = false) async -> KlinesEndToEndTests.Run {
         let out = LineSink(), err = LineSink()
-        let status = await ExtractorCLI.run(arguments: ["coverage", "--mysql-uri", db.uriText] + args, environment: ["OTEL_SDK_DISABLED": "true"],
+        let status = await ExtractorCLI.run(arguments: ["coverage", "--database-url", store.urlText] + args, environment: ["OTEL_SDK_DISABLED": "true"],
                                             context: RunContext(clock: clock, output: out, errors: err, outputIsTerminal: terminal))
         return KlinesEndToEndTests.Run(status: status, output: out.text, errors: err.text)
     }
@@ -28,29 +32,30 @@ struct CoverageTests {
         return Dictionary(uniqueKeysWithValues: rows.map { ("\($0["table"]!) \($0["symbol"]!)", $0) })
     }
 
-    @Test("per table and symbol: span, rows, rows expected, holes, confirmed outages and candles behind; trades by id; funding by span")
-    func coverage() async throws {
+    @Test("per table and symbol: span, rows, rows expected, holes, confirmed outages and candles behind; trades by id; funding by span",
+          arguments: StoreKind.allCases)
+    func coverage(store kind: StoreKind) async throws {
         let clock = ManualClock(now: Jobs.now)
         let sim = try await SimulatorFixture.start(clock: clock)
-        let db = try await TestDatabase.make()
+        let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
         let outage = KlineInterval.m15.openTime(containing: Jobs.now - 30 * 3_600_000)
         await sim.simulator.setOutages([outage..<(outage + 8 * Self.m15)])
         for args in [["klines", "--timeframes", "15m", "--symbols", "BTCUSDT,ETHUSDT", "--lookback-hours", "72"],
                      ["trades", "--symbols", "BTCUSDT", "--lookback-hours", "1"], ["funding", "--symbols", "BTCUSDT", "--lookback-hours", "72"]] {
-            let run = await Jobs.cli(args, sim: sim, db: db, clock: clock)
+            let run = await Jobs.cli(args, sim: sim, store: db, clock: clock)
             #expect(run.status == 0, "\(args[0]): \(run.errors)")
         }
         let first = KlineInterval.m15.openTime(containing: Jobs.now - 72 * 3_600_000)
         let lastClosed = KlineInterval.m15.openTime(containing: Jobs.now) - Self.m15
         // Two holes of our own in BTCUSDT: 3 and 10 candles.
-        try await Jobs.delete(db, "BTCUSDT", from: first + 10 * Self.m15, through: first + 12 * Self.m15)
-        try await Jobs.delete(db, "BTCUSDT", from: first + 100 * Self.m15, through: first + 109 * Self.m15)
+        try await db.deleteKlines("klines_m15", symbol: "BTCUSDT", from: first + 10 * Self.m15, through: first + 12 * Self.m15)
+        try await db.deleteKlines("klines_m15", symbol: "BTCUSDT", from: first + 100 * Self.m15, through: first + 109 * Self.m15)
         let tradeIds = try await db.query("SELECT agg_trade_id FROM agg_trades ORDER BY agg_trade_id").compactMap { $0[0].flatMap { Int64($0) } }
         try await db.execute("DELETE FROM agg_trades WHERE agg_trade_id IN (\(tradeIds[5]), \(tradeIds[6]), \(tradeIds[40]))")
         clock.advance(by: 60 * 60_000)
 
-        let run = await Self.coverage([], db: db, clock: clock)
+        let run = await Self.coverage([], store: db, clock: clock)
         #expect(run.status == 0, "\(run.errors)")
         let series = try Self.series(run.output)
         #expect(series.count == 4, "\(series.keys.sorted())")
@@ -75,12 +80,12 @@ struct CoverageTests {
         #expect(funding["expected"] is NSNull && funding["complete"] is NSNull)
 
         // Filters: one symbol, one timeframe (kline tables only).
-        let filtered = try Self.series(await Self.coverage(["--symbols", "ETHUSDT", "--timeframes", "15m"], db: db, clock: clock).output)
+        let filtered = try Self.series(await Self.coverage(["--symbols", "ETHUSDT", "--timeframes", "15m"], store: db, clock: clock).output)
         #expect(Array(filtered.keys) == ["klines_m15 ETHUSDT"])
-        #expect(try Self.series(await Self.coverage(["--market", "spot"], db: db, clock: clock).output).isEmpty)
+        #expect(try Self.series(await Self.coverage(["--market", "spot"], store: db, clock: clock).output).isEmpty)
 
         // On a terminal: a table and the verdict.
-        let table = await Self.coverage([], db: db, clock: clock, terminal: true)
+        let table = await Self.coverage([], store: db, clock: clock, terminal: true)
         #expect(table.output.split(separator: "\n").contains { $0.hasPrefix("klines_m15 ") && $0.contains("BTCUSDT  \(UTCCalendar.iso8601(first))") && $0.hasSuffix(" 4") },
                 "\(table.output)")
         #expect(table.output.contains("1 (8)"), "an outage and its candles")

@@ -104,6 +104,18 @@ public struct TestStore: Sendable {
                                         + "WHERE agg_trade_id = \(id)").first ?? []
     }
 
+    /// Rows of a query that both databases read alike (plain SQL, no dialect), as text.
+    public func query(_ sql: String) async throws -> [[String?]] {
+        if let mariadb { return try await mariadb.query(sql) }
+        return try await postgres?.query(sql) ?? []
+    }
+
+    /// A statement both databases read alike.
+    public func execute(_ sql: String) async throws {
+        if let mariadb { try await mariadb.execute(sql) }
+        try await postgres?.execute(sql)
+    }
+
     public func drop() async {
         await mariadb?.drop()
         await postgres?.drop()

@@ -15,6 +15,8 @@ public final class PostgresDataStore: DataStore {
 
     public func shutdown() { pool.shutdown() }
 
+    public var coverage: any CoverageReading { PostgresCoverageStore(store: self) }
+
     public func prepare(klineTables: [KlineTable], otherTables: [TableDefinition], dryRun: Bool, logger: Logger) async throws -> PreparedTables {
         let klines = PostgresKlineStore(pool: pool)
         var existing = try await existingTables()
