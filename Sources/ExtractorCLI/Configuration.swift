@@ -139,12 +139,6 @@ enum Resolve {
         return location
     }
 
-    /// What PostgreSQL does not hold yet (the second store comes a command at a time): refused before anything runs.
-    static func requireMariaDB(_ location: DatabaseLocation?, for command: String) throws(ConfigurationError) {
-        guard case .postgresql(let uri) = location else { return }
-        throw ConfigurationError("`\(command)` does not write PostgreSQL yet (database URL \(uri)): this build runs `klines`, `gaps`, `funding` and `trades` on PostgreSQL; use a MariaDB URL (mysql://…) for \(command)")
-    }
-
     /// `NAME`, or `NAME_FILE` read (a mounted Secret), or nil; both set is an error.
     static func environmentURL(_ name: String, _ env: [String: String]) throws(ConfigurationError) -> (String, String)? {
         let variable = env[name].flatMap { $0.isEmpty ? nil : $0 }

@@ -157,7 +157,6 @@ public enum ExtractorCLI {
         do throws(ConfigurationError) {
             level = try Resolve.logLevel(command.database.logLevel, environment)
             location = try Resolve.database(command.database, environment, warnings: &warnings)
-            try Resolve.requireMariaDB(location, for: "migrate")
             var market: Market?, intervals: [KlineInterval]?
             if let text = command.market { market = try Resolve.market(text) }
             if let text = command.timeframes { intervals = try Resolve.intervals(text, market: market) }
@@ -167,25 +166,18 @@ public enum ExtractorCLI {
         } catch {
             return fail(error, context: context)
         }
-        guard let uri = location?.mariadb else {
+        guard let location else {
             return fail(ConfigurationError("no database configured: set DATABASE_URL or MYSQL_URI, or pass --database-url"), context: context)
         }
         let logger = makeLogger("migrate", level: level, context: context)
         for warning in warnings { logger.warning("\(warning)") }
-        let pool = ConnectionPool(uri: uri, size: 1, logger: logger)
-        defer { pool.shutdown() }
+        let store = location.open(size: 1, logger: logger)
+        defer { store.shutdown() }
         do {
-            let migrator = SchemaMigrator(pool: pool)
-            var report = try await migrator.migrate(tables)
-            if command.timeframes == nil {
-                for (table, changes) in try await migrator.upgrade(SchemaMigrator.otherTables).sorted(by: { $0.key < $1.key }) {
-                    report.upgraded.append(table)
-                    report.changes[table] = changes
-                }
-                report.created += try await migrator.ensure(SchemaMigrator.otherTables)
-            }
+            // With --timeframes, only those kline tables; without, the funding, trades and confirmed-gaps tables too.
+            let report = try await store.migrate(klineTables: tables, otherTables: command.timeframes == nil ? SchemaMigrator.otherTables : [])
             logger.info("migration done", metadata: [
-                "database": "\(uri)", "created": "\(report.created.count)", "upgraded": "\(report.upgraded.count)",
+                "database": "\(location)", "created": "\(report.created.count)", "upgraded": "\(report.upgraded.count)",
                 "unchanged": "\(report.unchanged.count)",
             ])
             var text = "created: \(report.created.joined(separator: " "))\nupgraded: \(report.upgraded.joined(separator: " "))\n"

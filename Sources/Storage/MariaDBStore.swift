@@ -20,6 +20,19 @@ public final class MariaDBStore: DataStore {
 
     public var coverage: any CoverageReading { CoverageStore(pool: pool) }
 
+    /// Creates what is missing and upgrades existing tables in place (`SchemaMigrator`: decimals widened, DATETIME(3),
+    /// BIGINT ids, unique keys), listing each change.
+    public func migrate(klineTables: [KlineTable], otherTables: [TableDefinition]) async throws -> SchemaMigrator.Report {
+        let migrator = SchemaMigrator(pool: pool)
+        var report = try await migrator.migrate(klineTables)
+        for (table, changes) in try await migrator.upgrade(otherTables).sorted(by: { $0.key < $1.key }) {
+            report.upgraded.append(table)
+            report.changes[table] = changes
+        }
+        report.created += try await migrator.ensure(otherTables)
+        return report
+    }
+
     public func prepare(klineTables: [KlineTable], otherTables: [TableDefinition], dryRun: Bool, logger: Logger) async throws -> PreparedTables {
         let migrator = SchemaMigrator(pool: pool)
         let missing = try await migrator.missingTables(klineTables)

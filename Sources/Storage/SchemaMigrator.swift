@@ -11,6 +11,7 @@ public struct SchemaMigrator: Sendable {
 
     /// What a migration did, table by table.
     public struct Report: Sendable, Equatable {
+        public init() {}
         public var created: [String] = []
         public var upgraded: [String] = []
         public var unchanged: [String] = []

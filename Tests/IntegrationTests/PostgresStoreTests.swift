@@ -7,6 +7,7 @@ import HTTPTransport
 import Pipeline
 import PostgresStore
 import Storage
+import Telemetry
 import TestSupport
 import Testing
 
@@ -163,6 +164,29 @@ struct PostgresStoreTests {
         #expect(denied.status == 2 && denied.errors.contains("may not SELECT, INSERT and UPDATE klines_h1"), "\(denied.errors)")
         #expect(!denied.errors.contains("r3ad"))
         #expect(await sim.simulator.statistics.klinesRequests == 0)
+    }
+
+    @Test("migrate creates every table on PostgreSQL, leaves them unchanged the next time, and names the ALTER for a table that would round")
+    func migrate() async throws {
+        let db = try await TestPostgres.make()
+        defer { Task { await db.drop() } }
+        func run() async -> (Int32, String, String) {
+            let out = LineSink(), err = LineSink()
+            let status = await ExtractorCLI.run(arguments: ["migrate", "--database-url", db.uriText], environment: ["OTEL_SDK_DISABLED": "true"],
+                                                context: RunContext(output: out, errors: err))
+            return (status, out.text, err.text)
+        }
+        let first = await run()
+        #expect(first.0 == 0, "\(first.2)")
+        let tables = Set(try await db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").compactMap { $0.first ?? nil })
+        let expected = Set(KlineTable.all.map(\.name) + SchemaMigrator.otherTables.map(\.name))
+        #expect(tables == expected, "missing: \(expected.subtracting(tables)), unexpected: \(tables.subtracting(expected))")
+        #expect(first.1.contains("created: ") && first.1.contains("funding_rates") && first.1.contains("unchanged: 0 tables"))
+        let second = await run()
+        #expect(second.0 == 0 && second.1.contains("created: \n") && second.1.contains("unchanged: \(expected.count) tables"), "\(second.1)")
+        try await db.execute("ALTER TABLE agg_trades ALTER COLUMN price TYPE numeric(20,8)")
+        let narrow = await run()
+        #expect(narrow.0 == 2 && narrow.2.contains("ALTER TABLE agg_trades ALTER COLUMN price TYPE numeric(38,18)"), "\(narrow.2)")
     }
 
     @Test("wrong credentials are a configuration error that never shows the password; a URL option libpq should not get is named")

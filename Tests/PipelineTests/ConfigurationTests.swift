@@ -21,7 +21,6 @@ struct ConfigurationTests {
         (["klines", "--timeframes", "1m", "--symbols", "btc-usdt!", "--dry-run"], "invalid symbol 'btc-usdt!'"),
         (["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--mysql-uri", "sqlite://u:secret@h/db"], "scheme 'sqlite'"),
         (["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--database-url", "postgresql://u:secret@h/db?sslmode=strict"], "sslmode 'strict'"),
-        (["migrate", "--database-url", "postgresql://u:secret@h/db"], "`migrate` does not write PostgreSQL yet"),
         (["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--database-url", "postgres://u:secret@h/db", "--mysql-uri", "mysql://u:secret@h/db"],
          "--database-url and --mysql-uri both name a database"),
         (["klines", "--timeframes", "1m", "--symbols", "BTCUSDT", "--mysql-uri", "mysql://u:secret@h:99999/db"], "port '99999'"),

@@ -17,6 +17,34 @@ public final class PostgresDataStore: DataStore {
 
     public var coverage: any CoverageReading { PostgresCoverageStore(store: self) }
 
+    /// Creates the tables that are missing and checks those that exist (a shape that would round a value or lacks the
+    /// upsert's key is refused with the `ALTER TABLE` that fixes it: PostgreSQL's tables are not changed behind their
+    /// owner's back).
+    public func migrate(klineTables: [KlineTable], otherTables: [TableDefinition]) async throws -> SchemaMigrator.Report {
+        var report = SchemaMigrator.Report()
+        let existing = try await existingTables()
+        let klines = PostgresKlineStore(pool: pool)
+        for table in klineTables {
+            if existing.contains(table.name) {
+                try await checkShape(table.name, columns: PostgresTables.klineColumns, key: ["symbol", "open_time"])
+                report.unchanged.append(table.name)
+            } else {
+                try await klines.create([table])
+                report.created.append(table.name)
+            }
+        }
+        for definition in otherTables {
+            if existing.contains(definition.name) {
+                try await checkShape(definition.name, columns: definition.columns.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, key: definition.key)
+                report.unchanged.append(definition.name)
+            } else if let sql = PostgresTables.createSQL(definition) {
+                try await pool.withConnection { try $0.execute(sql, context: "creating \(definition.name)") }
+                report.created.append(definition.name)
+            }
+        }
+        return report
+    }
+
     public func prepare(klineTables: [KlineTable], otherTables: [TableDefinition], dryRun: Bool, logger: Logger) async throws -> PreparedTables {
         let klines = PostgresKlineStore(pool: pool)
         var existing = try await existingTables()
