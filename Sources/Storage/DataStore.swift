@@ -51,4 +51,3 @@ public protocol GapStoring: Sendable {
     func forget(table: KlineTable, symbols: [Symbol]?) async throws
 }
 
-extension GapStore: GapStoring {}

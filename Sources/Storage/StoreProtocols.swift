@@ -1,7 +1,7 @@
 import BinanceAPI
 
 // What the pipeline asks of a store, whichever database holds the data: the pipeline calls these protocols only,
-// and each store (MariaDB here, PostgreSQL in Stores/PostgreSQL) conforms.
+// and each store (Storage/MariaDB, Stores/PostgreSQL) conforms.
 
 /// Klines: where a unit stands, and a way to write batches.
 public protocol KlineStoring: Sendable {
@@ -17,25 +17,10 @@ extension KlineStoring {
     public func recordOutages(table: KlineTable, holes: [KlineHole]) async throws {}
 }
 
-extension KlineStore: KlineStoring {
-    public func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int {
-        try await upsert(table: table, symbol: symbol, klines: klines)
-        return klines.count
-    }
-
-    public func recordOutages(table: KlineTable, holes: [KlineHole]) async throws {
-        try await GapStore(pool: pool).recordConfirmed(table: table, holes: holes)
-    }
-}
-
 /// Funding rates: where a symbol stands, and a way to write batches.
 public protocol FundingStoring: Sendable {
     func lastFundingTime(symbol: Symbol) async throws -> Int64?
     func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int
-}
-
-extension FundingStore: FundingStoring {
-    public func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int { try await upsert(symbol: symbol, rows: rows) }
 }
 
 /// Aggregate trades: where a symbol stands (by id, and in time), and a way to write batches.
@@ -46,8 +31,3 @@ public protocol TradeStoring: Sendable {
     func write(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int
 }
 
-extension TradeStore: TradeStoring {
-    public func write(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int {
-        try await upsert(table: table, symbol: symbol, trades: trades)
-    }
-}

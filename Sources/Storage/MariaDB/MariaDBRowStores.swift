@@ -182,25 +182,26 @@ func databaseSpan<T>(_ pool: ConnectionPool, _ operation: String, _ collection: 
                            operation, collection, batchSize: batchSize, body)
 }
 
-/// A CLIENT span for one statement, with the database semantic conventions' attributes and never a row value.
-public func databaseSpan<T>(system: String, namespace: String, host: String, port: Int, _ operation: String, _ collection: String,
-                            batchSize: Int? = nil, _ body: () async throws -> T) async throws -> T {
-    try await withSpan("\(operation) \(collection)", ofKind: .client) { span in
-        span.attributes["db.system.name"] = system
-        span.attributes["db.namespace"] = namespace
-        span.attributes["db.collection.name"] = collection
-        span.attributes["db.operation.name"] = operation
-        span.attributes["server.address"] = host
-        span.attributes["server.port"] = Int64(port)
-        if let batchSize { span.attributes["db.operation.batch.size"] = Int64(batchSize) }
-        do {
-            return try await body()
-        } catch let error as StoreFailure {
-            if let code = error.responseStatusCode {
-                span.attributes["db.response.status_code"] = code
-                span.attributes["error.type"] = code
-            }
-            throw error
-        }
+// The pipeline's view of these stores.
+extension KlineStore: KlineStoring {
+    public func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int {
+        try await upsert(table: table, symbol: symbol, klines: klines)
+        return klines.count
+    }
+
+    public func recordOutages(table: KlineTable, holes: [KlineHole]) async throws {
+        try await GapStore(pool: pool).recordConfirmed(table: table, holes: holes)
     }
 }
+
+extension FundingStore: FundingStoring {
+    public func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int { try await upsert(symbol: symbol, rows: rows) }
+}
+
+extension TradeStore: TradeStoring {
+    public func write(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int {
+        try await upsert(table: table, symbol: symbol, trades: trades)
+    }
+}
+
+extension GapStore: GapStoring {}
