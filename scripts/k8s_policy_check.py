@@ -11,7 +11,8 @@ The schema check (kubernetes-validate) says a manifest is well-formed; this says
   * the nightly gaps job checks every kline table the klines CronJobs fill;
   * the database and the collector are each one NetworkPolicy destination; the configured collector endpoint names
     a Service that the same rendering deploys (never a collector that does not exist), on a port the telemetry
-    policy opens; the database URI of a rendered Secret goes to a port the database policy opens;
+    policy opens; the database URL of a rendered Secret (MYSQL_URI or DATABASE_URL) goes to a port the database policy
+    opens, and without one, the port of the store the overlay declares (DB_ADAPTER) is open;
   * LICENSE exists and is the license the image's label names.
 
 Usage: k8s_policy_check.py DIR=RENDERED.yaml ...   (DIR as in k8s/overlays/production; what is deployed as is: the
@@ -157,11 +158,19 @@ def check(where, docs, version, license_label):
             if port not in ports("binance-extractor-telemetry"):
                 fail(f"the collector's port {port} ({endpoint}) is not opened by NetworkPolicy binance-extractor-telemetry")
         for secret in by_kind.get("Secret", []):
-            uri = (secret.get("stringData") or {}).get("MYSQL_URI")
+            data = secret.get("stringData") or {}
+            uri = data.get("DATABASE_URL") or data.get("MYSQL_URI")
             if uri:
-                port = urlparse(uri.replace("mysql+pymysql", "mysql")).port or 3306
+                url = urlparse(uri.replace("mysql+pymysql", "mysql"))
+                port = url.port or (5432 if url.scheme.startswith("postgres") else 3306)
                 if port not in ports("binance-extractor-database"):
                     fail(f"Secret {secret['metadata']['name']}'s database port {port} is not opened by NetworkPolicy binance-extractor-database")
+        # The store the overlay declares: its default port must be open (a managed database on another port is an
+        # overlay's deliberate choice, written in its destinations.yaml with that port).
+        adapter = (config.get("DB_ADAPTER") or "mysql").lower()
+        default_port = 5432 if adapter.startswith("postgres") else 3306
+        if not by_kind.get("Secret") and default_port not in ports("binance-extractor-database"):
+            fail(f"DB_ADAPTER={adapter}, but NetworkPolicy binance-extractor-database does not open {default_port}")
     return problems
 
 
@@ -190,6 +199,7 @@ def self_test(rendered, version, license_label):
     production = next(docs for where, docs in rendered if where == "k8s/overlays/production")
     local = next(docs for where, docs in rendered if where == "k8s/overlays/local")
     scale = next(docs for where, docs in rendered if where == "k8s/scale-out")
+    postgres = next(docs for where, docs in rendered if where == "k8s/overlays/postgresql")
 
     def cronjob(docs, name):
         return next(d for d in docs if d["kind"] == "CronJob" and d["metadata"]["name"] == name)
@@ -214,10 +224,14 @@ def self_test(rendered, version, license_label):
                                        .update(MYSQL_URI="mysql://u:p@mariadb:3307/market")),
         "no SHARD_COUNT": breaks(scale, lambda d: [c for c in d if c["kind"] == "Job"][0]["spec"]["template"]["spec"]["containers"][0]
                                  .update(env=[])),
+        "postgresql on 3306": breaks(postgres, lambda d: next(p for p in d if p["kind"] == "NetworkPolicy"
+                                                               and p["metadata"]["name"] == "binance-extractor-database")["spec"]["egress"][0]["ports"][0]
+                                    .update(port=3306)),
         "capped backfill": breaks(scale, lambda d: [c for c in d if c["kind"] == "Job"][0]["spec"]["template"]["spec"]["containers"][0]
                                   .update(args=["klines", "--timeframes", "1m", "--from-listing"])),
     }
-    where = {"database port closed": "k8s/overlays/local", "no SHARD_COUNT": "k8s/scale-out", "capped backfill": "k8s/scale-out"}
+    where = {"database port closed": "k8s/overlays/local", "no SHARD_COUNT": "k8s/scale-out", "capped backfill": "k8s/scale-out",
+             "postgresql on 3306": "k8s/overlays/postgresql"}
     missed = [name for name, docs in cases.items() if not check(where.get(name, "k8s/overlays/production"), docs, version, license_label)]
     for name in missed:
         print(f"SELF-TEST FAIL: the check did not catch: {name}")
