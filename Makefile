@@ -12,6 +12,9 @@ TEST_PG_DIR ?= .build-test/postgres
 TEST_PG_PORT ?= auto
 DEMO_DB_DIR ?= .build-demo/mariadb
 DEMO_DB_PORT ?= auto
+DEMO_PG_DIR ?= .build-demo/postgres
+# The store the demo writes: mariadb or postgresql (make run STORE=postgresql).
+STORE ?= mariadb
 
 .PHONY: help deps python-deps build release run demo-stop test bench clean image k8s-validate deploy k8s-status k8s-logs
 
@@ -23,7 +26,7 @@ OVERLAY ?= local
 NAMESPACE ?= $(if $(filter production,$(OVERLAY)),binance,binance-$(OVERLAY))
 
 help:
-	@echo "make run    offline demo: local MariaDB + binance-sim + the extractor"
+	@echo "make run    offline demo: local MariaDB + binance-sim + the extractor (STORE=postgresql: on PostgreSQL)"
 	@echo "make test   build and run every test (real MariaDB, bundled simulator)"
 	@echo "make build  debug build; make release: release build"
 	@echo "make bench  benchmark figures (release builds): a table and .build-bench/results.json"
@@ -57,10 +60,11 @@ run: deps
 	swift build --product binance-extractor
 	swift build --product binance-sim
 	swift build --product otlp-receiver
-	DB_DIR=$(DEMO_DB_DIR) DB_PORT=$(DEMO_DB_PORT) scripts/demo.sh
+	DB_DIR=$(DEMO_DB_DIR) DB_PORT=$(DEMO_DB_PORT) PG_DIR=$(DEMO_PG_DIR) STORE=$(STORE) scripts/demo.sh
 
 demo-stop:
 	scripts/mariadb.sh stop $(DEMO_DB_DIR)
+	scripts/postgres.sh stop $(DEMO_PG_DIR)
 
 # Builds everything (the executables too: some tests run them), starts a throwaway MariaDB and PostgreSQL, runs
 # the tests, and stops both servers whatever the outcome.
@@ -105,4 +109,5 @@ clean:
 	-scripts/mariadb.sh stop $(TEST_DB_DIR)
 	-scripts/mariadb.sh stop $(DEMO_DB_DIR)
 	-scripts/postgres.sh stop $(TEST_PG_DIR)
+	-scripts/postgres.sh stop $(DEMO_PG_DIR)
 	rm -rf .build .build-test .build-demo

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The offline demo behind `make run`: a local MariaDB, binance-sim, and two runs of the extractor.
+# The offline demo behind `make run`: a local MariaDB (or PostgreSQL with STORE=postgresql), binance-sim, and the
+# extractor's jobs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DB_DIR=${DB_DIR:-.build-demo/mariadb}
@@ -8,13 +9,32 @@ BIN=.build/debug
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "Starting MariaDB (data in $DB_DIR)"
-uri=$(scripts/mariadb.sh start "$DB_DIR" "$DB_PORT")
-DB_PORT=${uri##*:}; DB_PORT=${DB_PORT%%/*}
-echo "MariaDB on 127.0.0.1:$DB_PORT"
-# A fresh database each time, so the demo always starts from nothing stored.
-mariadb --no-defaults -uroot -ptest -h127.0.0.1 -P"$DB_PORT" -e "DROP DATABASE IF EXISTS binance_demo; CREATE DATABASE binance_demo"
-export MYSQL_URI="mysql://root:test@127.0.0.1:$DB_PORT/binance_demo"
+# STORE=postgresql (make run STORE=postgresql) runs the same demo on PostgreSQL.
+STORE=${STORE:-mariadb}
+PG_DIR=${PG_DIR:-.build-demo/postgres}
+case "$STORE" in
+mariadb)
+  say "Starting MariaDB (data in $DB_DIR)"
+  uri=$(scripts/mariadb.sh start "$DB_DIR" "$DB_PORT")
+  DB_PORT=${uri##*:}; DB_PORT=${DB_PORT%%/*}
+  echo "MariaDB on 127.0.0.1:$DB_PORT"
+  # A fresh database each time, so the demo always starts from nothing stored.
+  mariadb --no-defaults -uroot -ptest -h127.0.0.1 -P"$DB_PORT" -e "DROP DATABASE IF EXISTS binance_demo; CREATE DATABASE binance_demo"
+  export DATABASE_URL="mysql://root:test@127.0.0.1:$DB_PORT/binance_demo"
+  sql() { mariadb --no-defaults -uroot -ptest -h127.0.0.1 -P"$DB_PORT" binance_demo -t -e "$1"; }
+  ;;
+postgresql)
+  say "Starting PostgreSQL (data in $PG_DIR)"
+  uri=$(scripts/postgres.sh start "$PG_DIR" auto)
+  DB_PORT=${uri##*:}; DB_PORT=${DB_PORT%%/*}
+  echo "PostgreSQL on 127.0.0.1:$DB_PORT"
+  PGPASSWORD=test psql -q -h 127.0.0.1 -p "$DB_PORT" -U postgres -d postgres -c "DROP DATABASE IF EXISTS binance_demo WITH (FORCE)" -c "CREATE DATABASE binance_demo"
+  export DATABASE_URL="postgresql://postgres:test@127.0.0.1:$DB_PORT/binance_demo"
+  sql() { PGPASSWORD=test psql -h 127.0.0.1 -p "$DB_PORT" -U postgres -d binance_demo -c "$1"; }
+  ;;
+*) echo "STORE=$STORE: use mariadb or postgresql" >&2; exit 2 ;;
+esac
+unset MYSQL_URI
 
 say "Starting binance-sim (a Binance-compatible server; Binance itself is not reachable here)"
 sim_log=$(mktemp)
@@ -58,15 +78,21 @@ say "Second run: resumes from the last stored candle, re-reads one hour, fetches
 say "The trace of the second run, as a collector received it"
 "$BIN/otlp-receiver" tree "$trace_dir"
 
-say "What is in MariaDB now: binance-extractor coverage (span, rows, rows expected, holes, outages, candles behind)"
+say "What is in $STORE now: binance-extractor coverage (span, rows, rows expected, holes, outages, candles behind)"
 "$BIN/binance-extractor" coverage --format table
-mariadb --no-defaults -uroot -ptest -h127.0.0.1 -P"$DB_PORT" binance_demo -t -e "
-SELECT symbol, open_time, close_time, open_price, close_price, volume, number_of_trades FROM klines_h1 WHERE symbol = 'PEPEUSDT' ORDER BY open_time DESC LIMIT 3;
-"
+sql "SELECT symbol, open_time, close_time, open_price, close_price, volume, number_of_trades FROM klines_h1 WHERE symbol = 'PEPEUSDT' ORDER BY open_time DESC LIMIT 3"
 
 say "Where the data is"
-cat <<MSG
+if [ "$STORE" = postgresql ]; then
+  cat <<MSG
+PostgreSQL is still running with the data: postgresql://postgres:***@127.0.0.1:$DB_PORT/binance_demo (password: test)
+  PGPASSWORD=test psql -h 127.0.0.1 -p $DB_PORT -U postgres binance_demo
+Its files are in $PG_DIR. Stop it with: make demo-stop
+MSG
+else
+  cat <<MSG
 MariaDB is still running with the data: mysql://root:***@127.0.0.1:$DB_PORT/binance_demo (password: test)
   mariadb -uroot -ptest -h127.0.0.1 -P$DB_PORT binance_demo
 Its files are in $DB_DIR. Stop it with: make demo-stop
 MSG
+fi
