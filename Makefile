@@ -76,6 +76,7 @@ test: deps python-deps k8s-validate
 	TEST_MYSQL_URI=$$uri TEST_POSTGRES_URI=$$pg TEST_POSTGRES_DIR=$(TEST_PG_DIR) swift test --skip-build
 
 BENCH_DB_DIR ?= .build-bench/mariadb
+BENCH_PG_DIR ?= .build-bench/postgres
 
 # Throughput, budget use, memory and start-up, with release builds, against binance-sim and a MariaDB of its own.
 # Prints a table and writes .build-bench/results.json. BENCH_QUICK=1 for a shorter run.
@@ -84,8 +85,9 @@ bench: deps
 	swift build -c release --product binance-sim
 	swift build -c release --product binance-bench
 	@uri=$$(scripts/mariadb.sh start $(BENCH_DB_DIR) auto) || exit 1; \
-	trap 'scripts/mariadb.sh stop $(BENCH_DB_DIR)' EXIT; \
-	BENCH_MYSQL_URI=$$uri BENCH_BIN_DIR=$$(swift build -c release --show-bin-path) .build/release/binance-bench
+	trap 'scripts/mariadb.sh stop $(BENCH_DB_DIR); scripts/postgres.sh stop $(BENCH_PG_DIR)' EXIT; \
+	pg=$$(scripts/postgres.sh start $(BENCH_PG_DIR) auto) || exit 1; \
+	BENCH_MYSQL_URI=$$uri BENCH_POSTGRES_URI=$$pg BENCH_BIN_DIR=$$(swift build -c release --show-bin-path) .build/release/binance-bench
 
 image:
 	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "no Docker engine here: run make image where one runs (the Dockerfile is checked by make k8s-validate)" >&2; exit 1; }

@@ -88,7 +88,7 @@ let package = Package(
         ], path: "Sources/Executables/otlp-receiver"),
 
         // `make bench`: throughput, budget use, memory and start-up, measured against binance-sim and MariaDB.
-        .executableTarget(name: "binance-bench", dependencies: ["Storage", "BinanceSimulator", "BinanceAPI", "BuildInfo"],
+        .executableTarget(name: "binance-bench", dependencies: ["Storage", "PostgresStore", "BinanceSimulator", "BinanceAPI", "BuildInfo"],
                           path: "Sources/Executables/binance-bench"),
 
         // Test support: MariaDB fixture, simulator launcher, process runner.

@@ -2,6 +2,7 @@ import BinanceAPI
 import BinanceSimulator
 import BuildInfo
 import Foundation
+import PostgresStore
 import Storage
 
 // `make bench`: every figure of the benchmark in one run, against binance-sim and a real MariaDB, so ratios hold
@@ -14,7 +15,7 @@ case "--version":
     print(BuildInfo.version)
     exit(0)
 case "--help", "-h":
-    print("binance-bench: make bench's figures (BENCH_MYSQL_URI, BENCH_BIN_DIR, BENCH_OUTPUT, BENCH_QUICK=1, BENCH_ONLY=1,8); no arguments")
+    print("binance-bench: make bench's figures (BENCH_MYSQL_URI, BENCH_POSTGRES_URI, BENCH_BIN_DIR, BENCH_OUTPUT, BENCH_QUICK=1, BENCH_ONLY=1,8); no arguments")
     exit(0)
 case let other?:
     FileHandle.standardError.write(Data("binance-bench: unknown argument '\(other)'; it takes none (only --version, --help)\n".utf8))
@@ -24,6 +25,8 @@ case nil:
 }
 let binDir = env["BENCH_BIN_DIR"] ?? ".build/release"
 let adminURIText = env["BENCH_MYSQL_URI"] ?? "mysql://root:test@127.0.0.1:33306/mysql"
+/// PostgreSQL for row 9 (make bench starts one); without it, row 9 is skipped.
+let postgresAdminText = env["BENCH_POSTGRES_URI"]
 let output = env["BENCH_OUTPUT"] ?? ".build-bench/results.json"
 let quick = env["BENCH_QUICK"] == "1"
 /// BENCH_ONLY=1,8: only these rows (row 1, the database ceiling, is what ratios are taken against).
@@ -365,6 +368,72 @@ if row(8) {
     record("archive_peak_rss_mib", "   peak memory", run.maxRSSMiB, unit: "MiB", target: "< 64 MiB", ok: run.maxRSSMiB < 64, digits: 1)
     record("archive_wall_s", "   wall time", run.wall, unit: "s", digits: 1)
     if run.status != 0 { print("archive backfill exited \(run.status): \(run.stdout.prefix(300))") }
+}
+
+// 9. PostgreSQL: row 2's backfill into PostgreSQL, against COPY of the same number of kline rows into an empty table of
+// the same schema (4 connections, as the extractor's pool), measured in the same run.
+if row(9), let postgresAdminText {
+    let days: Int64 = quick ? 7 : 30
+    let admin = try PostgresURI(parsing: postgresAdminText)
+    func postgresDatabase(_ name: String) async throws -> PostgresURI {
+        let pool = PostgresPool(uri: admin, size: 1)
+        defer { pool.shutdown() }
+        _ = try await pool.withConnection { db in
+            try db.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            return try db.execute("CREATE DATABASE \(name)")
+        }
+        var uri = admin
+        uri.database = name
+        return uri
+    }
+    // The ceiling: COPY straight into an empty table, 4 writers, 50,000 rows a COPY.
+    let ceilingURI = try await postgresDatabase("bench_pg_ceiling")
+    let pool = PostgresPool(uri: ceilingURI, size: 4)
+    let table = KlineTable(market: .futures, interval: .m1)
+    try await PostgresKlineStore(pool: pool).create([table])
+    let market = SimulatedMarket.standard(now: Int64(Date().timeIntervalSince1970 * 1000))
+    let total = Int(days) * 1440 * 20
+    let names = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"]
+    var chunks: [[UInt8]] = []
+    for name in names {
+        let rows = market.klines(symbol: market.symbols[name]!, interval: .m1, start: start2024, end: start2024 + Int64(total / 4) * 60_000 - 1,
+                                 limit: total / 4, now: .max)
+        let symbol = try Symbol(validating: name)
+        stride(from: 0, to: rows.count, by: 50_000).forEach {
+            chunks.append(PostgresKlineStore.copyText(symbol: symbol, klines: Array(rows[$0..<min($0 + 50_000, rows.count)])))
+        }
+    }
+    let began = Date()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for w in 0..<4 {
+            let mine = chunks.enumerated().filter { $0.offset % 4 == w }.map(\.element)
+            group.addTask {
+                for text in mine {
+                    try await pool.withConnection { try $0.copy(into: table.name, columns: KlineTable.columns, text: text, context: "bench COPY") }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    let ceiling = Double(total) / Date().timeIntervalSince(began)
+    pool.shutdown()
+    record("pg_copy_ceiling_rows_per_s", "9. PostgreSQL: COPY into an empty table (4 connections, \(total) rows)", ceiling, unit: "rows/s")
+    // The backfill, as row 2's, into PostgreSQL.
+    let sim = try Simulator(["--extra-symbols", "20", "--cache-pages", "--weight-limit", "100000000"])
+    defer { sim.stop() }
+    let symbols = (0..<20).map { "BENCH" + String(format: "%03d", $0) + "USDT" }.joined(separator: ",")
+    let args = ["klines", "--source", "rest", "--timeframes", "1m", "--symbols", symbols, "--start", "2024-01-01", "--end", day(start2024 + days * 86_400_000),
+                "--api-url", sim.url, "--max-workers", "4", "--summary", "json"]
+    _ = try measure(extractor, args + ["--dry-run"])
+    let uri = try await postgresDatabase("bench_pg_backfill")
+    let run = try measure(extractor, args + ["--database-url", "postgresql://\(uri.user):\(uri.password)@\(uri.host):\(uri.port)/\(uri.database)"])
+    let written = Double(summary(run.stdout)["written"] as? Int ?? 0)
+    let rate = written / run.wall
+    record("pg_backfill_klines_per_s", "   backfill 20 symbols x 1m x \(days) d into PostgreSQL (\(Int(written)) klines)", rate, unit: "klines/s")
+    record("pg_backfill_ratio_to_copy", "   ratio to COPY into an empty table", rate / ceiling * 100, unit: "%", target: ">= 60 %", ok: rate / ceiling >= 0.6)
+    record("pg_backfill_peak_rss_mib", "   peak memory", run.maxRSSMiB, unit: "MiB", target: "< 64 MiB", ok: run.maxRSSMiB < 64, digits: 1)
+    record("pg_backfill_wall_s", "   wall time", run.wall, unit: "s", digits: 2)
+    if run.status != 0 { print("PostgreSQL backfill exited \(run.status): \(run.stdout.prefix(300))") }
 }
 
 // Report.

@@ -79,7 +79,7 @@ public struct PostgresKlineStore: Sendable {
     }
 
     /// The batch in COPY's text format, columns in `KlineTable.columns` order; times as ISO 8601 in UTC.
-    static func copyText(symbol: Symbol, klines: [Kline]) -> [UInt8] {
+    public static func copyText(symbol: Symbol, klines: [Kline]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(klines.count * 256)
         for k in klines {
