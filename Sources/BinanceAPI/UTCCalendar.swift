@@ -39,15 +39,51 @@ public enum UTCCalendar {
 
     /// Formats as `2024-01-31T23:59:00.000Z`.
     public static func iso8601(_ ms: Int64) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        appendISO8601(ms, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `2024-01-31T23:59:00.000Z` to `out` without an intermediate string (bulk writers format millions).
+    /// Years outside 0...9999 are written with as many digits as they have.
+    public static func appendISO8601(_ ms: Int64, into out: inout [UInt8]) {
         let day = Int64.floorDiv(ms, dayMs)
         let (y, m, d) = civil(days: day)
         let rest = ms - day * dayMs
-        let h = rest / 3_600_000, mi = rest / 60_000 % 60, s = rest / 1000 % 60, milli = rest % 1000
-        func pad(_ v: Int64, _ n: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, n - s.count)) + s
+        func digits(_ value: Int64, _ width: Int) {
+            var v = value
+            if v < 0 {
+                out.append(UInt8(ascii: "-"))
+                v = -v
+            }
+            var buffer: [UInt8] = []
+            repeat {
+                buffer.append(UInt8(truncatingIfNeeded: 0x30 + v % 10))
+                v /= 10
+            } while v > 0
+            for _ in buffer.count..<max(width, buffer.count) { out.append(0x30) }
+            out.append(contentsOf: buffer.reversed())
         }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(milli, 3))Z"
+        func two(_ v: Int64) {
+            out.append(UInt8(truncatingIfNeeded: 0x30 + v / 10))
+            out.append(UInt8(truncatingIfNeeded: 0x30 + v % 10))
+        }
+        if (0...9999).contains(y) {
+            two(y / 100)
+            two(y % 100)
+        } else {
+            digits(y, 4)
+        }
+        out.append(UInt8(ascii: "-")); two(m)
+        out.append(UInt8(ascii: "-")); two(d)
+        out.append(UInt8(ascii: "T")); two(rest / 3_600_000)
+        out.append(UInt8(ascii: ":")); two(rest / 60_000 % 60)
+        out.append(UInt8(ascii: ":")); two(rest / 1000 % 60)
+        let milli = rest % 1000
+        out.append(UInt8(ascii: "."))
+        out.append(UInt8(truncatingIfNeeded: 0x30 + milli / 100)); two(milli % 100)
+        out.append(UInt8(ascii: "Z"))
     }
 
     /// Unix times below this are seconds, at or above it milliseconds: 10^11 seconds is the year 5138, 10^11

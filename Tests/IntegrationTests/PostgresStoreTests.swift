@@ -80,6 +80,26 @@ struct PostgresStoreTests {
         #expect(zip(stored, klines).allSatisfy { $0.matches($1) })
     }
 
+    @Test("a series read as empty is written by plain COPY; when another writer stored some of its rows meanwhile, that batch goes through the upsert and the data ends exact")
+    func freshSeriesCopy() async throws {
+        let db = try await TestPostgres.make()
+        defer { Task { await db.drop() } }
+        let store = PostgresKlineStore(pool: db.pool), other = PostgresKlineStore(pool: db.pool)
+        try await store.create([Self.table])
+        let symbol = try Symbol(validating: "BNBUSDT")
+        let klines = try await Self.served("BNBUSDT", hours: 30)
+        #expect(try await store.lastOpenTime(table: Self.table, symbol: symbol) == nil)
+        try await store.upsert(table: Self.table, symbol: symbol, klines: Array(klines[0..<10]))
+        // Another run stores rows 10 to 14, with different values for row 12, before this one writes 10 to 29.
+        var theirs = Array(klines[10..<15])
+        theirs[2].close = DecimalString(unchecked: "1.5")
+        try await other.upsert(table: Self.table, symbol: symbol, klines: theirs)
+        try await store.upsert(table: Self.table, symbol: symbol, klines: Array(klines[10..<20]))
+        try await store.upsert(table: Self.table, symbol: symbol, klines: Array(klines[20...]))
+        let stored = try await store.klines(table: Self.table, symbol: symbol)
+        #expect(stored.count == 30 && zip(stored, klines).allSatisfy { $0.matches($1) }, "the served values win, each row once")
+    }
+
     @Test("a batch is one transaction: a value the table cannot hold fails it whole, naming the table, and leaves nothing of it")
     func wholeBatches() async throws {
         let db = try await TestPostgres.make()

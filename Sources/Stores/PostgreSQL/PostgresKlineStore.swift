@@ -1,3 +1,4 @@
+import Foundation
 import BinanceAPI
 import Storage
 
@@ -9,8 +10,15 @@ import Storage
 /// of the session, then moved with `INSERT … SELECT … ON CONFLICT (symbol, open_time) DO UPDATE`, so a candle read
 /// again (the one stored while open) is corrected and nothing is duplicated; a row the table cannot hold fails the
 /// whole batch and leaves nothing of it.
+///
+/// A series (table and symbol) that held nothing when its unit read where it stands is written faster: COPY straight
+/// into the table, as a fresh backfill's pages never overlap one another (the planner asks each open time once, and a
+/// retry resumes after the last row written). Should another writer have stored the same rows meanwhile, the COPY fails
+/// on the primary key, nothing of it stays, and that batch and the rest of the series go through the upsert.
 public struct PostgresKlineStore: Sendable {
     public let pool: PostgresPool
+    /// Series read as empty, written by plain COPY until a conflict says otherwise.
+    private let fresh = FreshSeries()
 
     public init(pool: PostgresPool) { self.pool = pool }
 
@@ -59,7 +67,11 @@ public struct PostgresKlineStore: Sendable {
         let rows = try await span("SELECT", table.name) {
             try await pool.withConnection { try $0.query(sql, [symbol.name], context: "reading \(table.name)") }
         }
-        guard let text = rows.first?.first ?? nil else { return nil }
+        guard let text = rows.first?.first ?? nil else {
+            fresh.insert(table.name, symbol.name)
+            return nil
+        }
+        fresh.remove(table.name, symbol.name)
         return Int64(text)
     }
 
@@ -70,6 +82,17 @@ public struct PostgresKlineStore: Sendable {
         let text = Self.copyText(symbol: symbol, klines: klines)
         let name = table.name
         let context = "writing \(klines.count) klines of \(symbol) to \(name)"
+        if fresh.contains(name, symbol.name) {
+            do {
+                try await span("COPY", name, batchSize: klines.count) {
+                    try await pool.withConnection { [text] in try $0.copy(into: name, columns: KlineTable.columns, text: text, context: context) }
+                }
+                return klines.count
+            } catch let error as PostgresError where error.sqlState == "23505" {
+                // Rows of this series are there after all (another writer, a file read twice): upserts from now on.
+                fresh.remove(name, symbol.name)
+            }
+        }
         try await span("INSERT", name, batchSize: klines.count) {
             try await pool.withConnection { [text] in
                 try $0.upsert(into: name, columns: KlineTable.columns, key: ["symbol", "open_time"], copyText: text, context: context)
@@ -82,12 +105,22 @@ public struct PostgresKlineStore: Sendable {
     public static func copyText(symbol: Symbol, klines: [Kline]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(klines.count * 256)
+        // Field by field into one buffer: a backfill formats millions of rows. Symbols, times and Binance's decimals
+        // hold no tab, newline or backslash (validated on the way in), so they need no escaping.
+        let name = Array(symbol.name.utf8)
+        func decimal(_ value: DecimalString) {
+            out.append(0x09)
+            out.append(contentsOf: value.text.utf8)
+        }
         for k in klines {
-            PostgresConnection.copyRow([
-                symbol.name, UTCCalendar.iso8601(k.openTime), UTCCalendar.iso8601(k.closeTime), k.open.text, k.high.text, k.low.text,
-                k.close.text, k.volume.text, k.quoteAssetVolume.text, String(k.numberOfTrades), k.takerBuyBaseAssetVolume.text,
-                k.takerBuyQuoteAssetVolume.text,
-            ], into: &out)
+            out.append(contentsOf: name); out.append(0x09)
+            UTCCalendar.appendISO8601(k.openTime, into: &out); out.append(0x09)
+            UTCCalendar.appendISO8601(k.closeTime, into: &out)
+            decimal(k.open); decimal(k.high); decimal(k.low); decimal(k.close); decimal(k.volume); decimal(k.quoteAssetVolume)
+            out.append(0x09)
+            PostgresConnection.appendDigits(k.numberOfTrades, into: &out)
+            decimal(k.takerBuyBaseAssetVolume); decimal(k.takerBuyQuoteAssetVolume)
+            out.append(0x0A)
         }
         return out
     }
@@ -122,4 +155,14 @@ extension PostgresKlineStore: KlineStoring {
     public func recordOutages(table: KlineTable, holes: [KlineHole]) async throws {
         try await PostgresGapStore(pool: pool).recordConfirmed(table: table, holes: holes)
     }
+}
+
+/// The series (table, symbol) a run found empty, shared by its units' writers.
+final class FreshSeries: @unchecked Sendable {
+    private let lock = NSLock()
+    private var keys: Set<String> = []
+
+    func insert(_ table: String, _ symbol: String) { _ = lock.withLock { keys.insert(table + " " + symbol) } }
+    func remove(_ table: String, _ symbol: String) { _ = lock.withLock { keys.remove(table + " " + symbol) } }
+    func contains(_ table: String, _ symbol: String) -> Bool { lock.withLock { keys.contains(table + " " + symbol) } }
 }

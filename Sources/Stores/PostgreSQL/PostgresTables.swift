@@ -89,6 +89,18 @@ extension PostgresConnection {
         }
     }
 
+    /// The decimal digits of `value` (with `-` when negative), without an intermediate string.
+    static func appendDigits(_ value: Int64, into out: inout [UInt8]) {
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var v = value.magnitude
+        let start = out.count
+        repeat {
+            out.append(UInt8(truncatingIfNeeded: 0x30 + v % 10))
+            v /= 10
+        } while v > 0
+        out[start...].reverse()
+    }
+
     /// One row of COPY's text format: fields tab-separated (nil is `\N`), ended by a newline.
     static func copyRow(_ fields: [String?], into out: inout [UInt8]) {
         for (i, field) in fields.enumerated() {
