@@ -177,23 +177,23 @@ struct FaultMatrixTests {
 
     // MARK: Database
 
-    @Test("MariaDB restarting mid-run is survived: reconnect, write the batch again, nothing lost or doubled")
-    func databaseRestart() async throws {
-        let server = try DedicatedMariaDB()
+    @Test("the database restarting mid-run is survived: reconnect, write the batch again, nothing lost or doubled", arguments: StoreKind.allCases)
+    func databaseRestart(store kind: StoreKind) async throws {
+        let server = try DedicatedStore(kind)
         defer { server.destroy() }
-        let uri = try await server.database("market")
+        let url = try await server.database("market")
         var configuration = BinanceSimulator.Configuration()
         configuration.faults = [FaultPlan(kind: .slow, every: 1, slowMilliseconds: 150)]
         let sim = try await SimulatorFixture.start(configuration: configuration)
         defer { Task { await sim.stop() } }
         let run = Task {
             await E2E.extract(["--timeframes", "1m", "--symbols", "ETHUSDT", "--start", "2024-01-01", "--end", "2024-01-08",
-                               "--batch-size", "400", "--max-workers", "1"], api: sim.baseURL, uri: TestDatabase.text(of: uri),
+                               "--batch-size", "400", "--max-workers", "1", "--database-url", url], api: sim.baseURL, uri: nil,
                               clock: SystemClock())
         }
         let table = KlineTable(market: .futures, interval: .m1)
         for _ in 0..<200 {
-            if try await Self.count(uri, table) > 0 { break }
+            if try await server.count(url, table: table.name) > 0 { break }
             try await Task.sleep(nanoseconds: 50_000_000)
         }
         try server.stop()
@@ -204,7 +204,7 @@ struct FaultMatrixTests {
         #expect(result.errors.contains("database connection lost; reconnecting"))
         let expected = await sim.simulator.expectedKlines(symbol: "ETHUSDT", interval: .m1, from: UTCCalendar.parse("2024-01-01")!,
                                                           through: UTCCalendar.parse("2024-01-08")! - 1)
-        Self.expectExact(try await Self.stored(uri, table: table, symbol: "ETHUSDT"), expected)
+        Self.expectExact(try await server.klines(url, table: table, symbol: "ETHUSDT"), expected)
     }
 
     static func count(_ uri: DatabaseURI, _ table: KlineTable) async throws -> Int {
