@@ -87,7 +87,7 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .customLong("shutdown-timeout"), help: "Seconds between SIGTERM/SIGINT and exit at the latest (flushing what was fetched). Env: SHUTDOWN_TIMEOUT. Default: 20.")
     var shutdownTimeout: Int?
 
-    @Option(name: .customLong("db-lock-wait-timeout"), help: "innodb_lock_wait_timeout (seconds) for the run's sessions. Default: the server's.")
+    @Option(name: .customLong("db-lock-wait-timeout"), help: "Seconds a statement waits for a lock another session holds before it is run again: MariaDB's innodb_lock_wait_timeout, PostgreSQL's lock_timeout. Default: the server's.")
     var dbLockWaitTimeout: Int?
 
     @Option(name: .customLong("db-reconnect-window"), help: "Seconds to keep reconnecting to a database that went away mid-run. Default: 30.")

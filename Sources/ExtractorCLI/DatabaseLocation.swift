@@ -59,7 +59,8 @@ extension DatabaseLocation {
                                                   lockWaitTimeoutSeconds: lockWaitTimeoutSeconds),
                          extractorVersion: BuildInfo.version, logger: logger)
         case .postgresql(let uri):
-            PostgresDataStore(uri: uri, size: size, faults: .init(reconnectWindowMilliseconds: reconnectWindowMilliseconds), logger: logger)
+            PostgresDataStore(uri: uri, size: size, faults: .init(reconnectWindowMilliseconds: reconnectWindowMilliseconds),
+                              lockTimeoutSeconds: lockWaitTimeoutSeconds, logger: logger)
         }
     }
 }

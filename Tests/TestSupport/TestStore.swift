@@ -116,8 +116,39 @@ public struct TestStore: Sendable {
         try await postgres?.execute(sql)
     }
 
+    /// Another session holding `table` against writes until `release`: MariaDB's `SELECT … FOR UPDATE` (its gap locks
+    /// block inserts), PostgreSQL's `LOCK TABLE … IN EXCLUSIVE MODE` (reads go on, writes wait).
+    public func holdWriteLock(on table: String) async throws -> HeldLock {
+        if let mariadb {
+            let pool = ConnectionPool(uri: mariadb.uri, size: 1)
+            _ = try await pool.withConnection { db in
+                try db.execute("START TRANSACTION")
+                return try db.query("SELECT * FROM `\(table)` FOR UPDATE").count
+            }
+            return HeldLock(release: {
+                _ = try await pool.withConnection { try $0.execute("COMMIT") }
+                pool.shutdown()
+            })
+        }
+        guard let postgres else { return HeldLock(release: {}) }
+        let pool = PostgresPool(uri: postgres.uri, size: 1)
+        try await pool.withConnection { db in
+            try db.execute("BEGIN")
+            try db.execute("LOCK TABLE \"\(table)\" IN EXCLUSIVE MODE")
+        }
+        return HeldLock(release: {
+            _ = try await pool.withConnection { try $0.execute("COMMIT") }
+            pool.shutdown()
+        })
+    }
+
     public func drop() async {
         await mariadb?.drop()
         await postgres?.drop()
     }
+}
+
+/// A lock another session holds, until `release` (its session's pool has one connection: the same one commits).
+public struct HeldLock: Sendable {
+    public let release: @Sendable () async throws -> Void
 }

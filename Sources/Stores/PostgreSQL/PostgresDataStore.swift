@@ -7,8 +7,8 @@ import Storage
 public final class PostgresDataStore: DataStore {
     public let pool: PostgresPool
 
-    public init(uri: PostgresURI, size: Int, faults: SessionPool<PostgresConnection>.Faults, logger: Logger) {
-        pool = PostgresPool(uri: uri, size: size, faults: faults, logger: logger)
+    public init(uri: PostgresURI, size: Int, faults: SessionPool<PostgresConnection>.Faults, lockTimeoutSeconds: Int? = nil, logger: Logger) {
+        pool = PostgresPool(uri: uri, size: size, faults: faults, lockTimeoutSeconds: lockTimeoutSeconds, logger: logger)
     }
 
     public var described: String { "\(pool.uri)" }

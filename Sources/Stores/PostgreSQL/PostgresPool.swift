@@ -7,10 +7,18 @@ public final class PostgresPool: Sendable {
     public let uri: PostgresURI
     private let sessions: SessionPool<PostgresConnection>
 
-    public init(uri: PostgresURI, size: Int, faults: SessionPool<PostgresConnection>.Faults = .init(), logger: Logger = Logger(label: "storage")) {
+    /// `lockTimeoutSeconds`: the sessions' `lock_timeout` (`--db-lock-wait-timeout`), after which a statement waiting for
+    /// a lock fails with 55P03 and is run again; nil: the server's.
+    public init(uri: PostgresURI, size: Int, faults: SessionPool<PostgresConnection>.Faults = .init(), lockTimeoutSeconds: Int? = nil,
+                logger: Logger = Logger(label: "storage")) {
         self.uri = uri
         sessions = SessionPool(size: size, threadName: "pg", faults: faults, described: "\(uri)", logger: logger,
-                               connect: { try PostgresConnection(uri: uri) }, close: { _ in })
+                               connect: {
+                                   let connection = try PostgresConnection(uri: uri)
+                                   if let lockTimeoutSeconds { try connection.execute("SET lock_timeout = '\(lockTimeoutSeconds)s'") }
+                                   return connection
+                               },
+                               close: { _ in })
     }
 
     public var size: Int { sessions.size }
