@@ -116,6 +116,23 @@ public struct TestStore: Sendable {
         try await postgres?.execute(sql)
     }
 
+    /// A login of its own with `password`, allowed everything in this database; returns its URL (with `password`, or
+    /// another for a wrong one, and optionally another port) and what removes the login.
+    public func createLogin(_ name: String, password: String) async throws -> (url: @Sendable (String, Int?) -> String, remove: @Sendable () async -> Void) {
+        if let mariadb {
+            let uri = mariadb.uri
+            try await mariadb.execute("CREATE USER '\(name)'@'127.0.0.1' IDENTIFIED BY '\(password)'")
+            try await mariadb.execute("GRANT ALL ON `\(uri.database)`.* TO '\(name)'@'127.0.0.1'")
+            return ({ pw, port in "mysql://\(name):\(pw)@127.0.0.1:\(port ?? Int(uri.port))/\(uri.database)" },
+                    { try? await mariadb.execute("DROP USER '\(name)'@'127.0.0.1'") })
+        }
+        guard let postgres else { return ({ _, _ in "" }, {}) }
+        let uri = postgres.uri
+        try await postgres.execute("CREATE ROLE \(name) LOGIN PASSWORD '\(password)'; GRANT ALL ON SCHEMA public TO \(name)")
+        return ({ pw, port in "postgresql://\(name):\(pw)@127.0.0.1:\(port ?? uri.port)/\(uri.database)" },
+                { try? await postgres.execute("DROP OWNED BY \(name); DROP ROLE \(name)") })
+    }
+
     /// Another session holding `table` against writes until `release`: MariaDB's `SELECT … FOR UPDATE` (its gap locks
     /// block inserts), PostgreSQL's `LOCK TABLE … IN EXCLUSIVE MODE` (reads go on, writes wait).
     public func holdWriteLock(on table: String) async throws -> HeldLock {
