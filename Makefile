@@ -73,7 +73,7 @@ test: deps python-deps k8s-validate
 	@uri=$$(scripts/mariadb.sh start $(TEST_DB_DIR) $(TEST_DB_PORT)) || exit 1; \
 	trap 'scripts/mariadb.sh stop $(TEST_DB_DIR); scripts/postgres.sh stop $(TEST_PG_DIR)' EXIT; \
 	pg=$$(scripts/postgres.sh start $(TEST_PG_DIR) $(TEST_PG_PORT)) || exit 1; \
-	TEST_MYSQL_URI=$$uri TEST_POSTGRES_URI=$$pg TEST_POSTGRES_DIR=$(TEST_PG_DIR) swift test --skip-build
+	TEST_MYSQL_URI=$$uri TEST_POSTGRES_URI=$$pg swift test --skip-build
 
 BENCH_DB_DIR ?= .build-bench/mariadb
 BENCH_PG_DIR ?= .build-bench/postgres

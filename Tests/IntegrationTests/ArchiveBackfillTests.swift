@@ -21,10 +21,15 @@ struct ArchiveBackfillTests {
     static let now = E2E.now  // 2024-03-01T12:05:30Z: January's monthly file is out, February's not yet
 
     static func run(_ args: [String], source: String, sim: SimulatorFixture, db: TestDatabase, clock: ManualClock) async throws -> E2E.Run {
+        try await run(args, source: source, sim: sim, store: TestStore(db), clock: clock)
+    }
+
+    /// The same on either store.
+    static func run(_ args: [String], source: String, sim: SimulatorFixture, store: TestStore, clock: ManualClock) async throws -> E2E.Run {
         try await clock.drive(step: 100) {
             let out = LineSink(), err = LineSink()
             let status = await ExtractorCLI.run(
-                arguments: ["klines", "--api-url", sim.baseURL, "--mysql-uri", db.uriText, "--source", source] + args,
+                arguments: ["klines", "--api-url", sim.baseURL, "--database-url", store.urlText, "--source", source] + args,
                 environment: ["OTEL_SDK_DISABLED": "true", "BINANCE_ARCHIVE_URL": sim.baseURL],
                 context: RunContext(clock: clock, output: out, errors: err))
             return E2E.Run(status: status, output: out.text, errors: err.text)
@@ -33,14 +38,14 @@ struct ArchiveBackfillTests {
 
     static func units(_ run: E2E.Run) -> [[String: Any]] { NeverStuckTests.units(run) }
 
-    @Test("auto: January from its monthly file, February's days from daily files (its monthly file is not out yet), today from REST; exact")
-    func autoExact() async throws {
+    @Test("auto: January from its monthly file, February's days from daily files (its monthly file is not out yet), today from REST; exact", arguments: StoreKind.allCases)
+    func autoExact(store kind: StoreKind) async throws {
         let clock = ManualClock(now: Self.now)
         let sim = try await SimulatorFixture.start(clock: clock)
-        let db = try await TestDatabase.make()
+        let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
         let run = try await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT,ETHUSDT", "--start", "2024-01-01"], source: "auto",
-                                     sim: sim, db: db, clock: clock)
+                                     sim: sim, store: db, clock: clock)
         #expect(run.status == 0, "\(run.errors)")
         for symbol in ["BTCUSDT", "ETHUSDT"] {
             try await E2E.expectExact(db, sim, table: KlineTable(market: .futures, interval: .h1), symbol: symbol,
@@ -187,14 +192,14 @@ struct ArchiveBackfillTests {
         #expect(await sim.simulator.statistics.archiveDownloads == 3)
     }
 
-    @Test("--from-listing with archives: the listing candle from REST, then files, then REST; exact")
-    func fromListing() async throws {
+    @Test("--from-listing with archives: the listing candle from REST, then files, then REST; exact", arguments: StoreKind.allCases)
+    func fromListing(store kind: StoreKind) async throws {
         let clock = ManualClock(now: Self.now)
         let sim = try await SimulatorFixture.start(clock: clock)
-        let db = try await TestDatabase.make()
+        let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
         // NEWUSDT was listed three days before today: its days come from daily files.
-        let run = try await Self.run(["--timeframes", "1h", "--symbols", "NEWUSDT", "--from-listing"], source: "auto", sim: sim, db: db, clock: clock)
+        let run = try await Self.run(["--timeframes", "1h", "--symbols", "NEWUSDT", "--from-listing"], source: "auto", sim: sim, store: db, clock: clock)
         #expect(run.status == 0, "\(run.errors)")
         let listed = KlineInterval.d1.openTime(containing: Self.now) - 3 * 86_400_000
         try await E2E.expectExact(db, sim, table: KlineTable(market: .futures, interval: .h1), symbol: "NEWUSDT", from: listed, through: Self.now)

@@ -245,16 +245,16 @@ struct HistoryJobsTests {
         #expect(indexed.contains("\"shard\":\"2/3\""))
     }
 
-    @Test("--from-listing starts a new symbol at its listing candle; a delisted symbol fails with -1121 and keeps its data")
-    func listing() async throws {
+    @Test("--from-listing starts a new symbol at its listing candle; a delisted symbol fails with -1121 and keeps its data", arguments: StoreKind.allCases)
+    func listing(store kind: StoreKind) async throws {
         let clock = ManualClock(now: Self.now)
         let sim = try await SimulatorFixture.start(clock: clock)
-        let db = try await TestDatabase.make()
+        let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
         let listedAt = try #require(await sim.simulator.market.symbols["NEWUSDT"]?.listedAt)
-        let run = await Self.cli(["klines", "--timeframes", "1h", "--symbols", "NEWUSDT", "--from-listing"], sim: sim, db: db, clock: clock)
+        let run = await Self.cli(["klines", "--timeframes", "1h", "--symbols", "NEWUSDT", "--from-listing"], sim: sim, store: db, clock: clock)
         #expect(run.status == 0, "\(run.errors)")
-        let stored = try await KlineStore(pool: db.pool).klines(table: KlineTable(market: .futures, interval: .h1), symbol: try Symbol(validating: "NEWUSDT"))
+        let stored = try await db.klines(table: KlineTable(market: .futures, interval: .h1), symbol: "NEWUSDT")
         #expect(stored.first?.openTime == listedAt)
         #expect(stored.count == Int((KlineInterval.h1.openTime(containing: Self.now) - listedAt) / 3_600_000))
 
@@ -262,7 +262,7 @@ struct HistoryJobsTests {
         try await db.execute("""
             INSERT INTO klines_h1 VALUES ('OLDUSDT', '2023-01-01 00:00:00', '2023-01-01 00:59:59.999', 1, 2, 0.5, 1.5, 10, 15, 3, 5, 7)
             """)
-        let old = await Self.cli(["klines", "--timeframes", "1h", "--symbols", "OLDUSDT,NEWUSDT"], sim: sim, db: db, clock: clock)
+        let old = await Self.cli(["klines", "--timeframes", "1h", "--symbols", "OLDUSDT,NEWUSDT"], sim: sim, store: db, clock: clock)
         #expect(old.status == 1)
         #expect(old.output.contains("code -1121: Invalid symbol. (the symbol is not listed on this market: unknown, or delisted"))
         #expect(try await db.query("SELECT COUNT(*) FROM klines_h1 WHERE symbol = 'OLDUSDT'")[0][0] == "1")

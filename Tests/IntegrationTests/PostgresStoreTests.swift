@@ -236,24 +236,22 @@ struct PostgresStoreTests {
         #expect(parsed.description == "postgresql://bx:***@[::1]:6432/market?connect_timeout=3&sslmode=verify-full&sslrootcert=/etc/ca.pem")
     }
 
-    @Test("the server restarting between batches is survived: the pool reconnects and the next batch goes in",
-          .enabled(if: ProcessInfo.processInfo.environment["TEST_POSTGRES_DIR"] != nil, "needs TEST_POSTGRES_DIR (make test sets it)"))
+    @Test("the server restarting between batches is survived: the pool reconnects and the next batch goes in")
     func serverRestart() async throws {
-        let db = try await TestPostgres.make()
-        defer { Task { await db.drop() } }
-        let store = PostgresKlineStore(pool: db.pool)
+        // A server of the test's own: the shared one serves other suites meanwhile.
+        let server = try DedicatedStore(.postgresql)
+        defer { server.destroy() }
+        let pool = PostgresPool(uri: try PostgresURI(parsing: try await server.database("market")), size: 2)
+        defer { pool.shutdown() }
+        let store = PostgresKlineStore(pool: pool)
         try await store.create([Self.table])
         let symbol = try Symbol(validating: "SOLUSDT")
         let klines = try await Self.served("SOLUSDT", hours: 20)
         try await store.upsert(table: Self.table, symbol: symbol, klines: Array(klines[0..<10]))
-        let dir = ProcessInfo.processInfo.environment["TEST_POSTGRES_DIR"]!
-        let script = Programs.packageRoot.appendingPathComponent("scripts/postgres.sh").path
-        let stop = try Programs.Child("/bin/bash", [script, "stop", dir])
-        #expect(await stop.wait() == 0)
-        let start = try Programs.Child("/bin/bash", [script, "start", dir, "\(db.uri.port)"])
-        #expect(await start.wait() == 0, "\(start.errors)")
+        try server.stop()
+        try server.start()
         try await store.upsert(table: Self.table, symbol: symbol, klines: Array(klines[10...]))
-        #expect(db.pool.reconnects >= 1)
+        #expect(pool.reconnects >= 1)
         #expect(try await store.klines(table: Self.table, symbol: symbol).count == 20)
     }
 }

@@ -38,14 +38,12 @@ struct PostgresTLSTests {
         try await Self.makeCertificates(in: dir)
         let script = Programs.packageRoot.appendingPathComponent("scripts/postgres.sh").path
         let server = dir.appendingPathComponent("server").path
-        let start = try Programs.Child("/bin/bash", [script, "start", server, "auto"], environment: [
-            "POSTGRES_EXTRA_ARGS": "-c ssl=on -c ssl_cert_file=\(dir.path)/server.pem -c ssl_key_file=\(dir.path)/server.key",
-        ])
-        #expect(await start.wait() == 0, "\(start.errors)")
+        let admin = try DedicatedStore.startPostgres(directory: server, extraArguments:
+            "-c ssl=on -c ssl_cert_file=\(dir.path)/server.pem -c ssl_key_file=\(dir.path)/server.key")
         // Stopped, and waited for, before the folder holding its data and keys is removed.
         func stop() async { _ = await (try? Programs.Child("/bin/bash", [script, "stop", server]))?.wait() }
         do {
-            try await checks(admin: try PostgresURI(parsing: start.output.trimmingCharacters(in: .whitespacesAndNewlines)), dir: dir)
+            try await checks(admin: admin, dir: dir)
         } catch {
             await stop()
             throw error

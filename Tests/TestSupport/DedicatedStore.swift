@@ -22,7 +22,7 @@ public final class DedicatedStore: @unchecked Sendable {
             // Under /tmp: the server runs as the `postgres` user, which must reach its data folder.
             let directory = "/tmp/bx-postgres-\(UUID().uuidString.prefix(8))"
             postgresDirectory = directory
-            postgresAdmin = try PostgresURI(parsing: try Self.postgres(["start", directory, "auto"]))
+            postgresAdmin = try Self.startPostgres(directory: directory)
         }
     }
 
@@ -88,11 +88,29 @@ public final class DedicatedStore: @unchecked Sendable {
         return Int(text ?? "0") ?? 0
     }
 
+    /// Starts a PostgreSQL of a test's own in `directory` on a random free port (several dedicated servers may start at
+    /// once; counting up from the shared server's port, two could pick the same one). `extraArguments`: more server
+    /// options (`-c ssl=on …`).
+    public static func startPostgres(directory: String, extraArguments: String = "") throws -> PostgresURI {
+        var failure: (any Error)?
+        for _ in 0..<5 {
+            do {
+                return try PostgresURI(parsing: try postgres(["start", directory, "\(Int.random(in: 36_000..<44_000))"], extra: extraArguments))
+            } catch {
+                failure = error
+            }
+        }
+        throw failure ?? TestSetupError("PostgreSQL did not start in \(directory)")
+    }
+
     @discardableResult
-    static func postgres(_ arguments: [String]) throws -> String {
+    static func postgres(_ arguments: [String], extra: String = "") throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [Programs.packageRoot.appendingPathComponent("scripts/postgres.sh").path] + arguments
+        if !extra.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(["POSTGRES_EXTRA_ARGS": extra]) { _, new in new }
+        }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

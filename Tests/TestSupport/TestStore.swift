@@ -44,6 +44,13 @@ public struct TestStore: Sendable {
         return try await PostgresKlineStore(pool: postgres.pool).klines(table: table, symbol: symbol)
     }
 
+    /// How many tables the database has.
+    public func tableCount() async throws -> Int {
+        let sql = mariadb != nil ? "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+            : "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+        return Int(try await query(sql).first?.first.flatMap { $0 } ?? "0") ?? 0
+    }
+
     /// Rows in `table`, 0 when it does not exist.
     public func count(_ table: String) async throws -> Int {
         if let mariadb { return try await mariadb.count(table) }
