@@ -36,6 +36,18 @@ public struct TestStore: Sendable {
     /// The URL with its password, as `--database-url` takes it.
     public var urlText: String { mariadb?.uriText ?? postgres?.uriText ?? "" }
 
+    /// The store's klines writer, as the pipeline sees it, with its tables created.
+    public func klineWriter(creating tables: [KlineTable]) async throws -> any KlineStoring {
+        if let mariadb {
+            _ = try await SchemaMigrator(pool: mariadb.pool).migrate(tables)
+            return KlineStore(pool: mariadb.pool)
+        }
+        guard let postgres else { throw TestSetupError("no store") }
+        let store = PostgresKlineStore(pool: postgres.pool)
+        try await store.create(tables)
+        return store
+    }
+
     /// Every stored kline of `symbol`, oldest first.
     public func klines(table: KlineTable, symbol: String) async throws -> [StoredKline] {
         let symbol = try Symbol(validating: symbol)
