@@ -5,7 +5,7 @@ import BuildInfo
 struct RootCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "binance-extractor",
-        abstract: "Keeps a MariaDB copy of Binance market history complete, exact and current.",
+        abstract: "Keeps a MariaDB or PostgreSQL copy of Binance market history complete, exact and current.",
         discussion: """
         Every option falls back to an environment variable, then to a default, as shown in each command's help.
         Exit status: 0 every unit succeeded; 1 some unit failed or the run was interrupted (run again to complete);
@@ -112,7 +112,7 @@ struct CommonOptions: ParsableArguments {
 struct KlinesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "klines",
-        abstract: "Fetch klines (candlesticks) from Binance into MariaDB, resuming from the last stored candle.",
+        abstract: "Fetch klines (candlesticks) from Binance into the database, resuming from the last stored candle.",
         discussion: """
         Without --start, each market x symbol x timeframe resumes from its last stored candle, re-reading an overlap \
         (the last stored candle and at least one hour before it); with nothing stored it starts LOOKBACK_HOURS ago \
@@ -180,7 +180,7 @@ struct GapsCommand: ParsableCommand {
         commandName: "gaps",
         abstract: "Find holes in stored klines and fill them through the same pipeline.",
         discussion: """
-        Holes are found by MariaDB (window functions over (symbol, open_time)), in every table named by --timeframes. A hole Binance has no candles for \
+        Holes are found by the database (window functions over (symbol, open_time)), in every table named by --timeframes. A hole Binance has no candles for \
         (an exchange outage, before listing, after delisting) is recorded in kline_gaps_confirmed once asked, and \
         not asked again unless --recheck. --dry-run lists the holes and fetches nothing.
         """)

@@ -41,20 +41,6 @@ public final class DedicatedMariaDB: @unchecked Sendable {
 
     @discardableResult
     static func script(_ arguments: [String], extra: [String] = []) throws -> String {
-        let process = Process()
-        if !extra.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(["MARIADB_EXTRA_ARGS": extra.joined(separator: " ")]) { _, new in new }
-        }
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [Programs.packageRoot.appendingPathComponent("scripts/mariadb.sh").path] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestSetupError("scripts/mariadb.sh \(arguments.joined(separator: " ")): \(errors)") }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Programs.script("mariadb.sh", arguments, environment: extra.isEmpty ? [:] : ["MARIADB_EXTRA_ARGS": extra.joined(separator: " ")])
     }
 }

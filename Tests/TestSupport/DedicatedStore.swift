@@ -105,20 +105,6 @@ public final class DedicatedStore: @unchecked Sendable {
 
     @discardableResult
     static func postgres(_ arguments: [String], extra: String = "") throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [Programs.packageRoot.appendingPathComponent("scripts/postgres.sh").path] + arguments
-        if !extra.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(["POSTGRES_EXTRA_ARGS": extra]) { _, new in new }
-        }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestSetupError("scripts/postgres.sh \(arguments.joined(separator: " ")): \(errors)") }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Programs.script("postgres.sh", arguments, environment: extra.isEmpty ? [:] : ["POSTGRES_EXTRA_ARGS": extra])
     }
 }

@@ -18,6 +18,27 @@ public enum Programs {
         return path
     }
 
+    /// Runs one of the project's scripts (`scripts/NAME`) to its end with `arguments` and more `environment`; returns
+    /// what it printed, trimmed, or throws with what it said on standard error.
+    @discardableResult
+    public static func script(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
+        let process = Process()
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [packageRoot.appendingPathComponent("scripts/\(name)").path] + arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw TestSetupError("scripts/\(name) \(arguments.joined(separator: " ")): \(errors)") }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// A running child process with its output collected.
     public final class Child: @unchecked Sendable {
         public let process = Process()
