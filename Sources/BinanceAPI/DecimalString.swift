@@ -51,6 +51,19 @@ public struct DecimalString: Sendable, Hashable, CustomStringConvertible {
         return x.withUTF8 { xa in y.withUTF8 { yb in compareDigits(xa, yb) } }
     }
 
+    /// Compares two decimal strings that may carry a leading '-' (premium index values, funding rates) by value,
+    /// exactly; `-0` equals `0`.
+    public static func compareSigned(_ a: DecimalString, _ b: DecimalString) -> Int {
+        let aNegative = a.text.hasPrefix("-"), bNegative = b.text.hasPrefix("-")
+        let x = aNegative ? DecimalString(unchecked: String(a.text.dropFirst())) : a
+        let y = bNegative ? DecimalString(unchecked: String(b.text.dropFirst())) : b
+        let xZero = compare(x, zero) == 0, yZero = compare(y, zero) == 0
+        let xSign = xZero ? 0 : aNegative ? -1 : 1, ySign = yZero ? 0 : bNegative ? -1 : 1
+        if xSign != ySign { return xSign < ySign ? -1 : 1 }
+        let magnitude = compare(x, y)
+        return xSign < 0 ? -magnitude : magnitude
+    }
+
     /// Integer part without leading zeros (start, end) and fraction (start, end) of ASCII decimal digits.
     private static func parts(_ p: UnsafeBufferPointer<UInt8>) -> (Int, Int, Int, Int) {
         var i = 0

@@ -12,6 +12,16 @@ public struct KlinePageParser: Sendable {
             return try scanner.page()
         }
     }
+
+    /// A page of a computed price series (`[[openTime,"open","high","low","close","ignore",closeTime,"ignore",count,
+    /// "ignore","ignore","ignore"], ...]`). The ignored fields are skipped unread (Binance's own example has `"0 "`
+    /// there); premium index values may be negative.
+    public func parsePrices(_ body: [UInt8], series: PriceSeries) throws(KlineParseError) -> [PriceKline] {
+        try body.withUnsafeBufferPointer { (buffer) throws(KlineParseError) -> [PriceKline] in
+            var scanner = Scanner(bytes: buffer)
+            return try scanner.list("klines") { (scanner: inout Scanner) throws(KlineParseError) in try scanner.priceKline(signed: series.allowsNegativeValues) }
+        }
+    }
 }
 
 /// A body that is not a well-formed klines page.
@@ -49,16 +59,37 @@ private struct Scanner {
     }
 
     mutating func page() throws(KlineParseError) -> [Kline] {
-        try expect(91, "'[' opening the list of klines")
-        var out: [Kline] = []
+        try list("klines") { (scanner: inout Scanner) throws(KlineParseError) in try scanner.kline() }
+    }
+
+    /// A JSON list of rows, each read by `row`, and nothing after it.
+    mutating func list<Row>(_ what: String, _ row: (inout Scanner) throws(KlineParseError) -> Row) throws(KlineParseError) -> [Row] {
+        try expect(91, "'[' opening the list of \(what)")
+        var out: [Row] = []
         out.reserveCapacity(bytes.count / 160)
         if !accept(93) {
-            repeat { out.append(try kline()) } while accept(44)
+            repeat { out.append(try row(&self)) } while accept(44)
             try expect(93, "',' or ']' after a kline")
         }
         skipSpace()
-        guard i == bytes.count else { throw fail("unexpected data after the list of klines") }
+        guard i == bytes.count else { throw fail("unexpected data after the list of \(what)") }
         return out
+    }
+
+    mutating func priceKline(signed: Bool) throws(KlineParseError) -> PriceKline {
+        try expect(91, "'[' opening a kline")
+        let openTime = try integer("open time"); try expect(44, "','")
+        let open = try decimal("open", signed: signed); try expect(44, "','")
+        let high = try decimal("high", signed: signed); try expect(44, "','")
+        let low = try decimal("low", signed: signed); try expect(44, "','")
+        let close = try decimal("close", signed: signed); try expect(44, "','")
+        try skipValue(); try expect(44, "','")  // ignore
+        let closeTime = try integer("close time"); try expect(44, "','")
+        try skipValue(); try expect(44, "','")  // ignore
+        let count = try integer("count of basic data")
+        while accept(44) { try skipValue() }  // ignore, and whatever Binance may add
+        try expect(93, "']' closing a kline")
+        return PriceKline(openTime: openTime, open: open, high: high, low: low, close: close, closeTime: closeTime, basicDataCount: count)
     }
 
     mutating func kline() throws(KlineParseError) -> Kline {
@@ -111,11 +142,11 @@ private struct Scanner {
         return s
     }
 
-    mutating func decimal(_ what: String) throws(KlineParseError) -> DecimalString {
+    mutating func decimal(_ what: String, signed: Bool = false) throws(KlineParseError) -> DecimalString {
         let start = i
         let text = try rawString(what)
         do {
-            return try DecimalString(validating: text)
+            return try DecimalString(validating: text, signed: signed)
         } catch {
             throw KlineParseError(offset: start, reason: "\(what) \(error)")
         }
