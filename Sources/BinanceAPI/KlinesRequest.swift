@@ -22,10 +22,15 @@ public struct KlinesRequest: Sendable, Equatable {
     /// Path and query, e.g. `/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime=...&endTime=...&limit=499`.
     /// Symbols are validated to `[A-Z0-9-_.]` and intervals come from a fixed list, so nothing needs escaping.
     public var pathAndQuery: String {
-        var query = "symbol=\(symbol.name)&interval=\(interval.rawValue)"
+        market.klinesPath + "?" + Self.query(instrument: "symbol", symbol, interval: interval, startTime: startTime, endTime: endTime, limit: limit)
+    }
+
+    /// The query every candle endpoint takes: `symbol=…` (or `pair=…`), `interval`, the optional times and `limit`.
+    static func query(instrument parameter: String, _ name: Symbol, interval: KlineInterval, startTime: Int64?, endTime: Int64?,
+                      limit: Int) -> String {
+        var query = "\(parameter)=\(name.name)&interval=\(interval.rawValue)"
         if let startTime { query += "&startTime=\(startTime)" }
         if let endTime { query += "&endTime=\(endTime)" }
-        query += "&limit=\(limit)"
-        return market.klinesPath + "?" + query
+        return query + "&limit=\(limit)"
     }
 }

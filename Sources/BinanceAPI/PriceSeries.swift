@@ -108,10 +108,7 @@ public struct PriceKlinesRequest: Sendable, Equatable {
     /// Path and query, e.g. `/fapi/v1/indexPriceKlines?pair=BTCUSDT&interval=1h&startTime=...&limit=499`. Names are
     /// validated to `[A-Z0-9-_.]` and intervals come from a fixed list, so nothing needs escaping.
     public var pathAndQuery: String {
-        var query = "\(series.instrumentParameter)=\(instrument.name)&interval=\(interval.rawValue)"
-        if let startTime { query += "&startTime=\(startTime)" }
-        if let endTime { query += "&endTime=\(endTime)" }
-        query += "&limit=\(limit)"
-        return series.futuresPath + "?" + query
+        series.futuresPath + "?" + KlinesRequest.query(instrument: series.instrumentParameter, instrument, interval: interval,
+                                                       startTime: startTime, endTime: endTime, limit: limit)
     }
 }
