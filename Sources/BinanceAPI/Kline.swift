@@ -61,6 +61,24 @@ public struct Kline: Sendable, Equatable {
         }
     }
 
+    /// A price series' candle as the pipeline carries it: its prices and times, the count of basic data in
+    /// `numberOfTrades`, and zero volumes, which no table of a price series stores (see `KlineTable.columns`).
+    public init(price: PriceKline) {
+        self.init(openTime: price.openTime, open: price.open, high: price.high, low: price.low, close: price.close, volume: .zero,
+                  closeTime: price.closeTime, quoteAssetVolume: .zero, numberOfTrades: price.basicDataCount,
+                  takerBuyBaseAssetVolume: .zero, takerBuyQuoteAssetVolume: .zero)
+    }
+
+    /// `validate(interval:)` for the candle of `series`: a price series' candle is checked as one (`PriceKline.validate`).
+    public func validate(interval: KlineInterval, series: PriceSeries) throws(KlineValidationError) {
+        guard series != .trade else { return try validate(interval: interval) }
+        do {
+            try PriceKline(carriedBy: self).validate(interval: interval, series: series)
+        } catch {
+            throw KlineValidationError(openTime: openTime, reason: "\(series) price: \(error.reason)", values: self)
+        }
+    }
+
     /// Whether the candle is still open at `now` (its close time has not passed yet).
     public func isOpen(at now: Int64) -> Bool { closeTime >= now }
 }

@@ -6,8 +6,12 @@ public struct KlinesRequest: Sendable, Equatable {
     public var startTime: Int64?
     public var endTime: Int64?
     public var limit: Int
+    /// Which candles: the trades' (default), or a price series Binance computes (USD-M only).
+    public var series: PriceSeries
 
-    public init(market: Market, symbol: Symbol, interval: KlineInterval, startTime: Int64?, endTime: Int64?, limit: Int) {
+    public init(market: Market, symbol: Symbol, interval: KlineInterval, startTime: Int64?, endTime: Int64?, limit: Int,
+                series: PriceSeries = .trade) {
+        self.series = series
         self.market = market
         self.symbol = symbol
         self.interval = interval
@@ -16,13 +20,16 @@ public struct KlinesRequest: Sendable, Equatable {
         self.limit = limit
     }
 
-    /// The request's weight, decided by the endpoint and the `limit` sent.
+    /// The request's weight, decided by the endpoint and the `limit` sent. Mark, index and premium index klines:
+    /// "Request Weight: based on parameter LIMIT", the same steps as the trade klines (USD-M Futures, Market Data).
     public var weight: Int { market.klinesWeight(limit: limit) }
 
-    /// Path and query, e.g. `/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime=...&endTime=...&limit=499`.
-    /// Symbols are validated to `[A-Z0-9-_.]` and intervals come from a fixed list, so nothing needs escaping.
+    /// Path and query, e.g. `/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime=...&endTime=...&limit=499`, or
+    /// `/fapi/v1/indexPriceKlines?pair=BTCUSDT&...` (the index is a pair's). Symbols are validated to `[A-Z0-9-_.]`
+    /// and intervals come from a fixed list, so nothing needs escaping.
     public var pathAndQuery: String {
-        market.klinesPath + "?" + Self.query(instrument: "symbol", symbol, interval: interval, startTime: startTime, endTime: endTime, limit: limit)
+        series.path(on: market) + "?" + Self.query(instrument: series.instrumentParameter, symbol, interval: interval, startTime: startTime,
+                                                   endTime: endTime, limit: limit)
     }
 
     /// The query every candle endpoint takes: `symbol=…` (or `pair=…`), `interval`, the optional times and `limit`.

@@ -24,9 +24,38 @@ public enum PriceSeries: String, Sendable, CaseIterable, CustomStringConvertible
     public var allowsNegativeValues: Bool { self == .premium }
 
     public var description: String { rawValue }
+
+    /// Whether the market publishes the series: spot has trade candles only.
+    public func isAvailable(on market: Market) -> Bool { self == .trade || market == .futures }
+
+    /// The endpoint of the series on `market` (trade klines: the market's own).
+    public func path(on market: Market) -> String { self == .trade ? market.klinesPath : futuresPath }
+
+    /// The folder of the series in the archives (`data/futures/um/daily/markPriceKlines/...`).
+    public var archiveFolder: String {
+        switch self {
+        case .trade: "klines"
+        case .mark: "markPriceKlines"
+        case .index: "indexPriceKlines"
+        case .premium: "premiumIndexKlines"
+        }
+    }
+
+    /// The prefix of the series' tables (`mark_klines_1h`); trade klines keep their market's (`klines_`, `spot_klines_`).
+    public func tablePrefix(market: Market) -> String {
+        switch self {
+        case .trade: market.tablePrefix
+        case .mark: "mark_klines_"
+        case .index: "index_klines_"
+        case .premium: "premium_klines_"
+        }
+    }
 }
 
 /// One candle of a computed price series (mark, index, premium index), with exact decimal values.
+///
+/// Through the pipeline it travels as a `Kline` (`Kline(price:)`): the same resume, paging, open-candle and archive
+/// logic serves every series. Its tables hold only these fields; the kline's volumes are never stored for it.
 public struct PriceKline: Sendable, Equatable {
     public var openTime: Int64
     public var open: DecimalString
@@ -50,6 +79,12 @@ public struct PriceKline: Sendable, Equatable {
 }
 
 extension PriceKline {
+    /// The candle a `Kline` carries for a price series (see `Kline(price:)`).
+    public init(carriedBy kline: Kline) {
+        self.init(openTime: kline.openTime, open: kline.open, high: kline.high, low: kline.low, close: kline.close,
+                  closeTime: kline.closeTime, basicDataCount: kline.numberOfTrades)
+    }
+
     /// What always holds for such a candle: low <= open, close <= high; mark and index prices above zero (a premium
     /// index may be zero or below); a count of basic data that is not negative; the open time aligned to the interval
     /// and the close time its last millisecond.
@@ -79,36 +114,5 @@ public struct PriceKlineValidationError: Error, CustomStringConvertible, Equatab
     public var description: String {
         "invalid price kline at \(UTCCalendar.iso8601(openTime)): \(reason) "
             + "[open=\(values.open) high=\(values.high) low=\(values.low) close=\(values.close) count=\(values.basicDataCount)]"
-    }
-}
-
-/// One GET of a page of a computed price series: where it goes and what it weighs.
-public struct PriceKlinesRequest: Sendable, Equatable {
-    public var series: PriceSeries
-    /// A symbol, or for the index a pair (the name given in `--symbols`).
-    public var instrument: Symbol
-    public var interval: KlineInterval
-    public var startTime: Int64?
-    public var endTime: Int64?
-    public var limit: Int
-
-    public init(series: PriceSeries, instrument: Symbol, interval: KlineInterval, startTime: Int64?, endTime: Int64?, limit: Int) {
-        self.series = series
-        self.instrument = instrument
-        self.interval = interval
-        self.startTime = startTime
-        self.endTime = endTime
-        self.limit = limit
-    }
-
-    /// "Request Weight: based on parameter LIMIT", the same steps as the trade klines: [1,100) 1, [100,500) 2,
-    /// [500,1000] 5, above 1000 10 (limit at most 1500).
-    public var weight: Int { Market.futures.klinesWeight(limit: limit) }
-
-    /// Path and query, e.g. `/fapi/v1/indexPriceKlines?pair=BTCUSDT&interval=1h&startTime=...&limit=499`. Names are
-    /// validated to `[A-Z0-9-_.]` and intervals come from a fixed list, so nothing needs escaping.
-    public var pathAndQuery: String {
-        series.futuresPath + "?" + KlinesRequest.query(instrument: series.instrumentParameter, instrument, interval: interval,
-                                                       startTime: startTime, endTime: endTime, limit: limit)
     }
 }

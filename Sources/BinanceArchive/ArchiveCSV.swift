@@ -64,8 +64,8 @@ public enum ArchiveCSV {
             return value
         }
 
-        func decimal(_ i: Int, file: String) throws(Invalid) -> DecimalString {
-            do { return try DecimalString(validating: text(i)) } catch { throw Invalid(file: file, line: line, reason: "\(error)") }
+        func decimal(_ i: Int, file: String, signed: Bool = false) throws(Invalid) -> DecimalString {
+            do { return try DecimalString(validating: text(i), signed: signed) } catch { throw Invalid(file: file, line: line, reason: "\(error)") }
         }
     }
 
@@ -164,6 +164,22 @@ public enum ArchiveCSV {
                          close: try f.decimal(4, file: file), volume: try f.decimal(5, file: file), closeTime: close,
                          quoteAssetVolume: try f.decimal(7, file: file), numberOfTrades: trades,
                          takerBuyBaseAssetVolume: try f.decimal(9, file: file), takerBuyQuoteAssetVolume: try f.decimal(10, file: file))
+        }
+    }
+
+    /// The candles of `series`: trade klines (`klineRows(file:)`), or a price series' files, whose columns are named
+    /// as the klines' but hold only open, high, low, close, the times and, in `count`, the count of basic data (the
+    /// volume columns are zeros there, and are not read). A premium index may be negative. Carried as `Kline(price:)`.
+    public static func klineRows(file: String, series: PriceSeries) -> Rows<Kline> {
+        guard series != .trade else { return klineRows(file: file) }
+        let signed = series.allowsNegativeValues
+        return Rows(file: file, columns: [12]) { (f: Fields) throws(Invalid) -> Kline in
+            guard let open = f.integer(0).flatMap(time), let close = f.integer(6).flatMap(time), let count = f.integer(8) else {
+                throw Invalid(file: file, line: f.line, reason: "times or count are not whole numbers")
+            }
+            return Kline(price: PriceKline(openTime: open, open: try f.decimal(1, file: file, signed: signed),
+                                           high: try f.decimal(2, file: file, signed: signed), low: try f.decimal(3, file: file, signed: signed),
+                                           close: try f.decimal(4, file: file, signed: signed), closeTime: close, basicDataCount: count))
         }
     }
 

@@ -1,12 +1,20 @@
 import BinanceAPI
 
 /// One file of Binance's public archives (data.binance.vision, the binance-public-data project):
-/// `data/{spot|futures/um}/{monthly|daily}/{klines|aggTrades}/SYMBOL[/INTERVAL]/NAME.zip`, with
+/// `data/{spot|futures/um}/{monthly|daily}/{klines|markPriceKlines|indexPriceKlines|premiumIndexKlines|aggTrades}/
+/// SYMBOL[/INTERVAL]/NAME.zip`, with
 /// `NAME.zip.CHECKSUM` beside it. Monthly names write the 1M interval `1mo` (binance-public-data README).
 public struct ArchiveFile: Sendable, Hashable, CustomStringConvertible {
     public enum Dataset: Sendable, Hashable {
         case klines(KlineInterval)
+        /// Mark, index or premium index candles (USD-M): named as klines files are, in the series' own folder.
+        case priceKlines(PriceSeries, KlineInterval)
         case aggTrades
+
+        /// The candles of `series` at `interval`.
+        public static func candles(_ interval: KlineInterval, series: PriceSeries) -> Dataset {
+            series == .trade ? .klines(interval) : .priceKlines(series, interval)
+        }
     }
 
     public enum Period: Sendable, Hashable {
@@ -33,7 +41,7 @@ public struct ArchiveFile: Sendable, Hashable, CustomStringConvertible {
     public var fileName: String {
         let kind: String
         switch dataset {
-        case .klines(let interval): kind = Self.name(of: interval)
+        case .klines(let interval), .priceKlines(_, let interval): kind = Self.name(of: interval)
         case .aggTrades: kind = "aggTrades"
         }
         return "\(symbol.name)-\(kind)-\(periodText).zip"
@@ -49,6 +57,8 @@ public struct ArchiveFile: Sendable, Hashable, CustomStringConvertible {
         }
         switch dataset {
         case .klines(let interval): return "\(root)/\(frequency)/klines/\(symbol.name)/\(Self.name(of: interval))/\(fileName)"
+        case .priceKlines(let series, let interval):
+            return "\(root)/\(frequency)/\(series.archiveFolder)/\(symbol.name)/\(Self.name(of: interval))/\(fileName)"
         case .aggTrades: return "\(root)/\(frequency)/aggTrades/\(symbol.name)/\(fileName)"
         }
     }

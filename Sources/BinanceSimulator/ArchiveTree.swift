@@ -4,6 +4,7 @@ import BinanceArchive
 /// data.binance.vision as binance-sim serves it, from the same deterministic market as its REST endpoints, with the
 /// quirks real files have (binance-public-data's README and issues; see ARCHIVE-QUIRKS):
 /// - `.zip` files of one CSV, each with a `.zip.CHECKSUM` (`<sha256>  NAME.zip`);
+/// - the USD-M price series (markPriceKlines, indexPriceKlines, premiumIndexKlines) as klines files, with zero volumes;
 /// - USD-M futures klines files carry a header row for periods from 2022-05 (#246), aggTrades from 2022-08-11
 ///   (#177); older files and every spot file have none;
 /// - spot files for periods from 2025-01-01 hold microseconds (#386);
@@ -65,10 +66,12 @@ struct ArchiveTree {
         guard name.hasSuffix(".zip") else { return nil }
         let dataset: ArchiveFile.Dataset
         switch parts[1] {
-        case "klines":
-            guard parts.count == 5, let interval = parts[3] == "1mo" ? KlineInterval.mo1 : KlineInterval(rawValue: parts[3]),
+        case let folder where PriceSeries.allCases.contains(where: { $0.archiveFolder == folder }):
+            // klines, and the USD-M price series' markPriceKlines, indexPriceKlines, premiumIndexKlines.
+            guard let series = PriceSeries.allCases.first(where: { $0.archiveFolder == folder }), series.isAvailable(on: market),
+                  parts.count == 5, let interval = parts[3] == "1mo" ? KlineInterval.mo1 : KlineInterval(rawValue: parts[3]),
                   interval != .mo1 || parts[3] == "1mo" else { return nil }
-            dataset = .klines(interval)
+            dataset = .candles(interval, series: series)
         case "aggTrades":
             guard parts.count == 4 else { return nil }
             dataset = .aggTrades
@@ -108,12 +111,17 @@ struct ArchiveTree {
         var lines: [String] = []
         var header = false
         switch file.dataset {
-        case .klines(let interval):
+        case .klines(let interval), .priceKlines(_, let interval):
+            // The price series' files have the klines' columns: volumes and taker volumes zero, the count of basic data
+            // in `count`, and repeated timestamps on occasion (#484, the `disordered` fault).
+            var series = PriceSeries.trade
+            if case .priceKlines(let s, _) = file.dataset { series = s }
             if file.market == .futures && range.lowerBound >= futuresKlinesHeaderSince {
                 header = true
                 lines.append("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore")
             }
-            for k in market.klines(symbol: symbol, interval: interval, start: range.lowerBound, end: range.upperBound - 1, limit: .max, now: now) {
+            for k in market.klines(symbol: symbol, series: series, interval: interval, start: range.lowerBound, end: range.upperBound - 1,
+                                   limit: .max, now: now) {
                 lines.append("\(time(k.openTime, close: false)),\(k.open),\(k.high),\(k.low),\(k.close),\(k.volume),\(time(k.closeTime, close: true)),"
                              + "\(k.quoteAssetVolume),\(k.numberOfTrades),\(k.takerBuyBaseAssetVolume),\(k.takerBuyQuoteAssetVolume),0")
             }

@@ -156,9 +156,10 @@ public actor BinanceSimulator {
         return market.aggTrades(symbol: s, fromId: fromId, start: nil, end: nil, limit: 10_000_000, now: min(end, clock.now()))
     }
 
-    public func expectedKlines(symbol: String, interval: KlineInterval, from start: Int64, through end: Int64) -> [Kline] {
+    public func expectedKlines(symbol: String, interval: KlineInterval, series: PriceSeries = .trade, from start: Int64,
+                               through end: Int64) -> [Kline] {
         guard let s = market.symbols[symbol] else { return [] }
-        return market.klines(symbol: s, interval: interval, start: start, end: end, limit: .max, now: clock.now())
+        return market.klines(symbol: s, series: series, interval: interval, start: start, end: end, limit: .max, now: clock.now())
             .filter { !$0.isOpen(at: clock.now()) }
     }
 
@@ -179,9 +180,12 @@ public actor BinanceSimulator {
         }
         let query = Dictionary(request.query.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
         let endpoint = String(path.drop(while: { $0 != "v" }).drop(while: { $0 != "/" }))
+        // Mark, index and premium index klines: USD-M only; weighed as the klines are (USD-M Futures, Market Data, "Mark
+        // Price Kline/Candlestick Data" and the others: "Request Weight: based on parameter LIMIT").
+        let series = market == .futures ? PriceSeries.allCases.first { "/" + ($0.futuresPath.split(separator: "/").last ?? "") == endpoint } : nil
         let weight: Int
         switch endpoint {
-        case "/klines":
+        case _ where series != nil, "/klines":
             let limit = query["limit"].flatMap(Int.init) ?? market.defaultKlinesLimit
             weight = market.klinesWeight(limit: limit)
         case "/exchangeInfo": weight = market.exchangeInfoWeight
@@ -215,12 +219,15 @@ public actor BinanceSimulator {
             return finish(response, market: market)
         }
         switch endpoint {
-        case "/klines":
+        case _ where series != nil, "/klines":
+            let series = series ?? .trade
             stats.klinesRequests += 1
             stats.klinesRequestTimes.append(now)
-            let fault = nextFault(endpoint: endpoint)
+            // Every candle endpoint takes the klines' faults.
+            let fault = nextFault(endpoint: "/klines")
             if let fault, fault.kind.isLie {
-                return finish(await lie(fault.kind, klines(market: market, query: query, now: clock.now()), symbol: query["symbol"]), market: market)
+                return finish(await lie(fault.kind, klines(market: market, series: series, query: query, now: clock.now()), symbol: query["symbol"]),
+                              market: market)
             }
             if let fault {
                 if fault.kind != .slow { return await inject(fault, market: market) }
@@ -231,7 +238,7 @@ public actor BinanceSimulator {
             if configuration.cachePages, let body = pageCache[key] {
                 return finish(HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: body), market: market)
             }
-            let response = klines(market: market, query: query, now: clock.now())
+            let response = klines(market: market, series: series, query: query, now: clock.now())
             // Only answers that can no longer change: ending before the current candle could have opened.
             if configuration.cachePages, response.statusCode.code == 200, let end = query["endTime"].flatMap(Int64.init),
                end < clock.now() - 86_400_000, let body = try? await response.bodyData {
@@ -394,15 +401,19 @@ public actor BinanceSimulator {
         return HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: data)
     }
 
-    /// GET /fapi/v1/klines and /api/v3/klines.
+    /// GET /fapi/v1/klines and /api/v3/klines, and USD-M's /fapi/v1/markPriceKlines, /indexPriceKlines (by `pair`)
+    /// and /premiumIndexKlines.
     /// Parameters (Binance documentation, "Kline/Candlestick Data"): symbol and interval mandatory; startTime,
     /// endTime optional ("If startTime and endTime are not sent, the most recent klines are returned"); limit
     /// "Default 500; max 1500" on futures, "Default 500; max 1000" on spot; klines are returned oldest first,
-    /// with open time in [startTime, endTime]; the last candle may still be open.
-    private func klines(market: Market, query: [String: String], now: Int64) -> HTTPResponse {
-        guard let symbolName = query["symbol"], !symbolName.isEmpty else {
+    /// with open time in [startTime, endTime]; the last candle may still be open. The price series answer the same
+    /// rows with "ignore" in the volume fields and the count of basic data in field 8 ("Mark Price Kline/Candlestick
+    /// Data": `"0"` there; its example writes one `"0 "`).
+    private func klines(market: Market, series: PriceSeries = .trade, query: [String: String], now: Int64) -> HTTPResponse {
+        let parameter = series.instrumentParameter
+        guard let symbolName = query[parameter], !symbolName.isEmpty else {
             return error(400, BinanceErrorCode.mandatoryParamEmptyOrMalformed,
-                         "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+                         "Mandatory parameter '\(parameter)' was not sent, was empty/null, or malformed.")
         }
         guard let symbol = listed(symbolName, now: now) else {
             return error(400, BinanceErrorCode.badSymbol, "Invalid symbol.")
@@ -434,9 +445,9 @@ public actor BinanceSimulator {
         }
         let rows: [Kline]
         if let start {
-            rows = self.market.klines(symbol: symbol, interval: interval, start: start, end: end ?? now, limit: limit, now: now)
+            rows = self.market.klines(symbol: symbol, series: series, interval: interval, start: start, end: end ?? now, limit: limit, now: now)
         } else {
-            rows = self.market.latestKlines(symbol: symbol, interval: interval, end: end ?? now, limit: limit, now: now)
+            rows = self.market.latestKlines(symbol: symbol, series: series, interval: interval, end: end ?? now, limit: limit, now: now)
         }
         stats.klinesServed += rows.count
         return json(200, Self.encode(rows))

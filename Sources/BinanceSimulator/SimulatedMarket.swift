@@ -164,31 +164,72 @@ public struct SimulatedMarket: Sendable {
                      takerBuyQuoteAssetVolume: Self.decimal(quoteUnits / 2, quoteFraction / 3))
     }
 
-    /// Klines with open time in [start, end], at most `limit`, oldest first.
-    public func klines(symbol: SimulatedSymbol, interval: KlineInterval, start: Int64, end: Int64, limit: Int, now: Int64) -> [Kline] {
+    /// The candle of `series` opening at `openTime` (see `kline`, and `priceKline` for the computed series).
+    public func candle(symbol: SimulatedSymbol, series: PriceSeries, interval: KlineInterval, openTime: Int64, now: Int64) -> Kline? {
+        series == .trade ? kline(symbol: symbol, interval: interval, openTime: openTime, now: now)
+            : priceKline(symbol: symbol, series: series, interval: interval, openTime: openTime, now: now).map(Kline.init(price:))
+    }
+
+    /// A mark, index or premium index candle: it exists when the trade candle does (listing, delisting, outages);
+    /// mark and index prices move around the trade prices, the premium index around zero, often below it. Its count
+    /// of basic data is one per second for mark and index prices and one per 5 seconds for the premium index (what
+    /// Binance's own files show: 60 and 12 per minute), over the part of the candle that has run.
+    public func priceKline(symbol: SimulatedSymbol, series: PriceSeries, interval: KlineInterval, openTime: Int64, now: Int64) -> PriceKline? {
+        guard series != .trade, let trade = kline(symbol: symbol, interval: interval, openTime: openTime, now: now) else { return nil }
+        var rng = SplitMix64(seed: Self.seed(symbol.name, series.rawValue + interval.rawValue, openTime))
+        let closeTime = trade.closeTime
+        let length = closeTime - openTime + 1
+        let ran = min(length, max(0, now - openTime + 1))
+        let count = ran / (series == .premium ? 5_000 : 1_000)
+        let (base, span): (Int64, Int64) = series == .premium ? (0, 200_000) : (symbol.basePriceTicks, max(1, symbol.basePriceTicks / 50))
+        let mid = base + Int64(rng.next() % UInt64(span)) - span / 2
+        let up = Int64(rng.next() % UInt64(max(1, span / 4))), down = Int64(rng.next() % UInt64(max(1, span / 4)))
+        var high = mid + up, low = mid - down
+        if series != .premium { low = max(1, low) }
+        let open = low + Int64(rng.next() % UInt64(high - low + 1))
+        var close = low + Int64(rng.next() % UInt64(high - low + 1))
+        if closeTime >= now {
+            var live = SplitMix64(seed: Self.seed(symbol.name, series.rawValue + interval.rawValue, now / 1000))
+            close = low + Int64(live.next() % UInt64(high - low + 1))
+            high = max(open, close)
+            low = min(open, close)
+        }
+        return PriceKline(openTime: openTime, open: Self.signedTicks(open), high: Self.signedTicks(high), low: Self.signedTicks(low),
+                          close: Self.signedTicks(close), closeTime: closeTime, basicDataCount: count)
+    }
+
+    /// Candles of `series` with open time in [start, end], at most `limit`, oldest first.
+    public func klines(symbol: SimulatedSymbol, series: PriceSeries = .trade, interval: KlineInterval, start: Int64, end: Int64, limit: Int,
+                       now: Int64) -> [Kline] {
         var out: [Kline] = []
         var t = interval.openTime(containing: max(start, interval.openTime(containing: symbol.listedAt)))
         if t < start { t = interval.nextOpenTime(after: t) }
         let last = min(end, now)
         while t <= last, out.count < limit {
-            if let k = kline(symbol: symbol, interval: interval, openTime: t, now: now) { out.append(k) }
+            if let k = candle(symbol: symbol, series: series, interval: interval, openTime: t, now: now) { out.append(k) }
             t = interval.nextOpenTime(after: t)
         }
         return out
     }
 
-    /// The newest `limit` klines with open time <= end.
-    public func latestKlines(symbol: SimulatedSymbol, interval: KlineInterval, end: Int64, limit: Int, now: Int64) -> [Kline] {
+    /// The newest `limit` candles of `series` with open time <= end.
+    public func latestKlines(symbol: SimulatedSymbol, series: PriceSeries = .trade, interval: KlineInterval, end: Int64, limit: Int,
+                             now: Int64) -> [Kline] {
         var out: [Kline] = []
         var t = interval.openTime(containing: min(end, now))
         let first = interval.openTime(containing: symbol.listedAt)
         var steps = 0
         while t >= first, out.count < limit, steps < limit * 4 + 10_000 {
-            if let k = kline(symbol: symbol, interval: interval, openTime: t, now: now) { out.append(k) }
+            if let k = candle(symbol: symbol, series: series, interval: interval, openTime: t, now: now) { out.append(k) }
             t = interval.openTime(containing: t - 1)
             steps += 1
         }
         return out.reversed()
+    }
+
+    /// `ticks` for a value that may be below zero (a premium index).
+    static func signedTicks(_ value: Int64) -> DecimalString {
+        value < 0 ? DecimalString(unchecked: "-" + ticks(-value).text) : ticks(value)
     }
 
     static func ticks(_ value: Int64) -> DecimalString {

@@ -118,7 +118,10 @@ struct KlinesCommand: ParsableCommand {
         (the last stored candle and at least one hour before it); with nothing stored it starts LOOKBACK_HOURS ago \
         (or at the symbol's first candle with --from-listing). A run far behind moves at most --max-catch-up-days \
         past the last stored candle; the next run continues from there. The still-open candle is never stored. \
-        Futures tables are klines_m1, klines_m5, ..., klines_d1, klines_mo1 (1M); spot tables are spot_klines_*.
+        Futures tables are klines_m1, klines_m5, ..., klines_d1, klines_mo1 (1M); spot tables are spot_klines_*. \
+        With --series mark, index or premium: USD-M mark price, index price (by pair: the name given in --symbols) and \
+        premium index candles, into mark_klines_*, index_klines_* and premium_klines_* (open, high, low, close and \
+        Binance's count of basic data).
         """)
 
     @Option(help: ArgumentHelp("Comma-separated Binance intervals: 1s (spot), 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, 1M. Required.", valueName: "list"))
@@ -127,6 +130,8 @@ struct KlinesCommand: ParsableCommand {
     /// petrosa-binance-data-extractor's name for one timeframe (`--period 15m`).
     @Option(name: .customLong("period"), help: .hidden)
     var period: String?
+
+    @OptionGroup var series: SeriesOption
 
     @OptionGroup var range: BackfillRange
 
@@ -145,6 +150,15 @@ struct KlinesCommand: ParsableCommand {
     @OptionGroup var archive: ArchiveOptions
 
     @OptionGroup var common: CommonOptions
+}
+
+/// `--series` of `klines` and `gaps`: which candles.
+struct SeriesOption: ParsableArguments {
+    @Option(name: .customLong("series"), help: ArgumentHelp("""
+        Which candles, comma-separated: trade (Binance's klines), mark (mark price), index (index price, by pair) or premium \
+        (premium index); the last three on USD-M futures only. Env: BINANCE_KLINES_SERIES. Default: trade.
+        """, valueName: "list"))
+    var series: String?
 }
 
 /// `--start` / `--end` of `klines`, `funding` and `trades`: a range fetched whatever is stored.
@@ -208,6 +222,8 @@ struct GapsCommand: ParsableCommand {
 
     @Flag(help: "Ask Binance again for holes already confirmed empty.")
     var recheck = false
+
+    @OptionGroup var series: SeriesOption
 
     @OptionGroup var archive: ArchiveOptions
 

@@ -46,6 +46,8 @@ public struct CommonConfiguration: Sendable {
 public struct KlinesConfiguration: Sendable {
     public var common: CommonConfiguration
     public var intervals: [KlineInterval]
+    /// `--series`: trade klines, or the USD-M price series.
+    public var series: [PriceSeries] = [.trade]
     public var planner: RangePlanner
     public var pageLimit: Int?
     public var source: KlinesSourceMode = .auto
@@ -354,8 +356,28 @@ enum Resolve {
                                    maxCatchUpMilliseconds: Int64(catchUp) * 86_400_000, explicitStart: start, explicitEnd: end)
         planner.fromListing = command.fromListing
         var config = KlinesConfiguration(common: common, intervals: intervals, planner: planner, pageLimit: command.pageLimit)
+        config.series = try series(command.series, market: common.market, env)
         (config.source, config.archiveURL) = try archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", env)
         return config
+    }
+
+    /// `--series` or `BINANCE_KLINES_SERIES`: a comma-separated list of trade, mark, index, premium (default trade);
+    /// the price series exist on USD-M futures only.
+    static func series(_ option: SeriesOption, market: Market, _ env: [String: String]) throws(ConfigurationError) -> [PriceSeries] {
+        let from = option.series != nil ? "--series" : "BINANCE_KLINES_SERIES"
+        let text = option.series ?? env["BINANCE_KLINES_SERIES"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 } ?? "trade"
+        var out: [PriceSeries] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let name = part.trimmingCharacters(in: .whitespaces).lowercased()
+            guard let series = PriceSeries(rawValue: name) else {
+                throw ConfigurationError("invalid series '\(part)' (\(from)='\(text)'): use trade, mark, index or premium, comma-separated")
+            }
+            guard series.isAvailable(on: market) else {
+                throw ConfigurationError("\(from) \(series): Binance publishes mark, index and premium index candles for USD-M futures only; drop --market \(market.rawValue) or ask for trade")
+            }
+            if !out.contains(series) { out.append(series) }
+        }
+        return out
     }
 
     /// data.binance.vision, Binance's public archives (binance-public-data).

@@ -172,15 +172,20 @@ extension ExtractorCLI {
             return fail(error, context: context)
         }
         span.attributes["binance.timeframes"] = config.intervals.map(\.rawValue).joined(separator: ",")
+        span.attributes["binance.series"] = config.series.map(\.rawValue).joined(separator: ",")
         let common = config.common
-        let units = config.intervals.flatMap { interval in common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, interval: interval) } }
+        let units = config.series.flatMap { series in
+            config.intervals.flatMap { interval in common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, interval: interval, series: series) } }
+        }
         let settings = SymbolExtractor.Settings(planner: config.planner, pageLimit: config.pageLimit, batchSize: common.batchSize,
                                                 sourceMode: config.source, listArchiveFiles: common.dryRun)
         let archiveURL = config.archiveURL
         return await JobRunner(command: "klines", config: common, context: context, span: span).run(
             // The confirmed-gaps table: a silence the run crosses is recorded there.
-            klineTables: config.intervals.map { KlineTable(market: common.market, interval: $0) }, otherTables: [ConfirmedGapTable.definition],
-            describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "units": "\(units.count)"]
+            klineTables: config.series.flatMap { series in config.intervals.map { KlineTable(market: common.market, interval: $0, series: series) } },
+            otherTables: [ConfirmedGapTable.definition],
+            describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "series": config.series.map(\.rawValue).joined(separator: ","),
+                       "units": "\(units.count)"]
         ) { resources in
             let store = resources.klineStore
             var withArchive = settings
@@ -197,8 +202,10 @@ extension ExtractorCLI {
 
     static func runGaps(_ command: GapsCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
         let common: CommonConfiguration, intervals: [KlineInterval], since: Int64?, maxGapDays: Int?, source: KlinesSourceMode, archiveURL: String
+        let series: [PriceSeries]
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: true)
+            series = try Resolve.series(command.series, market: common.market, environment)
             (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", environment)
             let named = try Resolve.alias(try Resolve.alias(command.timeframes, command.timeframe, option: "--timeframes", alias: "--timeframe"),
                                           command.period, option: "--timeframes", alias: "--period")
@@ -212,7 +219,7 @@ extension ExtractorCLI {
             return fail(error, context: context)
         }
         span.attributes["binance.timeframes"] = intervals.map(\.rawValue).joined(separator: ",")
-        let tables = intervals.map { KlineTable(market: common.market, interval: $0) }
+        let tables = series.flatMap { series in intervals.map { KlineTable(market: common.market, interval: $0, series: series) } }
         let recheck = command.recheck
         return await JobRunner(command: "gaps", config: common, context: context, span: span).run(
             klineTables: tables, otherTables: [ConfirmedGapTable.definition],
@@ -248,7 +255,7 @@ extension ExtractorCLI {
                 let bySymbol = Dictionary(grouping: holes, by: \.symbol)
                 for symbol in common.symbols {
                     guard let found = bySymbol[symbol.name] else { continue }
-                    let unit = ExtractionUnit(market: common.market, symbol: symbol, dataset: .gaps(table.interval))
+                    let unit = ExtractionUnit(market: common.market, symbol: symbol, dataset: .gaps(table.interval), series: table.series)
                     units.append(unit)
                     holesByUnit[unit] = found
                 }

@@ -37,6 +37,11 @@ struct RunSummary {
                 "\"last_open_time\":\(r.outcome.lastOpenTime.map { q(UTCCalendar.iso8601($0)) } ?? "null")",
                 "\"requests\":\(r.outcome.requests)", "\"retries\":\(r.retries)", "\"duration_ms\":\(r.durationMilliseconds)",
             ]
+            if r.unit.interval != nil {
+                // Kline and gap units name their candles and table (the timeframe column says `mark 1h`).
+                fields.append("\"series\":\(q(r.unit.series.rawValue))")
+                if let table = r.unit.table { fields.append("\"table\":\(q(table.name))") }
+            }
             if let plan = r.outcome.plan {
                 fields.append("\"plan\":\(q(plan.origin.rawValue))")
                 fields.append("\"caught_up\":\(r.outcome.caughtUp ?? !plan.capped)")

@@ -28,11 +28,11 @@ public enum ArchiveSegment: Sendable, Equatable {
 /// year of weekly candles is one request). A day counts as closed once it has ended; whether its file is
 /// published yet is the archive's answer (404), not a guess.
 public enum ArchivePlanner {
-    public static func segments(market: Market, symbol: Symbol, interval: KlineInterval, start: Int64, end: Int64,
+    public static func segments(market: Market, symbol: Symbol, interval: KlineInterval, series: PriceSeries = .trade, start: Int64, end: Int64,
                                 now: Int64) -> [ArchiveSegment] {
         guard end >= start else { return [] }
         guard let length = interval.fixedMilliseconds, length <= 86_400_000 else { return [.rest(start: start, end: end)] }
-        return segments(market: market, symbol: symbol, dataset: .klines(interval), step: length, start: start, end: end, now: now)
+        return segments(market: market, symbol: symbol, dataset: .candles(interval, series: series), step: length, start: start, end: end, now: now)
     }
 
     /// The same for any dataset whose rows have a time: `step` is the distance between two rows' times (a kline's

@@ -69,7 +69,8 @@ public final class BinanceClient: KlineSource, Sendable {
     public func klines(_ request: KlinesRequest) async throws -> [Kline] {
         let body = try await send(path: request.pathAndQuery, weight: request.weight)
         do {
-            return try KlinePageParser().parse(body)
+            guard request.series != .trade else { return try KlinePageParser().parse(body) }
+            return try KlinePageParser().parsePrices(body, series: request.series).map(Kline.init(price:))
         } catch {
             throw BinanceError.malformedBody("\(error)")
         }

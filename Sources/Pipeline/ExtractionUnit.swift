@@ -14,15 +14,18 @@ public struct ExtractionUnit: Sendable, Hashable, CustomStringConvertible {
     public let market: Market
     public let symbol: Symbol
     public let dataset: Dataset
+    /// Kline and gap units: which candles (trade, mark, index, premium index).
+    public let series: PriceSeries
 
-    public init(market: Market, symbol: Symbol, interval: KlineInterval) {
-        self.init(market: market, symbol: symbol, dataset: .klines(interval))
+    public init(market: Market, symbol: Symbol, interval: KlineInterval, series: PriceSeries = .trade) {
+        self.init(market: market, symbol: symbol, dataset: .klines(interval), series: series)
     }
 
-    public init(market: Market, symbol: Symbol, dataset: Dataset) {
+    public init(market: Market, symbol: Symbol, dataset: Dataset, series: PriceSeries = .trade) {
         self.market = market
         self.symbol = symbol
         self.dataset = dataset
+        self.series = series
     }
 
     /// The kline interval, for kline and gap units.
@@ -34,15 +37,16 @@ public struct ExtractionUnit: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The kline table, for kline and gap units.
-    public var table: KlineTable? { interval.map { KlineTable(market: market, interval: $0) } }
+    public var table: KlineTable? { interval.map { KlineTable(market: market, interval: $0, series: series) } }
 
-    /// What the summary shows in its timeframe column.
+    /// What the summary shows in its timeframe column: the series names itself unless it is the trades' (`mark 1h`).
     public var timeframeLabel: String {
+        let series = series == .trade ? "" : "\(series) "
         switch dataset {
-        case .klines(let i): i.rawValue
-        case .gaps(let i): "\(i.rawValue) gaps"
-        case .funding: "funding"
-        case .aggTrades: "aggTrades"
+        case .klines(let i): return series + i.rawValue
+        case .gaps(let i): return series + "\(i.rawValue) gaps"
+        case .funding: return "funding"
+        case .aggTrades: return "aggTrades"
         }
     }
 

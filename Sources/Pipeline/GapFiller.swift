@@ -44,7 +44,7 @@ public struct GapFiller: Sendable {
         let written = attempt.resumeAfter ?? .min
         for hole in holes.sorted(by: { $0.from < $1.from }) where hole.to > written {
             try Task.checkCancellation()
-            let klinesUnit = ExtractionUnit(market: unit.market, symbol: unit.symbol, interval: interval)
+            let klinesUnit = ExtractionUnit(market: unit.market, symbol: unit.symbol, interval: interval, series: unit.series)
             let resumed = written >= hole.from
             let planner = RangePlanner(explicitStart: resumed ? written + 1 : hole.from, explicitEnd: hole.to + 1)
             let outcome: SymbolExtractor.Outcome

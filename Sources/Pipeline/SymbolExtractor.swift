@@ -153,8 +153,8 @@ public actor SymbolExtractor {
         let writer = BatchWriter<Kline>(batchSize: settings.batchSize) { batch in
             let n = try await store.write(table: table, symbol: symbol, klines: batch)
             if n > 0 {
-                RunMetrics.current?.add("binance_extractor.klines.written", Double(n), unit: "{kline}", description: "Klines written to MariaDB.",
-                                        attributes: ["market": table.market.rawValue, "interval": table.interval.rawValue])
+                RunMetrics.current?.add("binance_extractor.klines.written", Double(n), unit: "{kline}", description: "Klines written to the database.",
+                                        attributes: ["market": table.market.rawValue, "interval": table.interval.rawValue, "series": table.series.rawValue])
             }
             return n
         }
@@ -202,7 +202,8 @@ public actor SymbolExtractor {
         var adjusted = given
         if adjusted.origin == .listing && adjusted.start == 0 {
             // From listing: the first candle (Binance answers `startTime=0` with it) says where the files start.
-            let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval, startTime: 0, endTime: adjusted.end, limit: 1)
+            let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval, startTime: 0, endTime: adjusted.end, limit: 1,
+                                        series: unit.series)
             let page = try await source.klines(request)
             outcome.requests += 1
             try Self.check(page, request: request, interval: interval, now: clock.now())
@@ -213,7 +214,7 @@ public actor SymbolExtractor {
             adjusted.start = first.openTime
         }
         let plan = adjusted
-        let segments = ArchivePlanner.segments(market: unit.market, symbol: unit.symbol, interval: interval,
+        let segments = ArchivePlanner.segments(market: unit.market, symbol: unit.symbol, interval: interval, series: unit.series,
                                                start: plan.start, end: plan.end, now: clock.now())
         guard segments.contains(where: { if case .file = $0 { true } else { false } }) else {
             return try await fetch(plan: plan, limit: limit, after: written, into: writer, outcome: &outcome, outages: &outages)
@@ -265,10 +266,10 @@ public actor SymbolExtractor {
                 // between (an incomplete file, binance-public-data #436), which REST fills before the row is written,
                 // so the writes stay in time order and a retry resumes exactly where the writes stopped.
                 var expected = max(file.range.lowerBound, plan.start)
-                let interval = interval
-                let format = ArchiveRowFormat<Kline>(reader: ArchiveCSV.klineRows, key: \.openTime) { row in
+                let (interval, series) = (interval, unit.series)
+                let format = ArchiveRowFormat<Kline>(reader: { ArchiveCSV.klineRows(file: $0, series: series) }, key: \.openTime) { row in
                     guard file.range.contains(row.openTime) else { return false }
-                    try row.validate(interval: interval)
+                    try row.validate(interval: interval, series: series)
                     return true
                 }
                 func take(_ rows: [Kline], outcome: inout Outcome) async throws {
@@ -277,7 +278,8 @@ public actor SymbolExtractor {
                     outcome.fromArchive += rows.count
                     RunMetrics.current?.add("binance_extractor.klines.fetched", Double(rows.count), unit: "{kline}",
                                             description: "Closed, checked klines fetched from Binance.",
-                                            attributes: ["market": unit.market.rawValue, "interval": interval.rawValue, "source": "archive"])
+                                            attributes: ["market": unit.market.rawValue, "interval": interval.rawValue, "series": unit.series.rawValue,
+                                                         "source": "archive"])
                     try await writer.append(rows)
                     progress?.advanced(unit, candles: rows.count)
                 }
@@ -341,7 +343,7 @@ public actor SymbolExtractor {
             try Task.checkCancellation()
             let pageLimit = remaining.map { Int(clamping: min(Int64(limit), max($0, 1))) } ?? limit
             let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval,
-                                        startTime: cursor, endTime: plan.end, limit: pageLimit)
+                                        startTime: cursor, endTime: plan.end, limit: pageLimit, series: unit.series)
             let page = try await source.klines(request)
             outcome.requests += 1
             let now = clock.now()
@@ -364,7 +366,7 @@ public actor SymbolExtractor {
                 outcome.fetched += closed.count
                 RunMetrics.current?.add("binance_extractor.klines.fetched", Double(closed.count), unit: "{kline}",
                                         description: "Closed, checked klines fetched from Binance.",
-                                        attributes: ["market": unit.market.rawValue, "interval": interval.rawValue])
+                                        attributes: ["market": unit.market.rawValue, "interval": interval.rawValue, "series": unit.series.rawValue])
                 try await writer.append(Array(closed))
                 progress?.advanced(unit, candles: closed.count)
             }
@@ -415,7 +417,7 @@ public actor SymbolExtractor {
             if kline.isOpen(at: now) && index != page.count - 1 {
                 throw .malformedBody("kline at \(UTCCalendar.iso8601(kline.openTime)) is still open but is not the newest of its page")
             }
-            do { try kline.validate(interval: interval) } catch { throw .invalidKline(error) }
+            do { try kline.validate(interval: interval, series: request.series) } catch { throw .invalidKline(error) }
         }
     }
 }

@@ -1,27 +1,49 @@
 import BinanceAPI
 
-/// The table holding one market's klines of one interval.
+/// The table holding one market's candles of one series and interval.
 ///
 /// Names come only from this list (`klines_m1` ... for futures, as existing consumers read them; `spot_klines_m1`
-/// ... for spot), never from input, so they can be spliced into SQL safely.
+/// ... for spot; `mark_klines_m1`, `index_klines_m1`, `premium_klines_m1` for the USD-M price series), never from
+/// input, so they can be spliced into SQL safely.
 public struct KlineTable: Sendable, Hashable, CustomStringConvertible {
     public let market: Market
     public let interval: KlineInterval
+    public let series: PriceSeries
 
-    public init(market: Market, interval: KlineInterval) {
+    public init(market: Market, interval: KlineInterval, series: PriceSeries = .trade) {
         self.market = market
         self.interval = interval
+        self.series = series
     }
 
-    public var name: String { market.tablePrefix + interval.tableSuffix }
+    public var name: String { series.tablePrefix(market: market) + interval.tableSuffix }
     public var description: String { name }
 
-    /// Every table the project can create: each market with each interval it offers.
+    /// Every table the project can create: each market with each interval and series it offers.
     public static var all: [KlineTable] {
         Market.allCases.flatMap { market in
-            KlineInterval.allCases.filter { $0.isAvailable(on: market) }.map { KlineTable(market: market, interval: $0) }
+            PriceSeries.allCases.filter { $0.isAvailable(on: market) }.flatMap { series in
+                KlineInterval.allCases.filter { $0.isAvailable(on: market) }.map { KlineTable(market: market, interval: $0, series: series) }
+            }
         }
     }
+
+    /// Trade klines hold prices, volumes, taker volumes and a trade count; a price series (mark, index, premium
+    /// index) only what Binance computes for it: open, high, low, close and the count of basic data. No column of
+    /// zeros stands for a value the series does not have.
+    public var isTrade: Bool { series == .trade }
+
+    /// The decimal columns of this table, in insert order after the open and close times.
+    public var decimalColumns: [String] { isTrade ? Self.decimalColumns : Self.ohlcColumns }
+
+    /// The count column: trades of a trade candle, basic data (mark or index observations) of a price candle.
+    public var countColumn: String { isTrade ? "number_of_trades" : "basic_data_count" }
+
+    /// This table's columns in the order `upsertSQL` binds them (and COPY writes them).
+    public var columns: [String] { isTrade ? Self.columns : ["symbol", "open_time", "close_time"] + Self.ohlcColumns + [countColumn] }
+
+    /// Open, high, low, close: what every candle has.
+    public static let ohlcColumns = ["open_price", "high_price", "low_price", "close_price"]
 
     /// DECIMAL(38,18): 20 digits before the point (base volumes of meme coins pass 10^13, which overflows the
     /// DECIMAL(20,8) of older schemas) and 18 after it (prices go down to 1e-8 and below). See `DecimalString`.
@@ -32,20 +54,31 @@ public struct KlineTable: Sendable, Hashable, CustomStringConvertible {
     public static let takerColumns = ["taker_buy_base_asset_volume", "taker_buy_quote_asset_volume"]
     public static var decimalColumns: [String] { priceColumns + takerColumns }
 
-    /// Column list in the order `upsertSQL` binds them.
+    /// A trade klines table's column list in the order `upsertSQL` binds them.
     public static let columns = ["symbol", "open_time", "close_time"] + priceColumns + ["number_of_trades"] + takerColumns
 
+    /// What the table's comment says it holds.
+    public var contents: String {
+        switch series {
+        case .trade: "Binance \(market.rawValue) klines, interval \(interval.rawValue)"
+        case .mark: "Binance USD-M mark price klines, interval \(interval.rawValue)"
+        case .index: "Binance USD-M index price klines (by pair), interval \(interval.rawValue)"
+        case .premium: "Binance USD-M premium index klines, interval \(interval.rawValue)"
+        }
+    }
+
     var createSQL: String {
-        let decimals = Self.decimalColumns.map { "  `\($0)` \(Self.decimalType) NOT NULL," }.joined(separator: "\n")
+        let decimals = decimalColumns.map { "  `\($0)` \(Self.decimalType) NOT NULL," }.joined(separator: "\n")
+        let count = isTrade ? "" : " COMMENT 'count of the basic data (mark or index observations) the candle was made from'"
         return """
         CREATE TABLE IF NOT EXISTS `\(name)` (
           `symbol` VARCHAR(20) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
           `open_time` DATETIME(3) NOT NULL COMMENT 'UTC',
           `close_time` DATETIME(3) NOT NULL COMMENT 'UTC',
         \(decimals)
-          `number_of_trades` BIGINT NOT NULL,
+          `\(countColumn)` BIGINT NOT NULL\(count),
           PRIMARY KEY (`symbol`, `open_time`)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='Binance \(market.rawValue) klines, interval \(interval.rawValue)'
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='\(contents)'
         """
     }
 
@@ -68,9 +101,10 @@ public struct KlineTable: Sendable, Hashable, CustomStringConvertible {
     /// still open ends with its final values). Times are bound as Unix milliseconds and converted by the server
     /// in the session's UTC zone; `? * 0.001` is exact (a DECIMAL with 3 fractional digits).
     var upsertSQL: String {
-        let updates = Self.columns.dropFirst(2).map { "`\($0)` = VALUES(`\($0)`)" }.joined(separator: ", ")
-        let list = Self.columns.map { "`\($0)`" }.joined(separator: ", ")
+        let updates = columns.dropFirst(2).map { "`\($0)` = VALUES(`\($0)`)" }.joined(separator: ", ")
+        let list = columns.map { "`\($0)`" }.joined(separator: ", ")
+        let values = Array(repeating: "?", count: columns.count - 3).joined(separator: ", ")
         return "INSERT INTO `\(name)` (\(list)) VALUES (?, FROM_UNIXTIME(? * 0.001), FROM_UNIXTIME(? * 0.001), "
-            + "?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \(updates)"
+            + "\(values)) ON DUPLICATE KEY UPDATE \(updates)"
     }
 }

@@ -56,7 +56,7 @@ struct KlinesEndToEndTests {
 
     static func expectExact(_ store: TestStore, _ sim: SimulatorFixture, table: KlineTable, symbol: String,
                             from start: Int64, through end: Int64, sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        let expected = await sim.simulator.expectedKlines(symbol: symbol, interval: table.interval, from: start, through: end)
+        let expected = await sim.simulator.expectedKlines(symbol: symbol, interval: table.interval, series: table.series, from: start, through: end)
         let stored = try await store.klines(table: table, symbol: symbol)
         #expect(stored.count == expected.count, "\(symbol) \(table): \(stored.count) stored, \(expected.count) served",
                 sourceLocation: sourceLocation)

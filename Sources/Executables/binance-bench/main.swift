@@ -400,7 +400,7 @@ if row(9), let postgresAdminText {
                                  limit: total / 4, now: .max)
         let symbol = try Symbol(validating: name)
         stride(from: 0, to: rows.count, by: 50_000).forEach {
-            chunks.append(PostgresKlineStore.copyText(symbol: symbol, klines: Array(rows[$0..<min($0 + 50_000, rows.count)])))
+            chunks.append(PostgresKlineStore.copyText(table: table, symbol: symbol, klines: Array(rows[$0..<min($0 + 50_000, rows.count)])))
         }
     }
     let began = Date()

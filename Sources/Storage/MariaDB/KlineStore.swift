@@ -26,7 +26,7 @@ public struct KlineStore: Sendable {
         let check = checks[table.name]
         try check?.verify(klines, table: table.name)
         var statement = table.upsertSQL
-        var bound = Self.columns(symbol: symbol, klines: klines, closeTimeToTheSecond: check?.closeTimeToTheSecond == true)
+        var bound = Self.columns(table: table, symbol: symbol, klines: klines, closeTimeToTheSecond: check?.closeTimeToTheSecond == true)
         if let petrosa = check?.petrosaRows {
             statement = table.petrosaUpsertSQL
             let n = klines.count
@@ -50,8 +50,9 @@ public struct KlineStore: Sendable {
 
     /// `closeTimeToTheSecond`: for a DATETIME without fractions, the close time floored to its second (what petrosa
     /// stores there; MariaDB would truncate `…:59.999` the same way, MySQL would round it into the next candle).
-    static func columns(symbol: Symbol, klines: [Kline], closeTimeToTheSecond: Bool = false) -> [BulkColumn] {
-        [
+    /// A price series' table takes the times, open, high, low, close and the count (carried in `numberOfTrades`).
+    static func columns(table: KlineTable, symbol: Symbol, klines: [Kline], closeTimeToTheSecond: Bool = false) -> [BulkColumn] {
+        let head: [BulkColumn] = [
             .string(Array(repeating: symbol.name, count: klines.count)),
             .int64(klines.map(\.openTime)),
             .int64(closeTimeToTheSecond ? klines.map { $0.closeTime - (($0.closeTime % 1000) + 1000) % 1000 } : klines.map(\.closeTime)),
@@ -59,6 +60,9 @@ public struct KlineStore: Sendable {
             .string(klines.map(\.high.text)),
             .string(klines.map(\.low.text)),
             .string(klines.map(\.close.text)),
+        ]
+        guard table.isTrade else { return head + [.int64(klines.map(\.numberOfTrades))] }
+        return head + [
             .string(klines.map(\.volume.text)),
             .string(klines.map(\.quoteAssetVolume.text)),
             .int64(klines.map(\.numberOfTrades)),
@@ -67,13 +71,15 @@ public struct KlineStore: Sendable {
         ]
     }
 
-    /// Every stored kline of `symbol`, oldest first, with decimals as MariaDB prints them (for tests and checks).
+    /// Every stored kline of `symbol`, oldest first, with decimals as MariaDB prints them (for tests and checks). A
+    /// price series' candle reads as it is carried (`Kline(price:)`): its count in the trade count, volumes zero.
     public func klines(table: KlineTable, symbol: Symbol) async throws -> [StoredKline] {
+        let values = table.isTrade ? "volume, quote_asset_volume, number_of_trades, taker_buy_base_asset_volume, taker_buy_quote_asset_volume"
+            : "'0', '0', basic_data_count, '0', '0'"
         let rows = try await pool.withConnection { db in
             try db.query("""
                 SELECT CAST(UNIX_TIMESTAMP(open_time) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(close_time) * 1000 AS SIGNED),
-                open_price, high_price, low_price, close_price, volume, quote_asset_volume, number_of_trades,
-                taker_buy_base_asset_volume, taker_buy_quote_asset_volume
+                open_price, high_price, low_price, close_price, \(values)
                 FROM `\(table.name)` WHERE symbol = \(try db.quote(symbol.name)) ORDER BY open_time
                 """)
         }

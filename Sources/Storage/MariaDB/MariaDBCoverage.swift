@@ -11,7 +11,7 @@ public struct CoverageStore: CoverageReading {
     public func existingTables() async throws -> Set<String> { try await SchemaMigrator(pool: pool).existingTables() }
 
     public func unreadable(_ table: KlineTable) async throws -> String? {
-        do { _ = try KlineTableCheck.check(try await TableShape.read(pool, table: table.name), table: table.name) } catch let error as SchemaError {
+        do { _ = try KlineTableCheck.check(try await TableShape.read(pool, table: table.name), table: table) } catch let error as SchemaError {
             return error.description
         }
         return nil

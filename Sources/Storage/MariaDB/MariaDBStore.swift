@@ -65,7 +65,7 @@ public final class MariaDBStore: DataStore {
         }
         var klineChecks: [String: KlineTableCheck] = [:]
         for table in klineTables where existing.contains(table.name) {
-            var check = try KlineTableCheck.check(try await TableShape.read(pool, table: table.name), table: table.name)
+            var check = try KlineTableCheck.check(try await TableShape.read(pool, table: table.name), table: table)
             if check.petrosaRows != nil {
                 check.petrosaRows?.extractorVersion = extractorVersion
                 logger.info("a petrosa-binance-data-extractor table: rows are written in its shape (id, timestamp, interval, extracted_at, extractor_version, source) and upserted on its id",

@@ -137,7 +137,7 @@ public struct SchemaMigrator: Sendable {
         let shape = try await TableShape.read(pool, table: name)
         var changes: [String] = []
         let wantScale = DecimalString.fractionDigits, wantInteger = DecimalString.integerDigits
-        for column in KlineTable.decimalColumns {
+        for column in table.decimalColumns {
             if let current = shape.columns[column] {
                 let integer = (current.precision ?? 0) - (current.scale ?? 0)
                 if current.dataType != "decimal" || (current.scale ?? 0) < wantScale || integer < wantInteger {
@@ -148,10 +148,11 @@ public struct SchemaMigrator: Sendable {
                 changes.append("ADD COLUMN `\(column)` \(KlineTable.decimalType) NOT NULL DEFAULT 0")
             }
         }
-        if let trades = shape.columns["number_of_trades"] {
-            if trades.dataType != "bigint" { changes.append("MODIFY `number_of_trades` BIGINT NOT NULL") }
+        let count = table.countColumn
+        if let trades = shape.columns[count] {
+            if trades.dataType != "bigint" { changes.append("MODIFY `\(count)` BIGINT NOT NULL") }
         } else {
-            changes.append("ADD COLUMN `number_of_trades` BIGINT NOT NULL DEFAULT 0")
+            changes.append("ADD COLUMN `\(count)` BIGINT NOT NULL DEFAULT 0")
         }
         for column in ["open_time", "close_time"] {
             guard let current = shape.columns[column] else {

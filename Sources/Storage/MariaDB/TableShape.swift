@@ -149,15 +149,16 @@ public struct KlineTableCheck: Sendable, Equatable {
 
     /// Checks `table`'s shape against what the run writes. Throws `SchemaError` naming table, column, what was found
     /// and what is expected, and the command that fixes it.
-    public static func check(_ shape: TableShape, table: String) throws(SchemaError) -> KlineTableCheck {
+    public static func check(_ shape: TableShape, table kind: KlineTable) throws(SchemaError) -> KlineTableCheck {
+        let table = kind.name
         var check = KlineTableCheck()
         let migrate = "run `binance-extractor migrate` to upgrade it in place"
         func fail(_ column: String, found: String, expected: String, fix: String) -> SchemaError {
             SchemaError("table \(table), column `\(column)`: found \(found), expected \(expected); \(fix). Nothing was written.")
         }
-        for name in KlineTable.columns {
+        for name in kind.columns {
             guard let column = shape.columns[name] else {
-                throw fail(name, found: "no such column", expected: name == "number_of_trades" ? "BIGINT" : "it", fix: migrate)
+                throw fail(name, found: "no such column", expected: name == kind.countColumn ? "BIGINT" : "it", fix: migrate)
             }
             switch name {
             case "symbol":
@@ -176,7 +177,7 @@ public struct KlineTableCheck: Sendable, Equatable {
                     // An open time is always on a whole second; a close time ends in .999.
                     if name == "close_time" { check.closeTimeToTheSecond = true }
                 }
-            case "number_of_trades":
+            case kind.countColumn:
                 guard TableShape.integerTypes.contains(column.dataType) else {
                     throw fail(name, found: column.columnType, expected: "BIGINT", fix: migrate)
                 }
@@ -191,12 +192,12 @@ public struct KlineTableCheck: Sendable, Equatable {
             }
         }
         // petrosa's code shape: its own columns are filled as petrosa fills them.
-        let petrosa = PetrosaRows.columns.allSatisfy { shape.columns[$0] != nil }
+        let petrosa = kind.isTrade && PetrosaRows.columns.allSatisfy { shape.columns[$0] != nil }
             && ["varchar", "char"].contains(shape.columns["id"]?.dataType ?? "") && shape.uniqueKeys.contains(["id"])
         if petrosa { check.petrosaRows = PetrosaRows(extractorVersion: "") }
         // A column the run does not fill must fill itself.
         for (name, column) in shape.columns.sorted(by: { $0.key < $1.key })
-        where !KlineTable.columns.contains(name) && !(petrosa && PetrosaRows.columns.contains(name)) {
+        where !kind.columns.contains(name) && !(petrosa && PetrosaRows.columns.contains(name)) {
             if !column.nullable && !column.hasDefault && !column.autoIncrement && !column.generated {
                 throw fail(name, found: "\(column.columnType) NOT NULL without a default", expected: "a column binance-extractor fills, or one with a default",
                            fix: "this table was made for another tool's rows; let the column be empty (ALTER TABLE `\(table)` MODIFY `\(name)` \(column.columnType) NULL), or let binance-extractor create its own table in another database")

@@ -12,7 +12,7 @@ public struct PostgresCoverageStore: CoverageReading {
     public func existingTables() async throws -> Set<String> { try await store.existingTables() }
 
     public func unreadable(_ table: KlineTable) async throws -> String? {
-        do { try await store.checkShape(table.name, columns: PostgresTables.klineColumns, key: ["symbol", "open_time"]) } catch let error as SchemaError {
+        do { try await store.checkShape(table.name, columns: PostgresTables.klineColumns(table), key: ["symbol", "open_time"]) } catch let error as SchemaError {
             return error.description
         }
         return nil

@@ -26,7 +26,7 @@ public final class PostgresDataStore: DataStore {
         let klines = PostgresKlineStore(pool: pool)
         for table in klineTables {
             if existing.contains(table.name) {
-                try await checkShape(table.name, columns: PostgresTables.klineColumns, key: ["symbol", "open_time"])
+                try await checkShape(table.name, columns: PostgresTables.klineColumns(table), key: ["symbol", "open_time"])
                 report.unchanged.append(table.name)
             } else {
                 try await klines.create([table])
@@ -67,7 +67,7 @@ public final class PostgresDataStore: DataStore {
         }
         // Every existing table the run writes is checked before a row goes in.
         for table in klineTables where existing.contains(table.name) {
-            try await checkShape(table.name, columns: PostgresTables.klineColumns, key: ["symbol", "open_time"])
+            try await checkShape(table.name, columns: PostgresTables.klineColumns(table), key: ["symbol", "open_time"])
         }
         for definition in otherTables where existing.contains(definition.name) {
             try await checkShape(definition.name, columns: definition.columns.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, key: definition.key)

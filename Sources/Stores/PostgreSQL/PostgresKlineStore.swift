@@ -24,17 +24,17 @@ public struct PostgresKlineStore: Sendable {
 
     /// `CREATE TABLE IF NOT EXISTS` for one kline table.
     public static func createSQL(_ table: KlineTable) -> String {
-        let decimals = KlineTable.decimalColumns.map { "  \(PostgresConnection.identifier($0)) numeric(38,18) NOT NULL," }
+        let decimals = table.decimalColumns.map { "  \(PostgresConnection.identifier($0)) numeric(38,18) NOT NULL," }
         return """
             CREATE TABLE IF NOT EXISTS \(PostgresConnection.identifier(table.name)) (
               "symbol" varchar(20) NOT NULL,
               "open_time" timestamptz NOT NULL,
               "close_time" timestamptz NOT NULL,
             \(decimals.joined(separator: "\n"))
-              "number_of_trades" bigint NOT NULL,
+              \(PostgresConnection.identifier(table.countColumn)) bigint NOT NULL,
               PRIMARY KEY ("symbol", "open_time")
             );
-            COMMENT ON TABLE \(PostgresConnection.identifier(table.name)) IS 'Binance \(table.market.rawValue) klines, interval \(table.interval.rawValue)'
+            COMMENT ON TABLE \(PostgresConnection.identifier(table.name)) IS '\(table.contents)'
             """
     }
 
@@ -79,13 +79,13 @@ public struct PostgresKlineStore: Sendable {
     @discardableResult
     public func upsert(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int {
         guard !klines.isEmpty else { return 0 }
-        let text = Self.copyText(symbol: symbol, klines: klines)
-        let name = table.name
+        let text = Self.copyText(table: table, symbol: symbol, klines: klines)
+        let (name, columns) = (table.name, table.columns)
         let context = "writing \(klines.count) klines of \(symbol) to \(name)"
         if fresh.contains(name, symbol.name) {
             do {
                 try await span("COPY", name, batchSize: klines.count) {
-                    try await pool.withConnection { [text] in try $0.copy(into: name, columns: KlineTable.columns, text: text, context: context) }
+                    try await pool.withConnection { [text] in try $0.copy(into: name, columns: columns, text: text, context: context) }
                 }
                 return klines.count
             } catch let error as PostgresError where error.sqlState == "23505" {
@@ -95,14 +95,16 @@ public struct PostgresKlineStore: Sendable {
         }
         try await span("INSERT", name, batchSize: klines.count) {
             try await pool.withConnection { [text] in
-                try $0.upsert(into: name, columns: KlineTable.columns, key: ["symbol", "open_time"], copyText: text, context: context)
+                try $0.upsert(into: name, columns: columns, key: ["symbol", "open_time"], copyText: text, context: context)
             }
         }
         return klines.count
     }
 
-    /// The batch in COPY's text format, columns in `KlineTable.columns` order; times as ISO 8601 in UTC.
-    public static func copyText(symbol: Symbol, klines: [Kline]) -> [UInt8] {
+    /// The batch in COPY's text format, columns in `table.columns` order; times as ISO 8601 in UTC. A price series'
+    /// row is its times, open, high, low, close and count (carried in `numberOfTrades`).
+    public static func copyText(table: KlineTable, symbol: Symbol, klines: [Kline]) -> [UInt8] {
+        let trade = table.isTrade
         var out: [UInt8] = []
         out.reserveCapacity(klines.count * 256)
         // Field by field into one buffer: a backfill formats millions of rows. Symbols, times and Binance's decimals
@@ -116,20 +118,23 @@ public struct PostgresKlineStore: Sendable {
             out.append(contentsOf: name); out.append(0x09)
             UTCCalendar.appendISO8601(k.openTime, into: &out); out.append(0x09)
             UTCCalendar.appendISO8601(k.closeTime, into: &out)
-            decimal(k.open); decimal(k.high); decimal(k.low); decimal(k.close); decimal(k.volume); decimal(k.quoteAssetVolume)
+            decimal(k.open); decimal(k.high); decimal(k.low); decimal(k.close)
+            if trade { decimal(k.volume); decimal(k.quoteAssetVolume) }
             out.append(0x09)
             PostgresConnection.appendDigits(k.numberOfTrades, into: &out)
-            decimal(k.takerBuyBaseAssetVolume); decimal(k.takerBuyQuoteAssetVolume)
+            if trade { decimal(k.takerBuyBaseAssetVolume); decimal(k.takerBuyQuoteAssetVolume) }
             out.append(0x0A)
         }
         return out
     }
 
-    /// Every stored kline of `symbol`, oldest first, with decimals as PostgreSQL prints them.
+    /// Every stored kline of `symbol`, oldest first, with decimals as PostgreSQL prints them. A price series' candle
+    /// reads as it is carried (`Kline(price:)`): its count in the trade count, volumes zero.
     public func klines(table: KlineTable, symbol: Symbol) async throws -> [StoredKline] {
-        let decimals = KlineTable.decimalColumns.map { "\(PostgresConnection.identifier($0))::text" }
+        let decimals = table.isTrade ? KlineTable.decimalColumns.map { "\(PostgresConnection.identifier($0))::text" }
+            : KlineTable.ohlcColumns.map { "\(PostgresConnection.identifier($0))::text" } + ["'0'", "'0'", "'0'", "'0'"]
         let sql = "SELECT (extract(epoch FROM \"open_time\") * 1000)::bigint, (extract(epoch FROM \"close_time\") * 1000)::bigint, "
-            + "\(decimals.joined(separator: ", ")), \"number_of_trades\" FROM \(PostgresConnection.identifier(table.name)) "
+            + "\(decimals.joined(separator: ", ")), \(PostgresConnection.identifier(table.countColumn)) FROM \(PostgresConnection.identifier(table.name)) "
             + "WHERE \"symbol\" = $1 ORDER BY \"open_time\""
         let rows = try await pool.withConnection { try $0.query(sql, [symbol.name], context: "reading \(table.name)") }
         return rows.compactMap { r in

@@ -17,13 +17,13 @@ enum PostgresTables {
         }
     }
 
-    /// A kline table's columns and their kinds, in `KlineTable.columns` order.
-    static var klineColumns: [(String, TableDefinition.Kind)] {
-        KlineTable.columns.map { column in
+    /// A kline table's columns and their kinds, in `table.columns` order.
+    static func klineColumns(_ table: KlineTable) -> [(String, TableDefinition.Kind)] {
+        table.columns.map { column in
             switch column {
             case "symbol": (column, .text)
             case "open_time", "close_time": (column, .time)
-            case "number_of_trades": (column, .integer)
+            case table.countColumn: (column, .integer)
             default: (column, .decimal)
             }
         }
