@@ -76,14 +76,17 @@ public enum ArchiveCSV {
         public let file: String
         let columns: Set<Int>
         let parse: (Fields) throws(Invalid) -> Row
+        /// Whether the first line is a header; by default, when its first field is not a number.
+        let isHeader: ((Fields) -> Bool)?
         private var carry: [UInt8] = []
         private var bounds: [Int] = []
         public private(set) var line = 0
 
-        public init(file: String, columns: Set<Int>, parse: @escaping (Fields) throws(Invalid) -> Row) {
+        public init(file: String, columns: Set<Int>, isHeader: ((Fields) -> Bool)? = nil, parse: @escaping (Fields) throws(Invalid) -> Row) {
             self.file = file
             self.columns = columns
             self.parse = parse
+            self.isHeader = isHeader
         }
 
         /// Parses every whole line of `chunk` (and the line the previous chunk left open) and hands each row to `emit`.
@@ -117,7 +120,7 @@ public enum ArchiveCSV {
             defer { self.bounds = bounds }
             var line = self.line
             defer { self.line = line }
-            let (file, columns, parse) = (file, columns, parse)
+            let (file, columns, parse, headerTest) = (file, columns, parse, isHeader)
             try bytes.withUnsafeBufferPointer { (p: UnsafeBufferPointer<UInt8>) throws(Invalid) in
                 var start = from
                 while start <= to && start < p.count {
@@ -139,7 +142,8 @@ public enum ArchiveCSV {
                         try bounds.withUnsafeBufferPointer { (b: UnsafeBufferPointer<Int>) throws(Invalid) in
                             let fields = Fields(line: line, bytes: p, bounds: b)
                             let first = fields.range(0)
-                            let isHeader = line == 1 && (first.isEmpty || !first.allSatisfy { p[$0] >= 0x30 && p[$0] <= 0x39 })
+                            let isHeader = line == 1 && (headerTest.map { $0(fields) }
+                                ?? (first.isEmpty || !first.allSatisfy { p[$0] >= 0x30 && p[$0] <= 0x39 }))
                             guard !isHeader else { return }
                             guard columns.contains(fields.count) else {
                                 throw Invalid(file: file, line: line, reason: "\(fields.count) columns, expected \(columns.sorted().map(String.init).joined(separator: " or "))")
@@ -198,6 +202,33 @@ public enum ArchiveCSV {
             }
             return AggTrade(id: id, price: try f.decimal(1, file: file), quantity: try f.decimal(2, file: file),
                             firstTradeId: first, lastTradeId: last, time: at, isBuyerMaker: maker)
+        }
+    }
+
+    /// USD-M trading metrics (`data/futures/um/daily/metrics`): `create_time,symbol,sum_open_interest,
+    /// sum_open_interest_value,count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,count_long_short_ratio,
+    /// sum_taker_long_short_vol_ratio`. `create_time` is text, `YYYY-MM-DD HH:MM:SS` in UTC; despite their names the
+    /// ratio columns hold the top traders' account ratio, their position ratio, all accounts' ratio and the taker
+    /// buy/sell volume ratio (binance-public-data #211 and its readers). An empty value is one Binance did not record;
+    /// numbers are read in whatever notation they have (`DecimalString(normalizing:)`), so a file and REST store the same
+    /// text. A row of another symbol makes the file unusable.
+    public static func metricsRows(file: String, symbol: Symbol) -> Rows<FuturesMetric> {
+        func time(_ f: Fields) -> Int64? {
+            let text = f.text(0)
+            guard text.utf8.count == 19, Array(text.utf8)[10] == 0x20 else { return nil }
+            return UTCCalendar.parse(text)
+        }
+        return Rows(file: file, columns: [8], isHeader: { time($0) == nil }) { (f: Fields) throws(Invalid) -> FuturesMetric in
+            guard let at = time(f) else { throw Invalid(file: file, line: f.line, reason: "create_time '\(f.text(0))' is not YYYY-MM-DD HH:MM:SS") }
+            guard f.text(1) == symbol.name else { throw Invalid(file: file, line: f.line, reason: "symbol '\(f.text(1))' is not \(symbol.name)") }
+            var values: [DecimalString?] = []
+            for i in 2..<8 {
+                let text = f.text(i)
+                if text.isEmpty { values.append(nil); continue }
+                do { values.append(try DecimalString(normalizing: text)) } catch { throw Invalid(file: file, line: f.line, reason: "\(error)") }
+            }
+            return FuturesMetric(time: at, sumOpenInterest: values[0], sumOpenInterestValue: values[1], topTraderAccountRatio: values[2],
+                                 topTraderPositionRatio: values[3], globalAccountRatio: values[4], takerBuySellRatio: values[5])
         }
     }
 

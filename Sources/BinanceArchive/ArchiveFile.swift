@@ -10,6 +10,9 @@ public struct ArchiveFile: Sendable, Hashable, CustomStringConvertible {
         /// Mark, index or premium index candles (USD-M): named as klines files are, in the series' own folder.
         case priceKlines(PriceSeries, KlineInterval)
         case aggTrades
+        /// USD-M open interest and trader ratios, one daily file per symbol (`data/futures/um/daily/metrics/SYM/
+        /// SYM-metrics-YYYY-MM-DD.zip`); there are no monthly ones.
+        case metrics
 
         /// The candles of `series` at `interval`.
         public static func candles(_ interval: KlineInterval, series: PriceSeries) -> Dataset {
@@ -43,6 +46,7 @@ public struct ArchiveFile: Sendable, Hashable, CustomStringConvertible {
         switch dataset {
         case .klines(let interval), .priceKlines(_, let interval): kind = Self.name(of: interval)
         case .aggTrades: kind = "aggTrades"
+        case .metrics: kind = "metrics"
         }
         return "\(symbol.name)-\(kind)-\(periodText).zip"
     }
@@ -60,6 +64,7 @@ public struct ArchiveFile: Sendable, Hashable, CustomStringConvertible {
         case .priceKlines(let series, let interval):
             return "\(root)/\(frequency)/\(series.archiveFolder)/\(symbol.name)/\(Self.name(of: interval))/\(fileName)"
         case .aggTrades: return "\(root)/\(frequency)/aggTrades/\(symbol.name)/\(fileName)"
+        case .metrics: return "\(root)/\(frequency)/metrics/\(symbol.name)/\(fileName)"
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import BinanceAPI
 import BinanceArchive
 
@@ -75,6 +76,10 @@ struct ArchiveTree {
         case "aggTrades":
             guard parts.count == 4 else { return nil }
             dataset = .aggTrades
+        case "metrics":
+            // Daily files only, USD-M only.
+            guard parts.count == 4, market == .futures, !monthly else { return nil }
+            dataset = .metrics
         default: return nil
         }
         // The date at the end of the name: YYYY-MM or YYYY-MM-DD.
@@ -133,6 +138,32 @@ struct ArchiveTree {
             for t in market.aggTrades(symbol: symbol, fromId: nil, start: range.lowerBound, end: range.upperBound - 1, limit: .max, now: now) {
                 let base = "\(t.id),\(t.price),\(t.quantity),\(t.firstTradeId),\(t.lastTradeId),\(time(t.time, close: false))"
                 lines.append(file.market == .futures ? base + ",\(t.isBuyerMaker)" : base + ",\(t.isBuyerMaker ? "True" : "False"),True")
+            }
+        case .metrics:
+            // Always a header; create_time as text; decimals padded with zeros to 8 places and ratios to 10, the taker
+            // ratio of every 7th row in exponent notation (what a file written from floats may hold); a value Binance
+            // lacks is empty. REST writes the same values plainly.
+            header = true
+            lines.append("create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,"
+                         + "sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio")
+            func padded(_ value: DecimalString?, _ places: Int) -> String {
+                guard let text = value?.text else { return "" }
+                let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+                let fraction = parts.count > 1 ? String(parts[1]) : ""
+                return "\(parts[0])." + fraction + String(repeating: "0", count: max(0, places - fraction.count))
+            }
+            func exponent(_ value: DecimalString?) -> String {
+                guard let text = value?.text, let point = text.firstIndex(of: "."), text.first != "0" else { return padded(value, 10) }
+                let integer = text[..<point], fraction = text[text.index(after: point)...]
+                return "\(integer.prefix(1)).\(integer.dropFirst())\(fraction)e+\(String(format: "%02d", integer.count - 1))"
+            }
+            for m in market.metrics(symbol: symbol, start: range.lowerBound, end: range.upperBound - 1, now: .max) {
+                let (y, mo, d) = UTCCalendar.civil(days: m.time / 86_400_000)
+                let seconds = m.time % 86_400_000 / 1000
+                let stamp = String(format: "%04d-%02d-%02d %02d:%02d:%02d", Int(y), Int(mo), Int(d), Int(seconds / 3600), Int(seconds / 60 % 60), Int(seconds % 60))
+                let taker = (m.time / FuturesMetrics.periodMilliseconds) % 7 == 0 ? exponent(m.takerBuySellRatio) : padded(m.takerBuySellRatio, 10)
+                lines.append("\(stamp),\(symbol.name),\(padded(m.sumOpenInterest, 8)),\(padded(m.sumOpenInterestValue, 8)),"
+                             + "\(padded(m.topTraderAccountRatio, 10)),\(padded(m.topTraderPositionRatio, 10)),\(padded(m.globalAccountRatio, 10)),\(taker)")
             }
         }
         if let keepRows { lines = Array(lines.prefix(keepRows + (header ? 1 : 0))) }

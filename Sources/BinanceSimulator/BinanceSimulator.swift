@@ -41,6 +41,8 @@ public actor BinanceSimulator {
         public var byStatus: [String: Int] = [:]
         public var weightUsed = 0
         public var klinesServed = 0
+        /// Requests to the trading data endpoints (`/futures/data/*`).
+        public var metricsRequests = 0
         public var faultsInjected = 0
         public var fundingRequests = 0
         /// Requests to the archive tree, and zip downloads among them.
@@ -63,6 +65,8 @@ public actor BinanceSimulator {
     private var ledgers: [Market: WeightLedger]
     /// The funding rate endpoint's own limit (500 requests per 5 minutes per IP).
     private var fundingLedger = WeightLedger(rule: FundingRate.requestRule)
+    /// The trading data endpoints' own limit (`/futures/data/*`: 1000 requests per 5 minutes per IP, weight 0).
+    private var tradingDataLedger = WeightLedger(rule: FuturesMetrics.requestRule)
     private var stats = Stats()
     /// Requests seen per endpoint (`/klines`, `/fundingRate`, `/aggTrades`), for the faults' `every`.
     private var seen: [String: Int] = [:]
@@ -156,6 +160,12 @@ public actor BinanceSimulator {
         return market.aggTrades(symbol: s, fromId: fromId, start: nil, end: nil, limit: 10_000_000, now: min(end, clock.now()))
     }
 
+    /// What `futures_metrics` should hold for `symbol` over [start, end] (every row published by now).
+    public func expectedMetrics(symbol: String, from start: Int64, through end: Int64) -> [FuturesMetric] {
+        guard let s = market.symbols[symbol] else { return [] }
+        return market.metrics(symbol: s, start: start, end: end, now: clock.now())
+    }
+
     public func expectedKlines(symbol: String, interval: KlineInterval, series: PriceSeries = .trade, from start: Int64,
                                through end: Int64) -> [Kline] {
         guard let s = market.symbols[symbol] else { return [] }
@@ -170,6 +180,10 @@ public actor BinanceSimulator {
         if stats.firstRequestAt == nil { stats.firstRequestAt = clock.now() }
         let path = request.path
         if path.hasPrefix("/data/") { return archive(path: path, head: request.method == .HEAD) }
+        if path.hasPrefix("/futures/data/") {
+            let query = Dictionary(request.query.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
+            return finish(tradingData(path: path, query: query, now: clock.now()), market: .futures)
+        }
         let market: Market
         if path.hasPrefix("/fapi/") { market = .futures } else if path.hasPrefix("/api/") { market = .spot } else {
             if path == "/sim/stats" {
@@ -451,6 +465,60 @@ public actor BinanceSimulator {
         }
         stats.klinesServed += rows.count
         return json(200, Self.encode(rows))
+    }
+
+    /// GET /futures/data/openInterestHist, topLongShortAccountRatio, topLongShortPositionRatio, globalLongShortAccountRatio
+    /// and takerlongshortRatio (USD-M Futures, Market Data): `symbol` and `period` ("5m" … "1d") mandatory; `limit`
+    /// "default 30, max 500"; "If startTime and endTime are not sent, the most recent data is returned"; "Only the data
+    /// of the latest 30 days is available": an older `startTime` is 400 -1130. Weight 0; a limit of their own, 1000
+    /// requests per 5 minutes per IP. The rows of a window are its newest `limit`, oldest first. Timestamps come as
+    /// strings, as in Binance's examples, except the taker ratio's, which come as numbers: a client must read both.
+    private func tradingData(path: String, query: [String: String], now: Int64) -> HTTPResponse {
+        guard let endpoint = FuturesMetrics.Endpoint(rawValue: String(path.dropFirst("/futures/data/".count))) else {
+            return error(404, -1000, "Unknown path \(path).")
+        }
+        stats.metricsRequests += 1
+        if case .tooManyRequests(let seconds) = tradingDataLedger.admit(weight: 1, now: now) {
+            var response = error(429, BinanceErrorCode.tooManyRequests, "Too many requests; current limit is 1000 requests per 5 minutes.")
+            response.headers[HTTPHeader("Retry-After")] = "\(seconds)"
+            return response
+        }
+        let periods: [String: Int64] = ["5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000,
+                                        "6h": 21_600_000, "12h": 43_200_000, "1d": 86_400_000]
+        guard let periodText = query["period"], !periodText.isEmpty else {
+            return error(400, BinanceErrorCode.mandatoryParamEmptyOrMalformed, "Mandatory parameter 'period' was not sent, was empty/null, or malformed.")
+        }
+        guard let period = periods[periodText] else { return error(400, BinanceErrorCode.invalidParameter, "Data sent for parameter 'period' is not valid.") }
+        switch common(query, now: now, maxLimit: FuturesMetrics.maxLimit, defaultLimit: 30) {
+        case .failure(let box): return box.response
+        case .success(let (symbol, start, end, limit)):
+            let floor = now - FuturesMetrics.restHistoryMilliseconds
+            if let start, start < floor { return error(400, -1130, "parameter 'startTime' is invalid.") }
+            let rows = market.metrics(symbol: symbol, start: max(start ?? floor, floor), end: end ?? now, now: now)
+                .filter { $0.time % period == 0 }
+            var body: [String] = []
+            for row in rows.suffix(limit * 2) {
+                let values: [DecimalString?]
+                switch endpoint {
+                case .openInterest: values = [row.sumOpenInterest, row.sumOpenInterestValue]
+                case .topTraderAccounts: values = [row.topTraderAccountRatio]
+                case .topTraderPositions: values = [row.topTraderPositionRatio]
+                case .globalAccounts: values = [row.globalAccountRatio]
+                case .taker: values = [row.takerBuySellRatio]
+                }
+                guard let present = values as? [DecimalString] else { continue }  // Binance has no row there
+                let time = endpoint == .taker ? "\(row.time)" : "\"\(row.time)\""
+                switch endpoint {
+                case .openInterest:
+                    body.append("{\"symbol\":\"\(symbol.name)\",\"sumOpenInterest\":\"\(present[0])\",\"sumOpenInterestValue\":\"\(present[1])\",\"timestamp\":\(time)}")
+                case .taker:
+                    body.append("{\"buySellRatio\":\"\(present[0])\",\"buyVol\":\"1.0\",\"sellVol\":\"1.0\",\"timestamp\":\(time)}")
+                default:
+                    body.append("{\"symbol\":\"\(symbol.name)\",\"longShortRatio\":\"\(present[0])\",\"longAccount\":\"0.5\",\"shortAccount\":\"0.5\",\"timestamp\":\(time)}")
+                }
+            }
+            return json(200, "[" + body.suffix(limit).joined(separator: ",") + "]")
+        }
     }
 
     /// A symbol Binance lists now: unknown and delisted symbols are "Invalid symbol." (-1121).

@@ -1,3 +1,4 @@
+import Foundation
 import BinanceAPI
 
 /// A symbol the simulator lists, with when it was listed (its first candle) and, optionally, delisted.
@@ -225,6 +226,46 @@ public struct SimulatedMarket: Sendable {
             steps += 1
         }
         return out.reversed()
+    }
+
+    /// Binance's trading metrics (open interest and trader ratios) begin here; there is nothing before.
+    public static let metricsSince: Int64 = 1_638_316_800_000  // 2021-12-01
+
+    /// The metrics row of `symbol` at the 5-minute time `time`, or nil when there is none (before listing or
+    /// `metricsSince`, after delisting, during an outage, off the grid). Every 101st row lacks its taker ratio and every
+    /// 211th its top traders' position ratio, as Binance's own data has gaps: REST answers no row there, a file an
+    /// empty value.
+    public func metric(symbol: SimulatedSymbol, time: Int64) -> FuturesMetric? {
+        let step = FuturesMetrics.periodMilliseconds
+        guard time % step == 0, time >= max(symbol.listedAt, Self.metricsSince) else { return nil }
+        if let delisted = symbol.delistedAt, time >= delisted { return nil }
+        if outages.contains(where: { $0.contains(time) }) { return nil }
+        var rng = SplitMix64(seed: Self.seed(symbol.name, "metrics", time))
+        let index = time / step
+        let contracts = Int64(rng.next() % 5_000_000_000_000) + 100_000_000  // 1 .. 50,000 contracts, 1e-8 units
+        let value = Int128(contracts) * Int128(symbol.basePriceTicks) / 100_000_000  // in 1e-8 units of the quote asset
+        func ratio(_ rng: inout SplitMix64) -> DecimalString {
+            let r = Int64(rng.next() % 30_000) + 2_000  // 0.2000 .. 3.2000
+            return DecimalString(unchecked: "\(r / 10_000).\(String(format: "%04d", r % 10_000))")
+        }
+        let top = ratio(&rng), position = ratio(&rng), global = ratio(&rng), taker = ratio(&rng)
+        return FuturesMetric(time: time, sumOpenInterest: Self.ticks(contracts),
+                             sumOpenInterestValue: Self.decimal(Int64(clamping: value / 100_000_000), Int64(clamping: value % 100_000_000)),
+                             topTraderAccountRatio: top, topTraderPositionRatio: index % 211 == 0 ? nil : position,
+                             globalAccountRatio: global, takerBuySellRatio: index % 101 == 0 ? nil : taker)
+    }
+
+    /// Metrics rows with time in [start, end], published at `now` (a row once its 5 minutes have passed), oldest first.
+    public func metrics(symbol: SimulatedSymbol, start: Int64, end: Int64, now: Int64) -> [FuturesMetric] {
+        let step = FuturesMetrics.periodMilliseconds
+        var t = max(start, Self.metricsSince)
+        t = (t + step - 1) / step * step
+        var out: [FuturesMetric] = []
+        while t <= min(end, now - step) {
+            if let row = metric(symbol: symbol, time: t) { out.append(row) }
+            t += step
+        }
+        return out
     }
 
     /// `ticks` for a value that may be below zero (a premium index).

@@ -12,7 +12,8 @@ struct RootCommand: ParsableCommand {
         2 bad configuration or input (nothing was written).
         """,
         version: BuildInfo.version,
-        subcommands: [KlinesCommand.self, GapsCommand.self, FundingCommand.self, TradesCommand.self, CoverageCommand.self, MigrateCommand.self])
+        subcommands: [KlinesCommand.self, GapsCommand.self, FundingCommand.self, TradesCommand.self, MetricsCommand.self, CoverageCommand.self,
+                      MigrateCommand.self])
 }
 
 /// Options every command that talks to the database shares.
@@ -223,6 +224,9 @@ struct GapsCommand: ParsableCommand {
     @Flag(help: "Ask Binance again for holes already confirmed empty.")
     var recheck = false
 
+    @Flag(help: "Check futures_metrics (open interest and ratios, every 5 minutes) instead of kline tables; no --timeframes.")
+    var metrics = false
+
     @OptionGroup var series: SeriesOption
 
     @OptionGroup var archive: ArchiveOptions
@@ -240,6 +244,29 @@ struct FundingCommand: ParsableCommand {
 
     @Option(name: .customLong("lookback-hours"), help: "Where a symbol with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
     var lookbackHours: Int?
+
+    @OptionGroup var common: CommonOptions
+}
+
+/// `binance-extractor metrics`.
+struct MetricsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics",
+        abstract: "Fetch USD-M open interest and trader long/short ratios (every 5 minutes) into futures_metrics.",
+        discussion: """
+        History comes from the daily metrics files of Binance's public archives (data/futures/um/daily/metrics), the days \
+        no file has yet from /futures/data/openInterestHist, topLongShortAccountRatio, topLongShortPositionRatio, \
+        globalLongShortAccountRatio and takerlongshortRatio (period 5m), which keep only the last 30 days and have a limit \
+        of their own (1000 requests per 5 minutes per IP, weight 0). Without --start, each symbol resumes from its newest \
+        row (re-reading an hour), or starts LOOKBACK_HOURS ago.
+        """)
+
+    @OptionGroup var range: BackfillRange
+
+    @Option(name: .customLong("lookback-hours"), help: "Where a symbol with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
+    var lookbackHours: Int?
+
+    @OptionGroup var archive: ArchiveOptions
 
     @OptionGroup var common: CommonOptions
 }

@@ -105,6 +105,12 @@ extension ExtractorCLI {
             }
             if intervals == nil {
                 if market != .spot && existing.contains(FundingTable.name) { report.series += try await store.funding(symbols: symbols) }
+                if market != .spot && existing.contains(MetricsTable.name) {
+                    // Every 5 minutes: expected rows, holes, confirmed outages and rows behind, as for a kline table.
+                    let table = MetricsTable()
+                    let confirmed = existing.contains(ConfirmedGapTable.name) ? try await store.gaps.confirmed(table: table) : []
+                    report.series += try await store.klines(table: table, symbols: symbols, confirmed: confirmed, now: context.clock.now())
+                }
                 for tradeMarket in Market.allCases where market == nil || market == tradeMarket {
                     let table = TradeTable(market: tradeMarket)
                     if existing.contains(table.name) { report.series += try await store.trades(table: table, symbols: symbols) }

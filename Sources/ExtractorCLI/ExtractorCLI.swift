@@ -71,6 +71,7 @@ public enum ExtractorCLI {
         case is GapsCommand: name = "gaps"
         case is FundingCommand: name = "funding"
         case is TradesCommand: name = "trades"
+        case is MetricsCommand: name = "metrics"
         case is CoverageCommand: name = "coverage"
         default:
             // `--help` and `help` parse into ArgumentParser's own help command.
@@ -101,6 +102,8 @@ public enum ExtractorCLI {
                     status = await runFunding(funding, environment: environment, context: context, span: span)
                 case let trades as TradesCommand:
                     status = await runTrades(trades, environment: environment, context: context, span: span)
+                case let metrics as MetricsCommand:
+                    status = await runMetrics(metrics, environment: environment, context: context, span: span)
                 case let coverage as CoverageCommand:
                     status = await runCoverage(coverage, environment: environment, context: context)
                 default:
@@ -122,7 +125,7 @@ public enum ExtractorCLI {
         let words = arguments.first == "help" ? Array(arguments.dropFirst()) : arguments
         let subcommands: [String: any ParsableCommand.Type] = [
             "klines": KlinesCommand.self, "gaps": GapsCommand.self, "funding": FundingCommand.self, "trades": TradesCommand.self,
-            "coverage": CoverageCommand.self, "migrate": MigrateCommand.self,
+            "metrics": MetricsCommand.self, "coverage": CoverageCommand.self, "migrate": MigrateCommand.self,
         ]
         guard let name = words.first, let type = subcommands[name] else { return nil }
         return RootCommand.helpMessage(for: type)

@@ -209,8 +209,17 @@ extension ExtractorCLI {
             (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", environment)
             let named = try Resolve.alias(try Resolve.alias(command.timeframes, command.timeframe, option: "--timeframes", alias: "--timeframe"),
                                           command.period, option: "--timeframes", alias: "--period")
-            guard named != nil else { throw ConfigurationError("no timeframes given: pass --timeframes, e.g. --timeframes 15m,1h") }
-            intervals = try Resolve.intervals(named, market: common.market)
+            if command.metrics {
+                // futures_metrics has one cadence (5 minutes): nothing to choose.
+                guard named == nil, command.series.series == nil else {
+                    throw ConfigurationError("gaps --metrics checks futures_metrics (every 5 minutes): drop --timeframes and --series")
+                }
+                guard common.market == .futures else { throw ConfigurationError("gaps --metrics: futures_metrics is USD-M only; drop --market \(common.market.rawValue)") }
+                intervals = []
+            } else {
+                guard named != nil else { throw ConfigurationError("no timeframes given: pass --timeframes, e.g. --timeframes 15m,1h") }
+                intervals = try Resolve.intervals(named, market: common.market)
+            }
             since = try Resolve.date(command.since, option: "--since")
             let gapDays = try Resolve.alias(command.maxGapDays, command.maxGapSizeDays, option: "--max-gap-days", alias: "--max-gap-size-days")
             maxGapDays = gapDays == nil ? nil : try Resolve.positive(gapDays, env: nil, environment, default: 1, option: "--max-gap-days")
@@ -219,11 +228,13 @@ extension ExtractorCLI {
             return fail(error, context: context)
         }
         span.attributes["binance.timeframes"] = intervals.map(\.rawValue).joined(separator: ",")
-        let tables = series.flatMap { series in intervals.map { KlineTable(market: common.market, interval: $0, series: series) } }
+        let klineTables = series.flatMap { series in intervals.map { KlineTable(market: common.market, interval: $0, series: series) } }
+        let metrics = command.metrics
+        let tables: [any GapTable] = metrics ? [MetricsTable()] : klineTables
         let recheck = command.recheck
         return await JobRunner(command: "gaps", config: common, context: context, span: span).run(
-            klineTables: tables, otherTables: [ConfirmedGapTable.definition],
-            describe: ["timeframes": intervals.map(\.rawValue).joined(separator: ",")]
+            klineTables: klineTables, otherTables: [ConfirmedGapTable.definition] + (metrics ? [MetricsTable.definition] : []),
+            describe: metrics ? ["table": MetricsTable.name] : ["timeframes": intervals.map(\.rawValue).joined(separator: ",")]
         ) { resources in
             guard let gaps = resources.tables?.gaps else { return .report("no database: nothing to check\n") }
             let hasConfirmations = resources.existingTables.contains(ConfirmedGapTable.name)
@@ -255,7 +266,8 @@ extension ExtractorCLI {
                 let bySymbol = Dictionary(grouping: holes, by: \.symbol)
                 for symbol in common.symbols {
                     guard let found = bySymbol[symbol.name] else { continue }
-                    let unit = ExtractionUnit(market: common.market, symbol: symbol, dataset: .gaps(table.interval), series: table.series)
+                    let unit = (table as? KlineTable).map { ExtractionUnit(market: common.market, symbol: symbol, dataset: .gaps($0.interval), series: $0.series) }
+                        ?? ExtractionUnit(market: .futures, symbol: symbol, dataset: .metricsGaps)
                     units.append(unit)
                     holesByUnit[unit] = found
                 }
@@ -267,8 +279,14 @@ extension ExtractorCLI {
                 ArchiveClient(baseURL: archiveURL, http: $0, clock: resources.clock, logger: resources.logger)
             }
             let plannedHoles = holesByUnit
+            let metricsStore = resources.tables?.metrics
             return .run(units: units) { unit, attempt in
-                try await GapFiller(unit: unit, holes: plannedHoles[unit] ?? [], client: resources.client, store: store, gaps: gaps,
+                if unit.dataset == .metricsGaps, let metricsStore {
+                    return try await MetricsGapFiller(unit: unit, holes: plannedHoles[unit] ?? [], client: resources.client, store: metricsStore,
+                                                      gaps: gaps, clock: resources.clock, batchSize: common.batchSize, sourceMode: source,
+                                                      archive: archive, logger: resources.logger).run(attempt)
+                }
+                return try await GapFiller(unit: unit, holes: plannedHoles[unit] ?? [], client: resources.client, store: store, gaps: gaps,
                                     clock: resources.clock, batchSize: common.batchSize, sourceMode: source, archive: archive,
                                     logger: resources.logger).run(attempt)
             }
@@ -329,6 +347,43 @@ extension ExtractorCLI {
             }
         }
     }
+}
+
+extension ExtractorCLI {
+    static func runMetrics(_ command: MetricsCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
+        let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int, source: KlinesSourceMode, archiveURL: String
+        do throws(ConfigurationError) {
+            common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
+            guard common.market == .futures else {
+                throw ConfigurationError("open interest and trader ratios exist on USD-M futures only: drop --market \(common.market.rawValue)")
+            }
+            (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_METRICS_SOURCE", environment)
+            range = try Resolve.range(command.range, now: context.clock.now())
+            lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
+        } catch {
+            span.recordError(error)
+            return fail(error, context: context)
+        }
+        return await JobRunner(command: "metrics", config: common, context: context, span: span).run(
+            klineTables: [], otherTables: [MetricsTable.definition], describe: [:]
+        ) { resources in
+            let units = common.symbols.map { ExtractionUnit(market: .futures, symbol: $0, dataset: .metrics) }
+            let store: any MetricsStoring = resources.tables.flatMap { $0.existing.contains(MetricsTable.name) ? $0.metrics : nil } ?? EmptyMetricsStore()
+            let archive = source == .rest ? nil : resources.http.map {
+                ArchiveClient(baseURL: archiveURL, http: $0, clock: resources.clock, logger: resources.logger)
+            }
+            return .run(units: units) { unit, attempt in
+                try await MetricsExtractor(unit: unit, client: resources.client, store: store, clock: resources.clock,
+                                           lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitRange: range, batchSize: common.batchSize,
+                                           sourceMode: source, archive: archive, dryRun: common.dryRun, logger: resources.logger).run(attempt)
+            }
+        }
+    }
+}
+
+struct EmptyMetricsStore: MetricsStoring {
+    func lastMetricTime(symbol: Symbol) async throws -> Int64? { nil }
+    func write(symbol: Symbol, rows: [FuturesMetric]) async throws -> Int { 0 }
 }
 
 /// A dry run without a database, or before the table exists: nothing stored, nothing written.

@@ -37,8 +37,9 @@ public enum ArchivePlanner {
 
     /// The same for any dataset whose rows have a time: `step` is the distance between two rows' times (a kline's
     /// interval; 1 ms for trades).
+    /// `monthly: false` for datasets published as daily files only (metrics).
     public static func segments(market: Market, symbol: Symbol, dataset: ArchiveFile.Dataset, step length: Int64, start: Int64, end: Int64,
-                                now: Int64) -> [ArchiveSegment] {
+                                now: Int64, monthly: Bool = true) -> [ArchiveSegment] {
         guard end >= start, length > 0 else { return [] }
         let today = Int64.floorDivide(now, 86_400_000) * 86_400_000
         var out: [ArchiveSegment] = []
@@ -51,7 +52,7 @@ public enum ArchivePlanner {
             let monthStart = UTCCalendar.startOfMonth(containing: day)
             let monthEnd = UTCCalendar.startOfNextMonth(after: day)
             let (y, m, d) = UTCCalendar.civil(day)
-            if day == monthStart, monthEnd <= min(end + length, today) {
+            if monthly, day == monthStart, monthEnd <= min(end + length, today) {
                 flushREST(until: day)
                 out.append(.file(ArchiveFile(market: market, dataset: dataset, symbol: symbol, period: .month(year: y, month: m))))
                 cursor = monthEnd

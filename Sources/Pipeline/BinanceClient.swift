@@ -21,6 +21,8 @@ public final class BinanceClient: KlineSource, Sendable {
     public let breaker: CircuitBreaker
     /// The funding rate endpoint's own limit: 500 requests per 5 minutes per IP, on top of the weight budget.
     public let fundingRequests: RateLimiter
+    /// The trading data endpoints' own limit (`/futures/data/*`: weight 0, 1000 requests per 5 minutes per IP).
+    public let tradingDataRequests: RateLimiter
     private let http: any HTTPClient
     private let clock: any WallClock
     private let backoff: Backoff
@@ -35,6 +37,7 @@ public final class BinanceClient: KlineSource, Sendable {
                 logger: Logger = Logger(label: "binance")) {
         self.breaker = breaker ?? CircuitBreaker(clock: clock)
         fundingRequests = RateLimiter(market: market, rule: FundingRate.requestRule, clock: clock)
+        tradingDataRequests = RateLimiter(market: market, rule: FuturesMetrics.requestRule, clock: clock)
         self.market = market
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.http = http
@@ -83,6 +86,15 @@ public final class BinanceClient: KlineSource, Sendable {
         let page = try FundingRate.parse(body, symbol: symbol)
         try FundingRate.check(page, startTime: startTime, endTime: endTime, limit: limit)
         return page
+    }
+
+    /// One window of one trading data endpoint (USD-M): its rows with time in [startTime, endTime], checked
+    /// (`FuturesMetrics.Endpoint.parse`). Weight 0; paced by the endpoints' own per-IP limit.
+    public func metrics(_ endpoint: FuturesMetrics.Endpoint, symbol: Symbol, startTime: Int64, endTime: Int64,
+                        limit: Int = FuturesMetrics.maxLimit) async throws -> [(Int64, [DecimalString])] {
+        let body = try await send(path: endpoint.pathAndQuery(symbol: symbol, startTime: startTime, endTime: endTime, limit: limit), weight: 0,
+                                  extraLimiter: tradingDataRequests)
+        return try endpoint.parse(body, symbol: symbol, startTime: startTime, endTime: endTime, limit: limit)
     }
 
     /// One page of aggregate trades, from an id (`fromId`) or within a window shorter than one hour.

@@ -9,6 +9,10 @@ public struct ExtractionUnit: Sendable, Hashable, CustomStringConvertible {
         case gaps(KlineInterval)
         case funding
         case aggTrades
+        /// USD-M open interest and trader ratios (`futures_metrics`).
+        case metrics
+        /// The holes of `futures_metrics`.
+        case metricsGaps
     }
 
     public let market: Market
@@ -32,7 +36,7 @@ public struct ExtractionUnit: Sendable, Hashable, CustomStringConvertible {
     public var interval: KlineInterval? {
         switch dataset {
         case .klines(let i), .gaps(let i): i
-        case .funding, .aggTrades: nil
+        case .funding, .aggTrades, .metrics, .metricsGaps: nil
         }
     }
 
@@ -47,6 +51,8 @@ public struct ExtractionUnit: Sendable, Hashable, CustomStringConvertible {
         case .gaps(let i): return series + "\(i.rawValue) gaps"
         case .funding: return "funding"
         case .aggTrades: return "aggTrades"
+        case .metrics: return "metrics"
+        case .metricsGaps: return "metrics gaps"
         }
     }
 
@@ -58,6 +64,8 @@ public struct ExtractionUnit: Sendable, Hashable, CustomStringConvertible {
         case .gaps: "fill gaps"
         case .funding: "extract funding"
         case .aggTrades: "extract aggTrades"
+        case .metrics: "extract metrics"
+        case .metricsGaps: "fill metrics gaps"
         }
     }
 

@@ -55,11 +55,11 @@ public protocol CoverageReading: Sendable {
 extension CoverageReading {
     /// A kline table: candles expected between the first and last stored one, holes found by the gap filler's
     /// query, confirmed outages, and how many closed candles the table is behind `now`.
-    public func klines(table: KlineTable, symbols: [Symbol]?, confirmed: Set<KlineHole>, now: Int64) async throws -> [SeriesCoverage] {
+    public func klines(table: any GapTable, symbols: [Symbol]?, confirmed: Set<KlineHole>, now: Int64) async throws -> [SeriesCoverage] {
         let interval = table.interval
         let holes = Dictionary(grouping: try await gaps.holes(table: table, symbols: symbols, since: nil), by: \.symbol)
         let lastClosed = interval.openTime(containing: interval.openTime(containing: now) - 1)
-        return try await spans(table: table.name, timeColumn: "open_time", idColumn: nil, symbols: symbols).compactMap { row in
+        return try await spans(table: table.name, timeColumn: table.timeColumn, idColumn: nil, symbols: symbols).compactMap { row in
             guard row.count >= 4, let symbol = row[0], let first = row[1].flatMap({ Int64($0) }), let last = row[2].flatMap({ Int64($0) }),
                   let rows = row[3].flatMap({ Int64($0) }) else { return nil }
             let found = holes[symbol] ?? []

@@ -29,9 +29,11 @@ public struct PreparedTables: Sendable {
     public var funding: (any FundingStoring)?
     public var trades: (any TradeStoring)?
     public var gaps: (any GapStoring)?
+    public var metrics: (any MetricsStoring)?
 
     public init(existing: Set<String>, klines: any KlineStoring, funding: (any FundingStoring)?, trades: (any TradeStoring)?,
-                gaps: (any GapStoring)?) {
+                gaps: (any GapStoring)?, metrics: (any MetricsStoring)? = nil) {
+        self.metrics = metrics
         self.existing = existing
         self.klines = klines
         self.funding = funding
@@ -40,14 +42,27 @@ public struct PreparedTables: Sendable {
     }
 }
 
-/// Holes in stored klines, and the holes Binance itself has no candles for (`kline_gaps_confirmed`).
+/// A table whose rows follow each other on a fixed grid per symbol (candles; 5-minute metrics): what `gaps` and
+/// `coverage` find holes in. Its name and time column come from the project's own lists, never from input.
+public protocol GapTable: Sendable {
+    var name: String { get }
+    var timeColumn: String { get }
+    /// The grid: one row per interval.
+    var interval: KlineInterval { get }
+}
+
+extension KlineTable: GapTable {
+    public var timeColumn: String { "open_time" }
+}
+
+/// Holes in stored klines (or metrics), and the holes Binance itself has no data for (`kline_gaps_confirmed`).
 public protocol GapStoring: Sendable {
-    /// Holes between stored candles, and (with `since`) before the first stored candle after `since`.
-    func holes(table: KlineTable, symbols: [Symbol]?, since: Int64?) async throws -> [KlineHole]
+    /// Holes between stored rows, and (with `since`) before the first stored row after `since`.
+    func holes(table: any GapTable, symbols: [Symbol]?, since: Int64?) async throws -> [KlineHole]
     /// Holes already confirmed empty on Binance's side.
-    func confirmed(table: KlineTable) async throws -> Set<KlineHole>
-    func recordConfirmed(table: KlineTable, holes: [KlineHole]) async throws
+    func confirmed(table: any GapTable) async throws -> Set<KlineHole>
+    func recordConfirmed(table: any GapTable, holes: [KlineHole]) async throws
     /// Forgets confirmations (for `--recheck`).
-    func forget(table: KlineTable, symbols: [Symbol]?) async throws
+    func forget(table: any GapTable, symbols: [Symbol]?) async throws
 }
 

@@ -31,3 +31,10 @@ public protocol TradeStoring: Sendable {
     func write(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int
 }
 
+
+/// USD-M open interest and trader ratios (`futures_metrics`): where a symbol stands, and a way to write batches.
+public protocol MetricsStoring: Sendable {
+    func lastMetricTime(symbol: Symbol) async throws -> Int64?
+    /// Writes one batch atomically; a value the batch lacks (nil) keeps what is stored.
+    func write(symbol: Symbol, rows: [FuturesMetric]) async throws -> Int
+}

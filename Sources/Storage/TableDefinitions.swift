@@ -71,6 +71,39 @@ public struct TradeTable: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// `futures_metrics`: USD-M open interest and trader ratios, one row per symbol and 5-minute time, unique (symbol,
+/// metric_time); a value Binance did not publish is NULL.
+public struct MetricsTable: GapTable, Hashable {
+    public static let name = "futures_metrics"
+    public var name: String { Self.name }
+    public var timeColumn: String { "metric_time" }
+    public var interval: KlineInterval { .m5 }
+    public init() {}
+
+    public static let definition = TableDefinition(name: name, createSQL: """
+        CREATE TABLE IF NOT EXISTS `\(name)` (
+          `symbol` VARCHAR(20) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+          `metric_time` DATETIME(3) NOT NULL COMMENT 'UTC, on the 5-minute grid',
+          `sum_open_interest` \(KlineTable.decimalType) NULL COMMENT 'contracts (base asset)',
+          `sum_open_interest_value` \(KlineTable.decimalType) NULL COMMENT 'quote asset',
+          `top_trader_long_short_account_ratio` \(KlineTable.decimalType) NULL,
+          `top_trader_long_short_position_ratio` \(KlineTable.decimalType) NULL,
+          `global_long_short_account_ratio` \(KlineTable.decimalType) NULL,
+          `taker_buy_sell_volume_ratio` \(KlineTable.decimalType) NULL,
+          PRIMARY KEY (`symbol`, `metric_time`)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='Binance USD-M open interest and trader ratios, every 5 minutes; NULL where Binance published none'
+        """, columns: Dictionary(uniqueKeysWithValues: [("symbol", .text), ("metric_time", .time)] + FuturesMetrics.valueColumns.map { ($0, .decimal) }),
+        key: ["symbol", "metric_time"])
+
+    /// A value a batch lacks (NULL) keeps the stored one: REST's five endpoints and the files may each lack a part.
+    static let upsertSQL: String = {
+        let values = FuturesMetrics.valueColumns
+        return "INSERT INTO `\(name)` (`symbol`, `metric_time`, " + values.map { "`\($0)`" }.joined(separator: ", ") + ") VALUES (?, FROM_UNIXTIME(? * 0.001), "
+            + values.map { _ in "NULLIF(?, '')" }.joined(separator: ", ") + ") ON DUPLICATE KEY UPDATE "
+            + values.map { "`\($0)` = COALESCE(VALUES(`\($0)`), `\($0)`)" }.joined(separator: ", ")
+    }()
+}
+
 /// `kline_gaps_confirmed`: holes Binance itself has no candles for (an outage, before listing, after delisting),
 /// recorded once asked, so the nightly gap filler does not ask again.
 public enum ConfirmedGapTable {

@@ -113,3 +113,35 @@ struct ArchiveFormatTests {
         #expect(throws: ArchiveCSV.Invalid.self) { try ArchiveCSV.aggTrades(Array("5,1,1,7,7,1,maybe\n".utf8), file: "b.csv") }
     }
 }
+
+@Suite("metrics archive files")
+struct MetricsArchiveTests {
+    static let symbol = try! Symbol(validating: "BTCUSDT")
+
+    @Test("create_time as text in UTC, the header skipped, empty values NULL, any notation read as one text")
+    func reads() throws {
+        let csv = """
+            create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio
+            2023-01-21 00:05:00,BTCUSDT,98666.16300000,        2236289208.19726700,0.766568632422291,1.1363333457,0.8332767017782309,9.253075900e-01
+            2023-01-21 00:10:00,BTCUSDT,98667.1,2236289209,0.7,,0.8,
+
+            """
+        let rows = try ArchiveCSV.all(ArchiveCSV.metricsRows(file: "BTCUSDT-metrics-2023-01-21.zip", symbol: Self.symbol), Array(csv.utf8))
+        #expect(rows.count == 2)
+        #expect(rows[0].time == UTCCalendar.parse("2023-01-21T00:05:00Z"))
+        #expect(rows[0].sumOpenInterest?.text == "98666.163" && rows[0].sumOpenInterestValue?.text == "2236289208.197267")
+        #expect(rows[0].topTraderAccountRatio?.text == "0.766568632422291" && rows[0].takerBuySellRatio?.text == "0.92530759")
+        #expect(rows[1].topTraderPositionRatio == nil && rows[1].takerBuySellRatio == nil && rows[1].globalAccountRatio?.text == "0.8")
+    }
+
+    @Test("a row of another symbol, a time that is not YYYY-MM-DD HH:MM:SS, or a value no column holds exactly makes the file unusable", arguments: [
+        "2023-01-21 00:05:00,ETHUSDT,1,1,1,1,1,1", "2023-01-21T00:05:00,BTCUSDT,1,1,1,1,1,1", "1674259500000,BTCUSDT,1,1,1,1,1,1",
+        "2023-01-21 00:05:00,BTCUSDT,1,1,1,1,1,-1", "2023-01-21 00:05:00,BTCUSDT,1,1,1,1,1",
+    ])
+    func refuses(line: String) {
+        let csv = "create_time,symbol,sum_open_interest,sum_open_interest_value,a,b,c,d\n" + line + "\n"
+        #expect(throws: ArchiveCSV.Invalid.self) {
+            try ArchiveCSV.all(ArchiveCSV.metricsRows(file: "f.zip", symbol: Self.symbol), Array(csv.utf8))
+        }
+    }
+}

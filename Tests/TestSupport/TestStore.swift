@@ -97,6 +97,24 @@ public struct TestStore: Sendable {
         return rows.map { $0.map { $0 ?? "" } }
     }
 
+    /// Every stored `futures_metrics` row of `symbol`, oldest first: the time in Unix ms, then the six values as the
+    /// database prints them (nil for NULL).
+    public func metrics(symbol: String) async throws -> [(Int64, [String?])] {
+        let values = FuturesMetrics.valueColumns.joined(separator: ", ")
+        let rows: [[String?]]
+        if let mariadb {
+            rows = try await mariadb.query("SELECT CAST(UNIX_TIMESTAMP(metric_time) * 1000 AS SIGNED), \(values) FROM futures_metrics "
+                                           + "WHERE symbol = '\(symbol)' ORDER BY metric_time")
+        } else if let postgres {
+            let text = FuturesMetrics.valueColumns.map { "\($0)::text" }.joined(separator: ", ")
+            rows = try await postgres.query("SELECT (extract(epoch FROM metric_time) * 1000)::bigint, \(text) FROM futures_metrics "
+                                            + "WHERE symbol = '\(symbol)' ORDER BY metric_time")
+        } else {
+            rows = []
+        }
+        return rows.compactMap { r in r.first.flatMap { $0 }.flatMap { Int64($0) }.map { ($0, Array(r.dropFirst())) } }
+    }
+
     /// Every stored funding rate of `symbol`, oldest first: (time, rate, mark price or nil).
     public func fundingRates(symbol: String) async throws -> [(Int64, String, String?)] {
         let symbol = try Symbol(validating: symbol)

@@ -49,6 +49,26 @@ public struct FundingStore: Sendable {
     }
 }
 
+/// `futures_metrics`: where each symbol stands, and batch upserts that keep a stored value a batch lacks.
+public struct MetricsStore: MetricsStoring {
+    public let pool: ConnectionPool
+    public init(pool: ConnectionPool) { self.pool = pool }
+
+    public func lastMetricTime(symbol: Symbol) async throws -> Int64? {
+        try await pool.scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`metric_time`)) * 1000 AS SIGNED) FROM `\(MetricsTable.name)` WHERE `symbol` = ",
+                                   symbol.name, collection: MetricsTable.name)
+    }
+
+    public func write(symbol: Symbol, rows: [FuturesMetric]) async throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        let n = rows.count
+        let columns: [BulkColumn] = [.string(Array(repeating: symbol.name, count: n)), .int64(rows.map(\.time))]
+            + (0..<FuturesMetrics.valueColumns.count).map { i in .string(rows.map { $0.values[i]?.text ?? "" }) }
+        try await pool.batch(MetricsTable.upsertSQL, columns: columns, rows: n, operation: "INSERT", collection: MetricsTable.name)
+        return n
+    }
+}
+
 /// Aggregate trades: the last stored id of each symbol, and idempotent batch upserts.
 public struct TradeStore: Sendable {
     public let pool: ConnectionPool
@@ -93,27 +113,28 @@ public struct GapStore: Sendable {
     public init(pool: ConnectionPool) { self.pool = pool }
 
     /// Holes between stored candles, and (with `since`) before the first stored candle after `since`.
-    public func holes(table: KlineTable, symbols: [Symbol]?, since: Int64?) async throws -> [KlineHole] {
+    public func holes(table: any GapTable, symbols: [Symbol]?, since: Int64?) async throws -> [KlineHole] {
         let interval = table.interval
+        let time = table.timeColumn
         let step = interval.fixedMilliseconds.map { "INTERVAL \($0 * 1000) MICROSECOND" } ?? "INTERVAL 1 MONTH"
         let rows = try await databaseSpan(pool, "SELECT", table.name) {
             try await pool.withConnection { db in
                 var filter = "1=1"
                 if let symbols { filter += " AND `symbol` IN (" + (try symbols.map { try db.quote($0.name) }).joined(separator: ",") + ")" }
-                if let since { filter += " AND `open_time` >= FROM_UNIXTIME(\(since) * 0.001)" }
+                if let since { filter += " AND `\(time)` >= FROM_UNIXTIME(\(since) * 0.001)" }
                 var rows = try db.query("""
-                    SELECT `symbol`, CAST(UNIX_TIMESTAMP(`prev_open`) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(`open_time`) * 1000 AS SIGNED)
-                    FROM (SELECT `symbol`, `open_time`, LAG(`open_time`) OVER (PARTITION BY `symbol` ORDER BY `open_time`) AS `prev_open`
+                    SELECT `symbol`, CAST(UNIX_TIMESTAMP(`prev_time`) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(`\(time)`) * 1000 AS SIGNED)
+                    FROM (SELECT `symbol`, `\(time)`, LAG(`\(time)`) OVER (PARTITION BY `symbol` ORDER BY `\(time)`) AS `prev_time`
                           FROM `\(table.name)` WHERE \(filter)) AS w
-                    WHERE `prev_open` IS NOT NULL AND `open_time` > `prev_open` + \(step)
-                    ORDER BY `symbol`, `open_time`
+                    WHERE `prev_time` IS NOT NULL AND `\(time)` > `prev_time` + \(step)
+                    ORDER BY `symbol`, `\(time)`
                     """)
                 if let since {
                     // Before the first stored candle: NULL marks "from `since`".
                     rows += try db.query("""
-                        SELECT `symbol`, NULL, CAST(UNIX_TIMESTAMP(MIN(`open_time`)) * 1000 AS SIGNED) FROM `\(table.name)`
+                        SELECT `symbol`, NULL, CAST(UNIX_TIMESTAMP(MIN(`\(time)`)) * 1000 AS SIGNED) FROM `\(table.name)`
                         WHERE \(filter) GROUP BY `symbol`
-                        HAVING MIN(`open_time`) > FROM_UNIXTIME(\(interval.firstOpenTime(atOrAfter: since)) * 0.001)
+                        HAVING MIN(`\(time)`) > FROM_UNIXTIME(\(interval.firstOpenTime(atOrAfter: since)) * 0.001)
                         """)
                 }
                 return rows
@@ -123,7 +144,7 @@ public struct GapStore: Sendable {
     }
 
     /// Holes already confirmed empty on Binance's side.
-    public func confirmed(table: KlineTable) async throws -> Set<KlineHole> {
+    public func confirmed(table: any GapTable) async throws -> Set<KlineHole> {
         let rows = try await pool.withConnection { db in
             try db.query("""
                 SELECT `symbol`, CAST(UNIX_TIMESTAMP(`gap_start`) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(`gap_end`) * 1000 AS SIGNED)
@@ -136,7 +157,7 @@ public struct GapStore: Sendable {
         })
     }
 
-    public func recordConfirmed(table: KlineTable, holes: [KlineHole]) async throws {
+    public func recordConfirmed(table: any GapTable, holes: [KlineHole]) async throws {
         guard !holes.isEmpty else { return }
         let columns: [BulkColumn] = [
             .string(Array(repeating: table.name, count: holes.count)), .string(holes.map(\.symbol)),
@@ -148,7 +169,7 @@ public struct GapStore: Sendable {
     }
 
     /// Forgets confirmations (for `--recheck`).
-    public func forget(table: KlineTable, symbols: [Symbol]?) async throws {
+    public func forget(table: any GapTable, symbols: [Symbol]?) async throws {
         _ = try await pool.withConnection { db in
             var sql = "DELETE FROM `\(ConfirmedGapTable.name)` WHERE `table_name` = \(try db.quote(table.name))"
             if let symbols { sql += " AND `symbol` IN (" + (try symbols.map { try db.quote($0.name) }).joined(separator: ",") + ")" }

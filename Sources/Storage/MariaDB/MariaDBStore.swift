@@ -82,6 +82,7 @@ public final class MariaDBStore: DataStore {
             }
         }
         return PreparedTables(existing: existing, klines: KlineStore(pool: pool, checks: klineChecks),
-                              funding: FundingStore(pool: pool, check: fundingCheck), trades: TradeStore(pool: pool), gaps: GapStore(pool: pool))
+                              funding: FundingStore(pool: pool, check: fundingCheck), trades: TradeStore(pool: pool), gaps: GapStore(pool: pool),
+                              metrics: MetricsStore(pool: pool))
     }
 }

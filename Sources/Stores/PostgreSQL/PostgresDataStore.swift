@@ -73,7 +73,7 @@ public final class PostgresDataStore: DataStore {
             try await checkShape(definition.name, columns: definition.columns.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, key: definition.key)
         }
         return PreparedTables(existing: existing, klines: klines, funding: PostgresFundingStore(pool: pool), trades: PostgresTradeStore(pool: pool),
-                              gaps: PostgresGapStore(pool: pool))
+                              gaps: PostgresGapStore(pool: pool), metrics: PostgresMetricsStore(pool: pool))
     }
 
     /// Tables of the session's schema (`search_path`'s first, usually `public`).

@@ -9,8 +9,9 @@ public struct PostgresGapStore: GapStoring {
 
     public init(pool: PostgresPool) { self.pool = pool }
 
-    public func holes(table: KlineTable, symbols: [Symbol]?, since: Int64?) async throws -> [KlineHole] {
+    public func holes(table: any GapTable, symbols: [Symbol]?, since: Int64?) async throws -> [KlineHole] {
         let interval = table.interval
+        let time = PostgresConnection.identifier(table.timeColumn)
         // A fixed interval in milliseconds, or a calendar month.
         let step = interval.fixedMilliseconds.map { "interval '\($0) milliseconds'" } ?? "interval '1 month'"
         let name = PostgresConnection.identifier(table.name)
@@ -22,19 +23,19 @@ public struct PostgresGapStore: GapStoring {
         }
         if let since {
             parameters.append(String(since))
-            filter += " AND \"open_time\" >= 'epoch'::timestamptz + $\(parameters.count)::bigint * interval '1 millisecond'"
+            filter += " AND \(time) >= 'epoch'::timestamptz + $\(parameters.count)::bigint * interval '1 millisecond'"
         }
         let between = """
-            SELECT "symbol", (extract(epoch FROM "prev_open") * 1000)::bigint, (extract(epoch FROM "open_time") * 1000)::bigint
-            FROM (SELECT "symbol", "open_time", lag("open_time") OVER (PARTITION BY "symbol" ORDER BY "open_time") AS "prev_open"
+            SELECT "symbol", (extract(epoch FROM "prev_time") * 1000)::bigint, (extract(epoch FROM \(time)) * 1000)::bigint
+            FROM (SELECT "symbol", \(time), lag(\(time)) OVER (PARTITION BY "symbol" ORDER BY \(time)) AS "prev_time"
                   FROM \(name) WHERE \(filter)) AS w
-            WHERE "prev_open" IS NOT NULL AND "open_time" > "prev_open" + \(step)
+            WHERE "prev_time" IS NOT NULL AND \(time) > "prev_time" + \(step)
             """
         // Before the first stored candle after `since`: NULL marks "from `since`".
         let before = since.map { since in
             """
-            SELECT "symbol", NULL::bigint, (extract(epoch FROM min("open_time")) * 1000)::bigint FROM \(name) WHERE \(filter)
-            GROUP BY "symbol" HAVING min("open_time") > 'epoch'::timestamptz + \(interval.firstOpenTime(atOrAfter: since)) * interval '1 millisecond'
+            SELECT "symbol", NULL::bigint, (extract(epoch FROM min(\(time))) * 1000)::bigint FROM \(name) WHERE \(filter)
+            GROUP BY "symbol" HAVING min(\(time)) > 'epoch'::timestamptz + \(interval.firstOpenTime(atOrAfter: since)) * interval '1 millisecond'
             """
         }
         let (sql, bound) = (before.map { between + " UNION ALL " + $0 } ?? between, parameters)
@@ -44,7 +45,7 @@ public struct PostgresGapStore: GapStoring {
         return KlineHole.holes(rows: rows, interval: interval, since: since)
     }
 
-    public func confirmed(table: KlineTable) async throws -> Set<KlineHole> {
+    public func confirmed(table: any GapTable) async throws -> Set<KlineHole> {
         let rows = try await pool.withConnection {
             try $0.query("""
                 SELECT "symbol", (extract(epoch FROM "gap_start") * 1000)::bigint, (extract(epoch FROM "gap_end") * 1000)::bigint
@@ -58,7 +59,7 @@ public struct PostgresGapStore: GapStoring {
     }
 
     /// A hole recorded twice is one.
-    public func recordConfirmed(table: KlineTable, holes: [KlineHole]) async throws {
+    public func recordConfirmed(table: any GapTable, holes: [KlineHole]) async throws {
         guard !holes.isEmpty else { return }
         let sql = "INSERT INTO \"\(ConfirmedGapTable.name)\" (\"table_name\", \"symbol\", \"gap_start\", \"gap_end\") "
             + "VALUES ($1, $2, $3::timestamptz, $4::timestamptz) ON CONFLICT DO NOTHING"
@@ -74,7 +75,7 @@ public struct PostgresGapStore: GapStoring {
         }
     }
 
-    public func forget(table: KlineTable, symbols: [Symbol]?) async throws {
+    public func forget(table: any GapTable, symbols: [Symbol]?) async throws {
         var sql = "DELETE FROM \"\(ConfirmedGapTable.name)\" WHERE \"table_name\" = $1"
         var parameters: [String?] = [table.name]
         if let symbols {

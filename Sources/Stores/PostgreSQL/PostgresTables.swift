@@ -46,6 +46,16 @@ enum PostgresTables {
             COMMENT ON COLUMN \(id(FundingTable.name))."mark_price" IS 'NULL where Binance sends none (older records)'
             """
         case ConfirmedGapTable.name: PostgresKlineStore.confirmedGapsSQL
+        case MetricsTable.name:
+            """
+            CREATE TABLE IF NOT EXISTS \(id(MetricsTable.name)) (
+              "symbol" varchar(20) NOT NULL,
+              "metric_time" timestamptz NOT NULL,
+            \(FuturesMetrics.valueColumns.map { "  \(id($0)) numeric(38,18) NULL," }.joined(separator: "\n"))
+              PRIMARY KEY ("symbol", "metric_time")
+            );
+            COMMENT ON TABLE \(id(MetricsTable.name)) IS 'Binance USD-M open interest and trader ratios, every 5 minutes; NULL where Binance published none'
+            """
         case let name where Market.allCases.contains(where: { TradeTable(market: $0).name == name }):
             """
             CREATE TABLE IF NOT EXISTS \(id(name)) (
@@ -71,7 +81,8 @@ extension PostgresConnection {
     /// One batch as one transaction: `COPY` into the session's temporary staging table of `table`, then
     /// `INSERT … SELECT … ON CONFLICT (key) DO UPDATE` of every other column, so a row read again replaces its values
     /// and a row the table cannot hold fails the whole batch.
-    func upsert(into table: String, columns: [String], key: [String], copyText: [UInt8], context: String) throws {
+    /// With `keepStoredWhenNull`, a NULL in the batch keeps the stored value (`COALESCE`).
+    func upsert(into table: String, columns: [String], key: [String], copyText: [UInt8], context: String, keepStoredWhenNull: Bool = false) throws {
         let stage = "bx_stage_\(table)"
         let target = Self.identifier(table)
         if !stagingTables.contains(stage) {
@@ -81,7 +92,10 @@ extension PostgresConnection {
             stagingTables.insert(stage)
         }
         let list = columns.map(Self.identifier).joined(separator: ", ")
-        let updates = columns.filter { !key.contains($0) }.map { "\(Self.identifier($0)) = EXCLUDED.\(Self.identifier($0))" }.joined(separator: ", ")
+        let updates = columns.filter { !key.contains($0) }.map { column in
+            let c = Self.identifier(column)
+            return keepStoredWhenNull ? "\(c) = COALESCE(EXCLUDED.\(c), \(target).\(c))" : "\(c) = EXCLUDED.\(c)"
+        }.joined(separator: ", ")
         try transaction(context: context) {
             try copy(into: stage, columns: columns, text: copyText, context: context)
             try execute("INSERT INTO \(target) (\(list)) SELECT \(list) FROM \(Self.identifier(stage)) "
@@ -153,6 +167,32 @@ public struct PostgresFundingStore: FundingStoring {
             guard r.count == 3, let time = r[0].flatMap({ Int64($0) }), let rate = r[1] else { return nil }
             return (time, rate, r[2])
         }
+    }
+}
+
+/// Open interest and trader ratios in PostgreSQL's `futures_metrics`.
+public struct PostgresMetricsStore: MetricsStoring {
+    public let pool: PostgresPool
+    public init(pool: PostgresPool) { self.pool = pool }
+
+    static let columns = ["symbol", "metric_time"] + FuturesMetrics.valueColumns
+
+    public func lastMetricTime(symbol: Symbol) async throws -> Int64? {
+        try await pool.withConnection { try $0.newestTime("metric_time", table: MetricsTable.name, symbol: symbol) }
+    }
+
+    public func write(symbol: Symbol, rows: [FuturesMetric]) async throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        var text: [UInt8] = []
+        for r in rows { PostgresConnection.copyRow([symbol.name, UTCCalendar.iso8601(r.time)] + r.values.map { $0?.text }, into: &text) }
+        let context = "writing \(rows.count) metrics rows of \(symbol) to \(MetricsTable.name)"
+        try await postgresSpan(pool, "INSERT", MetricsTable.name, batchSize: rows.count) {
+            try await pool.withConnection { [text] in
+                try $0.upsert(into: MetricsTable.name, columns: Self.columns, key: ["symbol", "metric_time"], copyText: text, context: context,
+                              keepStoredWhenNull: true)
+            }
+        }
+        return rows.count
     }
 }
 

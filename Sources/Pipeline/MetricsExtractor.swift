@@ -1,0 +1,184 @@
+import BinanceAPI
+import BinanceArchive
+import Clocks
+import Logging
+import Storage
+import Telemetry
+import Tracing
+
+/// Fills one symbol's `futures_metrics` (open interest and trader ratios, every 5 minutes) over a range: whole closed
+/// days from the archives' daily `metrics` files, the rest from the five `/futures/data/*` endpoints, which answer
+/// only the last 30 days (`FuturesMetrics`). What neither has (a day with no file, older than REST keeps) is counted
+/// as lacked and said in the log; `gaps --metrics` finds those holes again later, and records what Binance confirms
+/// it does not have.
+///
+/// A range is where the unit resumes (its newest stored row, re-reading an hour), `LOOKBACK_HOURS` back when nothing
+/// is stored, or `--start`/`--end`; a gap filler gives one hole.
+public struct MetricsExtractor: Sendable {
+    public let unit: ExtractionUnit
+    let client: BinanceClient
+    let store: any MetricsStoring
+    let clock: any WallClock
+    let lookbackMilliseconds: Int64
+    let explicitRange: ClosedRange<Int64>?
+    let batchSize: Int
+    let sourceMode: KlinesSourceMode
+    let archive: (any ArchiveSource)?
+    let dryRun: Bool
+    let logger: Logger
+
+    public init(unit: ExtractionUnit, client: BinanceClient, store: any MetricsStoring, clock: any WallClock, lookbackMilliseconds: Int64,
+                explicitRange: ClosedRange<Int64>?, batchSize: Int, sourceMode: KlinesSourceMode, archive: (any ArchiveSource)?, dryRun: Bool,
+                logger: Logger) {
+        self.unit = unit
+        self.client = client
+        self.store = store
+        self.clock = clock
+        self.lookbackMilliseconds = lookbackMilliseconds
+        self.explicitRange = explicitRange
+        self.batchSize = batchSize
+        self.sourceMode = sourceMode
+        self.archive = archive
+        self.dryRun = dryRun
+        self.logger = logger
+    }
+
+    static let step = FuturesMetrics.periodMilliseconds
+
+    /// Runs one attempt; a retry keeps the first attempt's range and starts after the last row it wrote.
+    public func run(_ attempt: UnitAttempt = .first) async throws -> SymbolExtractor.Outcome {
+        var outcome = SymbolExtractor.Outcome()
+        let step = Self.step
+        if let previous = attempt.previous.plan {
+            outcome.plan = previous
+            outcome.storedBefore = attempt.previous.storedBefore
+        } else {
+            let now = clock.now()
+            let last = try await store.lastMetricTime(symbol: unit.symbol)
+            outcome.storedBefore = last
+            // Resuming re-reads an hour: a row stored while one of the five endpoints had not answered for it yet is
+            // completed.
+            let start = explicitRange?.lowerBound ?? last.map { $0 - 3_600_000 } ?? (now - lookbackMilliseconds)
+            let end = explicitRange?.upperBound ?? now
+            outcome.plan = FetchPlan(start: (start + step - 1) / step * step, end: end / step * step,
+                                     origin: explicitRange != nil ? .explicit : last != nil ? .resume : .lookback)
+        }
+        guard var plan = outcome.plan else { return outcome }
+        if let written = attempt.resumeAfter { plan.start = max(plan.start, written + step) }
+        let (store, symbol, dryRun) = (store, unit.symbol, dryRun)
+        let writer = BatchWriter<FuturesMetric>(batchSize: batchSize) { batch in
+            let n = dryRun ? 0 : try await store.write(symbol: symbol, rows: batch)
+            RunMetrics.current?.add("binance_extractor.metrics.written", Double(n), unit: "{row}", description: "Open interest and ratio rows written.")
+            return n
+        }
+        var failure: (any Error)?
+        do {
+            try await fetch(plan: plan, into: writer, outcome: &outcome)
+            outcome.caughtUp = true
+        } catch {
+            failure = error
+        }
+        outcome = try await complete(writer, failure: failure, outcome: outcome) { ($0.time, $0.time) }
+        if outcome.archiveLacked > 0 {
+            logger.warning("metrics Binance keeps neither in a file nor, older than 30 days, on REST; `gaps --metrics` records them once confirmed",
+                           metadata: ["unit": "\(unit)", "rows": "\(outcome.archiveLacked)"])
+        }
+        return outcome
+    }
+
+    /// Whole closed days from their files (unless `--source rest`), the rest from REST.
+    private func fetch(plan: FetchPlan, into writer: BatchWriter<FuturesMetric>, outcome: inout SymbolExtractor.Outcome) async throws {
+        let step = Self.step
+        guard plan.end >= plan.start else { return }
+        let now = clock.now()
+        let segments: [ArchiveSegment] = sourceMode == .rest || archive == nil ? [.rest(start: plan.start, end: plan.end)]
+            : ArchivePlanner.segments(market: .futures, symbol: unit.symbol, dataset: .metrics, step: step, start: plan.start, end: plan.end,
+                                      now: now, monthly: false)
+        for segment in segments {
+            try Task.checkCancellation()
+            switch segment {
+            case .rest(let start, let end):
+                try await rest(start, end, plan: plan, into: writer, outcome: &outcome)
+            case .file(let file):
+                guard let archive else { continue }
+                let last = file.range.upperBound - step
+                var expected = max(file.range.lowerBound, plan.start)
+                let range = file.range
+                let format = ArchiveRowFormat<FuturesMetric>(reader: { [symbol = unit.symbol] in ArchiveCSV.metricsRows(file: $0, symbol: symbol) },
+                                                             key: \.time) { row in
+                    guard row.time % step == 0 else { throw ArchiveCSV.Invalid(file: file.fileName, line: 0, reason: "a row at \(UTCCalendar.iso8601(row.time)) is off the 5-minute grid") }
+                    return range.contains(row.time)
+                }
+                let read = try await withSpan("read archive file", ofKind: .client) { span -> ArchiveRead in
+                    span.attributes["binance.archive.file"] = file.fileName
+                    span.attributes["binance.archive.path"] = file.path
+                    let result = try await archive.read(file, format: format) { rows in
+                        var pending: [FuturesMetric] = []
+                        for row in rows where row.time >= plan.start && row.time <= plan.end {
+                            if row.time > expected {
+                                try await take(pending, into: writer, outcome: &outcome)
+                                pending.removeAll(keepingCapacity: true)
+                                // What the file lacks before this row: REST, where it still has it.
+                                try await rest(expected, row.time - step, plan: plan, into: writer, outcome: &outcome)
+                            }
+                            expected = max(expected, row.time + step)
+                            pending.append(row)
+                        }
+                        try await take(pending, into: writer, outcome: &outcome)
+                    }
+                    span.attributes["binance.archive.result"] = result.label
+                    if case .refused(let reason) = result { span.setStatus(SpanStatus(code: .error, message: reason)) }
+                    return result
+                }
+                switch read {
+                case .rows:
+                    outcome.archiveFiles += 1
+                    if expected <= min(last, plan.end) { try await rest(expected, last, plan: plan, into: writer, outcome: &outcome) }
+                case .absent, .unreachable:
+                    try await rest(file.range.lowerBound, last, plan: plan, into: writer, outcome: &outcome)
+                case .refused(let reason):
+                    logger.warning("archive file not used; its day comes from REST where REST still has it", metadata: ["unit": "\(unit)", "reason": "\(reason)"])
+                    try await rest(file.range.lowerBound, last, plan: plan, into: writer, outcome: &outcome)
+                }
+            }
+        }
+    }
+
+    private func take(_ rows: [FuturesMetric], into writer: BatchWriter<FuturesMetric>, outcome: inout SymbolExtractor.Outcome) async throws {
+        guard !rows.isEmpty else { return }
+        outcome.fetched += rows.count
+        outcome.fromArchive += rows.count
+        try await writer.append(rows)
+    }
+
+    /// Times `[start, end]` from the five endpoints, in windows of at most `maxLimit` periods, never older than REST
+    /// keeps (`FuturesMetrics.restFloor`); what lies before that is counted as lacked. `--source archive` fetches nothing.
+    private func rest(_ start: Int64, _ end: Int64, plan: FetchPlan, into writer: BatchWriter<FuturesMetric>,
+                      outcome: inout SymbolExtractor.Outcome) async throws {
+        let step = Self.step
+        let from = max(start, plan.start), to = min(end, plan.end)
+        guard to >= from else { return }
+        if sourceMode == .archive {
+            outcome.archiveLacked += (to - from) / step + 1
+            return
+        }
+        let floor = FuturesMetrics.restFloor(now: clock.now())
+        if from < floor { outcome.archiveLacked += (min(to + step, floor) - from + step - 1) / step }
+        var cursor = max(from, floor)
+        while cursor <= to {
+            try Task.checkCancellation()
+            let windowEnd = min(to, cursor + Int64(FuturesMetrics.maxLimit - 1) * step)
+            var pages: [(FuturesMetrics.Endpoint, [(Int64, [DecimalString])])] = []
+            for endpoint in FuturesMetrics.Endpoint.allCases {
+                pages.append((endpoint, try await client.metrics(endpoint, symbol: unit.symbol, startTime: cursor, endTime: windowEnd)))
+                outcome.requests += 1
+            }
+            let rows = FuturesMetrics.merge(pages)
+            if !rows.isEmpty {
+                outcome.fetched += rows.count
+                try await writer.append(rows)
+            }
+            cursor = windowEnd + step
+        }
+    }
+}
