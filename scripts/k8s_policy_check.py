@@ -8,7 +8,8 @@ The schema check (kubernetes-validate) says a manifest is well-formed; this says
   * images are pulled IfNotPresent, versioned tags equal the release (Sources/BuildInfo), and every object and pod
     carries app.kubernetes.io/instance, version (= the release) and managed-by;
   * an Indexed Job sets SHARD_COUNT to its completions, and a backfill reaches its end in one run;
-  * the nightly gaps job checks every kline table the klines CronJobs fill;
+  * the nightly gaps jobs check every kline table the klines CronJobs fill (market, series and timeframe, suspended
+    CronJobs included: unsuspending one must not leave its tables unchecked), and futures_metrics when metrics runs;
   * the database and the collector are each one NetworkPolicy destination; the configured collector endpoint names
     a Service that the same rendering deploys (never a collector that does not exist), on a port the telemetry
     policy opens; the database URL of a rendered Secret (MYSQL_URI or DATABASE_URL) goes to a port the database policy
@@ -119,17 +120,31 @@ def check(where, docs, version, license_label):
                 if days is None or int(days) < 3650:
                     fail(f"{name}: a backfill Job must reach its end in one run: --max-catch-up-days {days} (want 3650)")
 
-    # The nightly gaps job covers every kline table the klines CronJobs fill.
-    filled, checked = set(), set()
+    # The nightly gaps jobs cover every kline table the klines CronJobs fill: (market, series, timeframe).
+    def tables(args):
+        market = option(args, "--market") or "futures"
+        series = (option(args, "--series") or "trade").split(",")
+        frames = (option(args, "--timeframes") or option(args, "--timeframe") or option(args, "--period") or "").split(",")
+        return {(market, s, f) for s in series for f in frames if f}
+
+    filled, checked, metrics, metrics_checked = set(), set(), False, False
     for obj in by_kind.get("CronJob", []):
         for c in pod_spec(obj)[1]["spec"]["containers"]:
             args = args_of(c)
-            if args[:1] == ["klines"] and option(args, "--market") in (None, "futures"):
-                filled |= set((option(args, "--timeframes") or "").split(","))
+            if args[:1] == ["klines"]:
+                filled |= tables(args)
+            if args[:1] == ["metrics"]:
+                metrics = True
             if args[:1] == ["gaps"]:
-                checked |= set((option(args, "--timeframes") or option(args, "--timeframe") or "").split(","))
+                if "--metrics" in args:
+                    metrics_checked = True
+                else:
+                    checked |= tables(args)
     if filled and not filled <= checked:
-        fail(f"the gaps CronJob checks {sorted(checked)} but the klines CronJobs fill {sorted(filled)}: missing {sorted(filled - checked)}")
+        missing = sorted(filled - checked)
+        fail(f"the gaps CronJobs check {sorted(checked)} but the klines CronJobs fill {sorted(filled)}: missing {missing}")
+    if metrics and not metrics_checked:
+        fail("a metrics CronJob fills futures_metrics but no gaps CronJob runs gaps --metrics")
 
     # Destinations: one NetworkPolicy each, and what is configured is reachable and exists.
     # (An overlay's CronJobs come with the policies; the scale-out Job runs in an overlay's namespace, under its policies.)
@@ -218,6 +233,11 @@ def self_test(rendered, version, license_label):
         "another tag": breaks(production, lambda d: container(cronjob(d, "klines-1h")).update(image="x/binance-extractor:9.9.9")),
         "no instance label": breaks(production, lambda d: cronjob(d, "funding")["metadata"]["labels"].pop("app.kubernetes.io/instance")),
         "gaps misses 5m": breaks(production, lambda d: container(cronjob(d, "gaps-nightly")).update(args=["gaps", "--timeframes", "15m,30m,1h,1d"])),
+        "gaps misses the mark series": breaks(production, lambda d: container(cronjob(d, "gaps-prices-nightly")).update(
+            args=["gaps", "--series", "index,premium", "--timeframes", "1h"])),
+        "gaps misses COIN-M": breaks(production, lambda d: container(cronjob(d, "coinm-gaps-nightly")).update(
+            args=["gaps", "--timeframes", "1h", "--symbols", "BTCUSD_PERP"])),
+        "no gaps --metrics": breaks(production, lambda d: container(cronjob(d, "gaps-metrics-nightly")).update(args=["gaps", "--timeframes", "1h"])),
         "collector not deployed": breaks(production, lambda d: next(c for c in d if c["kind"] == "ConfigMap")["data"]
                                          .update(OTEL_EXPORTER_OTLP_ENDPOINT="http://otel-collector:4318")),
         "database port closed": breaks(local, lambda d: next(c for c in d if c["kind"] == "Secret")["stringData"]

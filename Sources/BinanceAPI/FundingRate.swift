@@ -23,8 +23,8 @@ public struct FundingRate: Sendable, Equatable {
     public static let weight = 1
     public static let requestRule = RateLimitRule(limit: 500, windowMilliseconds: 300_000)
 
-    public static func pathAndQuery(symbol: Symbol, startTime: Int64, endTime: Int64, limit: Int) -> String {
-        "\(path)?symbol=\(symbol.name)&startTime=\(startTime)&endTime=\(endTime)&limit=\(limit)"
+    public static func pathAndQuery(market: Market = .futures, symbol: Symbol, startTime: Int64, endTime: Int64, limit: Int) -> String {
+        "\(market.fundingRatePath)?symbol=\(symbol.name)&startTime=\(startTime)&endTime=\(endTime)&limit=\(limit)"
     }
 
     struct Wire: Decodable {
@@ -166,13 +166,14 @@ extension Market {
         switch self {
         case .futures: "/fapi/v1/aggTrades"
         case .spot: "/api/v3/aggTrades"
+        case .coinm: "/dapi/v1/aggTrades"
         }
     }
 
-    /// Weight of one aggregate trades request: futures 20, spot 4.
+    /// Weight of one aggregate trades request: futures 20 (COIN-M too), spot 4.
     public var aggTradesWeight: Int {
         switch self {
-        case .futures: 20
+        case .futures, .coinm: 20
         case .spot: 4
         }
     }

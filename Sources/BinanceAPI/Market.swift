@@ -4,12 +4,16 @@ public enum Market: String, Sendable, CaseIterable, Codable {
     case futures
     /// Spot (`api.binance.com`).
     case spot
+    /// COIN-M (coin-margined) futures (`dapi.binance.com`): perpetuals (`BTCUSD_PERP`) and delivery contracts
+    /// (`BTCUSD_240628`), quoted in USD, margined and settled in the base asset; volumes count contracts.
+    case coinm
 
     /// Path of the klines endpoint.
     public var klinesPath: String {
         switch self {
         case .futures: "/fapi/v1/klines"
         case .spot: "/api/v3/klines"
+        case .coinm: "/dapi/v1/klines"
         }
     }
 
@@ -18,6 +22,7 @@ public enum Market: String, Sendable, CaseIterable, Codable {
         switch self {
         case .futures: "/fapi/v1/exchangeInfo"
         case .spot: "/api/v3/exchangeInfo"
+        case .coinm: "/dapi/v1/exchangeInfo"
         }
     }
 
@@ -26,6 +31,7 @@ public enum Market: String, Sendable, CaseIterable, Codable {
         switch self {
         case .futures: "https://fapi.binance.com"
         case .spot: "https://api.binance.com"
+        case .coinm: "https://dapi.binance.com"
         }
     }
 
@@ -34,23 +40,29 @@ public enum Market: String, Sendable, CaseIterable, Codable {
     /// (developers.binance.com, USD-M Futures "Kline/Candlestick Data"; Spot "Market data endpoints / klines").
     public var maxKlinesLimit: Int {
         switch self {
-        case .futures: 1500
+        case .futures, .coinm: 1500
         case .spot: 1000
         }
     }
+
+    /// COIN-M klines: "Between startTime and endTime, the most recent limit data from endTime will be returned", and
+    /// "The difference between startTime and endTime can only be up to 200 days" (COIN-M Futures, "Kline/Candlestick
+    /// Data"). USD-M and spot answer the oldest `limit` from `startTime` on, with no cap on the span.
+    public var klinesAnswerNewestFirst: Bool { self == .coinm }
+    public var maxKlinesSpanMilliseconds: Int64? { self == .coinm ? 200 * 86_400_000 : nil }
 
     /// `limit` used when a request does not send one (both markets: 500).
     public var defaultKlinesLimit: Int { 500 }
 
     /// Request weight of one klines request with the given `limit`.
     ///
-    /// Futures weight depends on LIMIT: [1,100) -> 1, [100,500) -> 2, [500,1000] -> 5, > 1000 -> 10.
+    /// Futures weight depends on LIMIT: [1,100) -> 1, [100,500) -> 2, [500,1000] -> 5, > 1000 -> 10 (COIN-M the same).
     /// Spot klines weigh 2 whatever the limit. (Binance API documentation, same pages as above.)
     public func klinesWeight(limit: Int) -> Int {
         switch self {
         case .spot:
             return 2
-        case .futures:
+        case .futures, .coinm:
             switch limit {
             case ..<100: return 1
             case 100..<500: return 2
@@ -73,7 +85,7 @@ public enum Market: String, Sendable, CaseIterable, Codable {
     /// Request weight of `exchangeInfo` for one symbol (futures 1; spot 20 for the whole list, 20 with `symbol` too).
     public var exchangeInfoWeight: Int {
         switch self {
-        case .futures: 1
+        case .futures, .coinm: 1
         case .spot: 20
         }
     }
@@ -82,7 +94,7 @@ public enum Market: String, Sendable, CaseIterable, Codable {
     /// `exchangeInfo` says otherwise.
     public var defaultWeightLimit: RateLimitRule {
         switch self {
-        case .futures: RateLimitRule(limit: 2400, windowMilliseconds: 60_000)
+        case .futures, .coinm: RateLimitRule(limit: 2400, windowMilliseconds: 60_000)
         case .spot: RateLimitRule(limit: 6000, windowMilliseconds: 60_000)
         }
     }
@@ -93,6 +105,22 @@ public enum Market: String, Sendable, CaseIterable, Codable {
         switch self {
         case .futures: "klines_"
         case .spot: "spot_klines_"
+        case .coinm: "coinm_klines_"
         }
     }
+
+    /// What the market is called in messages.
+    public var displayName: String {
+        switch self {
+        case .futures: "USD-M futures"
+        case .spot: "spot"
+        case .coinm: "COIN-M futures"
+        }
+    }
+
+    /// Whether the market has perpetual funding rates (`/fapi/v1/fundingRate`, `/dapi/v1/fundingRate`).
+    public var hasFunding: Bool { self != .spot }
+
+    /// Path of the funding rate history endpoint.
+    public var fundingRatePath: String { self == .coinm ? "/dapi/v1/fundingRate" : FundingRate.path }
 }

@@ -81,9 +81,15 @@ public struct ExchangeInfo: Sendable, Decodable {
         public let intervalNum: Int
         public let limit: Int
     }
+    /// A listed symbol. USD-M and spot say `status`; COIN-M says `contractStatus`, with the contract's `pair`,
+    /// `contractType` (PERPETUAL, CURRENT_QUARTER, NEXT_QUARTER) and `deliveryDate`.
     public struct SymbolInfo: Sendable, Decodable {
         public let symbol: String
-        public let status: String
+        public let status: String?
+        public let contractStatus: String?
+        public let pair: String?
+        public let contractType: String?
+        public let deliveryDate: Int64?
     }
     public let serverTime: Int64
     public let rateLimits: [RateLimit]

@@ -12,6 +12,24 @@ public struct Symbol: Sendable, Hashable, Comparable, CustomStringConvertible, C
     }
 
     public var description: String { name }
+
+    /// A delivery contract's delivery: futures named `PAIR_YYMMDD` (`BTCUSD_240628`, `BTCUSDT_250926`) deliver at
+    /// 08:00 UTC on that day (Binance, "Delivery Futures"), and have no candles after it; nil for any other name
+    /// (perpetuals, `BTCUSD_PERP`; spot pairs).
+    public var deliveryTime: Int64? {
+        guard let underscore = name.lastIndex(of: "_") else { return nil }
+        let date = name[name.index(after: underscore)...]
+        guard date.count == 6, date.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int64(date) else { return nil }
+        let (year, month, day) = (2000 + n / 10_000, n / 100 % 100, n % 100)
+        guard (1...12).contains(month), (1...31).contains(day) else { return nil }
+        let days = UTCCalendar.days(year: year, month: month, day: day)
+        guard UTCCalendar.civil(days: days) == (year, month, day) else { return nil }
+        return days * 86_400_000 + 8 * 3_600_000
+    }
+
+    /// A perpetual of COIN-M (`BTCUSD_PERP`): the only contracts with funding there.
+    public var isPerpetual: Bool { !name.contains("_") || name.hasSuffix("_PERP") }
+
     public static func < (a: Symbol, b: Symbol) -> Bool { a.name < b.name }
 
     /// Parses a comma-separated list (`BTCUSDT,ETHUSDT`), trimming spaces and dropping repeats, keeping order.

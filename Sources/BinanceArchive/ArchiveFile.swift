@@ -53,7 +53,11 @@ public struct ArchiveFile: Sendable, Hashable, CustomStringConvertible {
 
     /// The path below the archive's base URL.
     public var path: String {
-        let root = market == .futures ? "data/futures/um" : "data/spot"
+        let root = switch market {
+        case .futures: "data/futures/um"
+        case .coinm: "data/futures/cm"
+        case .spot: "data/spot"
+        }
         let frequency: String
         switch period {
         case .month: frequency = "monthly"

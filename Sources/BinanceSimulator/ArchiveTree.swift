@@ -53,8 +53,8 @@ struct ArchiveTree {
         guard parts.first == "data" else { return nil }
         parts.removeFirst()
         let market: Market
-        if parts.first == "spot" { market = .spot; parts.removeFirst() } else if parts.count > 2, parts[0] == "futures", parts[1] == "um" {
-            market = .futures
+        if parts.first == "spot" { market = .spot; parts.removeFirst() } else if parts.count > 2, parts[0] == "futures", parts[1] == "um" || parts[1] == "cm" {
+            market = parts[1] == "um" ? .futures : .coinm
             parts.removeFirst(2)
         } else { return nil }
         guard parts.count >= 4 else { return nil }
@@ -109,7 +109,7 @@ struct ArchiveTree {
 
     /// The CSV rows of a file, as Binance writes them.
     static func csv(_ file: ArchiveFile, market: SimulatedMarket, now: Int64, keepRows: Int? = nil, disordered: Bool = false) -> [UInt8]? {
-        guard let symbol = market.symbols[file.symbol.name] else { return nil }
+        guard let symbol = market.symbols[file.symbol.name], symbol.market == file.market || file.market == .spot && symbol.market == .futures else { return nil }
         let range = file.range
         let micro = file.market == .spot && range.lowerBound >= spotMicrosecondsSince
         func time(_ ms: Int64, close: Bool) -> String { micro ? "\(ms * 1000 + (close ? 999 : 0))" : "\(ms)" }
@@ -121,7 +121,9 @@ struct ArchiveTree {
             // in `count`, and repeated timestamps on occasion (#484, the `disordered` fault).
             var series = PriceSeries.trade
             if case .priceKlines(let s, _) = file.dataset { series = s }
-            if file.market == .futures && range.lowerBound >= futuresKlinesHeaderSince {
+            if file.market != .spot && range.lowerBound >= futuresKlinesHeaderSince {
+                // COIN-M files name the same columns, though `quote_volume` holds the base asset's volume and the taker
+                // columns contracts and base asset (binance-public-data #267).
                 header = true
                 lines.append("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore")
             }
@@ -131,13 +133,13 @@ struct ArchiveTree {
                              + "\(k.quoteAssetVolume),\(k.numberOfTrades),\(k.takerBuyBaseAssetVolume),\(k.takerBuyQuoteAssetVolume),0")
             }
         case .aggTrades:
-            if file.market == .futures && range.lowerBound >= futuresTradesHeaderSince {
+            if file.market != .spot && range.lowerBound >= futuresTradesHeaderSince {
                 header = true
                 lines.append("agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker")
             }
             for t in market.aggTrades(symbol: symbol, fromId: nil, start: range.lowerBound, end: range.upperBound - 1, limit: .max, now: now) {
                 let base = "\(t.id),\(t.price),\(t.quantity),\(t.firstTradeId),\(t.lastTradeId),\(time(t.time, close: false))"
-                lines.append(file.market == .futures ? base + ",\(t.isBuyerMaker)" : base + ",\(t.isBuyerMaker ? "True" : "False"),True")
+                lines.append(file.market != .spot ? base + ",\(t.isBuyerMaker)" : base + ",\(t.isBuyerMaker ? "True" : "False"),True")
             }
         case .metrics:
             // Always a header; create_time as text; decimals padded with zeros to 8 places and ratios to 10, the taker

@@ -95,6 +95,8 @@ public actor BinanceSimulator {
                                    firstBanMilliseconds: configuration.firstBanMilliseconds),
             .spot: WeightLedger(rule: configuration.spotRule, requestsBeforeBan: configuration.requestsBeforeBan,
                                 firstBanMilliseconds: configuration.firstBanMilliseconds),
+            .coinm: WeightLedger(rule: configuration.futuresRule, requestsBeforeBan: configuration.requestsBeforeBan,
+                                 firstBanMilliseconds: configuration.firstBanMilliseconds),
         ]
         faultCounts = Array(repeating: 0, count: configuration.faults.count)
     }
@@ -185,7 +187,7 @@ public actor BinanceSimulator {
             return finish(tradingData(path: path, query: query, now: clock.now()), market: .futures)
         }
         let market: Market
-        if path.hasPrefix("/fapi/") { market = .futures } else if path.hasPrefix("/api/") { market = .spot } else {
+        if path.hasPrefix("/fapi/") { market = .futures } else if path.hasPrefix("/dapi/") { market = .coinm } else if path.hasPrefix("/api/") { market = .spot } else {
             if path == "/sim/stats" {
                 let body = (try? JSONEncoder().encode(stats)) ?? Data()
                 return HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: body)
@@ -204,7 +206,7 @@ public actor BinanceSimulator {
             weight = market.klinesWeight(limit: limit)
         case "/exchangeInfo": weight = market.exchangeInfoWeight
         case "/time", "/ping": weight = 1
-        case "/fundingRate" where market == .futures: weight = FundingRate.weight
+        case "/fundingRate" where market != .spot: weight = FundingRate.weight
         case "/aggTrades": weight = market.aggTradesWeight
         default: return finish(error(404, -1000, "Unknown endpoint \(path)."), market: market)
         }
@@ -429,7 +431,7 @@ public actor BinanceSimulator {
             return error(400, BinanceErrorCode.mandatoryParamEmptyOrMalformed,
                          "Mandatory parameter '\(parameter)' was not sent, was empty/null, or malformed.")
         }
-        guard let symbol = listed(symbolName, now: now) else {
+        guard let symbol = listed(symbolName, now: now), symbol.market == market || market == .spot && symbol.market == .futures else {
             return error(400, BinanceErrorCode.badSymbol, "Invalid symbol.")
         }
         guard let intervalName = query["interval"] else {
@@ -458,7 +460,18 @@ public actor BinanceSimulator {
             return error(400, -1128, "Combination of optional parameters invalid.")
         }
         let rows: [Kline]
-        if let start {
+        if market == .coinm, let span = market.maxKlinesSpanMilliseconds {
+            // COIN-M, "Kline/Candlestick Data": "The difference between startTime and endTime can only be up to 200 days";
+            // "Between startTime and endTime, the most recent limit data from endTime will be returned"; startTime alone
+            // sets endTime 200 days later (up to now), endTime alone startTime 200 days before.
+            if let start, let end, end - start > span {
+                return error(400, BinanceErrorCode.invalidParameter, "The difference between startTime and endTime can only be up to 200 days.")
+            }
+            let to = min(end ?? start.map { $0 + span } ?? now, now)
+            let from = start ?? (to - span)
+            rows = self.market.latestKlines(symbol: symbol, series: series, interval: interval, end: to, limit: limit, now: now)
+                .filter { $0.openTime >= from }
+        } else if let start {
             rows = self.market.klines(symbol: symbol, series: series, interval: interval, start: start, end: end ?? now, limit: limit, now: now)
         } else {
             rows = self.market.latestKlines(symbol: symbol, series: series, interval: interval, end: end ?? now, limit: limit, now: now)
@@ -611,10 +624,17 @@ public actor BinanceSimulator {
         let rule = ledgers[market]!.rule
         let (interval, num): (String, Int64) = rule.windowMilliseconds % 60_000 == 0
             ? ("MINUTE", rule.windowMilliseconds / 60_000) : ("SECOND", max(1, rule.windowMilliseconds / 1000))
-        let symbols = self.market.symbols.values.sorted { $0.name < $1.name }.map { s in
-            let status = (s.delistedAt.map { $0 <= now } ?? false) ? "SETTLING" : "TRADING"
-            return "{\"symbol\":\"\(s.name)\",\"status\":\"\(status)\"}"
-        }.joined(separator: ",")
+        // Each market lists its own; COIN-M lists a delivery contract until it delivers, with its pair, contract type and dates.
+        let symbols = self.market.symbols.values.filter { ($0.market == .coinm) == (market == .coinm) && ($0.deliveredAt.map { $0 > now } ?? true) }
+            .sorted { $0.name < $1.name }.map { s in
+                let status = (s.delistedAt.map { $0 <= now } ?? false) ? "SETTLING" : "TRADING"
+                guard market == .coinm else { return "{\"symbol\":\"\(s.name)\",\"status\":\"\(status)\"}" }
+                let pair = s.name.split(separator: "_").first.map(String.init) ?? s.name
+                let nextDelivery = self.market.symbols.values.compactMap(\.deliveredAt).filter { $0 > now }.min()
+                let type = s.deliveredAt == nil ? "PERPETUAL" : s.deliveredAt == nextDelivery ? "CURRENT_QUARTER" : "NEXT_QUARTER"
+                return "{\"symbol\":\"\(s.name)\",\"pair\":\"\(pair)\",\"contractType\":\"\(type)\",\"deliveryDate\":\(s.deliveredAt ?? 4_133_404_800_000),"
+                    + "\"onboardDate\":\(s.listedAt),\"contractStatus\":\"\(status)\",\"contractSize\":\(s.contractSize ?? 0)}"
+            }.joined(separator: ",")
         return json(200, """
             {"timezone":"UTC","serverTime":\(now),"rateLimits":[{"rateLimitType":"REQUEST_WEIGHT","interval":"\(interval)",\
             "intervalNum":\(num),"limit":\(rule.limit)},{"rateLimitType":"ORDERS","interval":"MINUTE","intervalNum":1,\

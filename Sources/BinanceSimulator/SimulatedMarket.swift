@@ -10,14 +10,26 @@ public struct SimulatedSymbol: Sendable, Hashable {
     public var basePriceTicks: Int64
     /// Typical base volume of a one-minute candle (meme coins trade huge base volumes: above 10^13 per day).
     public var baseVolumePerMinute: Int64
+    /// A COIN-M contract's size in USD (100 for BTCUSD, 10 for the others): its volumes count contracts. Nil for
+    /// USD-M and spot symbols.
+    public var contractSize: Int64?
+    /// A COIN-M delivery contract's delivery (`BTCUSD_240628`: 08:00 UTC that day): no candles from then on, though its
+    /// history is still answered.
+    public var deliveredAt: Int64?
 
-    public init(name: String, listedAt: Int64, delistedAt: Int64? = nil, basePriceTicks: Int64, baseVolumePerMinute: Int64) {
+    public init(name: String, listedAt: Int64, delistedAt: Int64? = nil, basePriceTicks: Int64, baseVolumePerMinute: Int64,
+                contractSize: Int64? = nil) {
         self.name = name
         self.listedAt = listedAt
         self.delistedAt = delistedAt
         self.basePriceTicks = basePriceTicks
         self.baseVolumePerMinute = baseVolumePerMinute
+        self.contractSize = contractSize
+        deliveredAt = contractSize == nil ? nil : (try? Symbol(validating: name))?.deliveryTime
     }
+
+    /// Which market lists it.
+    public var market: Market { contractSize == nil ? .futures : .coinm }
 }
 
 /// Deterministic market history: the same (symbol, interval, open time) always gives the same closed candle,
@@ -47,7 +59,34 @@ public struct SimulatedMarket: Sendable {
             // Delisted: Binance answers -1121 for it, as for any symbol it no longer lists.
             SimulatedSymbol(name: "OLDUSDT", listedAt: 1_577_836_800_000, delistedAt: 1_685_577_600_000,
                             basePriceTicks: 20_000_000, baseVolumePerMinute: 100_000),
-        ])
+            // COIN-M: perpetuals since COIN-M began, and BTCUSD's quarterly contracts around `now`.
+            SimulatedSymbol(name: "BTCUSD_PERP", listedAt: 1_597_017_600_000, basePriceTicks: 6_000_000_000_000, baseVolumePerMinute: 5_000,
+                            contractSize: 100),
+            SimulatedSymbol(name: "ETHUSD_PERP", listedAt: 1_597_622_400_000, basePriceTicks: 300_000_000_000, baseVolumePerMinute: 20_000,
+                            contractSize: 10),
+        ] + quarterlies(pair: "BTCUSD", now: now))
+    }
+
+    /// The quarterly delivery contracts of `pair` around `now`: the one that delivered last, the current quarter's and
+    /// the next quarter's. Each delivers at 08:00 UTC on the last Friday of March, June, September or December, and is
+    /// listed two quarters before (Binance, "Delivery Futures").
+    public static func quarterlies(pair: String, now: Int64) -> [SimulatedSymbol] {
+        func lastFriday(year: Int64, month: Int64) -> Int64 {
+            let next = month == 12 ? UTCCalendar.days(year: year + 1, month: 1, day: 1) : UTCCalendar.days(year: year, month: month + 1, day: 1)
+            var day = next - 1
+            while (day + 4) % 7 != 5 { day -= 1 }  // 1970-01-01 was a Thursday (4); Friday is 5
+            return day * 86_400_000 + 8 * 3_600_000
+        }
+        var deliveries: [Int64] = []
+        let (year, _, _) = UTCCalendar.civil(days: now / 86_400_000)
+        for y in (year - 1)...(year + 1) { for m in [3, 6, 9, 12] as [Int64] { deliveries.append(lastFriday(year: y, month: m)) } }
+        guard let current = deliveries.firstIndex(where: { $0 > now }), current > 0 else { return [] }
+        return [deliveries[current - 1], deliveries[current], deliveries[current + 1]].map { delivery in
+            let (y, m, d) = UTCCalendar.civil(days: delivery / 86_400_000)
+            let name = pair + "_" + String(format: "%02d%02d%02d", Int(y % 100), Int(m), Int(d))
+            return SimulatedSymbol(name: name, listedAt: KlineInterval.d1.openTime(containing: delivery - 182 * 86_400_000),
+                                   basePriceTicks: 6_100_000_000_000, baseVolumePerMinute: 2_000, contractSize: 100)
+        }
     }
 
     /// Funding happens every 8 hours at 00:00, 08:00 and 16:00 UTC (USD-M perpetuals' default schedule).
@@ -58,6 +97,7 @@ public struct SimulatedMarket: Sendable {
     /// Funding events with funding time in [start, end] (and not after now), oldest first, at most `limit`.
     public func fundingRates(symbol: SimulatedSymbol, start: Int64, end: Int64, limit: Int, now: Int64) -> [FundingRate] {
         let step = Self.fundingIntervalMilliseconds
+        if symbol.deliveredAt != nil { return [] }  // delivery contracts have no funding
         let first = max(start, symbol.listedAt)
         var t = (first + step - 1) / step * step
         var out: [FundingRate] = []
@@ -93,7 +133,9 @@ public struct SimulatedMarket: Sendable {
         let span = max(1, symbol.basePriceTicks / 100)
         let price = symbol.basePriceTicks + Int64(rng.next() % UInt64(span))
         let quantity = Int64(rng.next() % 1_000_000_000) + 1
-        return AggTrade(id: id, price: Self.ticks(price), quantity: Self.ticks(quantity), firstTradeId: id * 2, lastTradeId: id * 2 + 1,
+        // COIN-M trades count whole contracts.
+        let amount = symbol.contractSize == nil ? Self.ticks(quantity) : DecimalString(unchecked: "\(quantity % 500 + 1)")
+        return AggTrade(id: id, price: Self.ticks(price), quantity: amount, firstTradeId: id * 2, lastTradeId: id * 2 + 1,
                         time: time, isBuyerMaker: rng.next() & 1 == 1)
     }
 
@@ -128,6 +170,7 @@ public struct SimulatedMarket: Sendable {
     public func kline(symbol: SimulatedSymbol, interval: KlineInterval, openTime: Int64, now: Int64) -> Kline? {
         guard openTime <= now, openTime >= interval.openTime(containing: symbol.listedAt) else { return nil }
         if let delisted = symbol.delistedAt, openTime >= delisted { return nil }
+        if let delivered = symbol.deliveredAt, openTime >= delivered { return nil }
         if outages.contains(where: { $0.contains(openTime) }) { return nil }
         let closeTime = interval.closeTime(forOpenTime: openTime)
         var rng = SplitMix64(seed: Self.seed(symbol.name, interval.rawValue, openTime))
@@ -154,6 +197,19 @@ public struct SimulatedMarket: Sendable {
             volumeUnits = max(0, Int64(Int128(volumeUnits) * Int128(elapsed) / Int128(length)))
             volumeFraction = volumeFraction * (now / 1000 % 7 + 1) % 100_000_000
             trades = max(1, Int64(Int128(trades) * Int128(elapsed) / Int128(length)))
+        }
+        if let size = symbol.contractSize {
+            // COIN-M: volume in whole contracts, and the base asset's volume (contracts x size / price) where USD-M has
+            // the quote volume; the same for the taker's part.
+            let contracts = volumeUnits, takerContracts = volumeUnits / 2
+            func base(_ n: Int64) -> DecimalString {
+                let units = Int128(n) * Int128(size) * 10_000_000_000_000_000 / Int128(max(1, close))  // 1e-8 units of the base asset
+                return Self.decimal(Int64(clamping: units / 100_000_000), Int64(clamping: units % 100_000_000))
+            }
+            return Kline(openTime: openTime, open: Self.ticks(open), high: Self.ticks(high), low: Self.ticks(low), close: Self.ticks(close),
+                         volume: DecimalString(unchecked: "\(contracts)"), closeTime: closeTime, quoteAssetVolume: base(contracts),
+                         numberOfTrades: trades, takerBuyBaseAssetVolume: DecimalString(unchecked: "\(takerContracts)"),
+                         takerBuyQuoteAssetVolume: base(takerContracts))
         }
         let takerUnits = volumeUnits / 2, takerFraction = volumeFraction / 3
         let quoteUnits = Int64(rng.next() % 900_000_000_000) + 1
@@ -213,17 +269,24 @@ public struct SimulatedMarket: Sendable {
         return out
     }
 
-    /// The newest `limit` candles of `series` with open time <= end.
+    /// The newest `limit` candles of `series` with open time <= end: walks back from `end`, over a delisting or a
+    /// delivery and over outages at once, so a window that holds few candles is answered without walking every empty slot.
     public func latestKlines(symbol: SimulatedSymbol, series: PriceSeries = .trade, interval: KlineInterval, end: Int64, limit: Int,
                              now: Int64) -> [Kline] {
         var out: [Kline] = []
         var t = interval.openTime(containing: min(end, now))
         let first = interval.openTime(containing: symbol.listedAt)
-        var steps = 0
-        while t >= first, out.count < limit, steps < limit * 4 + 10_000 {
+        while t >= first, out.count < limit {
+            if let stop = [symbol.deliveredAt, symbol.delistedAt].compactMap({ $0 }).min(), t >= stop {
+                t = interval.openTime(containing: stop - 1)
+                continue
+            }
+            if let outage = outages.first(where: { $0.contains(t) }) {
+                t = interval.openTime(containing: outage.lowerBound - 1)
+                continue
+            }
             if let k = candle(symbol: symbol, series: series, interval: interval, openTime: t, now: now) { out.append(k) }
             t = interval.openTime(containing: t - 1)
-            steps += 1
         }
         return out.reversed()
     }

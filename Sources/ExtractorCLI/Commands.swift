@@ -49,14 +49,14 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .customLong("symbol"), help: .hidden)
     var symbol: String?
 
-    @Option(help: "futures (USD-M) or spot. Default: futures.")
+    @Option(help: "futures (USD-M), coinm (COIN-M: perpetuals such as BTCUSD_PERP and delivery contracts such as BTCUSD_250926) or spot. Default: futures.")
     var market: String?
 
     @Flag(name: .customLong("dry-run"), help: "Read the database (if configured), fetch and validate, report what would be written; write nothing.")
     var dryRun = false
 
     @Option(name: .customLong("api-url"), help: ArgumentHelp(
-        "Binance REST base URL. Env: BINANCE_FUTURES_API_URL (default https://fapi.binance.com) or BINANCE_API_URL (spot, default https://api.binance.com).",
+        "Binance REST base URL. Env: BINANCE_FUTURES_API_URL (default https://fapi.binance.com), BINANCE_COINM_API_URL (default https://dapi.binance.com) or BINANCE_API_URL (spot, default https://api.binance.com).",
         valueName: "url"))
     var apiURL: String?
 
@@ -304,7 +304,7 @@ struct CoverageCommand: ParsableCommand {
         listed too. Exit status 0 whatever the coverage; `complete` in the JSON says whether a series lacks rows.
         """)
 
-    @Option(help: "Only this market's tables (futures or spot). Default: both.")
+    @Option(help: "Only this market's tables (futures, coinm or spot). Default: all.")
     var market: String?
 
     @Option(help: ArgumentHelp("Only these intervals' kline tables (comma-separated). Default: every kline table that exists, and the funding and trades tables.", valueName: "list"))
@@ -325,7 +325,7 @@ struct MigrateCommand: ParsableCommand {
         commandName: "migrate",
         abstract: "Create the kline tables and upgrade older ones (idempotent).")
 
-    @Option(help: "Only this market's tables (futures or spot). Default: both.")
+    @Option(help: "Only this market's tables (futures, coinm or spot). Default: all.")
     var market: String?
 
     @Option(help: ArgumentHelp("Only these intervals' tables (comma-separated). Default: all.", valueName: "list"))

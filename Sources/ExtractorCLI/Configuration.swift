@@ -86,7 +86,7 @@ enum Resolve {
     static func market(_ flag: String?) throws(ConfigurationError) -> Market {
         let text = flag ?? "futures"
         guard let market = Market(rawValue: text.lowercased()) else {
-            throw ConfigurationError("invalid market '\(text)' (--market): use futures or spot")
+            throw ConfigurationError("invalid market '\(text)' (--market): use futures (USD-M), coinm (COIN-M) or spot")
         }
         return market
     }
@@ -268,7 +268,11 @@ enum Resolve {
         } else {
             weightShare = shard.map { 1 / Double($0.count) } ?? 1
         }
-        let envURL = market == .futures ? "BINANCE_FUTURES_API_URL" : "BINANCE_API_URL"
+        let envURL = switch market {
+        case .futures: "BINANCE_FUTURES_API_URL"
+        case .coinm: "BINANCE_COINM_API_URL"
+        case .spot: "BINANCE_API_URL"
+        }
         let apiURL = try url(c.apiURL ?? env[envURL] ?? market.defaultBaseURL, source: c.apiURL != nil ? "--api-url" : envURL)
         var warnings: [String] = []
         let database = try database(c.database, env, warnings: &warnings)

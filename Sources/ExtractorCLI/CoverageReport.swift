@@ -104,8 +104,11 @@ extension ExtractorCLI {
                 report.series += try await store.klines(table: table, symbols: symbols, confirmed: confirmed, now: context.clock.now())
             }
             if intervals == nil {
-                if market != .spot && existing.contains(FundingTable.name) { report.series += try await store.funding(symbols: symbols) }
-                if market != .spot && existing.contains(MetricsTable.name) {
+                for fundingMarket in [Market.futures, .coinm] where market == nil || market == fundingMarket {
+                    let table = FundingTable.name(for: fundingMarket)
+                    if existing.contains(table) { report.series += try await store.funding(table: table, symbols: symbols) }
+                }
+                if market == nil || market == .futures, existing.contains(MetricsTable.name) {
                     // Every 5 minutes: expected rows, holes, confirmed outages and rows behind, as for a kline table.
                     let table = MetricsTable()
                     let confirmed = existing.contains(ConfirmedGapTable.name) ? try await store.gaps.confirmed(table: table) : []

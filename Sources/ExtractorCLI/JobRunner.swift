@@ -297,7 +297,13 @@ extension ExtractorCLI {
         let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int
         do throws(ConfigurationError) {
             common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
-            guard common.market == .futures else { throw ConfigurationError("funding rates exist on USD-M futures only: drop --market spot") }
+            guard common.market.hasFunding else { throw ConfigurationError("funding rates exist on futures only (futures or coinm): drop --market spot") }
+            // "Get Funding Rate History of Perpetual Futures" (COIN-M): delivery contracts have no funding.
+            let delivery = common.symbols.filter { !$0.isPerpetual }
+            guard delivery.isEmpty else {
+                throw ConfigurationError("funding exists for perpetual contracts only; \(delivery.map(\.name).joined(separator: ",")) "
+                                         + "\(delivery.count == 1 ? "is a delivery contract" : "are delivery contracts"): drop it from --symbols (e.g. use BTCUSD_PERP)")
+            }
             range = try Resolve.range(command.range, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
         } catch {
@@ -305,11 +311,13 @@ extension ExtractorCLI {
             return fail(error, context: context)
         }
         return await JobRunner(command: "funding", config: common, context: context, span: span).run(
-            klineTables: [], otherTables: [FundingTable.definition], describe: [:]
+            klineTables: [], otherTables: [FundingTable.definition(for: common.market)], describe: [:]
         ) { resources in
-            let units = common.symbols.map { ExtractionUnit(market: .futures, symbol: $0, dataset: .funding) }
+            let units = common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, dataset: .funding) }
             // The table exists unless this is a dry run on a database that never had it.
-            let store: any FundingStoring = resources.tables.flatMap { $0.existing.contains(FundingTable.name) ? $0.funding : nil } ?? EmptyFundingStore()
+            let table = FundingTable.name(for: common.market)
+            let store: any FundingStoring = resources.tables.flatMap { $0.existing.contains(table) ? $0.funding?.table(for: common.market) : nil }
+                ?? EmptyFundingStore()
             return .run(units: units) { unit, attempt in
                 try await FundingExtractor(symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
                                            lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitRange: range,
@@ -388,6 +396,7 @@ struct EmptyMetricsStore: MetricsStoring {
 
 /// A dry run without a database, or before the table exists: nothing stored, nothing written.
 struct EmptyFundingStore: FundingStoring {
+    func table(for market: Market) -> any FundingStoring { self }
     func lastFundingTime(symbol: Symbol) async throws -> Int64? { nil }
     func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int { 0 }
 }

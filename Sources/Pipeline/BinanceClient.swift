@@ -79,9 +79,9 @@ public final class BinanceClient: KlineSource, Sendable {
         }
     }
 
-    /// One page of funding rates (USD-M futures only): funding time in [startTime, endTime], oldest first.
+    /// One page of funding rates (USD-M, and COIN-M perpetuals): funding time in [startTime, endTime], oldest first.
     public func fundingRates(symbol: Symbol, startTime: Int64, endTime: Int64, limit: Int = FundingRate.maxLimit) async throws -> [FundingRate] {
-        let path = FundingRate.pathAndQuery(symbol: symbol, startTime: startTime, endTime: endTime, limit: limit)
+        let path = FundingRate.pathAndQuery(market: market, symbol: symbol, startTime: startTime, endTime: endTime, limit: limit)
         let body = try await send(path: path, weight: FundingRate.weight, extraLimiter: fundingRequests)
         let page = try FundingRate.parse(body, symbol: symbol)
         try FundingRate.check(page, startTime: startTime, endTime: endTime, limit: limit)

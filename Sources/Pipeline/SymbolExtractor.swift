@@ -140,6 +140,11 @@ public actor SymbolExtractor {
             storedBefore = try await store.lastOpenTime(table: table, symbol: unit.symbol)
             plan = settings.planner.plan(interval: interval, lastStored: storedBefore, now: clock.now())
         }
+        if let delivery = unit.symbol.deliveryTime, plan.end >= delivery {
+            // A delivery contract has no candles after it delivers: it is complete there, not behind.
+            plan.end = interval.openTime(containing: delivery - 1)
+            if plan.origin != .listing { plan.start = min(plan.start, plan.end + 1) }
+        }
         outcome.plan = plan
         outcome.storedBefore = attempt.previous.storedBefore ?? storedBefore
         if let written = attempt.resumeAfter {
@@ -163,7 +168,17 @@ public actor SymbolExtractor {
         var failure: (any Error)?
         var outages: [KlineHole] = []
         do {
-            if settings.sourceMode != .rest, let archive = settings.archive {
+            if plan.origin == .listing && plan.start == 0 && unit.market.klinesAnswerNewestFirst {
+                // `startTime=0` finds nothing where the newest candles of a window come first: find the first one.
+                if let first = try await firstOpenTime(through: plan.end, outcome: &outcome) {
+                    plan.start = first
+                } else {
+                    plan.start = plan.end + 1
+                }
+            }
+            if plan.end < plan.start {
+                outcome.caughtUp = true
+            } else if settings.sourceMode != .rest, let archive = settings.archive {
                 try await fetchWithArchives(archive, plan: plan, limit: limit, after: attempt.resumeAfter, into: writer,
                                             outcome: &outcome, outages: &outages)
             } else {
@@ -339,11 +354,15 @@ public actor SymbolExtractor {
         // The open time of the newest candle Binance has shown this run: a candle after it that is not its next one
         // means Binance has none in between (an outage, a halt), which it has just confirmed.
         var previous = written
+        let windowed = unit.market.klinesAnswerNewestFirst
         while cursor <= plan.end {
             try Task.checkCancellation()
             let pageLimit = remaining.map { Int(clamping: min(Int64(limit), max($0, 1))) } ?? limit
+            // Where the newest candles of [startTime, endTime] come first (COIN-M), a window holds at most one page and
+            // spans at most 200 days, so the page is all of it and nothing is skipped.
+            let requestEnd = windowed ? window(from: cursor, candles: pageLimit, end: plan.end) : plan.end
             let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval,
-                                        startTime: cursor, endTime: plan.end, limit: pageLimit, series: unit.series)
+                                        startTime: cursor, endTime: requestEnd, limit: pageLimit, series: unit.series)
             let page = try await source.klines(request)
             outcome.requests += 1
             let now = clock.now()
@@ -370,7 +389,19 @@ public actor SymbolExtractor {
                 try await writer.append(Array(closed))
                 progress?.advanced(unit, candles: closed.count)
             }
-            // A short page means Binance has nothing more in range; an open candle is always the newest.
+            // A short page means Binance has nothing more in range; an open candle is always the newest. A short window
+            // says so only of itself.
+            if windowed && !reachedOpen && (page.count < pageLimit || page.last == nil) {
+                if let left = remaining {
+                    remaining = left - Int64(closed.count)
+                    if left - Int64(closed.count) <= 0 {
+                        outcome.caughtUp = false
+                        return
+                    }
+                }
+                cursor = requestEnd + 1
+                continue
+            }
             guard !reachedOpen, page.count >= pageLimit, let last = page.last else {
                 outcome.caughtUp = true
                 return
@@ -387,6 +418,50 @@ public actor SymbolExtractor {
         }
         outcome.caughtUp = true
     }
+
+    /// The end of a window from `start` that holds at most `candles` candles and no more than the market's span.
+    private func window(from start: Int64, candles: Int, end: Int64) -> Int64 {
+        let step = interval.fixedMilliseconds ?? 31 * 86_400_000
+        let (byCount, overflow) = start.addingReportingOverflow(Int64(max(candles - 1, 0)) * step)
+        var last = overflow ? end : min(end, byCount)
+        if let span = unit.market.maxKlinesSpanMilliseconds { last = min(last, start + span - 1) }
+        return last
+    }
+
+    /// The open time of the symbol's first candle through `end`, on a market that answers a window's newest candles
+    /// first: 200-day windows from the market's start (a delivery contract's: 400 days before it delivers), the first
+    /// that holds a candle narrowed down by halves, one candle a request (weight 1). Nil when there is none.
+    private func firstOpenTime(through end: Int64, outcome: inout Outcome) async throws -> Int64? {
+        guard let span = unit.market.maxKlinesSpanMilliseconds else { return nil }
+        func newest(_ a: Int64, _ b: Int64) async throws -> Int64? {
+            let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval, startTime: a, endTime: b, limit: 1,
+                                        series: unit.series)
+            let page = try await source.klines(request)
+            outcome.requests += 1
+            try Self.check(page, request: request, interval: interval, now: clock.now())
+            return page.last?.openTime
+        }
+        var start = Self.coinmLaunch
+        if let delivery = unit.symbol.deliveryTime { start = max(start, delivery - 400 * 86_400_000) }
+        while start <= end {
+            try Task.checkCancellation()
+            let windowEnd = min(end, start + span - 1)
+            if var found = try await newest(start, windowEnd) {
+                // The first candle is in [low, found].
+                var low = start
+                while low < found {
+                    let mid = low + (found - low) / 2
+                    if let earlier = try await newest(low, mid) { found = earlier } else { low = mid + 1 }
+                }
+                return found
+            }
+            start = windowEnd + 1
+        }
+        return nil
+    }
+
+    /// COIN-M futures began trading in August 2020: no candle is older.
+    static let coinmLaunch: Int64 = 1_596_240_000_000  // 2020-08-01
 
     /// A page is trusted whole or not at all (Binance, "Kline/Candlestick Data": klines with open time in
     /// [startTime, endTime], ascending, at most `limit`; only the newest may still be open). Every candle must also be

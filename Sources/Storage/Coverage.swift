@@ -68,7 +68,9 @@ extension CoverageReading {
             let outages = found.filter { confirmed.contains($0) }
             coverage.confirmedOutages = outages.count
             coverage.confirmedMissing = outages.reduce(0) { $0 + $1.missing }
-            coverage.behind = interval.count(from: interval.nextOpenTime(after: last), to: lastClosed)
+            // A delivery contract is complete at its delivery: nothing after it is behind.
+            let end = (try? Symbol(validating: symbol))?.deliveryTime.map { min(lastClosed, interval.openTime(containing: $0 - 1)) } ?? lastClosed
+            coverage.behind = interval.count(from: interval.nextOpenTime(after: last), to: end)
             return coverage
         }
     }
@@ -90,12 +92,13 @@ extension CoverageReading {
         }
     }
 
-    /// `funding_rates`: span and rows (Binance's funding intervals differ by symbol and change, so none are expected).
-    public func funding(symbols: [Symbol]?) async throws -> [SeriesCoverage] {
-        try await spans(table: FundingTable.name, timeColumn: "funding_time", idColumn: nil, symbols: symbols).compactMap { row in
+    /// `funding_rates` (or `coinm_funding_rates`): span and rows (Binance's funding intervals differ by symbol and
+    /// change, so none are expected).
+    public func funding(table: String = FundingTable.name, symbols: [Symbol]?) async throws -> [SeriesCoverage] {
+        try await spans(table: table, timeColumn: "funding_time", idColumn: nil, symbols: symbols).compactMap { row in
             guard row.count >= 4, let symbol = row[0], let first = row[1].flatMap({ Int64($0) }), let last = row[2].flatMap({ Int64($0) }),
                   let rows = row[3].flatMap({ Int64($0) }) else { return nil }
-            return SeriesCoverage(table: FundingTable.name, symbol: symbol, first: first, last: last, rows: rows)
+            return SeriesCoverage(table: table, symbol: symbol, first: first, last: last, rows: rows)
         }
     }
 }

@@ -34,13 +34,27 @@ public struct KlineTable: Sendable, Hashable, CustomStringConvertible {
     public var isTrade: Bool { series == .trade }
 
     /// The decimal columns of this table, in insert order after the open and close times.
-    public var decimalColumns: [String] { isTrade ? Self.decimalColumns : Self.ohlcColumns }
+    public var decimalColumns: [String] {
+        guard isTrade else { return Self.ohlcColumns }
+        return market == .coinm ? Self.ohlcColumns + Self.coinmVolumeColumns + Self.coinmTakerColumns : Self.decimalColumns
+    }
+
+    /// COIN-M candles count volume in contracts, and give the base asset's volume next to it (COIN-M Futures,
+    /// "Kline/Candlestick Data": "Volume", "Base asset volume", "Taker buy volume", "Taker buy base asset volume"; the
+    /// archives' header calls the base volume `quote_volume`, binance-public-data #267). Named for what they hold, in the
+    /// order a kline carries them (`volume`, `quoteAssetVolume`, `takerBuyBaseAssetVolume`, `takerBuyQuoteAssetVolume`).
+    public static let coinmVolumeColumns = ["volume_contracts", "base_asset_volume"]
+    public static let coinmTakerColumns = ["taker_buy_volume_contracts", "taker_buy_base_asset_volume"]
 
     /// The count column: trades of a trade candle, basic data (mark or index observations) of a price candle.
     public var countColumn: String { isTrade ? "number_of_trades" : "basic_data_count" }
 
     /// This table's columns in the order `upsertSQL` binds them (and COPY writes them).
-    public var columns: [String] { isTrade ? Self.columns : ["symbol", "open_time", "close_time"] + Self.ohlcColumns + [countColumn] }
+    public var columns: [String] {
+        guard isTrade else { return ["symbol", "open_time", "close_time"] + Self.ohlcColumns + [countColumn] }
+        guard market == .coinm else { return Self.columns }
+        return ["symbol", "open_time", "close_time"] + Self.ohlcColumns + Self.coinmVolumeColumns + [countColumn] + Self.coinmTakerColumns
+    }
 
     /// Open, high, low, close: what every candle has.
     public static let ohlcColumns = ["open_price", "high_price", "low_price", "close_price"]
@@ -60,6 +74,7 @@ public struct KlineTable: Sendable, Hashable, CustomStringConvertible {
     /// What the table's comment says it holds.
     public var contents: String {
         switch series {
+        case .trade where market == .coinm: "Binance COIN-M klines (volumes in contracts and base asset), interval \(interval.rawValue)"
         case .trade: "Binance \(market.rawValue) klines, interval \(interval.rawValue)"
         case .mark: "Binance USD-M mark price klines, interval \(interval.rawValue)"
         case .index: "Binance USD-M index price klines (by pair), interval \(interval.rawValue)"

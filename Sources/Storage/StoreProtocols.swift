@@ -19,6 +19,8 @@ extension KlineStoring {
 
 /// Funding rates: where a symbol stands, and a way to write batches.
 public protocol FundingStoring: Sendable {
+    /// The same store writing the table of `market` (`FundingTable.name(for:)`).
+    func table(for market: Market) -> any FundingStoring
     func lastFundingTime(symbol: Symbol) async throws -> Int64?
     func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int
 }

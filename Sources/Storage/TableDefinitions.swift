@@ -12,22 +12,34 @@ public struct TableDefinition: Sendable, Hashable {
     public var key: [String] = []
 }
 
-/// `funding_rates`: one row per symbol and funding time, unique (symbol, funding_time).
+/// `funding_rates` (USD-M) and `coinm_funding_rates` (COIN-M perpetuals): one row per symbol and funding time, unique
+/// (symbol, funding_time).
 public enum FundingTable {
     public static let name = "funding_rates"
-    public static let definition = TableDefinition(name: name, createSQL: """
-        CREATE TABLE IF NOT EXISTS `\(name)` (
-          `symbol` VARCHAR(20) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-          `funding_time` DATETIME(3) NOT NULL COMMENT 'UTC',
-          `funding_rate` \(KlineTable.decimalType) NOT NULL,
-          `mark_price` \(KlineTable.decimalType) NULL COMMENT 'NULL where Binance sends none (older records)',
-          PRIMARY KEY (`symbol`, `funding_time`)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='Binance USD-M funding rates'
-        """, columns: ["symbol": .text, "funding_time": .time, "funding_rate": .decimal, "mark_price": .decimal],
-        key: ["symbol", "funding_time"])
-    static let upsertSQL = "INSERT INTO `\(name)` (`symbol`, `funding_time`, `funding_rate`, `mark_price`) "
-        + "VALUES (?, FROM_UNIXTIME(? * 0.001), ?, NULLIF(?, '')) "
-        + "ON DUPLICATE KEY UPDATE `funding_rate` = VALUES(`funding_rate`), `mark_price` = VALUES(`mark_price`)"
+    public static let definition = definition(for: .futures)
+
+    /// The market's table: `funding_rates` for USD-M, `coinm_funding_rates` for COIN-M.
+    public static func name(for market: Market) -> String { market == .coinm ? "coinm_funding_rates" : name }
+
+    public static func definition(for market: Market) -> TableDefinition {
+        let name = name(for: market)
+        return TableDefinition(name: name, createSQL: """
+            CREATE TABLE IF NOT EXISTS `\(name)` (
+              `symbol` VARCHAR(20) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+              `funding_time` DATETIME(3) NOT NULL COMMENT 'UTC',
+              `funding_rate` \(KlineTable.decimalType) NOT NULL,
+              `mark_price` \(KlineTable.decimalType) NULL COMMENT 'NULL where Binance sends none (older records)',
+              PRIMARY KEY (`symbol`, `funding_time`)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='Binance \(market.displayName) funding rates'
+            """, columns: ["symbol": .text, "funding_time": .time, "funding_rate": .decimal, "mark_price": .decimal],
+            key: ["symbol", "funding_time"])
+    }
+
+    static func upsertSQL(table: String) -> String {
+        "INSERT INTO `\(table)` (`symbol`, `funding_time`, `funding_rate`, `mark_price`) "
+            + "VALUES (?, FROM_UNIXTIME(? * 0.001), ?, NULLIF(?, '')) "
+            + "ON DUPLICATE KEY UPDATE `funding_rate` = VALUES(`funding_rate`), `mark_price` = VALUES(`mark_price`)"
+    }
     /// Into petrosa-binance-data-extractor's `funding_rates`: its `id`, `timestamp`, `funding_interval_hours` (its
     /// default, 8), `extracted_at`, `extractor_version` and `source` filled as it fills them; upserted on `id`.
     static let petrosaUpsertSQL = "INSERT INTO `\(name)` (`id`, `timestamp`, `extractor_version`, `funding_interval_hours`, `extracted_at`, "
@@ -41,8 +53,17 @@ public enum FundingTable {
 public struct TradeTable: Sendable, Hashable, CustomStringConvertible {
     public let market: Market
     public init(market: Market) { self.market = market }
-    public var name: String { market == .futures ? "agg_trades" : "spot_agg_trades" }
+    public var name: String {
+        switch market {
+        case .futures: "agg_trades"
+        case .spot: "spot_agg_trades"
+        case .coinm: "coinm_agg_trades"
+        }
+    }
     public var description: String { name }
+
+    /// COIN-M trades count contracts ("q": quantity in contracts); the others the base asset.
+    public var quantityColumn: String { market == .coinm ? "quantity_contracts" : "quantity" }
 
     public var definition: TableDefinition {
         TableDefinition(name: name, createSQL: """
@@ -50,23 +71,23 @@ public struct TradeTable: Sendable, Hashable, CustomStringConvertible {
               `symbol` VARCHAR(20) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
               `agg_trade_id` BIGINT NOT NULL,
               `price` \(KlineTable.decimalType) NOT NULL,
-              `quantity` \(KlineTable.decimalType) NOT NULL,
+              `\(quantityColumn)` \(KlineTable.decimalType) NOT NULL,
               `first_trade_id` BIGINT NOT NULL,
               `last_trade_id` BIGINT NOT NULL,
               `trade_time` DATETIME(3) NOT NULL COMMENT 'UTC',
               `is_buyer_maker` BOOLEAN NOT NULL,
               PRIMARY KEY (`symbol`, `agg_trade_id`),
               KEY `ix_symbol_time` (`symbol`, `trade_time`)
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='Binance \(market.rawValue) aggregate trades'
-            """, columns: ["symbol": .text, "agg_trade_id": .integer, "price": .decimal, "quantity": .decimal, "first_trade_id": .integer,
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='Binance \(market.displayName) aggregate trades'
+            """, columns: ["symbol": .text, "agg_trade_id": .integer, "price": .decimal, quantityColumn: .decimal, "first_trade_id": .integer,
                           "last_trade_id": .integer, "trade_time": .time, "is_buyer_maker": .boolean],
             key: ["symbol", "agg_trade_id"])
     }
 
     var upsertSQL: String {
-        "INSERT INTO `\(name)` (`symbol`, `agg_trade_id`, `price`, `quantity`, `first_trade_id`, `last_trade_id`, `trade_time`, "
+        "INSERT INTO `\(name)` (`symbol`, `agg_trade_id`, `price`, `\(quantityColumn)`, `first_trade_id`, `last_trade_id`, `trade_time`, "
             + "`is_buyer_maker`) VALUES (?, ?, ?, ?, ?, ?, FROM_UNIXTIME(? * 0.001), ?) ON DUPLICATE KEY UPDATE "
-            + "`price` = VALUES(`price`), `quantity` = VALUES(`quantity`), `first_trade_id` = VALUES(`first_trade_id`), "
+            + "`price` = VALUES(`price`), `\(quantityColumn)` = VALUES(`\(quantityColumn)`), `first_trade_id` = VALUES(`first_trade_id`), "
             + "`last_trade_id` = VALUES(`last_trade_id`), `trade_time` = VALUES(`trade_time`), `is_buyer_maker` = VALUES(`is_buyer_maker`)"
     }
 }

@@ -116,11 +116,11 @@ public struct TestStore: Sendable {
     }
 
     /// Every stored funding rate of `symbol`, oldest first: (time, rate, mark price or nil).
-    public func fundingRates(symbol: String) async throws -> [(Int64, String, String?)] {
+    public func fundingRates(symbol: String, table: String = FundingTable.name) async throws -> [(Int64, String, String?)] {
         let symbol = try Symbol(validating: symbol)
-        if let mariadb { return try await FundingStore(pool: mariadb.pool).all(symbol: symbol) }
+        if let mariadb { return try await FundingStore(pool: mariadb.pool, table: table).all(symbol: symbol) }
         guard let postgres else { return [] }
-        return try await PostgresFundingStore(pool: postgres.pool).all(symbol: symbol)
+        return try await PostgresFundingStore(pool: postgres.pool, table: table).all(symbol: symbol)
     }
 
     /// Stored aggregate trade ids and times of `symbol`, in id order.

@@ -74,8 +74,8 @@ public struct KlineStore: Sendable {
     /// Every stored kline of `symbol`, oldest first, with decimals as MariaDB prints them (for tests and checks). A
     /// price series' candle reads as it is carried (`Kline(price:)`): its count in the trade count, volumes zero.
     public func klines(table: KlineTable, symbol: Symbol) async throws -> [StoredKline] {
-        let values = table.isTrade ? "volume, quote_asset_volume, number_of_trades, taker_buy_base_asset_volume, taker_buy_quote_asset_volume"
-            : "'0', '0', basic_data_count, '0', '0'"
+        // Columns 8 to 12 of the table, in the order a kline carries them.
+        let values = table.isTrade ? table.columns.suffix(5).joined(separator: ", ") : "'0', '0', basic_data_count, '0', '0'"
         let rows = try await pool.withConnection { db in
             try db.query("""
                 SELECT CAST(UNIX_TIMESTAMP(open_time) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(close_time) * 1000 AS SIGNED),

@@ -6,14 +6,17 @@ public struct FundingStore: Sendable {
     public let pool: ConnectionPool
     /// How the existing table takes the rows (see `FundingTableCheck`).
     public let check: FundingTableCheck
-    public init(pool: ConnectionPool, check: FundingTableCheck = FundingTableCheck()) {
+    /// `funding_rates`, or `coinm_funding_rates`.
+    public let table: String
+    public init(pool: ConnectionPool, check: FundingTableCheck = FundingTableCheck(), table: String = FundingTable.name) {
         self.pool = pool
         self.check = check
+        self.table = table
     }
 
     public func lastFundingTime(symbol: Symbol) async throws -> Int64? {
-        try await pool.scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`funding_time`)) * 1000 AS SIGNED) FROM `\(FundingTable.name)` WHERE `symbol` = ",
-                                   symbol.name, collection: FundingTable.name)
+        try await pool.scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`funding_time`)) * 1000 AS SIGNED) FROM `\(table)` WHERE `symbol` = ",
+                                   symbol.name, collection: table)
     }
 
     @discardableResult
@@ -27,22 +30,22 @@ public struct FundingStore: Sendable {
             .string(Array(repeating: symbol.name, count: n)), .int64(times),
             .string(rows.map(\.fundingRate.text)), .string(rows.map { $0.markPrice?.text ?? "" }),
         ]
-        var sql = FundingTable.upsertSQL
-        if let version = check.petrosaVersion {
+        var sql = FundingTable.upsertSQL(table: table)
+        if let version = check.petrosaVersion, table == FundingTable.name {
             // petrosa's shape: `id` from the exact funding time in ms, `timestamp` = the funding time, its default of
             // 8 funding hours, upserted on `id`.
             sql = FundingTable.petrosaUpsertSQL
             columns = [.string(rows.map { "\(symbol.name)_\($0.fundingTime)" }), .int64(times),
                        .string(Array(repeating: version, count: n))] + columns
         }
-        try await pool.batch(sql, columns: columns, rows: n, operation: "INSERT", collection: FundingTable.name)
+        try await pool.batch(sql, columns: columns, rows: n, operation: "INSERT", collection: table)
         return rows.count
     }
 
     /// Every stored funding rate of a symbol, oldest first: (time, rate, mark price or nil).
     public func all(symbol: Symbol) async throws -> [(Int64, String, String?)] {
         let rows = try await pool.withConnection { db in
-            try db.query("SELECT CAST(UNIX_TIMESTAMP(funding_time) * 1000 AS SIGNED), funding_rate, mark_price FROM `\(FundingTable.name)` "
+            try db.query("SELECT CAST(UNIX_TIMESTAMP(funding_time) * 1000 AS SIGNED), funding_rate, mark_price FROM `\(table)` "
                          + "WHERE symbol = \(try db.quote(symbol.name)) ORDER BY funding_time")
         }
         return rows.map { (Int64($0[0]!)!, $0[1]!, $0[2]) }
@@ -217,6 +220,10 @@ extension KlineStore: KlineStoring {
 
 extension FundingStore: FundingStoring {
     public func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int { try await upsert(symbol: symbol, rows: rows) }
+    public func table(for market: Market) -> any FundingStoring {
+        let name = FundingTable.name(for: market)
+        return name == table ? self : FundingStore(pool: pool, table: name)
+    }
 }
 
 extension TradeStore: TradeStoring {

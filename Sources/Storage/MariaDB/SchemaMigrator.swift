@@ -119,8 +119,8 @@ public struct SchemaMigrator: Sendable {
 
     /// Every table besides the kline tables.
     public static var otherTables: [TableDefinition] {
-        [FundingTable.definition, TradeTable(market: .futures).definition, TradeTable(market: .spot).definition, ConfirmedGapTable.definition,
-         MetricsTable.definition]
+        [FundingTable.definition, FundingTable.definition(for: .coinm)] + Market.allCases.map { TradeTable(market: $0).definition }
+            + [ConfirmedGapTable.definition, MetricsTable.definition]
     }
 
     /// Names of the tables in the pool's database.

@@ -131,7 +131,7 @@ public struct PostgresKlineStore: Sendable {
     /// Every stored kline of `symbol`, oldest first, with decimals as PostgreSQL prints them. A price series' candle
     /// reads as it is carried (`Kline(price:)`): its count in the trade count, volumes zero.
     public func klines(table: KlineTable, symbol: Symbol) async throws -> [StoredKline] {
-        let decimals = table.isTrade ? KlineTable.decimalColumns.map { "\(PostgresConnection.identifier($0))::text" }
+        let decimals = table.isTrade ? table.decimalColumns.map { "\(PostgresConnection.identifier($0))::text" }
             : KlineTable.ohlcColumns.map { "\(PostgresConnection.identifier($0))::text" } + ["'0'", "'0'", "'0'", "'0'"]
         let sql = "SELECT (extract(epoch FROM \"open_time\") * 1000)::bigint, (extract(epoch FROM \"close_time\") * 1000)::bigint, "
             + "\(decimals.joined(separator: ", ")), \(PostgresConnection.identifier(table.countColumn)) FROM \(PostgresConnection.identifier(table.name)) "

@@ -33,21 +33,21 @@ enum PostgresTables {
     /// table this store does not know.
     static func createSQL(_ definition: TableDefinition) -> String? {
         switch definition.name {
-        case FundingTable.name:
-            """
-            CREATE TABLE IF NOT EXISTS \(id(FundingTable.name)) (
+        case FundingTable.name, FundingTable.name(for: .coinm):
+            return """
+            CREATE TABLE IF NOT EXISTS \(id(definition.name)) (
               "symbol" varchar(20) NOT NULL,
               "funding_time" timestamptz NOT NULL,
               "funding_rate" numeric(38,18) NOT NULL,
               "mark_price" numeric(38,18) NULL,
               PRIMARY KEY ("symbol", "funding_time")
             );
-            COMMENT ON TABLE \(id(FundingTable.name)) IS 'Binance USD-M funding rates';
-            COMMENT ON COLUMN \(id(FundingTable.name))."mark_price" IS 'NULL where Binance sends none (older records)'
+            COMMENT ON TABLE \(id(definition.name)) IS 'Binance \(definition.name == FundingTable.name ? "USD-M" : "COIN-M") funding rates';
+            COMMENT ON COLUMN \(id(definition.name))."mark_price" IS 'NULL where Binance sends none (older records)'
             """
-        case ConfirmedGapTable.name: PostgresKlineStore.confirmedGapsSQL
+        case ConfirmedGapTable.name: return PostgresKlineStore.confirmedGapsSQL
         case MetricsTable.name:
-            """
+            return """
             CREATE TABLE IF NOT EXISTS \(id(MetricsTable.name)) (
               "symbol" varchar(20) NOT NULL,
               "metric_time" timestamptz NOT NULL,
@@ -57,12 +57,13 @@ enum PostgresTables {
             COMMENT ON TABLE \(id(MetricsTable.name)) IS 'Binance USD-M open interest and trader ratios, every 5 minutes; NULL where Binance published none'
             """
         case let name where Market.allCases.contains(where: { TradeTable(market: $0).name == name }):
-            """
+            let quantity = Market.allCases.map(TradeTable.init).first { $0.name == name }?.quantityColumn ?? "quantity"
+            return """
             CREATE TABLE IF NOT EXISTS \(id(name)) (
               "symbol" varchar(20) NOT NULL,
               "agg_trade_id" bigint NOT NULL,
               "price" numeric(38,18) NOT NULL,
-              "quantity" numeric(38,18) NOT NULL,
+              \(id(quantity)) numeric(38,18) NOT NULL,
               "first_trade_id" bigint NOT NULL,
               "last_trade_id" bigint NOT NULL,
               "trade_time" timestamptz NOT NULL,
@@ -72,7 +73,7 @@ enum PostgresTables {
             CREATE INDEX IF NOT EXISTS \(id("ix_\(name)_symbol_time")) ON \(id(name)) ("symbol", "trade_time");
             COMMENT ON TABLE \(id(name)) IS 'Binance aggregate trades'
             """
-        default: nil
+        default: return nil
         }
     }
 }
@@ -136,22 +137,29 @@ extension PostgresConnection {
 /// Funding rates in PostgreSQL's `funding_rates`.
 public struct PostgresFundingStore: FundingStoring {
     public let pool: PostgresPool
-    public init(pool: PostgresPool) { self.pool = pool }
+    /// `funding_rates`, or `coinm_funding_rates`.
+    public let table: String
+    public init(pool: PostgresPool, table: String = FundingTable.name) {
+        self.pool = pool
+        self.table = table
+    }
+
+    public func table(for market: Market) -> any FundingStoring { PostgresFundingStore(pool: pool, table: FundingTable.name(for: market)) }
 
     static let columns = ["symbol", "funding_time", "funding_rate", "mark_price"]
 
     public func lastFundingTime(symbol: Symbol) async throws -> Int64? {
-        try await pool.withConnection { try $0.newestTime("funding_time", table: FundingTable.name, symbol: symbol) }
+        try await pool.withConnection { try $0.newestTime("funding_time", table: table, symbol: symbol) }
     }
 
     public func write(symbol: Symbol, rows: [FundingRate]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
         var text: [UInt8] = []
         for r in rows { PostgresConnection.copyRow([symbol.name, UTCCalendar.iso8601(r.fundingTime), r.fundingRate.text, r.markPrice?.text], into: &text) }
-        let context = "writing \(rows.count) funding rates of \(symbol) to \(FundingTable.name)"
-        try await postgresSpan(pool, "INSERT", FundingTable.name, batchSize: rows.count) {
+        let context = "writing \(rows.count) funding rates of \(symbol) to \(table)"
+        try await postgresSpan(pool, "INSERT", table, batchSize: rows.count) {
             try await pool.withConnection { [text] in
-                try $0.upsert(into: FundingTable.name, columns: Self.columns, key: ["symbol", "funding_time"], copyText: text, context: context)
+                try $0.upsert(into: table, columns: Self.columns, key: ["symbol", "funding_time"], copyText: text, context: context)
             }
         }
         return rows.count
@@ -160,8 +168,8 @@ public struct PostgresFundingStore: FundingStoring {
     /// Every stored funding rate of a symbol, oldest first: (time, rate, mark price or nil), as PostgreSQL prints them.
     public func all(symbol: Symbol) async throws -> [(Int64, String, String?)] {
         let rows = try await pool.withConnection {
-            try $0.query("SELECT (extract(epoch FROM \"funding_time\") * 1000)::bigint, \"funding_rate\"::text, \"mark_price\"::text FROM \"\(FundingTable.name)\" "
-                         + "WHERE \"symbol\" = $1 ORDER BY \"funding_time\"", [symbol.name], context: "reading \(FundingTable.name)")
+            try $0.query("SELECT (extract(epoch FROM \"funding_time\") * 1000)::bigint, \"funding_rate\"::text, \"mark_price\"::text FROM \(PostgresConnection.identifier(table)) "
+                         + "WHERE \"symbol\" = $1 ORDER BY \"funding_time\"", [symbol.name], context: "reading \(table)")
         }
         return rows.compactMap { r in
             guard r.count == 3, let time = r[0].flatMap({ Int64($0) }), let rate = r[1] else { return nil }
@@ -201,7 +209,9 @@ public struct PostgresTradeStore: TradeStoring {
     public let pool: PostgresPool
     public init(pool: PostgresPool) { self.pool = pool }
 
-    static let columns = ["symbol", "agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "trade_time", "is_buyer_maker"]
+    static func columns(_ table: TradeTable) -> [String] {
+        ["symbol", "agg_trade_id", "price", table.quantityColumn, "first_trade_id", "last_trade_id", "trade_time", "is_buyer_maker"]
+    }
 
     public func lastTradeId(table: TradeTable, symbol: Symbol) async throws -> Int64? {
         let rows = try await pool.withConnection {
@@ -228,7 +238,7 @@ public struct PostgresTradeStore: TradeStoring {
         let context = "writing \(trades.count) aggregate trades of \(symbol) to \(table.name)"
         try await postgresSpan(pool, "INSERT", table.name, batchSize: trades.count) {
             try await pool.withConnection { [text] in
-                try $0.upsert(into: table.name, columns: Self.columns, key: ["symbol", "agg_trade_id"], copyText: text, context: context)
+                try $0.upsert(into: table.name, columns: Self.columns(table), key: ["symbol", "agg_trade_id"], copyText: text, context: context)
             }
         }
         return trades.count
