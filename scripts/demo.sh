@@ -53,7 +53,7 @@ trap 'kill $sim_pid $recv_pid 2>/dev/null || true; rm -rf "$sim_log" "$recv_log"
 for _ in $(seq 1 50); do grep -q "listening on" "$recv_log" && break; sleep 0.1; done
 export OTEL_EXPORTER_OTLP_ENDPOINT=$(sed -n 's/.*listening on //p' "$recv_log")
 echo "OTLP receiver at $OTEL_EXPORTER_OTLP_ENDPOINT"
-export BINANCE_FUTURES_API_URL="$api" BINANCE_API_URL="$api" DEFAULT_SYMBOLS="BTCUSDT,ETHUSDT,PEPEUSDT" LOG_LEVEL=warning
+export BINANCE_FUTURES_API_URL="$api" BINANCE_API_URL="$api" BINANCE_COINM_API_URL="$api" DEFAULT_SYMBOLS="BTCUSDT,ETHUSDT,PEPEUSDT" LOG_LEVEL=warning
 # binance-sim serves the public archives (data.binance.vision's tree) too.
 export BINANCE_ARCHIVE_URL="$api"
 
@@ -72,6 +72,17 @@ say "Funding rates since 2024-01-01, aggregate trades of the last hour, and a ga
 "$BIN/binance-extractor" trades --symbols BTCUSDT --lookback-hours 1 --summary table | tail -1
 "$BIN/binance-extractor" gaps --timeframe 15m --dry-run
 
+say "Every series a futures backtest needs: mark, index and premium index candles (1h, since the start of last month)"
+"$BIN/binance-extractor" klines --series mark,index,premium --timeframes 1h --symbols BTCUSDT --start "$(date -u -d '1 month ago' +%Y-%m-01)" --summary table
+
+say "A month of open interest and trader ratios (futures_metrics): daily archive files, then REST for today"
+"$BIN/binance-extractor" metrics --symbols BTCUSDT --start "$(date -u -d '30 days ago' +%F)" --summary table | tail -1
+
+say "COIN-M: a perpetual's candles and funding, and the current quarter's delivery contract"
+quarter=$(curl -s "$api/dapi/v1/exchangeInfo" | python3 -c 'import json,sys; print(next(s["symbol"] for s in json.load(sys.stdin)["symbols"] if s.get("contractType") == "CURRENT_QUARTER"))')
+"$BIN/binance-extractor" klines --market coinm --timeframes 1h --symbols "BTCUSD_PERP,$quarter" --start "$(date -u -d '1 month ago' +%Y-%m-01)" --summary table
+"$BIN/binance-extractor" funding --market coinm --symbols BTCUSD_PERP --start "$(date -u -d '1 month ago' +%Y-%m-01)" --summary table | tail -1
+
 say "Second run: resumes from the last stored candle, re-reads one hour, fetches only what is new"
 "$BIN/binance-extractor" klines --timeframes 15m,1h --summary table
 
@@ -81,6 +92,9 @@ say "The trace of the second run, as a collector received it"
 say "What is in $STORE now: binance-extractor coverage (span, rows, rows expected, holes, outages, candles behind)"
 "$BIN/binance-extractor" coverage --format table
 sql "SELECT symbol, open_time, close_time, open_price, close_price, volume, number_of_trades FROM klines_h1 WHERE symbol = 'PEPEUSDT' ORDER BY open_time DESC LIMIT 3"
+sql "SELECT symbol, open_time, open_price, close_price, basic_data_count FROM premium_klines_h1 ORDER BY open_time DESC LIMIT 2"
+sql "SELECT symbol, metric_time, sum_open_interest, top_trader_long_short_account_ratio, taker_buy_sell_volume_ratio FROM futures_metrics ORDER BY metric_time DESC LIMIT 2"
+sql "SELECT symbol, open_time, close_price, volume_contracts, base_asset_volume FROM coinm_klines_h1 WHERE symbol = 'BTCUSD_PERP' ORDER BY open_time DESC LIMIT 2"
 
 say "Where the data is"
 if [ "$STORE" = postgresql ]; then

@@ -184,7 +184,11 @@ public actor BinanceSimulator {
         if path.hasPrefix("/data/") { return archive(path: path, head: request.method == .HEAD) }
         if path.hasPrefix("/futures/data/") {
             let query = Dictionary(request.query.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
-            return finish(tradingData(path: path, query: query, now: clock.now()), market: .futures)
+            let answer = tradingData(path: path, query: query, now: clock.now())
+            guard answer.statusCode.code == 200, let fault = nextFault(endpoint: "/futures/data") else { return finish(answer, market: .futures) }
+            if fault.kind.isLie { return finish(await lie(fault.kind, answer, symbol: query["symbol"]), market: .futures) }
+            if fault.kind == .slow { try? await Task.sleep(nanoseconds: UInt64(fault.slowMilliseconds) * 1_000_000); return finish(answer, market: .futures) }
+            return await inject(fault, market: .futures)
         }
         let market: Market
         if path.hasPrefix("/fapi/") { market = .futures } else if path.hasPrefix("/dapi/") { market = .coinm } else if path.hasPrefix("/api/") { market = .spot } else {
@@ -393,6 +397,9 @@ public actor BinanceSimulator {
                 rows.append(row)
             } else if var row = rows[rows.count - 1] as? [String: Any], let time = row["fundingTime"] as? Int64 {
                 row["fundingTime"] = time + threeYears
+                rows.append(row)
+            } else if var row = rows[rows.count - 1] as? [String: Any], let time = (row["timestamp"] as? String).flatMap({ Int64($0) }) ?? row["timestamp"] as? Int64 {
+                row["timestamp"] = "\(time + threeYears)"
                 rows.append(row)
             }
         case .wrongSymbol:

@@ -40,13 +40,15 @@ public enum FaultKind: String, Sendable, CaseIterable {
     /// aggTrades: one trade whose time goes backwards.
     case tradeTimes = "lie-trade-times"
 
-    /// The endpoints (`/klines`, `/fundingRate`, `/aggTrades`) whose answers the fault applies to.
+    /// The endpoints (`/klines` (every candle endpoint), `/fundingRate`, `/aggTrades`, `/futures/data` (the five
+    /// trading data endpoints)) whose answers the fault applies to.
     public var endpoints: Set<String> {
         switch self {
-        case .farFuture: ["/klines", "/fundingRate"]
-        case .wrongSymbol: ["/fundingRate"]
+        case .farFuture: ["/klines", "/fundingRate", "/futures/data"]
+        case .wrongSymbol: ["/fundingRate", "/futures/data"]
         case .tradeIds, .tradeTimes: ["/aggTrades"]
-        default: ["/klines"]
+        case .highBelowLow: ["/klines"]
+        default: ["/klines", "/futures/data"]
         }
     }
 

@@ -81,6 +81,33 @@ struct CoinMEndToEndTests {
         #expect(a == b, "rows fed from cm archive files differ from rows fed by REST")
     }
 
+    @Test("faults on /dapi pages and on cm files: retried, refused whole, filled from REST; an hour later one window per unit; exact",
+          arguments: StoreKind.allCases)
+    func faultsAndResume(store kind: StoreKind) async throws {
+        let clock = ManualClock(now: Self.now)
+        var configuration = BinanceSimulator.Configuration()
+        configuration.faults = [FaultPlan(kind: .descending, every: 2, count: 1), FaultPlan(kind: .http503, every: 3, count: 2),
+                                FaultPlan(kind: .highBelowLow, every: 5, count: 1)]
+        let sim = try await SimulatorFixture.start(configuration: configuration, clock: clock)
+        let db = try await TestStore.make(kind)
+        defer { Task { await sim.stop(); await db.drop() } }
+        await sim.simulator.setArchiveFaults(["BTCUSD_PERP-1h-2024-02-03.zip": .incomplete(rows: 10), "BTCUSD_PERP-1h-2024-02-05.zip": .missing,
+                                              "BTCUSD_PERP-1h-2024-02-07.zip": .disordered])
+        let run = try await Self.cli(["klines", "--timeframes", "1h", "--symbols", "BTCUSD_PERP", "--start", "2024-01-25", "--page-limit", "100",
+                                      "--unit-retries", "3"], sim: sim, store: db, clock: clock, source: "auto")
+        #expect(run.status == 0, "\(run.errors)")
+        #expect(await sim.simulator.statistics.faultsInjected == 4)
+        let start = UTCCalendar.parse("2024-01-25")!
+        try await E2E.expectExact(db, sim, table: Self.table(.h1), symbol: "BTCUSD_PERP", from: start, through: Self.now)
+
+        clock.advance(by: 3_600_000)
+        await sim.simulator.resetStatistics()
+        let next = try await Self.cli(["klines", "--timeframes", "1h", "--symbols", "BTCUSD_PERP"], sim: sim, store: db, clock: clock)
+        #expect(next.status == 0, "\(next.errors)")
+        #expect(await sim.simulator.statistics.klinesRequests == 1, "one window from the last stored candle (and its overlap) to now")
+        try await E2E.expectExact(db, sim, table: Self.table(.h1), symbol: "BTCUSD_PERP", from: start, through: clock.now())
+    }
+
     @Test("delivery contracts: one delivered is complete at its delivery (from listing, found by probes), the next quarter's fills to now",
           arguments: StoreKind.allCases)
     func deliveryContracts(store kind: StoreKind) async throws {

@@ -147,6 +147,23 @@ struct MetricsEndToEndTests {
         #expect(run.errors.contains("metrics Binance keeps neither in a file nor"))
     }
 
+    @Test("REST faults on the trading data endpoints (a 503, a cut body, a repeated row, a row years ahead): retried or refused whole, the data ends exact",
+          arguments: StoreKind.allCases)
+    func survivesRESTFaults(store kind: StoreKind) async throws {
+        let clock = ManualClock(now: Self.now)
+        var configuration = BinanceSimulator.Configuration()
+        configuration.faults = [FaultPlan(kind: .http503, every: 4, count: 2), FaultPlan(kind: .truncate, every: 6, count: 1),
+                                FaultPlan(kind: .duplicate, every: 3, count: 1), FaultPlan(kind: .farFuture, every: 5, count: 1)]
+        let sim = try await SimulatorFixture.start(configuration: configuration, clock: clock)
+        let db = try await TestStore.make(kind)
+        defer { Task { await sim.stop(); await db.drop() } }
+        let run = try await Self.cli(["metrics", "--symbols", "BTCUSDT", "--lookback-hours", "72", "--unit-retries", "3"], sim: sim, store: db,
+                                     clock: clock, source: "rest")
+        #expect(run.status == 0, "\(run.errors)")
+        #expect(await sim.simulator.statistics.faultsInjected == 5)
+        try await Self.expectExact(db, sim, symbol: "BTCUSDT", from: Self.now - 72 * 3_600_000, through: Self.now)
+    }
+
     @Test("metrics on spot, or gaps --metrics with --timeframes, is refused by name")
     func refused() async throws {
         let clock = ManualClock(now: Self.now)
