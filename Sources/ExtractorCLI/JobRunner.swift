@@ -282,7 +282,7 @@ extension ExtractorCLI {
             let metricsStore = resources.tables?.metrics
             return .run(units: units) { unit, attempt in
                 if unit.dataset == .metricsGaps, let metricsStore {
-                    return try await MetricsGapFiller(unit: unit, holes: plannedHoles[unit] ?? [], client: resources.client, store: metricsStore,
+                    return try await GapFiller(metrics: unit, holes: plannedHoles[unit] ?? [], client: resources.client, store: metricsStore,
                                                       gaps: gaps, clock: resources.clock, batchSize: common.batchSize, sourceMode: source,
                                                       archive: archive, logger: resources.logger).run(attempt)
                 }
