@@ -23,6 +23,8 @@ public actor BinanceSimulator {
         public var cachePages = false
         /// Extra symbols BENCH000USDT, BENCH001USDT, ... listed since 2019 (benchmarks).
         public var extraSymbols = 0
+        /// How far back the trading data endpoints answer (Binance: "the latest 30 days"); an older `startTime` is -1130.
+        public var metricsHistoryMilliseconds: Int64 = FuturesMetrics.restHistoryMilliseconds
 
         public init() {}
 
@@ -512,7 +514,7 @@ public actor BinanceSimulator {
         switch common(query, now: now, maxLimit: FuturesMetrics.maxLimit, defaultLimit: 30) {
         case .failure(let box): return box.response
         case .success(let (symbol, start, end, limit)):
-            let floor = now - FuturesMetrics.restHistoryMilliseconds
+            let floor = now - configuration.metricsHistoryMilliseconds
             if let start, start < floor { return error(400, -1130, "parameter 'startTime' is invalid.") }
             let rows = market.metrics(symbol: symbol, start: max(start ?? floor, floor), end: end ?? now, now: now)
                 .filter { $0.time % period == 0 }

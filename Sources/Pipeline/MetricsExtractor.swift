@@ -169,9 +169,22 @@ public struct MetricsExtractor: Sendable {
             try Task.checkCancellation()
             let windowEnd = min(to, cursor + Int64(FuturesMetrics.maxLimit - 1) * step)
             var pages: [(FuturesMetrics.Endpoint, [(Int64, [DecimalString])])] = []
-            for endpoint in FuturesMetrics.Endpoint.allCases {
-                pages.append((endpoint, try await client.metrics(endpoint, symbol: unit.symbol, startTime: cursor, endTime: windowEnd)))
+            do {
+                for endpoint in FuturesMetrics.Endpoint.allCases {
+                    pages.append((endpoint, try await client.metrics(endpoint, symbol: unit.symbol, startTime: cursor, endTime: windowEnd)))
+                    outcome.requests += 1
+                }
+            } catch BinanceError.api(status: 400, let payload) where payload.code == BinanceErrorCode.invalidParameter
+                        && payload.msg.localizedCaseInsensitiveContains("startTime") && cursor < clock.now() - FuturesMetrics.restHistoryMilliseconds + 86_400_000 {
+                // Binance counts its 30 days a little differently from us (its clock, its day): the oldest hour it
+                // refused is left to the files and `gaps --metrics`, and the window moves on.
                 outcome.requests += 1
+                logger.warning("Binance no longer keeps this hour of metrics on REST; it is counted as lacked",
+                               metadata: ["unit": "\(unit)", "start": "\(UTCCalendar.iso8601(cursor))"])
+                let next = min(to + step, cursor + 3_600_000)
+                outcome.archiveLacked += (next - cursor) / step
+                cursor = next
+                continue
             }
             let rows = FuturesMetrics.merge(pages)
             if !rows.isEmpty {

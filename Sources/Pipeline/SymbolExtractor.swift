@@ -141,9 +141,11 @@ public actor SymbolExtractor {
             plan = settings.planner.plan(interval: interval, lastStored: storedBefore, now: clock.now())
         }
         if let delivery = unit.symbol.deliveryTime, plan.end >= delivery {
-            // A delivery contract has no candles after it delivers: it is complete there, not behind.
+            // A delivery contract has no candles after it delivers: it is complete there, not behind. Once its last candle
+            // is stored, nothing is asked again (Binance may no longer list it at all).
             plan.end = interval.openTime(containing: delivery - 1)
             if plan.origin != .listing { plan.start = min(plan.start, plan.end + 1) }
+            if plan.origin == .resume, let stored = outcome.storedBefore ?? storedBefore, stored >= plan.end { plan.start = plan.end + 1 }
         }
         outcome.plan = plan
         outcome.storedBefore = attempt.previous.storedBefore ?? storedBefore

@@ -164,6 +164,23 @@ struct MetricsEndToEndTests {
         try await Self.expectExact(db, sim, symbol: "BTCUSDT", from: Self.now - 72 * 3_600_000, through: Self.now)
     }
 
+    @Test("an exchange that keeps a day less than 30 on REST: the hours it refuses (-1130) are counted as lacked, the rest stored exactly")
+    func stricterHistory() async throws {
+        let clock = ManualClock(now: Self.now)
+        var configuration = BinanceSimulator.Configuration()
+        configuration.metricsHistoryMilliseconds = 29 * 86_400_000
+        let sim = try await SimulatorFixture.start(configuration: configuration, clock: clock)
+        let db = try await TestStore.make(.postgresql)
+        defer { Task { await sim.stop(); await db.drop() } }
+        let run = try await Self.cli(["metrics", "--symbols", "BTCUSDT", "--start", "2024-01-21"], sim: sim, store: db, clock: clock, source: "rest")
+        #expect(run.status == 0, "\(run.errors)")
+        #expect(run.errors.contains("Binance no longer keeps this hour of metrics on REST"), "\(run.errors)")
+        let stored = try await db.metrics(symbol: "BTCUSDT")
+        let first = try #require(stored.first?.0)
+        #expect(first >= Self.now - 29 * 86_400_000 && first < Self.now - 29 * 86_400_000 + 3_600_000, "\(UTCCalendar.iso8601(first))")
+        try await Self.expectExact(db, sim, symbol: "BTCUSDT", from: first, through: Self.now)
+    }
+
     @Test("metrics on spot, or gaps --metrics with --timeframes, is refused by name")
     func refused() async throws {
         let clock = ManualClock(now: Self.now)
