@@ -78,9 +78,8 @@ say "Every series a futures backtest needs: mark, index and premium index candle
 say "A month of open interest and trader ratios (futures_metrics): daily archive files, then REST for today"
 "$BIN/binance-extractor" metrics --symbols BTCUSDT --start "$(date -u -d '30 days ago' +%F)" --summary table | tail -1
 
-say "COIN-M: a perpetual's candles and funding, and the current quarter's delivery contract"
-quarter=$(curl -s "$api/dapi/v1/exchangeInfo" | python3 -c 'import json,sys; print(next(s["symbol"] for s in json.load(sys.stdin)["symbols"] if s.get("contractType") == "CURRENT_QUARTER"))')
-"$BIN/binance-extractor" klines --market coinm --timeframes 1h --symbols "BTCUSD_PERP,$quarter" --start "$(date -u -d '1 month ago' +%Y-%m-01)" --summary table
+say "COIN-M: BTCUSD_* is the pair's perpetual and its listed quarterly contracts; then the perpetual's funding"
+"$BIN/binance-extractor" klines --market coinm --timeframes 1h --symbols 'BTCUSD_*' --start "$(date -u -d '1 month ago' +%Y-%m-01)" --summary table
 "$BIN/binance-extractor" funding --market coinm --symbols BTCUSD_PERP --start "$(date -u -d '1 month ago' +%Y-%m-01)" --summary table | tail -1
 
 say "Second run: resumes from the last stored candle, re-reads one hour, fetches only what is new"

@@ -45,6 +45,37 @@ public struct Symbol: Sendable, Hashable, Comparable, CustomStringConvertible, C
     }
 }
 
+/// Binance's quarterly delivery contracts deliver at 08:00 UTC on the last Friday of March, June, September and
+/// December (Binance, "Delivery Futures"; their names, `PAIR_YYMMDD`, carry that day).
+public enum QuarterlyDelivery {
+    /// Every quarterly delivery of the years `years`, in order.
+    public static func deliveries(years: ClosedRange<Int64>) -> [Int64] {
+        years.flatMap { year in
+            [3, 6, 9, 12].map { (month: Int64) -> Int64 in
+                let next = month == 12 ? UTCCalendar.days(year: year + 1, month: 1, day: 1) : UTCCalendar.days(year: year, month: month + 1, day: 1)
+                var day = next - 1
+                while (day + 4) % 7 != 5 { day -= 1 }  // 1970-01-01 was a Thursday (4); Friday is 5
+                return day * 86_400_000 + 8 * 3_600_000
+            }
+        }
+    }
+
+    /// The deliveries around `now`: the last one at or before it, and the two after it.
+    public static func around(_ now: Int64) -> (last: Int64, current: Int64, next: Int64)? {
+        let year = UTCCalendar.civil(days: now / 86_400_000).year
+        let all = deliveries(years: (year - 1)...(year + 1))
+        guard let current = all.firstIndex(where: { $0 > now }), current > 0, current + 1 < all.count else { return nil }
+        return (all[current - 1], all[current], all[current + 1])
+    }
+
+    /// The contract of `pair` delivering at `delivery`: `BTCUSD_240329`.
+    public static func symbol(pair: String, delivery: Int64) -> String {
+        let (y, m, d) = UTCCalendar.civil(days: delivery / 86_400_000)
+        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return pair + "_" + two(y % 100) + two(m) + two(d)
+    }
+}
+
 /// A symbol that does not match Binance's pattern.
 public struct SymbolError: Error, CustomStringConvertible, Equatable {
     public let raw: String

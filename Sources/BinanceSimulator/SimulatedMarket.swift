@@ -71,21 +71,11 @@ public struct SimulatedMarket: Sendable {
     /// the next quarter's. Each delivers at 08:00 UTC on the last Friday of March, June, September or December, and is
     /// listed two quarters before (Binance, "Delivery Futures").
     public static func quarterlies(pair: String, now: Int64) -> [SimulatedSymbol] {
-        func lastFriday(year: Int64, month: Int64) -> Int64 {
-            let next = month == 12 ? UTCCalendar.days(year: year + 1, month: 1, day: 1) : UTCCalendar.days(year: year, month: month + 1, day: 1)
-            var day = next - 1
-            while (day + 4) % 7 != 5 { day -= 1 }  // 1970-01-01 was a Thursday (4); Friday is 5
-            return day * 86_400_000 + 8 * 3_600_000
-        }
-        var deliveries: [Int64] = []
-        let (year, _, _) = UTCCalendar.civil(days: now / 86_400_000)
-        for y in (year - 1)...(year + 1) { for m in [3, 6, 9, 12] as [Int64] { deliveries.append(lastFriday(year: y, month: m)) } }
-        guard let current = deliveries.firstIndex(where: { $0 > now }), current > 0 else { return [] }
-        return [deliveries[current - 1], deliveries[current], deliveries[current + 1]].map { delivery in
-            let (y, m, d) = UTCCalendar.civil(days: delivery / 86_400_000)
-            let name = pair + "_" + String(format: "%02d%02d%02d", Int(y % 100), Int(m), Int(d))
-            return SimulatedSymbol(name: name, listedAt: KlineInterval.d1.openTime(containing: delivery - 182 * 86_400_000),
-                                   basePriceTicks: 6_100_000_000_000, baseVolumePerMinute: 2_000, contractSize: 100)
+        guard let around = QuarterlyDelivery.around(now) else { return [] }
+        return [around.last, around.current, around.next].map { delivery in
+            SimulatedSymbol(name: QuarterlyDelivery.symbol(pair: pair, delivery: delivery),
+                            listedAt: KlineInterval.d1.openTime(containing: delivery - 182 * 86_400_000),
+                            basePriceTicks: 6_100_000_000_000, baseVolumePerMinute: 2_000, contractSize: 100)
         }
     }
 

@@ -17,6 +17,9 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 public struct CommonConfiguration: Sendable {
     public var market: Market
     public var symbols: [Symbol]
+    /// `PAIR_*` in `--symbols` (futures and COIN-M): every contract of the pair Binance lists when the run starts, and
+    /// the quarterly contract that delivered in the last week (see `JobRunner`).
+    public var families: [Symbol] = []
     public var dryRun: Bool
     public var apiURL: String
     public var database: DatabaseLocation?
@@ -252,12 +255,27 @@ enum Resolve {
         }
         let market = try market(c.market)
         let symbolText = try alias(c.symbols, c.symbol, option: "--symbols", alias: "--symbol") ?? env["DEFAULT_SYMBOLS"] ?? ""
+        // `BTCUSD_*`: a pair's contracts, whatever quarter it is.
+        var families: [Symbol] = [], named: [Substring] = []
+        for part in symbolText.split(separator: ",") {
+            let token = part.trimmingCharacters(in: .whitespaces)
+            guard token.hasSuffix("_*") else { named.append(part); continue }
+            guard market != .spot else {
+                throw ConfigurationError("'\(token)' in --symbols names a pair's futures contracts: use it with --market futures or coinm, or list spot symbols")
+            }
+            do { families.append(try Symbol(validating: String(token.dropLast(2)))) } catch {
+                throw ConfigurationError("invalid contract family '\(token)': write the pair then _*, e.g. BTCUSD_*")
+            }
+        }
         var symbols: [Symbol]
-        do { symbols = try Symbol.parseList(symbolText) } catch { throw ConfigurationError(error.description) }
-        guard !symbols.isEmpty else {
+        do { symbols = try Symbol.parseList(named.joined(separator: ",")) } catch { throw ConfigurationError(error.description) }
+        guard !symbols.isEmpty || !families.isEmpty else {
             throw ConfigurationError("no symbols given: pass --symbols BTCUSDT,ETHUSDT or set DEFAULT_SYMBOLS")
         }
         let shard = try shard(c.shard, env)
+        if shard != nil && !families.isEmpty {
+            throw ConfigurationError("--symbols \(families.map { $0.name + "_*" }.joined(separator: ",")) with --shard: each pod would take the whole family; list the contracts instead")
+        }
         if let shard { symbols = symbols.enumerated().filter { $0.offset % shard.count == shard.index }.map(\.element) }
         let weightShare: Double
         if let share = c.weightShare ?? env["WEIGHT_SHARE"].flatMap({ $0.isEmpty ? nil : Double($0) }) {
@@ -280,7 +298,7 @@ enum Resolve {
             throw ConfigurationError("no database configured: set DATABASE_URL or MYSQL_URI (mysql://user:password@host:3306/database, postgresql://…) or pass --database-url"
                                      + (c.dryRun ? "" : "; use --dry-run to fetch without writing"))
         }
-        return CommonConfiguration(
+        var configuration = CommonConfiguration(
             market: market, symbols: symbols, dryRun: c.dryRun, apiURL: apiURL, database: database,
             batchSize: try positive(c.batchSize, env: "DB_BATCH_SIZE", env, default: 2000, option: "--batch-size"),
             maxWorkers: try positive(try alias(c.maxWorkers, c.parallel, option: "--max-workers", alias: "--parallel"),
@@ -297,6 +315,8 @@ enum Resolve {
             dbReconnectWindowSeconds: try positive(c.dbReconnectWindow, env: nil, env, default: 30, option: "--db-reconnect-window"),
             verifyTLS: !(c.insecureSkipTLSVerify || ["1", "true", "yes"].contains(env["BINANCE_INSECURE_SKIP_TLS_VERIFY"]?.lowercased() ?? "")),
             weightShare: weightShare, shard: shard, warnings: warnings)
+        configuration.families = families
+        return configuration
     }
 
     /// A flag and its hidden alias (petrosa-binance-data-extractor's name for it): either, or both when equal.

@@ -14,6 +14,8 @@ import Tracing
 struct JobResources: Sendable {
     /// The prepared store: the tables that exist and the stores that write them; nil without a database (a dry run).
     let tables: PreparedTables?
+    /// The symbols the run works on: `--symbols`, with each `PAIR_*` family expanded (`ContractFamilies`).
+    var symbols: [Symbol] = []
     let client: BinanceClient
     let clock: any WallClock
     let logger: Logger
@@ -116,9 +118,23 @@ struct JobRunner {
             logger.warning("could not read exchangeInfo; using Binance's documented default limit", metadata: ["error": "\(error)", "rule": "\(rule)"])
         }
 
+        var symbols = config.symbols
+        if !config.families.isEmpty {
+            let expansion = ContractFamilies.expand(config.families, listed: client.listedSymbols, now: context.clock.now())
+            if let empty = expansion.unmatched.first {
+                let message = "--symbols \(empty.name)_*: Binance lists no \(config.market.displayName) contract of the pair \(empty.name) "
+                    + "(\(client.listedSymbols.isEmpty ? "exchangeInfo could not be read" : "check the pair's name, e.g. BTCUSD for COIN-M, BTCUSDT for USD-M"))"
+                context.errors.write("error: \(message)\n")
+                span.recordError(ConfigurationError(message))
+                return ExitStatus.badConfiguration
+            }
+            logger.info("contract families expanded", metadata: ["families": "\(config.families.map { $0.name + "_*" })", "contracts": "\(expansion.symbols.map(\.name))"])
+            symbols += expansion.symbols.filter { !symbols.contains($0) }
+        }
         let progress: TerminalProgress? = context.errorsIsTerminal ? TerminalProgress(sink: context.errors, clock: context.clock) : nil
         var resources = JobResources(tables: tables, client: client, clock: context.clock, logger: make("extractor"), progress: progress,
                                      dryRun: config.dryRun)
+        resources.symbols = symbols
         resources.http = http
         let jobPlan: JobPlan
         do {
@@ -174,9 +190,7 @@ extension ExtractorCLI {
         span.attributes["binance.timeframes"] = config.intervals.map(\.rawValue).joined(separator: ",")
         span.attributes["binance.series"] = config.series.map(\.rawValue).joined(separator: ",")
         let common = config.common
-        let units = config.series.flatMap { series in
-            config.intervals.flatMap { interval in common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, interval: interval, series: series) } }
-        }
+        let series = config.series, intervals = config.intervals
         let settings = SymbolExtractor.Settings(planner: config.planner, pageLimit: config.pageLimit, batchSize: common.batchSize,
                                                 sourceMode: config.source, listArchiveFiles: common.dryRun)
         let archiveURL = config.archiveURL
@@ -184,8 +198,7 @@ extension ExtractorCLI {
             // The confirmed-gaps table: a silence the run crosses is recorded there.
             klineTables: config.series.flatMap { series in config.intervals.map { KlineTable(market: common.market, interval: $0, series: series) } },
             otherTables: [ConfirmedGapTable.definition],
-            describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "series": config.series.map(\.rawValue).joined(separator: ","),
-                       "units": "\(units.count)"]
+            describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "series": config.series.map(\.rawValue).joined(separator: ",")]
         ) { resources in
             let store = resources.klineStore
             var withArchive = settings
@@ -193,6 +206,9 @@ extension ExtractorCLI {
                 withArchive.archive = ArchiveClient(baseURL: archiveURL, http: http, clock: resources.clock, logger: resources.logger)
             }
             let settings = withArchive
+            let units = series.flatMap { series in
+                intervals.flatMap { interval in resources.symbols.map { ExtractionUnit(market: common.market, symbol: $0, interval: interval, series: series) } }
+            }
             return .run(units: units) { unit, attempt in
                 try await SymbolExtractor(unit: unit, source: resources.client, store: store, clock: resources.clock, settings: settings,
                                           progress: resources.progress, logger: resources.logger).run(attempt)
@@ -244,9 +260,9 @@ extension ExtractorCLI {
                     report += "no table \(table.name) yet: nothing to check\n"
                     continue
                 }
-                if recheck && !common.dryRun && hasConfirmations { try await gaps.forget(table: table, symbols: common.symbols) }
+                if recheck && !common.dryRun && hasConfirmations { try await gaps.forget(table: table, symbols: resources.symbols) }
                 let confirmed = recheck || !hasConfirmations ? [] : try await gaps.confirmed(table: table)
-                var holes = try await gaps.holes(table: table, symbols: common.symbols, since: since).filter { !confirmed.contains($0) }
+                var holes = try await gaps.holes(table: table, symbols: resources.symbols, since: since).filter { !confirmed.contains($0) }
                 if let maxGapDays {
                     let limit = Int64(maxGapDays) * 86_400_000
                     for hole in holes where hole.to - hole.from >= limit {
@@ -264,7 +280,7 @@ extension ExtractorCLI {
                     continue
                 }
                 let bySymbol = Dictionary(grouping: holes, by: \.symbol)
-                for symbol in common.symbols {
+                for symbol in resources.symbols {
                     guard let found = bySymbol[symbol.name] else { continue }
                     let unit = (table as? KlineTable).map { ExtractionUnit(market: common.market, symbol: symbol, dataset: .gaps($0.interval), series: $0.series) }
                         ?? ExtractionUnit(market: .futures, symbol: symbol, dataset: .metricsGaps)
@@ -313,7 +329,8 @@ extension ExtractorCLI {
         return await JobRunner(command: "funding", config: common, context: context, span: span).run(
             klineTables: [], otherTables: [FundingTable.definition(for: common.market)], describe: [:]
         ) { resources in
-            let units = common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, dataset: .funding) }
+            // A family's delivery contracts have no funding: its perpetual only.
+            let units = resources.symbols.filter(\.isPerpetual).map { ExtractionUnit(market: common.market, symbol: $0, dataset: .funding) }
             // The table exists unless this is a dry run on a database that never had it.
             let table = FundingTable.name(for: common.market)
             let store: any FundingStoring = resources.tables.flatMap { $0.existing.contains(table) ? $0.funding?.table(for: common.market) : nil }
@@ -342,7 +359,7 @@ extension ExtractorCLI {
         return await JobRunner(command: "trades", config: common, context: context, span: span).run(
             klineTables: [], otherTables: [table.definition], describe: [:]
         ) { resources in
-            let units = common.symbols.map { ExtractionUnit(market: common.market, symbol: $0, dataset: .aggTrades) }
+            let units = resources.symbols.map { ExtractionUnit(market: common.market, symbol: $0, dataset: .aggTrades) }
             let store: any TradeStoring = resources.tables.flatMap { $0.existing.contains(table.name) ? $0.trades : nil } ?? EmptyTradeStore()
             let startTime = range?.lowerBound ?? (resources.clock.now() - Int64(lookback) * 3_600_000)
             let archive = source == .rest ? nil : resources.http.map {
@@ -365,6 +382,9 @@ extension ExtractorCLI {
             guard common.market == .futures else {
                 throw ConfigurationError("open interest and trader ratios exist on USD-M futures only: drop --market \(common.market.rawValue)")
             }
+            guard common.families.isEmpty else {
+                throw ConfigurationError("metrics are a symbol's (BTCUSDT), not a contract family's: list the symbols instead of \(common.families.map { $0.name + "_*" }.joined(separator: ","))")
+            }
             (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_METRICS_SOURCE", environment)
             range = try Resolve.range(command.range, now: context.clock.now())
             lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
@@ -375,7 +395,7 @@ extension ExtractorCLI {
         return await JobRunner(command: "metrics", config: common, context: context, span: span).run(
             klineTables: [], otherTables: [MetricsTable.definition], describe: [:]
         ) { resources in
-            let units = common.symbols.map { ExtractionUnit(market: .futures, symbol: $0, dataset: .metrics) }
+            let units = resources.symbols.map { ExtractionUnit(market: .futures, symbol: $0, dataset: .metrics) }
             let store: any MetricsStoring = resources.tables.flatMap { $0.existing.contains(MetricsTable.name) ? $0.metrics : nil } ?? EmptyMetricsStore()
             let archive = source == .rest ? nil : resources.http.map {
                 ArchiveClient(baseURL: archiveURL, http: $0, clock: resources.clock, logger: resources.logger)
@@ -392,6 +412,29 @@ extension ExtractorCLI {
 struct EmptyMetricsStore: MetricsStoring {
     func lastMetricTime(symbol: Symbol) async throws -> Int64? { nil }
     func write(symbol: Symbol, rows: [FuturesMetric]) async throws -> Int { 0 }
+}
+
+/// `PAIR_*` in `--symbols`: the contracts of a pair, found when the run starts, so a CronJob follows the quarters
+/// without an edit. The contracts `exchangeInfo` lists for the pair (its `pair` field, or the name's prefix where a
+/// market gives none: the perpetual, the current and the next quarter), and the quarterly contract that delivered in
+/// the last 7 days (Binance may stop listing it at delivery; its last candles are stored by the run after).
+enum ContractFamilies {
+    static let recentlyDelivered: Int64 = 7 * 86_400_000
+
+    static func expand(_ families: [Symbol], listed: [ExchangeInfo.SymbolInfo], now: Int64) -> (symbols: [Symbol], unmatched: [Symbol]) {
+        var symbols: [Symbol] = [], unmatched: [Symbol] = []
+        for family in families {
+            var found = listed.filter { ($0.pair ?? String($0.symbol.prefix { $0 != "_" })) == family.name && $0.symbol.hasPrefix(family.name + "_") }
+                .compactMap { try? Symbol(validating: $0.symbol) }
+            if let last = QuarterlyDelivery.around(now)?.last, now - last <= recentlyDelivered,
+               let delivered = try? Symbol(validating: QuarterlyDelivery.symbol(pair: family.name, delivery: last)), !found.contains(delivered), !found.isEmpty {
+                found.append(delivered)
+            }
+            if found.isEmpty { unmatched.append(family) }
+            symbols += found.sorted().filter { !symbols.contains($0) }
+        }
+        return (symbols, unmatched)
+    }
 }
 
 /// A dry run without a database, or before the table exists: nothing stored, nothing written.

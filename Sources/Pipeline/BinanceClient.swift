@@ -51,6 +51,10 @@ public final class BinanceClient: KlineSource, Sendable {
         serverPort = components?.port ?? (components?.scheme == "http" ? 80 : 443)
     }
 
+    /// The symbols `exchangeInfo` listed when the run read it (empty until then, or when it could not be read).
+    public var listedSymbols: [ExchangeInfo.SymbolInfo] { listed.value }
+    private let listed = LockedValue<[ExchangeInfo.SymbolInfo]>([])
+
     /// Requests sent, retries, and answers by status, for the summary.
     public var requestStats: RequestStats.Snapshot { stats.snapshot }
 
@@ -63,6 +67,7 @@ public final class BinanceClient: KlineSource, Sendable {
         } catch {
             throw BinanceError.malformedBody("exchangeInfo could not be read: \(error)")
         }
+        listed.value = info.symbols ?? []
         // Several REQUEST_WEIGHT windows may be published; the shortest one paces us (the others are looser).
         if let rule = info.weightRules.min(by: { $0.windowMilliseconds < $1.windowMilliseconds }) {
             await limiter.configure(rule: rule, serverTime: info.serverTime)
@@ -226,6 +231,17 @@ public final class BinanceClient: KlineSource, Sendable {
         let prefix = String(decoding: response.body.prefix(120), as: UTF8.self)
             .replacingOccurrences(of: "\n", with: " ")
         return .unexpectedStatus(status: response.status, bodyPrefix: prefix)
+    }
+}
+
+/// A value shared between tasks.
+final class LockedValue<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
     }
 }
 

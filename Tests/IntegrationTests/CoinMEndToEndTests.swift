@@ -141,6 +141,24 @@ struct CoinMEndToEndTests {
         #expect((series["coinm_klines_h1 \(next)"]?["behind"] as? Int ?? 0) > 0, "the trading contract is two hours behind")
     }
 
+    @Test("BTCUSD_* follows the quarters: two days after a delivery it is the perpetual, the two listed quarters and the one that just delivered",
+          arguments: StoreKind.allCases)
+    func contractFamily(store kind: StoreKind) async throws {
+        let clock = ManualClock(now: UTCCalendar.parse("2024-03-31T00:05:30Z")!)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestStore.make(kind)
+        defer { Task { await sim.stop(); await db.drop() } }
+        let run = try await Self.cli(["klines", "--timeframes", "1d", "--symbols", "BTCUSD_*", "--lookback-hours", "240", "--summary", "json"],
+                                     sim: sim, store: db, clock: clock)
+        #expect(run.status == 0, "\(run.errors)")
+        let symbols = Set(NeverStuckTests.units(run).compactMap { $0["symbol"] as? String })
+        #expect(symbols == ["BTCUSD_PERP", "BTCUSD_240329", "BTCUSD_240628", "BTCUSD_240927"], "\(symbols)")
+        let start = KlineInterval.d1.openTime(containing: clock.now() - 240 * 3_600_000)
+        for symbol in symbols { try await E2E.expectExact(db, sim, table: Self.table(.d1), symbol: symbol, from: start, through: clock.now()) }
+        let delivered = try await db.klines(table: Self.table(.d1), symbol: "BTCUSD_240329")
+        #expect(delivered.last?.openTime == UTCCalendar.parse("2024-03-29"), "its last candle is the day it delivered")
+    }
+
     @Test("funding for perpetuals into coinm_funding_rates; a delivery contract is refused by name; trades count contracts", arguments: StoreKind.allCases)
     func fundingAndTrades(store kind: StoreKind) async throws {
         let clock = ManualClock(now: Self.now)

@@ -1,5 +1,6 @@
 import Foundation
 import BinanceAPI
+import Clocks
 @testable import ExtractorCLI
 import Storage
 import Telemetry
@@ -321,5 +322,50 @@ struct CrashingInputTests {
     func refusedIsExit2(option: String, value: String) async {
         let (status, errors) = await run(Self.base + [option, value])
         #expect(status == 2, "\(errors)")
+    }
+}
+
+@Suite("Contract families (PAIR_* in --symbols)")
+struct ContractFamilyTests {
+    static func info(_ symbol: String, pair: String? = nil) -> ExchangeInfo.SymbolInfo {
+        let json = "{\"symbol\":\"\(symbol)\"" + (pair.map { ",\"pair\":\"\($0)\"" } ?? "") + "}"
+        return try! JSONDecoder().decode(ExchangeInfo.SymbolInfo.self, from: Data(json.utf8))
+    }
+
+    @Test("quarterly deliveries fall on the last Friday of the quarter's month, at 08:00 UTC, and name their contracts")
+    func calendar() throws {
+        let around = try #require(QuarterlyDelivery.around(UTCCalendar.parse("2024-03-01T12:00:00Z")!))
+        #expect(around.last == UTCCalendar.parse("2023-12-29T08:00:00Z") && around.current == UTCCalendar.parse("2024-03-29T08:00:00Z"))
+        #expect(around.next == UTCCalendar.parse("2024-06-28T08:00:00Z"))
+        #expect(QuarterlyDelivery.symbol(pair: "BTCUSD", delivery: around.current) == "BTCUSD_240329")
+        #expect(try Symbol(validating: "BTCUSD_240329").deliveryTime == around.current)
+        #expect(try Symbol(validating: "BTCUSD_PERP").deliveryTime == nil && Symbol(validating: "BTCUSD_240230").deliveryTime == nil)
+    }
+
+    @Test("a family is the pair's listed contracts, plus the quarter that delivered in the last week")
+    func expansion() throws {
+        let listed = [Self.info("BTCUSD_PERP", pair: "BTCUSD"), Self.info("BTCUSD_240628", pair: "BTCUSD"), Self.info("BTCUSD_240927", pair: "BTCUSD"),
+                      Self.info("ETHUSD_PERP", pair: "ETHUSD"), Self.info("BTCUSDT_240628")]
+        let justAfter = UTCCalendar.parse("2024-03-31T00:00:00Z")!
+        let expanded = ContractFamilies.expand([try Symbol(validating: "BTCUSD")], listed: listed, now: justAfter)
+        #expect(expanded.symbols.map(\.name) == ["BTCUSD_240329", "BTCUSD_240628", "BTCUSD_240927", "BTCUSD_PERP"])
+        let later = ContractFamilies.expand([try Symbol(validating: "BTCUSD")], listed: listed, now: justAfter + 10 * 86_400_000)
+        #expect(!later.symbols.map(\.name).contains("BTCUSD_240329"), "delivered more than a week ago: complete, no longer followed")
+        // USD-M gives no pair here: the name's prefix decides; the perpetual BTCUSDT is not a suffixed contract.
+        #expect(ContractFamilies.expand([try Symbol(validating: "BTCUSDT")], listed: listed, now: justAfter + 10 * 86_400_000).symbols.map(\.name) == ["BTCUSDT_240628"])
+        #expect(ContractFamilies.expand([try Symbol(validating: "XRPUSD")], listed: listed, now: justAfter).unmatched.map(\.name) == ["XRPUSD"])
+    }
+
+    @Test("a family on spot, with --shard, or for metrics is refused by name", arguments: [
+        (["klines", "--market", "spot", "--timeframes", "1h", "--symbols", "BTCUSD_*", "--dry-run"], "use it with --market futures or coinm"),
+        (["klines", "--market", "coinm", "--timeframes", "1h", "--symbols", "BTCUSD_*", "--shard", "0/2", "--dry-run"], "with --shard"),
+        (["metrics", "--symbols", "BTCUSDT_*", "--dry-run"], "not a contract family"),
+        (["klines", "--market", "coinm", "--timeframes", "1h", "--symbols", "btc_*", "--dry-run"], "invalid contract family"),
+    ])
+    func refused(args: [String], message: String) async {
+        let out = LineSink(), err = LineSink()
+        let status = await ExtractorCLI.run(arguments: args, environment: ["OTEL_SDK_DISABLED": "true"],
+                                            context: RunContext(clock: ManualClock(now: 1_709_294_400_000), output: out, errors: err))
+        #expect(status == 2 && err.text.contains(message), "\(err.text)")
     }
 }
