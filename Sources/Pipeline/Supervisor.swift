@@ -96,7 +96,10 @@ public struct Supervisor: Sendable {
             span.attributes["binance.market"] = unit.market.rawValue
             span.attributes["binance.symbol"] = unit.symbol.name
             span.attributes["binance.dataset"] = unit.timeframeLabel
-            if let interval = unit.interval { span.attributes["binance.interval"] = interval.rawValue }
+            if let interval = unit.interval {
+                span.attributes["binance.interval"] = interval.rawValue
+                span.attributes["binance.series"] = unit.series.rawValue
+            }
             let report = await attempts(unit, span: span, work: work)
             let o = report.outcome
             if let plan = o.plan {
