@@ -181,7 +181,7 @@ struct BackfillRange: ParsableArguments {
 /// Where `klines`, `gaps` and `trades` read history from.
 struct ArchiveOptions: ParsableArguments {
     @Option(name: .customLong("source"), help: """
-        Where history comes from: auto (whole closed months and days from Binance's public archives, the rest from         REST), rest, or archive (files only). Env: BINANCE_KLINES_SOURCE (klines, gaps), BINANCE_TRADES_SOURCE (trades).         Default: auto.
+        Where history comes from: auto (whole closed months and days from Binance's public archives, the rest from REST), rest, or archive (files only). Env: BINANCE_KLINES_SOURCE (klines, gaps), BINANCE_TRADES_SOURCE (trades), BINANCE_METRICS_SOURCE (metrics). Default: auto.
         """)
     var source: String?
 
