@@ -183,5 +183,16 @@ struct CoinMEndToEndTests {
         #expect(ids.map(\.0) == served.map(\.id) && ids.count > 600)
         let whole = try await db.query("SELECT COUNT(*) FROM coinm_agg_trades WHERE quantity_contracts <> FLOOR(quantity_contracts)")
         #expect(whole.first?.first == "0", "contracts are whole")
+
+        // A closed day of trades from its data/futures/cm daily file.
+        await sim.simulator.resetStatistics()
+        let day = try await Self.cli(["trades", "--symbols", "BTCUSD_PERP", "--start", "2024-02-27", "--end", "2024-02-28", "--summary", "json"],
+                                     sim: sim, store: db, clock: clock, source: "auto")
+        #expect(day.status == 0, "\(day.errors)")
+        #expect(NeverStuckTests.units(day).first?["archive_files"] as? Int == 1, "\(day.output)")
+        let dayIds = try await db.tradeIds(TradeTable(market: .coinm), symbol: "BTCUSD_PERP").filter { $0.1 < UTCCalendar.parse("2024-02-28")! }
+        let dayServed = await sim.simulator.expectedAggTrades(symbol: "BTCUSD_PERP", fromId: dayIds.first?.0 ?? 0,
+                                                              throughTime: UTCCalendar.parse("2024-02-28")! - 1)
+        #expect(dayIds.count == 8640 && dayIds.map(\.0) == dayServed.map(\.id), "a day of one trade every 10 s")
     }
 }
