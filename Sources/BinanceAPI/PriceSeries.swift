@@ -1,6 +1,6 @@
-/// Which candle series of a USD-M symbol: the trades' (`/fapi/v1/klines`), or one of the prices Binance computes and
-/// publishes as candles of their own (USD-M Futures REST API, Market Data: "Mark Price Kline/Candlestick Data",
-/// "Index Price Kline/Candlestick Data", "Premium Index Kline Data"). Those have no volumes and no trades: each
+/// Which candle series of a futures symbol: the trades' (`/fapi/v1/klines`), or one of the prices Binance computes and
+/// publishes as candles of their own (USD-M and COIN-M Futures REST API, Market Data: "Mark Price Kline/Candlestick
+/// Data", "Index Price Kline/Candlestick Data", "Premium Index Kline Data"). Those have no volumes and no trades: each
 /// candle holds open, high, low, close and, in field 8, the count of basic data it was made from.
 public enum PriceSeries: String, Sendable, CaseIterable, CustomStringConvertible {
     case trade, mark, index, premium
@@ -26,10 +26,24 @@ public enum PriceSeries: String, Sendable, CaseIterable, CustomStringConvertible
     public var description: String { rawValue }
 
     /// Whether the market publishes the series: spot has trade candles only.
-    public func isAvailable(on market: Market) -> Bool { self == .trade || market == .futures }
+    public func isAvailable(on market: Market) -> Bool { self == .trade || market != .spot }
 
-    /// The endpoint of the series on `market` (trade klines: the market's own).
-    public func path(on market: Market) -> String { self == .trade ? market.klinesPath : futuresPath }
+    /// The endpoint of the series on `market` (trade klines: the market's own; COIN-M's under `/dapi/v1`).
+    public func path(on market: Market) -> String {
+        switch (self, market) {
+        case (.trade, _): market.klinesPath
+        case (_, .coinm): "/dapi/v1/" + (futuresPath.split(separator: "/").last.map(String.init) ?? "")
+        default: futuresPath
+        }
+    }
+
+    /// What a unit of the series is asked by: the index is a pair's, so a contract (`BTCUSD_PERP`, `BTCUSDT_240628`)
+    /// stands for its pair (`BTCUSD`, `BTCUSDT`); every other series is the symbol's own.
+    public func instrument(for symbol: Symbol) -> Symbol {
+        guard self == .index, let underscore = symbol.name.firstIndex(of: "_"),
+              let pair = try? Symbol(validating: String(symbol.name[..<underscore])) else { return symbol }
+        return pair
+    }
 
     /// The folder of the series in the archives (`data/futures/um/daily/markPriceKlines/...`).
     public var archiveFolder: String {
@@ -41,13 +55,15 @@ public enum PriceSeries: String, Sendable, CaseIterable, CustomStringConvertible
         }
     }
 
-    /// The prefix of the series' tables (`mark_klines_1h`); trade klines keep their market's (`klines_`, `spot_klines_`).
+    /// The prefix of the series' tables (`mark_klines_h1`; COIN-M's `coinm_mark_klines_h1`); trade klines keep their
+    /// market's (`klines_`, `spot_klines_`, `coinm_klines_`).
     public func tablePrefix(market: Market) -> String {
+        let coinm = market == .coinm ? "coinm_" : ""
         switch self {
-        case .trade: market.tablePrefix
-        case .mark: "mark_klines_"
-        case .index: "index_klines_"
-        case .premium: "premium_klines_"
+        case .trade: return market.tablePrefix
+        case .mark: return coinm + "mark_klines_"
+        case .index: return coinm + "index_klines_"
+        case .premium: return coinm + "premium_klines_"
         }
     }
 }

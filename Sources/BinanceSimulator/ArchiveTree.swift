@@ -109,7 +109,10 @@ struct ArchiveTree {
 
     /// The CSV rows of a file, as Binance writes them.
     static func csv(_ file: ArchiveFile, market: SimulatedMarket, now: Int64, keepRows: Int? = nil, disordered: Bool = false) -> [UInt8]? {
-        guard let symbol = market.symbols[file.symbol.name], symbol.market == file.market || file.market == .spot && symbol.market == .futures else { return nil }
+        // COIN-M's index files are the pair's (`indexPriceKlines/BTCUSD/...`), made from its perpetual.
+        var name = file.symbol.name
+        if file.market == .coinm, case .priceKlines(.index, _) = file.dataset { name += "_PERP" }
+        guard let symbol = market.symbols[name], symbol.market == file.market || file.market == .spot && symbol.market == .futures else { return nil }
         let range = file.range
         let micro = file.market == .spot && range.lowerBound >= spotMicrosecondsSince
         func time(_ ms: Int64, close: Bool) -> String { micro ? "\(ms * 1000 + (close ? 999 : 0))" : "\(ms)" }

@@ -172,7 +172,8 @@ public actor BinanceSimulator {
 
     public func expectedKlines(symbol: String, interval: KlineInterval, series: PriceSeries = .trade, from start: Int64,
                                through end: Int64) -> [Kline] {
-        guard let s = market.symbols[symbol] else { return [] }
+        // A COIN-M index is asked by pair and made from the pair's perpetual.
+        guard let s = market.symbols[symbol] ?? (series == .index ? market.symbols[symbol + "_PERP"] : nil) else { return [] }
         return market.klines(symbol: s, series: series, interval: interval, start: start, end: end, limit: .max, now: clock.now())
             .filter { !$0.isOpen(at: clock.now()) }
     }
@@ -204,7 +205,7 @@ public actor BinanceSimulator {
         let endpoint = String(path.drop(while: { $0 != "v" }).drop(while: { $0 != "/" }))
         // Mark, index and premium index klines: USD-M only; weighed as the klines are (USD-M Futures, Market Data, "Mark
         // Price Kline/Candlestick Data" and the others: "Request Weight: based on parameter LIMIT").
-        let series = market == .futures ? PriceSeries.allCases.first { "/" + ($0.futuresPath.split(separator: "/").last ?? "") == endpoint } : nil
+        let series = market != .spot ? PriceSeries.allCases.first { $0 != .trade && "/" + ($0.futuresPath.split(separator: "/").last ?? "") == endpoint } : nil
         let weight: Int
         switch endpoint {
         case _ where series != nil, "/klines":
@@ -440,8 +441,10 @@ public actor BinanceSimulator {
             return error(400, BinanceErrorCode.mandatoryParamEmptyOrMalformed,
                          "Mandatory parameter '\(parameter)' was not sent, was empty/null, or malformed.")
         }
-        guard let symbol = listed(symbolName, now: now), symbol.market == market || market == .spot && symbol.market == .futures else {
-            return error(400, BinanceErrorCode.badSymbol, "Invalid symbol.")
+        // A COIN-M index is a pair's (`BTCUSD`): its values follow the pair's perpetual.
+        let name = series == .index && market == .coinm ? symbolName + "_PERP" : symbolName
+        guard let symbol = listed(name, now: now), symbol.market == market || market == .spot && symbol.market == .futures else {
+            return error(400, BinanceErrorCode.badSymbol, series == .index ? "Invalid pair." : "Invalid symbol.")
         }
         guard let intervalName = query["interval"] else {
             return error(400, BinanceErrorCode.mandatoryParamEmptyOrMalformed,

@@ -120,9 +120,9 @@ struct KlinesCommand: ParsableCommand {
         (or at the symbol's first candle with --from-listing). A run far behind moves at most --max-catch-up-days \
         past the last stored candle; the next run continues from there. The still-open candle is never stored. \
         Futures tables are klines_m1, klines_m5, ..., klines_d1, klines_mo1 (1M); spot tables are spot_klines_*. \
-        With --series mark, index or premium: USD-M mark price, index price (by pair: the name given in --symbols) and \
-        premium index candles, into mark_klines_*, index_klines_* and premium_klines_* (open, high, low, close and \
-        Binance's count of basic data).
+        With --series mark, index or premium: mark price, index price (by pair: the name given in --symbols, a contract \
+        standing for its pair) and premium index candles, into mark_klines_*, index_klines_* and premium_klines_* \
+        (coinm_mark_klines_* ... on COIN-M): open, high, low, close and Binance's count of basic data.
         """)
 
     @Option(help: ArgumentHelp("Comma-separated Binance intervals: 1s (spot), 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, 1M. Required.", valueName: "list"))
@@ -157,7 +157,7 @@ struct KlinesCommand: ParsableCommand {
 struct SeriesOption: ParsableArguments {
     @Option(name: .customLong("series"), help: ArgumentHelp("""
         Which candles, comma-separated: trade (Binance's klines), mark (mark price), index (index price, by pair) or premium \
-        (premium index); the last three on USD-M futures only. Env: BINANCE_KLINES_SERIES. Default: trade.
+        (premium index); the last three on futures only (USD-M and COIN-M). Env: BINANCE_KLINES_SERIES. Default: trade.
         """, valueName: "list"))
     var series: String?
 }

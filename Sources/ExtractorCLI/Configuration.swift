@@ -386,7 +386,7 @@ enum Resolve {
     }
 
     /// `--series` or `BINANCE_KLINES_SERIES`: a comma-separated list of trade, mark, index, premium (default trade);
-    /// the price series exist on USD-M futures only.
+    /// the price series exist on futures only (USD-M and COIN-M).
     static func series(_ option: SeriesOption, market: Market, _ env: [String: String]) throws(ConfigurationError) -> [PriceSeries] {
         let from = option.series != nil ? "--series" : "BINANCE_KLINES_SERIES"
         let text = option.series ?? env["BINANCE_KLINES_SERIES"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 } ?? "trade"
@@ -397,7 +397,7 @@ enum Resolve {
                 throw ConfigurationError("invalid series '\(part)' (\(from)='\(text)'): use trade, mark, index or premium, comma-separated")
             }
             guard series.isAvailable(on: market) else {
-                throw ConfigurationError("\(from) \(series): Binance publishes mark, index and premium index candles for USD-M futures only; drop --market \(market.rawValue) or ask for trade")
+                throw ConfigurationError("\(from) \(series): Binance publishes mark, index and premium index candles for futures only (USD-M and COIN-M); drop --market \(market.rawValue) or ask for trade")
             }
             if !out.contains(series) { out.append(series) }
         }

@@ -206,8 +206,11 @@ extension ExtractorCLI {
                 withArchive.archive = ArchiveClient(baseURL: archiveURL, http: http, clock: resources.clock, logger: resources.logger)
             }
             let settings = withArchive
+            // The index is a pair's: the contracts of one pair share one index unit.
             let units = series.flatMap { series in
-                intervals.flatMap { interval in resources.symbols.map { ExtractionUnit(market: common.market, symbol: $0, interval: interval, series: series) } }
+                intervals.flatMap { interval in
+                    resources.symbols.map(series.instrument(for:)).uniqued().map { ExtractionUnit(market: common.market, symbol: $0, interval: interval, series: series) }
+                }
             }
             return .run(units: units) { unit, attempt in
                 try await SymbolExtractor(unit: unit, source: resources.client, store: store, clock: resources.clock, settings: settings,
@@ -260,9 +263,11 @@ extension ExtractorCLI {
                     report += "no table \(table.name) yet: nothing to check\n"
                     continue
                 }
-                if recheck && !common.dryRun && hasConfirmations { try await gaps.forget(table: table, symbols: resources.symbols) }
+                // The index table holds pairs: a contract stands for its pair there.
+                let asked = (table as? KlineTable).map { table in resources.symbols.map(table.series.instrument(for:)).uniqued() } ?? resources.symbols
+                if recheck && !common.dryRun && hasConfirmations { try await gaps.forget(table: table, symbols: asked) }
                 let confirmed = recheck || !hasConfirmations ? [] : try await gaps.confirmed(table: table)
-                var holes = try await gaps.holes(table: table, symbols: resources.symbols, since: since).filter { !confirmed.contains($0) }
+                var holes = try await gaps.holes(table: table, symbols: asked, since: since).filter { !confirmed.contains($0) }
                 if let maxGapDays {
                     let limit = Int64(maxGapDays) * 86_400_000
                     for hole in holes where hole.to - hole.from >= limit {
@@ -280,7 +285,7 @@ extension ExtractorCLI {
                     continue
                 }
                 let bySymbol = Dictionary(grouping: holes, by: \.symbol)
-                for symbol in resources.symbols {
+                for symbol in asked {
                     guard let found = bySymbol[symbol.name] else { continue }
                     let unit = (table as? KlineTable).map { ExtractionUnit(market: common.market, symbol: symbol, dataset: .gaps($0.interval), series: $0.series) }
                         ?? ExtractionUnit(market: .futures, symbol: symbol, dataset: .metricsGaps)
@@ -418,6 +423,14 @@ struct EmptyMetricsStore: MetricsStoring {
 /// without an edit. The contracts `exchangeInfo` lists for the pair (its `pair` field, or the name's prefix where a
 /// market gives none: the perpetual, the current and the next quarter), and the quarterly contract that delivered in
 /// the last 7 days (Binance may stop listing it at delivery; its last candles are stored by the run after).
+extension Array where Element: Hashable {
+    /// The elements in order, each once.
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
+    }
+}
+
 enum ContractFamilies {
     static let recentlyDelivered: Int64 = 7 * 86_400_000
 

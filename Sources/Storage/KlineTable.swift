@@ -76,9 +76,9 @@ public struct KlineTable: Sendable, Hashable, CustomStringConvertible {
         switch series {
         case .trade where market == .coinm: "Binance COIN-M klines (volumes in contracts and base asset), interval \(interval.rawValue)"
         case .trade: "Binance \(market.rawValue) klines, interval \(interval.rawValue)"
-        case .mark: "Binance USD-M mark price klines, interval \(interval.rawValue)"
-        case .index: "Binance USD-M index price klines (by pair), interval \(interval.rawValue)"
-        case .premium: "Binance USD-M premium index klines, interval \(interval.rawValue)"
+        case .mark: "Binance \(market.displayName) mark price klines, interval \(interval.rawValue)"
+        case .index: "Binance \(market.displayName) index price klines (by pair), interval \(interval.rawValue)"
+        case .premium: "Binance \(market.displayName) premium index klines, interval \(interval.rawValue)"
         }
     }
 

@@ -108,6 +108,35 @@ struct CoinMEndToEndTests {
         try await E2E.expectExact(db, sim, table: Self.table(.h1), symbol: "BTCUSD_PERP", from: start, through: clock.now())
     }
 
+    @Test("COIN-M mark, index and premium candles: /dapi endpoints and cm files give the same rows; the index is the pair's, asked once for its contracts",
+          arguments: StoreKind.allCases)
+    func priceSeries(store kind: StoreKind) async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let fromFiles = try await TestStore.make(kind), fromREST = try await TestStore.make(kind)
+        defer { Task { await sim.stop(); await fromFiles.drop(); await fromREST.drop() } }
+        let args = ["klines", "--series", "mark,index,premium", "--timeframes", "1h", "--symbols", "BTCUSD_PERP,BTCUSD_240329", "--start", "2024-01-01",
+                    "--summary", "json"]
+        let auto = try await Self.cli(args, sim: sim, store: fromFiles, clock: clock, source: "auto")
+        #expect(auto.status == 0, "\(auto.errors)")
+        let units = NeverStuckTests.units(auto)
+        // mark and premium for each contract, the index once for the pair BTCUSD.
+        #expect(units.count == 5 && units.filter { $0["series"] as? String == "index" }.map { $0["symbol"] as? String } == ["BTCUSD"], "\(units)")
+        #expect(units.allSatisfy { $0["archive_files"] as? Int == 30 }, "\(units)")
+        let rest = try await Self.cli(args, sim: sim, store: fromREST, clock: clock)
+        #expect(rest.status == 0, "\(rest.errors)")
+        for series in [PriceSeries.mark, .index, .premium] {
+            let table = KlineTable(market: .coinm, interval: .h1, series: series)
+            let select = "SELECT * FROM \(table.name) ORDER BY symbol, open_time"
+            let a = try await fromFiles.query(select), b = try await fromREST.query(select)
+            #expect(a.count > 1400 && a == b, "\(table): \(a.count) rows from files, \(b.count) from REST")
+            for symbol in series == .index ? ["BTCUSD"] : ["BTCUSD_PERP", "BTCUSD_240329"] {
+                try await E2E.expectExact(fromFiles, sim, table: table, symbol: symbol, from: UTCCalendar.parse("2024-01-01")!, through: Self.now)
+            }
+        }
+        #expect(await sim.simulator.statistics.byStatus["400"] == nil)
+    }
+
     @Test("delivery contracts: one delivered is complete at its delivery (from listing, found by probes), the next quarter's fills to now",
           arguments: StoreKind.allCases)
     func deliveryContracts(store kind: StoreKind) async throws {

@@ -162,7 +162,7 @@ struct PriceSeriesEndToEndTests {
     @Test("a price series on spot, or a series Binance does not have, is refused by name before anything runs")
     func refused() async throws {
         let clock = ManualClock(now: Self.now)
-        for (args, message) in [(["--market", "spot", "--series", "mark"], "for USD-M futures only"),
+        for (args, message) in [(["--market", "spot", "--series", "mark"], "for futures only (USD-M and COIN-M)"),
                                 (["--series", "funding"], "invalid series 'funding'")] {
             let out = LineSink(), err = LineSink()
             let status = await ExtractorCLI.run(arguments: ["klines", "--timeframes", "1h", "--symbols", "BTCUSDT", "--dry-run"] + args,
