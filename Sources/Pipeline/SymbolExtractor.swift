@@ -145,7 +145,7 @@ public actor SymbolExtractor {
             // is stored, nothing is asked again (Binance may no longer list it at all).
             plan.end = interval.openTime(containing: delivery - 1)
             if plan.origin != .listing { plan.start = min(plan.start, plan.end + 1) }
-            if plan.origin == .resume, let stored = outcome.storedBefore ?? storedBefore, stored >= plan.end { plan.start = plan.end + 1 }
+            if plan.origin == .resume, let storedBefore, storedBefore >= plan.end { plan.start = plan.end + 1 }
         }
         outcome.plan = plan
         outcome.storedBefore = attempt.previous.storedBefore ?? storedBefore
@@ -392,19 +392,9 @@ public actor SymbolExtractor {
                 progress?.advanced(unit, candles: closed.count)
             }
             // A short page means Binance has nothing more in range; an open candle is always the newest. A short window
-            // says so only of itself.
-            if windowed && !reachedOpen && (page.count < pageLimit || page.last == nil) {
-                if let left = remaining {
-                    remaining = left - Int64(closed.count)
-                    if left - Int64(closed.count) <= 0 {
-                        outcome.caughtUp = false
-                        return
-                    }
-                }
-                cursor = requestEnd + 1
-                continue
-            }
-            guard !reachedOpen, page.count >= pageLimit, let last = page.last else {
+            // says so only of itself: the next window follows it.
+            let windowDone = windowed && page.count < pageLimit
+            guard !reachedOpen, windowDone || page.count >= pageLimit else {
                 outcome.caughtUp = true
                 return
             }
@@ -416,7 +406,7 @@ public actor SymbolExtractor {
                     return
                 }
             }
-            cursor = last.openTime + 1
+            cursor = windowDone ? requestEnd + 1 : (page.last.map { $0.openTime + 1 } ?? requestEnd + 1)
         }
         outcome.caughtUp = true
     }
