@@ -5,15 +5,18 @@
 public enum PriceSeries: String, Sendable, CaseIterable, CustomStringConvertible {
     case trade, mark, index, premium
 
-    /// The USD-M endpoint of the series.
-    public var futuresPath: String {
+    /// The endpoint's last path component, the same on USD-M (`/fapi/v1/...`) and COIN-M (`/dapi/v1/...`).
+    public var endpointName: String {
         switch self {
-        case .trade: "/fapi/v1/klines"
-        case .mark: "/fapi/v1/markPriceKlines"
-        case .index: "/fapi/v1/indexPriceKlines"
-        case .premium: "/fapi/v1/premiumIndexKlines"
+        case .trade: "klines"
+        case .mark: "markPriceKlines"
+        case .index: "indexPriceKlines"
+        case .premium: "premiumIndexKlines"
         }
     }
+
+    /// The USD-M endpoint of the series.
+    public var futuresPath: String { "/fapi/v1/" + endpointName }
 
     /// The query parameter naming the instrument: the index is a pair's ("Index Price Kline/Candlestick Data" takes
     /// `pair`), the others a symbol's.
@@ -32,7 +35,7 @@ public enum PriceSeries: String, Sendable, CaseIterable, CustomStringConvertible
     public func path(on market: Market) -> String {
         switch (self, market) {
         case (.trade, _): market.klinesPath
-        case (_, .coinm): "/dapi/v1/" + (futuresPath.split(separator: "/").last.map(String.init) ?? "")
+        case (_, .coinm): "/dapi/v1/" + endpointName
         default: futuresPath
         }
     }

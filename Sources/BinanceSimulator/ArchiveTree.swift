@@ -163,9 +163,8 @@ struct ArchiveTree {
                 return "\(integer.prefix(1)).\(integer.dropFirst())\(fraction)e+\(String(format: "%02d", integer.count - 1))"
             }
             for m in market.metrics(symbol: symbol, start: range.lowerBound, end: range.upperBound - 1, now: .max) {
-                let (y, mo, d) = UTCCalendar.civil(days: m.time / 86_400_000)
-                let seconds = m.time % 86_400_000 / 1000
-                let stamp = String(format: "%04d-%02d-%02d %02d:%02d:%02d", Int(y), Int(mo), Int(d), Int(seconds / 3600), Int(seconds / 60 % 60), Int(seconds % 60))
+                // `2024-01-21T00:05:00.000Z` written as `2024-01-21 00:05:00`.
+                let stamp = UTCCalendar.iso8601(m.time).prefix(19).replacingOccurrences(of: "T", with: " ")
                 let taker = (m.time / FuturesMetrics.periodMilliseconds) % 7 == 0 ? exponent(m.takerBuySellRatio) : padded(m.takerBuySellRatio, 10)
                 lines.append("\(stamp),\(symbol.name),\(padded(m.sumOpenInterest, 8)),\(padded(m.sumOpenInterestValue, 8)),"
                              + "\(padded(m.topTraderAccountRatio, 10)),\(padded(m.topTraderPositionRatio, 10)),\(padded(m.globalAccountRatio, 10)),\(taker)")

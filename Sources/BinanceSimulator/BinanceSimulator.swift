@@ -205,7 +205,7 @@ public actor BinanceSimulator {
         let endpoint = String(path.drop(while: { $0 != "v" }).drop(while: { $0 != "/" }))
         // Mark, index and premium index klines: USD-M only; weighed as the klines are (USD-M Futures, Market Data, "Mark
         // Price Kline/Candlestick Data" and the others: "Request Weight: based on parameter LIMIT").
-        let series = market != .spot ? PriceSeries.allCases.first { $0 != .trade && "/" + ($0.futuresPath.split(separator: "/").last ?? "") == endpoint } : nil
+        let series = market != .spot ? PriceSeries.allCases.first { $0 != .trade && "/" + $0.endpointName == endpoint } : nil
         let weight: Int
         switch endpoint {
         case _ where series != nil, "/klines":
@@ -637,12 +637,12 @@ public actor BinanceSimulator {
         let (interval, num): (String, Int64) = rule.windowMilliseconds % 60_000 == 0
             ? ("MINUTE", rule.windowMilliseconds / 60_000) : ("SECOND", max(1, rule.windowMilliseconds / 1000))
         // Each market lists its own; COIN-M lists a delivery contract until it delivers, with its pair, contract type and dates.
+        let nextDelivery = self.market.symbols.values.compactMap(\.deliveredAt).filter { $0 > now }.min()
         let symbols = self.market.symbols.values.filter { ($0.market == .coinm) == (market == .coinm) && ($0.deliveredAt.map { $0 > now } ?? true) }
             .sorted { $0.name < $1.name }.map { s in
                 let status = (s.delistedAt.map { $0 <= now } ?? false) ? "SETTLING" : "TRADING"
                 guard market == .coinm else { return "{\"symbol\":\"\(s.name)\",\"status\":\"\(status)\"}" }
                 let pair = s.name.split(separator: "_").first.map(String.init) ?? s.name
-                let nextDelivery = self.market.symbols.values.compactMap(\.deliveredAt).filter { $0 > now }.min()
                 let type = s.deliveredAt == nil ? "PERPETUAL" : s.deliveredAt == nextDelivery ? "CURRENT_QUARTER" : "NEXT_QUARTER"
                 return "{\"symbol\":\"\(s.name)\",\"pair\":\"\(pair)\",\"contractType\":\"\(type)\",\"deliveryDate\":\(s.deliveredAt ?? 4_133_404_800_000),"
                     + "\"onboardDate\":\(s.listedAt),\"contractStatus\":\"\(status)\",\"contractSize\":\(s.contractSize ?? 0)}"
