@@ -94,14 +94,18 @@ extension ExtractorCLI {
             let klineTables = KlineTable.all.filter { t in
                 existing.contains(t.name) && (market == nil || t.market == market) && (intervals?.contains(t.interval) ?? true)
             }
+            // A table of rows on a grid: expected rows, holes, confirmed outages and rows behind.
+            func gridded(_ table: any GapTable) async throws -> [SeriesCoverage] {
+                let confirmed = existing.contains(ConfirmedGapTable.name) ? try await store.gaps.confirmed(table: table) : []
+                return try await store.klines(table: table, symbols: symbols, confirmed: confirmed, now: context.clock.now())
+            }
             for table in klineTables {
                 // A table of another shape (epoch numbers for times, say) is named, not misread.
                 if let reason = try await store.unreadable(table) {
                     report.notes.append("\(table.name) not read: \(reason)")
                     continue
                 }
-                let confirmed = existing.contains(ConfirmedGapTable.name) ? try await store.gaps.confirmed(table: table) : []
-                report.series += try await store.klines(table: table, symbols: symbols, confirmed: confirmed, now: context.clock.now())
+                report.series += try await gridded(table)
             }
             if intervals == nil {
                 for fundingMarket in [Market.futures, .coinm] where market == nil || market == fundingMarket {
@@ -109,10 +113,8 @@ extension ExtractorCLI {
                     if existing.contains(table) { report.series += try await store.funding(table: table, symbols: symbols) }
                 }
                 if market == nil || market == .futures, existing.contains(MetricsTable.name) {
-                    // Every 5 minutes: expected rows, holes, confirmed outages and rows behind, as for a kline table.
-                    let table = MetricsTable()
-                    let confirmed = existing.contains(ConfirmedGapTable.name) ? try await store.gaps.confirmed(table: table) : []
-                    report.series += try await store.klines(table: table, symbols: symbols, confirmed: confirmed, now: context.clock.now())
+                    // Every 5 minutes, counted as a kline table is.
+                    report.series += try await gridded(MetricsTable())
                 }
                 for tradeMarket in Market.allCases where market == nil || market == tradeMarket {
                     let table = TradeTable(market: tradeMarket)

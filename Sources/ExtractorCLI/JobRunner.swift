@@ -24,6 +24,12 @@ struct JobResources: Sendable {
     /// The HTTP client the run's Binance requests go through (archive downloads too).
     var http: (any HTTPClient)?
 
+    /// The archive files of `--source auto|archive`, through the run's HTTP client; nil for `rest`.
+    func archive(_ source: KlinesSourceMode, baseURL: String) -> ArchiveClient? {
+        guard source != .rest, let http else { return nil }
+        return ArchiveClient(baseURL: baseURL, http: http, clock: clock, logger: logger)
+    }
+
     /// Tables that exist (a dry run treats missing ones as empty).
     var existingTables: Set<String> { tables?.existing ?? [] }
 
@@ -202,9 +208,7 @@ extension ExtractorCLI {
         ) { resources in
             let store = resources.klineStore
             var withArchive = settings
-            if settings.sourceMode != .rest, let http = resources.http {
-                withArchive.archive = ArchiveClient(baseURL: archiveURL, http: http, clock: resources.clock, logger: resources.logger)
-            }
+            withArchive.archive = resources.archive(settings.sourceMode, baseURL: archiveURL)
             let settings = withArchive
             // The index is a pair's: the contracts of one pair share one index unit.
             let units = series.flatMap { series in
@@ -296,9 +300,7 @@ extension ExtractorCLI {
             if common.dryRun || units.isEmpty && !report.isEmpty { return .report(report) }
             if !report.isEmpty { resources.logger.info("\(report.trimmingCharacters(in: .newlines))") }
             let store = resources.klineStore
-            let archive = source == .rest ? nil : resources.http.map {
-                ArchiveClient(baseURL: archiveURL, http: $0, clock: resources.clock, logger: resources.logger)
-            }
+            let archive = resources.archive(source, baseURL: archiveURL)
             let plannedHoles = holesByUnit
             let metricsStore = resources.tables?.metrics
             return .run(units: units) { unit, attempt in
@@ -367,9 +369,7 @@ extension ExtractorCLI {
             let units = resources.symbols.map { ExtractionUnit(market: common.market, symbol: $0, dataset: .aggTrades) }
             let store: any TradeStoring = resources.tables.flatMap { $0.existing.contains(table.name) ? $0.trades : nil } ?? EmptyTradeStore()
             let startTime = range?.lowerBound ?? (resources.clock.now() - Int64(lookback) * 3_600_000)
-            let archive = source == .rest ? nil : resources.http.map {
-                ArchiveClient(baseURL: archiveURL, http: $0, clock: resources.clock, logger: resources.logger)
-            }
+            let archive = resources.archive(source, baseURL: archiveURL)
             return .run(units: units) { unit, attempt in
                 try await TradeExtractor(market: common.market, symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
                                          startTime: startTime, backfill: range, batchSize: common.batchSize, maxPages: maxPages, dryRun: common.dryRun,
@@ -402,9 +402,7 @@ extension ExtractorCLI {
         ) { resources in
             let units = resources.symbols.map { ExtractionUnit(market: .futures, symbol: $0, dataset: .metrics) }
             let store: any MetricsStoring = resources.tables.flatMap { $0.existing.contains(MetricsTable.name) ? $0.metrics : nil } ?? EmptyMetricsStore()
-            let archive = source == .rest ? nil : resources.http.map {
-                ArchiveClient(baseURL: archiveURL, http: $0, clock: resources.clock, logger: resources.logger)
-            }
+            let archive = resources.archive(source, baseURL: archiveURL)
             return .run(units: units) { unit, attempt in
                 try await MetricsExtractor(unit: unit, client: resources.client, store: store, clock: resources.clock,
                                            lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitRange: range, batchSize: common.batchSize,
