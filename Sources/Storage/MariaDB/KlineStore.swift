@@ -15,8 +15,7 @@ public struct KlineStore: Sendable {
     /// Open time (Unix ms) of the newest stored candle of `symbol`, or nil when none is stored.
     /// Served by the primary key (symbol, open_time): one index dive, whatever the table's size.
     public func lastOpenTime(table: KlineTable, symbol: Symbol) async throws -> Int64? {
-        try await pool.scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`open_time`)) * 1000 AS SIGNED) FROM `\(table.name)` WHERE `symbol` = ",
-                                   symbol.name, collection: table.name)
+        try await pool.newestTime("open_time", table: table.name, symbol: symbol)
     }
 
     /// Writes `klines` of `symbol` as one atomic upsert statement. Returns the affected row count.

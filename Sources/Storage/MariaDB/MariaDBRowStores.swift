@@ -15,8 +15,7 @@ public struct FundingStore: Sendable {
     }
 
     public func lastFundingTime(symbol: Symbol) async throws -> Int64? {
-        try await pool.scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`funding_time`)) * 1000 AS SIGNED) FROM `\(table)` WHERE `symbol` = ",
-                                   symbol.name, collection: table)
+        try await pool.newestTime("funding_time", table: table, symbol: symbol)
     }
 
     @discardableResult
@@ -58,8 +57,7 @@ public struct MetricsStore: MetricsStoring {
     public init(pool: ConnectionPool) { self.pool = pool }
 
     public func lastMetricTime(symbol: Symbol) async throws -> Int64? {
-        try await pool.scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`metric_time`)) * 1000 AS SIGNED) FROM `\(MetricsTable.name)` WHERE `symbol` = ",
-                                   symbol.name, collection: MetricsTable.name)
+        try await pool.newestTime("metric_time", table: MetricsTable.name, symbol: symbol)
     }
 
     public func write(symbol: Symbol, rows: [FuturesMetric]) async throws -> Int {
@@ -83,8 +81,7 @@ public struct TradeStore: Sendable {
 
     public func lastTradeTime(table: TradeTable, symbol: Symbol) async throws -> Int64? {
         // Times never go backwards as ids grow (Binance, "Compressed/Aggregate Trades List"): the newest time is the last trade's.
-        try await pool.scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`trade_time`)) * 1000 AS SIGNED) FROM `\(table.name)` WHERE `symbol` = ",
-                                   symbol.name, collection: table.name)
+        try await pool.newestTime("trade_time", table: table.name, symbol: symbol)
     }
 
     @discardableResult
@@ -189,6 +186,13 @@ extension ConnectionPool {
         }
         guard let text = rows.first?.first ?? nil else { return nil }
         return Int64(text)
+    }
+
+    /// The newest value of a time column for `symbol`, in Unix ms, or nil when nothing is stored (one index dive on a
+    /// key that starts with (symbol, time)). PostgreSQL's twin is `PostgresConnection.newestTime`.
+    func newestTime(_ column: String, table: String, symbol: Symbol) async throws -> Int64? {
+        try await scalarInt64("SELECT CAST(UNIX_TIMESTAMP(MAX(`\(column)`)) * 1000 AS SIGNED) FROM `\(table)` WHERE `symbol` = ", symbol.name,
+                              collection: table)
     }
 
     /// One array-bound statement for a whole batch (atomic), traced as a database CLIENT span.

@@ -63,16 +63,15 @@ public struct PostgresKlineStore: Sendable {
     /// Open time (Unix ms) of the newest stored candle of `symbol`, or nil when none is stored (one index dive on the
     /// primary key).
     public func lastOpenTime(table: KlineTable, symbol: Symbol) async throws -> Int64? {
-        let sql = "SELECT (extract(epoch FROM max(\"open_time\")) * 1000)::bigint FROM \(PostgresConnection.identifier(table.name)) WHERE \"symbol\" = $1"
-        let rows = try await span("SELECT", table.name) {
-            try await pool.withConnection { try $0.query(sql, [symbol.name], context: "reading \(table.name)") }
+        let newest = try await span("SELECT", table.name) {
+            try await pool.withConnection { try $0.newestTime("open_time", table: table.name, symbol: symbol) }
         }
-        guard let text = rows.first?.first ?? nil else {
+        guard let newest else {
             fresh.insert(table.name, symbol.name)
             return nil
         }
         fresh.remove(table.name, symbol.name)
-        return Int64(text)
+        return newest
     }
 
     /// Writes `klines` of `symbol` as one transaction; returns the number of rows written.
