@@ -32,6 +32,24 @@ enum PostgresTables {
     /// `CREATE TABLE IF NOT EXISTS` of one of the project's other tables (funding, trades, confirmed gaps), or nil for a
     /// table this store does not know.
     static func createSQL(_ definition: TableDefinition) -> String? {
+        if let trades = Market.allCases.map(TradeTable.init).first(where: { $0.name == definition.name }) {
+            let name = trades.name
+            return """
+            CREATE TABLE IF NOT EXISTS \(id(name)) (
+              "symbol" varchar(20) NOT NULL,
+              "agg_trade_id" bigint NOT NULL,
+              "price" numeric(38,18) NOT NULL,
+              \(id(trades.quantityColumn)) numeric(38,18) NOT NULL,
+              "first_trade_id" bigint NOT NULL,
+              "last_trade_id" bigint NOT NULL,
+              "trade_time" timestamptz NOT NULL,
+              "is_buyer_maker" boolean NOT NULL,
+              PRIMARY KEY ("symbol", "agg_trade_id")
+            );
+            CREATE INDEX IF NOT EXISTS \(id("ix_\(name)_symbol_time")) ON \(id(name)) ("symbol", "trade_time");
+            COMMENT ON TABLE \(id(name)) IS 'Binance aggregate trades'
+            """
+        }
         switch definition.name {
         case FundingTable.name, FundingTable.name(for: .coinm):
             return """
@@ -55,23 +73,6 @@ enum PostgresTables {
               PRIMARY KEY ("symbol", "metric_time")
             );
             COMMENT ON TABLE \(id(MetricsTable.name)) IS 'Binance USD-M open interest and trader ratios, every 5 minutes; NULL where Binance published none'
-            """
-        case let name where Market.allCases.contains(where: { TradeTable(market: $0).name == name }):
-            let quantity = Market.allCases.map(TradeTable.init).first { $0.name == name }?.quantityColumn ?? "quantity"
-            return """
-            CREATE TABLE IF NOT EXISTS \(id(name)) (
-              "symbol" varchar(20) NOT NULL,
-              "agg_trade_id" bigint NOT NULL,
-              "price" numeric(38,18) NOT NULL,
-              \(id(quantity)) numeric(38,18) NOT NULL,
-              "first_trade_id" bigint NOT NULL,
-              "last_trade_id" bigint NOT NULL,
-              "trade_time" timestamptz NOT NULL,
-              "is_buyer_maker" boolean NOT NULL,
-              PRIMARY KEY ("symbol", "agg_trade_id")
-            );
-            CREATE INDEX IF NOT EXISTS \(id("ix_\(name)_symbol_time")) ON \(id(name)) ("symbol", "trade_time");
-            COMMENT ON TABLE \(id(name)) IS 'Binance aggregate trades'
             """
         default: return nil
         }
