@@ -9,15 +9,20 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
     case mariadb(DatabaseURI)
     case postgresql(PostgresURI)
 
-    init(parsing text: String) throws(ConfigurationError) {
+    /// `source` names where the text was read (`DATABASE_URL`, `MYSQL_URI_FILE (/run/secrets/db)`, `--database-url`):
+    /// a message names it and what is wrong, never the text, which may hold a password anywhere.
+    init(parsing text: String, source: String = "the database URL") throws(ConfigurationError) {
         let scheme = text.range(of: "://").map { text[..<$0.lowerBound].lowercased() }
         if scheme == "postgresql" || scheme == "postgres" {
-            do { self = .postgresql(try PostgresURI(parsing: text)) } catch { throw ConfigurationError(error.description) }
+            do { self = .postgresql(try PostgresURI(parsing: text)) } catch { throw ConfigurationError("invalid database URL in \(source): \(error)") }
             return
         }
         do { self = .mariadb(try DatabaseURI(parsing: text)) } catch {
-            guard let scheme, !scheme.hasPrefix("mysql"), !scheme.hasPrefix("mariadb") else { throw ConfigurationError(error.description) }
-            throw ConfigurationError("invalid database URL '\(error.redactedURI)': scheme '\(scheme)' is not mysql://, mariadb://, postgresql:// or postgres://")
+            guard let scheme, !scheme.hasPrefix("mysql"), !scheme.hasPrefix("mariadb") else {
+                throw ConfigurationError("invalid database URL in \(source): \(error)")
+            }
+            throw ConfigurationError("invalid database URL in \(source): scheme '\(SecretSafe.token(scheme))' is not mysql://, mariadb://, "
+                                     + "postgresql:// or postgres://")
         }
     }
 

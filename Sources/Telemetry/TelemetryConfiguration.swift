@@ -43,7 +43,9 @@ public struct TelemetryConfiguration: Sendable {
             let url = given ?? trimmed + path
             if given == nil && baseIsDefault { defaults.insert(url) }
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                warnings.append("OTLP endpoint '\(Self.redacted(url))' (\(given == nil ? "OTEL_EXPORTER_OTLP_ENDPOINT" : specific)) is not an http:// or https:// URL; telemetry export is off")
+                // The text is not shown: what is not a URL may be anything, a credential included.
+                warnings.append("the OTLP endpoint in \(given == nil ? "OTEL_EXPORTER_OTLP_ENDPOINT" : specific) is not an http:// or https:// URL "
+                                + "(e.g. http://otel-collector:4318); telemetry export is off")
                 return nil
             }
             return url

@@ -46,8 +46,7 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses and checks a URI. Percent-escapes in the user and password are decoded (`p%40ss` is `p@ss`).
     public init(parsing text: String) throws(DatabaseURIError) {
-        let redacted = Self.redact(text)
-        func fail(_ reason: String) -> DatabaseURIError { DatabaseURIError(redactedURI: redacted, reason: reason) }
+        func fail(_ reason: String) -> DatabaseURIError { DatabaseURIError(reason: reason) }
         guard let schemeEnd = text.range(of: "://") else {
             throw fail("expected mysql://user:password@host:port/database")
         }
@@ -55,7 +54,7 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
         // SQLAlchemy's `dialect+driver://`: the driver (pymysql, mysqldb, mariadbconnector, ...) is Python's business.
         let dialect = scheme.split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? scheme
         guard dialect == "mysql" || dialect == "mariadb" else {
-            throw fail("scheme '\(scheme)' is not mysql:// or mariadb:// (mysql+DRIVER:// is read as mysql://)")
+            throw fail("scheme '\(SecretSafe.token(scheme))' is not mysql:// or mariadb:// (mysql+DRIVER:// is read as mysql://)")
         }
         var rest = text[schemeEnd.upperBound...]
         var userInfo: Substring = ""
@@ -73,13 +72,13 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
         }
         guard !database.isEmpty else { throw fail("no database name after the host (…@host:3306/DATABASE)") }
         guard database.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "$" || $0 == "-" }) else {
-            throw fail("database name '\(database)' has characters other than letters, digits, '_', '$' and '-'")
+            throw fail("the database name has characters other than letters, digits, '_', '$' and '-'")
         }
         var host = String(hostPort), port: UInt32 = 3306
         if let colon = hostPort.lastIndex(of: ":"), !hostPort.hasSuffix("]") {
             host = String(hostPort[..<colon])
             let portText = hostPort[hostPort.index(after: colon)...]
-            guard let p = UInt32(portText), (1...65535).contains(p) else { throw fail("port '\(portText)' is not a number from 1 to 65535") }
+            guard let p = UInt32(portText), (1...65535).contains(p) else { throw fail("port '\(SecretSafe.digits(portText))' is not a number from 1 to 65535 (a ':' after the host starts the port; is an '@' missing?)") }
             port = p
         }
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -109,13 +108,13 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
             let rawName = String(parts[0])
             let name = rawName.lowercased().replacingOccurrences(of: "_", with: "-")
             guard let value = parts.count > 1 ? String(parts[1]).removingPercentEncoding : nil, !value.isEmpty else {
-                throw fail("option '\(rawName)' has no value (write \(rawName)=VALUE)")
+                throw fail("option '\(SecretSafe.token(rawName))' has no value (write NAME=VALUE)")
             }
-            guard seen.insert(name).inserted else { throw fail("option '\(rawName)' is given twice") }
+            guard seen.insert(name).inserted else { throw fail("option '\(SecretSafe.token(rawName))' is given twice") }
             switch name {
             case "ssl-mode":
                 guard let m = TLSMode(rawValue: value.uppercased().replacingOccurrences(of: "-", with: "_")) else {
-                    throw fail("ssl-mode '\(value)' is not one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw fail("ssl-mode '\(SecretSafe.token(value))' is not one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 mode = m
             case "ssl-ca":
@@ -123,12 +122,12 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
             case "charset":
                 // Connections are always utf8mb4; asking for it (as SQLAlchemy URIs often do) is fine, another is not.
                 guard ["utf8mb4", "utf8", "utf8mb3"].contains(value.lowercased()) else {
-                    throw fail("charset '\(value)' is not supported: connections use utf8mb4; drop the option")
+                    throw fail("charset '\(SecretSafe.token(value))' is not supported: connections use utf8mb4; drop the option")
                 }
             case "ssl":
                 throw fail("option 'ssl' is not supported: use ssl-mode=REQUIRED (or VERIFY_CA / VERIFY_IDENTITY with ssl-ca=FILE)")
             default:
-                throw fail("unknown option '\(rawName)' in the query: the options are \(Self.queryOptions.joined(separator: ", "))")
+                throw fail("unknown option '\(SecretSafe.token(rawName))' in the query (a password belongs in the user part, user:PASSWORD@host): the options are \(Self.queryOptions.joined(separator: ", "))")
             }
         }
         // As MySQL's client does: a CA given without a mode means verifying against it.
@@ -137,7 +136,7 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
 
     /// `mysql://user:***@host:port/db`, with the TLS mode when there is one.
     public var description: String {
-        "mysql://\(user):\(password.isEmpty ? "" : "***")@\(host):\(port)/\(database)"
+        "mysql://\(SecretSafe.token(user, maxLength: 64)):\(password.isEmpty ? "" : "***")@\(SecretSafe.token(host, maxLength: 253, also: ":[]")):\(port)/\(database)"
             + (tlsMode == .disabled ? "" : "?ssl-mode=\(tlsMode.rawValue)")
     }
 
@@ -159,11 +158,11 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A `MYSQL_URI` that cannot be used.
+/// A MariaDB URL that cannot be used. The message never shows the text (it may hold a password anywhere): the
+/// caller names where it was read.
 public struct DatabaseURIError: Error, CustomStringConvertible, Equatable {
-    public let redactedURI: String
     public let reason: String
     public var description: String {
-        "invalid MYSQL_URI '\(redactedURI)': \(reason); expected mysql://user:password@host:3306/database"
+        "\(reason); expected mysql://user:password@host:3306/database"
     }
 }

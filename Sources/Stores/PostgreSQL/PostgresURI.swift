@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 
 /// Where a PostgreSQL database is, in libpq's URI form (PostgreSQL documentation, "Connection URIs"):
 /// `postgresql://user:password@host:5432/database?sslmode=verify-full&sslrootcert=/ca.pem` (`postgres://` too).
@@ -28,12 +29,11 @@ public struct PostgresURI: Sendable, Equatable, CustomStringConvertible {
     }
 
     public init(parsing text: String) throws(PostgresURIError) {
-        let shown = Self.redact(text)
-        func fail(_ reason: String) -> PostgresURIError { PostgresURIError(redactedURI: shown, reason: reason) }
+        func fail(_ reason: String) -> PostgresURIError { PostgresURIError(reason: reason) }
         guard let schemeEnd = text.range(of: "://") else { throw fail("expected postgresql://user:password@host:5432/database") }
         let scheme = text[..<schemeEnd.lowerBound].lowercased()
         guard scheme == "postgresql" || scheme == "postgres" else {
-            throw fail("scheme '\(scheme)' is not postgresql:// or postgres://")
+            throw fail("scheme '\(SecretSafe.token(scheme))' is not postgresql:// or postgres://")
         }
         var rest = text[schemeEnd.upperBound...]
         var query: Substring = ""
@@ -57,13 +57,13 @@ public struct PostgresURI: Sendable, Equatable, CustomStringConvertible {
             host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
             let after = hostPort[hostPort.index(after: close)...]
             if after.hasPrefix(":") {
-                guard let p = Int(after.dropFirst()), (1...65_535).contains(p) else { throw fail("port '\(after.dropFirst())' is not 1-65535") }
+                guard let p = Int(after.dropFirst()), (1...65_535).contains(p) else { throw fail("port '\(SecretSafe.digits(after.dropFirst()))' is not 1-65535") }
                 port = p
             }
         } else if let colon = hostPort.lastIndex(of: ":") {
             host = String(hostPort[..<colon])
             guard let p = Int(hostPort[hostPort.index(after: colon)...]), (1...65_535).contains(p) else {
-                throw fail("port '\(hostPort[hostPort.index(after: colon)...])' is not 1-65535")
+                throw fail("port '\(SecretSafe.digits(hostPort[hostPort.index(after: colon)...]))' is not 1-65535 (a ':' after the host starts the port; is an '@' missing?)")
             }
             port = p
         }
@@ -77,14 +77,14 @@ public struct PostgresURI: Sendable, Equatable, CustomStringConvertible {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = String(kv[0])
             guard Self.optionNames.contains(key) else {
-                throw fail("option '\(key)' is not one this program passes to libpq; use \(Self.optionNames.joined(separator: ", "))")
+                throw fail("option '\(SecretSafe.token(key))' is not one this program passes to libpq (a password belongs in the user part, user:PASSWORD@host); use \(Self.optionNames.joined(separator: ", "))")
             }
-            guard kv.count == 2, let value = String(kv[1]).removingPercentEncoding, !value.isEmpty else { throw fail("option '\(key)' has no value") }
+            guard kv.count == 2, let value = String(kv[1]).removingPercentEncoding, !value.isEmpty else { throw fail("option '\(SecretSafe.token(key))' has no value") }
             switch key {
             case "sslmode" where !Self.sslModes.contains(value):
-                throw fail("sslmode '\(value)' is not one of \(Self.sslModes.joined(separator: ", "))")
+                throw fail("sslmode '\(SecretSafe.token(value))' is not one of \(Self.sslModes.joined(separator: ", "))")
             case "connect_timeout" where Int(value).map({ !(1...3_600).contains($0) }) ?? true:
-                throw fail("connect_timeout '\(value)' is not a whole number of seconds from 1 to 3600")
+                throw fail("connect_timeout '\(SecretSafe.digits(value))' is not a whole number of seconds from 1 to 3600")
             default: break
             }
             options[key] = value
@@ -92,21 +92,13 @@ public struct PostgresURI: Sendable, Equatable, CustomStringConvertible {
         self.init(user: user, password: password, host: host, port: port, database: database, options: options)
     }
 
-    /// `postgresql://user:***@host:5432/database?sslmode=…` (options shown; they hold no secret).
+    /// `postgresql://user:***@host:5432/database?sslmode=…`.
     public var description: String {
-        let query = options.keys.sorted().map { "\($0)=\(options[$0]!)" }.joined(separator: "&")
+        let query = options.keys.sorted().map { "\($0)=\(SecretSafe.token(options[$0]!, maxLength: 200, also: "/"))" }
+            .joined(separator: "&")
         let shownHost = host.contains(":") ? "[\(host)]" : host
-        return "postgresql://\(user):***@\(shownHost):\(port)/\(database)" + (query.isEmpty ? "" : "?" + query)
-    }
-
-    /// The text with any password replaced by `***`, for messages about a URI that does not parse.
-    static func redact(_ text: String) -> String {
-        guard let schemeEnd = text.range(of: "://") else { return text.contains("@") ? "***" : text }
-        let rest = text[schemeEnd.upperBound...]
-        guard let at = rest.lastIndex(of: "@") else { return text }
-        let userInfo = rest[..<at]
-        let user = userInfo.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
-        return String(text[..<schemeEnd.upperBound]) + user + ":***" + String(rest[at...])
+        return "postgresql://\(SecretSafe.token(user, maxLength: 64)):***@\(SecretSafe.token(shownHost, maxLength: 253, also: ":[]")):\(port)/\(SecretSafe.token(database, maxLength: 64))"
+            + (query.isEmpty ? "" : "?" + query)
     }
 
     /// libpq connection keywords and values (`PQconnectdbParams`). Sessions run in UTC with UTF-8 text.
@@ -125,7 +117,6 @@ public struct PostgresURI: Sendable, Equatable, CustomStringConvertible {
 
 /// A database URL that cannot be used; the message shows it without its password.
 public struct PostgresURIError: Error, CustomStringConvertible, Sendable {
-    public let redactedURI: String
     public let reason: String
-    public var description: String { "invalid database URL '\(redactedURI)': \(reason)" }
+    public var description: String { "\(reason); expected postgresql://user:password@host:5432/database" }
 }
