@@ -183,6 +183,21 @@ public struct SchemaMigrator: Sendable {
         guard !changes.isEmpty else { return [] }
         let alter = "ALTER TABLE `\(name)` " + changes.joined(separator: ", ")
         _ = try await pool.withConnection { db in try db.execute(alter) }
+        if let close = shape.columns["close_time"], TableShape.timeTypes.contains(close.dataType), (close.datetimePrecision ?? 0) < 3 {
+            changes.append(try await restoreCloseTimes(table))
+        }
         return changes
+    }
+
+    /// A `DATETIME` without fractions kept Binance's close time `…:59.999` as `…:59` (or, rounded, as the next candle's
+    /// open): once the column holds milliseconds, those rows get their exact close time again, the open time plus the
+    /// interval less 1 ms, as new rows have it. Rows already exact, or holding anything else, are left as they are.
+    private func restoreCloseTimes(_ table: KlineTable) async throws -> String {
+        let exact = table.interval.fixedMilliseconds.map { "DATE_ADD(`open_time`, INTERVAL \(($0 - 1) * 1000) MICROSECOND)" }
+            ?? "DATE_SUB(DATE_ADD(`open_time`, INTERVAL 1 MONTH), INTERVAL 1000 MICROSECOND)"
+        let sql = "UPDATE `\(table.name)` SET `close_time` = \(exact) WHERE MICROSECOND(`close_time`) = 0 AND "
+            + "(`close_time` = DATE_SUB(\(exact), INTERVAL 999000 MICROSECOND) OR `close_time` = DATE_ADD(\(exact), INTERVAL 1000 MICROSECOND))"
+        let rows = try await pool.withConnection { db in try db.execute(sql) }
+        return "UPDATE close_time of \(rows) rows to the interval's last millisecond (…:59.999)"
     }
 }

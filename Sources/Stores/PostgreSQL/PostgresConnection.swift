@@ -30,6 +30,9 @@ public final class PostgresConnection {
             PQfinish(made)
             throw PostgresError(sqlState: "", message: message, context: "connecting to \(uri)", connectionBad: true)
         }
+        // libpq prints the server's notices (`NOTICE: relation … already exists, skipping`) to stderr by default, where
+        // they would break the run's one-JSON-object-per-line log; none of them is an error (errors come back as results).
+        PQsetNoticeProcessor(made, { _, _ in }, nil)
         connection = made
     }
 

@@ -24,9 +24,10 @@ public final class PostgresDataStore: DataStore {
         var report = SchemaMigrator.Report()
         let existing = try await existingTables()
         let klines = PostgresKlineStore(pool: pool)
+        var problems: [String] = []
         for table in klineTables {
             if existing.contains(table.name) {
-                try await checkShape(table.name, columns: PostgresTables.klineColumns(table), key: ["symbol", "open_time"])
+                problems += try await shapeProblems(table.name, columns: PostgresTables.klineColumns(table), key: ["symbol", "open_time"])
                 report.unchanged.append(table.name)
             } else {
                 try await klines.create([table])
@@ -35,14 +36,20 @@ public final class PostgresDataStore: DataStore {
         }
         for definition in otherTables {
             if existing.contains(definition.name) {
-                try await checkShape(definition.name, columns: definition.columns.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, key: definition.key)
+                problems += try await shapeProblems(definition.name, columns: Self.columns(definition), key: definition.key)
                 report.unchanged.append(definition.name)
             } else if let sql = PostgresTables.createSQL(definition) {
                 try await pool.withConnection { try $0.execute(sql, context: "creating \(definition.name)") }
                 report.created.append(definition.name)
             }
         }
+        // Every table's fix is named at once, not one a run.
+        guard problems.isEmpty else { throw SchemaError(problems.joined(separator: "; ")) }
         return report
+    }
+
+    static func columns(_ definition: TableDefinition) -> [(String, TableDefinition.Kind)] {
+        definition.columns.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
     public func prepare(klineTables: [KlineTable], otherTables: [TableDefinition], dryRun: Bool, logger: Logger) async throws -> PreparedTables {
@@ -66,12 +73,9 @@ public final class PostgresDataStore: DataStore {
             try await checkWritable(klineTables.map(\.name) + otherTables.map(\.name))
         }
         // Every existing table the run writes is checked before a row goes in.
-        for table in klineTables where existing.contains(table.name) {
-            try await checkShape(table.name, columns: PostgresTables.klineColumns(table), key: ["symbol", "open_time"])
-        }
-        for definition in otherTables where existing.contains(definition.name) {
-            try await checkShape(definition.name, columns: definition.columns.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, key: definition.key)
-        }
+        try await checkShapes(klineTables.filter { existing.contains($0.name) }.map {
+            ($0.name, PostgresTables.klineColumns($0), ["symbol", "open_time"])
+        } + otherTables.filter { existing.contains($0.name) }.map { ($0.name, Self.columns($0), $0.key) })
         return PreparedTables(existing: existing, klines: klines, funding: PostgresFundingStore(pool: pool), trades: PostgresTradeStore(pool: pool),
                               gaps: PostgresGapStore(pool: pool), metrics: PostgresMetricsStore(pool: pool))
     }
@@ -100,46 +104,68 @@ public final class PostgresDataStore: DataStore {
         }
     }
 
-    /// An existing table must hold the run's values exactly, and upserts need its key: text where text goes,
-    /// `timestamptz` times, `numeric` with at least 20 digits before and 18 after the point (or unconstrained) for
-    /// decimals, integer ids, and a unique key on `key`; a NOT NULL column the run does not fill needs a default.
-    /// Anything else is refused with the `ALTER TABLE` that fixes it.
+    /// An existing table must hold the run's values exactly, and upserts need its key: text of at least 20 characters
+    /// where text goes (symbols: `1000000BOBUSDT`, `ETHUSD_251226`), `timestamptz` times with milliseconds (a
+    /// `timestamptz(0)` would round `…:59.999` into the next candle's open), `numeric` with at least 20 digits before and
+    /// 18 after the point (or unconstrained) for decimals, integer ids, and a unique key on `key`; a NOT NULL column
+    /// the run does not fill needs a default. Anything else is refused with the `ALTER TABLE` that fixes it, every one
+    /// of them at once.
     func checkShape(_ name: String, columns wanted: [(String, TableDefinition.Kind)], key: [String]) async throws {
-        let columns = try await pool.withConnection {
-            try $0.query("""
-                SELECT column_name, data_type, numeric_precision, numeric_scale, is_nullable, column_default IS NOT NULL
-                FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1
-                """, [name], context: "reading the shape of \(name)")
-        }
-        let found = Dictionary(columns.compactMap { r in r[0].map { ($0, r) } }, uniquingKeysWith: { a, _ in a })
-        func refuse(_ column: String, _ what: String, _ fix: String) -> SchemaError {
-            SchemaError("table \(name) cannot take the rows exactly: column \(column) \(what); \(fix)")
+        let problems = try await shapeProblems(name, columns: wanted, key: key)
+        guard problems.isEmpty else { throw SchemaError(problems.joined(separator: "; ")) }
+    }
+
+    /// Checks every table and throws once, naming every `ALTER TABLE` needed (not only the first table's).
+    func checkShapes(_ tables: [(name: String, columns: [(String, TableDefinition.Kind)], key: [String])]) async throws {
+        var problems: [String] = []
+        for table in tables { problems += try await shapeProblems(table.name, columns: table.columns, key: table.key) }
+        guard problems.isEmpty else { throw SchemaError(problems.joined(separator: "; ")) }
+    }
+
+    /// What keeps `name` from taking the run's rows exactly, one message per column or key, each with its fix.
+    func shapeProblems(_ name: String, columns wanted: [(String, TableDefinition.Kind)], key: [String]) async throws -> [String] {
+        let found = try await columns(of: name)
+        var problems: [String] = []
+        func refuse(_ column: String, _ what: String, _ fix: String) {
+            problems.append("table \(name) cannot take the rows exactly: column \(column) \(what); \(fix)")
         }
         for (column, kind) in wanted {
             let alter = "ALTER TABLE \(name) ALTER COLUMN \(column) TYPE \(PostgresTables.type(kind))"
-            guard let row = found[column] else { throw refuse(column, "is missing", "add it (\(PostgresTables.type(kind))) or drop the table so the run creates it") }
+            guard let row = found[column] else {
+                refuse(column, "is missing", "add it (\(PostgresTables.type(kind))) or drop the table so the run creates it")
+                continue
+            }
             let type = row[1] ?? ""
             let fits: Bool
+            var shown = type
             switch kind {
-            case .text: fits = type.contains("char") || type == "text"
-            case .time: fits = type == "timestamp with time zone"
+            case .text:
+                // Unbounded text, or at least 20 characters: a longer symbol would fail the write mid-run (22001).
+                let length = row[7].flatMap { Int($0) }
+                fits = (type.contains("char") || type == "text") && (length.map { $0 >= Self.minimumTextLength } ?? true)
+                if let length { shown += "(\(length))" }
+            case .time:
+                // timestamptz keeps microseconds by default (precision 6); fewer than 3 digits rounds a close time.
+                let precision = row[6].flatMap { Int($0) } ?? 6
+                fits = type == "timestamp with time zone" && precision >= 3
+                if type == "timestamp with time zone" && precision < 3 { shown = "timestamptz(\(precision))" }
             case .integer: fits = type == "bigint" || type == "numeric" && row[3] == "0"
             case .boolean: fits = type == "boolean"
             case .decimal:
                 // Unconstrained numeric (no precision) holds every value exactly too.
                 let precision = Int(row[2] ?? "") ?? 0, scale = Int(row[3] ?? "") ?? 0
                 fits = type == "numeric" && (row[2] == nil || (scale >= 18 && precision - scale >= 20))
+                shown += row[2].map { "(\($0),\(row[3] ?? "0"))" } ?? ""
             }
             if !fits {
-                let shown = type + (kind == .decimal ? row[2].map { "(\($0),\(row[3] ?? "0"))" } ?? "" : "")
-                throw refuse(column, "is \(shown), which cannot hold the run's values exactly",
-                             kind == .time ? alter + " USING \(column) AT TIME ZONE 'UTC'" : alter)
+                let usingUTC = kind == .time && type != "timestamp with time zone" ? " USING \(column) AT TIME ZONE 'UTC'" : ""
+                refuse(column, "is \(shown), which cannot hold the run's values exactly", alter + usingUTC)
             }
         }
         let filled = Set(wanted.map(\.0))
-        for (column, row) in found where !filled.contains(column) && row[4] == "NO" && row[5] != "t" {
-            throw refuse(column, "is NOT NULL without a default, and binance-extractor does not fill it",
-                         "ALTER TABLE \(name) ALTER COLUMN \(column) DROP NOT NULL (or give it a DEFAULT)")
+        for (column, row) in found.sorted(by: { $0.key < $1.key }) where !filled.contains(column) && row[4] == "NO" && row[5] != "t" {
+            refuse(column, "is NOT NULL without a default, and binance-extractor does not fill it",
+                   "ALTER TABLE \(name) ALTER COLUMN \(column) DROP NOT NULL (or give it a DEFAULT)")
         }
         let keys = try await pool.withConnection {
             try $0.query("""
@@ -149,9 +175,26 @@ public final class PostgresDataStore: DataStore {
                 WHERE i.indrelid = $1::regclass AND i.indisunique GROUP BY i.indexrelid
                 """, [PostgresConnection.identifier(name)], context: "reading the keys of \(name)")
         }
-        guard keys.contains(where: { $0.first == key.joined(separator: ",") }) else {
-            throw SchemaError("table \(name) has no unique key on (\(key.joined(separator: ", "))), which upserts rely on; "
-                              + "ALTER TABLE \(name) ADD PRIMARY KEY (\(key.joined(separator: ", ")))")
+        if !keys.contains(where: { $0.first == key.joined(separator: ",") }) {
+            problems.append("table \(name) has no unique key on (\(key.joined(separator: ", "))), which upserts rely on; "
+                            + "ALTER TABLE \(name) ADD PRIMARY KEY (\(key.joined(separator: ", ")))")
         }
+        return problems
+    }
+
+    /// The shortest text column that takes every symbol the run may write.
+    static let minimumTextLength = 20
+
+    /// information_schema's word on each column of `name`: name, data type, numeric precision and scale, nullable,
+    /// has a default, datetime precision, character length.
+    func columns(of name: String) async throws -> [String: [String?]] {
+        let columns = try await pool.withConnection {
+            try $0.query("""
+                SELECT column_name, data_type, numeric_precision, numeric_scale, is_nullable, column_default IS NOT NULL,
+                       datetime_precision, character_maximum_length
+                FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1
+                """, [name], context: "reading the shape of \(name)")
+        }
+        return Dictionary(columns.compactMap { r in r[0].map { ($0, r) } }, uniquingKeysWith: { a, _ in a })
     }
 }

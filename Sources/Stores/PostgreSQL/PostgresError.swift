@@ -43,7 +43,7 @@ public struct PostgresError: StoreFailure, CustomStringConvertible, Sendable {
         if sqlState.hasPrefix("28") || sqlState == "3D000" || sqlState == "42501" { return true }
         guard connectionBad else { return false }
         let text = message.lowercased()
-        return ["password", "authentication", "does not exist", "role", "ssl", "certificate", "no pg_hba.conf entry"]
+        return ["password", "authentication", "does not exist", "role", "ssl", "certificate", "no pg_hba.conf entry", "could not translate host name"]
             .contains { text.contains($0) }
     }
 
