@@ -18,7 +18,8 @@ public enum ArchiveCSV {
         public let file: String
         public let line: Int
         public let reason: String
-        public var description: String { "\(file) line \(line): \(reason)" }
+        /// Line 0 means the fault is not one line's (two rows found apart once the file was sorted).
+        public var description: String { line > 0 ? "\(file) line \(line): \(reason)" : "\(file): \(reason)" }
 
         public init(file: String, line: Int, reason: String) {
             self.file = file
@@ -73,6 +74,10 @@ public enum ArchiveCSV {
     /// skipped when it is a header (its first field is not a number), every other line must have `columns` fields
     /// (any of them) and is handed to `parse`.
     public struct Rows<Row> {
+        /// The longest line a file may hold. A real row is under 200 bytes (a kline with 8-decimal values, a metrics row
+        /// with its text time); a file whose line runs on for longer is damaged or hostile, and is refused before the
+        /// line is held whole (a 3 MB zip can unpack to one 1 GB line).
+        public static var maxLineBytes: Int { 4096 }
         public let file: String
         let columns: Set<Int>
         let parse: (Fields) throws(Invalid) -> Row
@@ -81,6 +86,8 @@ public enum ArchiveCSV {
         private var carry: [UInt8] = []
         private var bounds: [Int] = []
         public private(set) var line = 0
+        /// The line being parsed, readable from inside `emit` (where `line` cannot be read: `feed` is still running).
+        public let position = LinePosition()
 
         public init(file: String, columns: Set<Int>, isHeader: ((Fields) -> Bool)? = nil, parse: @escaping (Fields) throws(Invalid) -> Row) {
             self.file = file
@@ -92,11 +99,13 @@ public enum ArchiveCSV {
         /// Parses every whole line of `chunk` (and the line the previous chunk left open) and hands each row to `emit`.
         public mutating func feed(_ chunk: [UInt8], _ emit: (Row) throws(Invalid) -> Void) throws(Invalid) {
             guard let lastNewline = chunk.lastIndex(of: 0x0A) else {
+                try checkLength(carry.count + chunk.count)
                 carry.append(contentsOf: chunk)
                 return
             }
             var start = 0
             if !carry.isEmpty, let firstNewline = chunk.firstIndex(of: 0x0A) {
+                try checkLength(carry.count + firstNewline)
                 carry.append(contentsOf: chunk[..<firstNewline])
                 let joined = carry
                 carry.removeAll(keepingCapacity: true)
@@ -104,7 +113,14 @@ public enum ArchiveCSV {
                 start = firstNewline + 1
             }
             try lines(chunk, from: start, to: lastNewline, emit)
+            try checkLength(chunk.count - lastNewline - 1)
             carry.append(contentsOf: chunk[(lastNewline + 1)...])
+        }
+
+        /// A line of `length` bytes (so far) is refused past `maxLineBytes`, naming the line it starts.
+        private func checkLength(_ length: Int) throws(Invalid) {
+            guard length > Self.maxLineBytes else { return }
+            throw Invalid(file: file, line: line + 1, reason: "a line longer than \(Self.maxLineBytes) bytes (no row is): the file is damaged")
         }
 
         /// The last line, when the file does not end with a newline.
@@ -129,6 +145,10 @@ public enum ArchiveCSV {
                     var stop = end
                     if stop > start && p[stop - 1] == 0x0D { stop -= 1 }
                     line += 1
+                    position.line = line
+                    if stop - start > Self.maxLineBytes {
+                        throw Invalid(file: file, line: line, reason: "a line longer than \(Self.maxLineBytes) bytes (no row is): the file is damaged")
+                    }
                     if stop > start {
                         bounds.removeAll(keepingCapacity: true)
                         var fieldStart = start
@@ -155,6 +175,13 @@ public enum ArchiveCSV {
                 }
             }
         }
+    }
+
+    /// Where a `Rows` reader is in its file, shared with the caller's `emit` (a reference, so reading it there does
+    /// not overlap the reader's own access).
+    public final class LinePosition: @unchecked Sendable {
+        public internal(set) var line = 0
+        init() {}
     }
 
     /// Klines: `open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,
@@ -263,7 +290,7 @@ public enum ArchiveCSV {
         out.reserveCapacity(sorted.count)
         for row in sorted {
             if let last = out.last, key(last) == key(row) {
-                guard last == row else { throw Invalid(file: file, line: 0, reason: "two different rows for key \(key(row))") }
+                guard last == row else { throw Invalid(file: file, line: 0, reason: "two different rows for the key \(key(row)), apart in the file") }
                 continue
             }
             out.append(row)

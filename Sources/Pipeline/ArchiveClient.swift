@@ -102,7 +102,7 @@ public struct ArchiveClient: ArchiveSource {
                 }
             } catch let error as HTTPTransportError where error.kind == .connect || error.kind == .tls {
                 if unreachable.set() {
-                    logger.warning("the archive host cannot be reached; this run takes everything from REST", metadata: [
+                    logger.warning("the archive host cannot be reached; this run reads no archive file", metadata: [
                         "archive_url": "\(URLCredentials.redacted(baseURL))", "error": "\(error)",
                     ])
                 }
@@ -157,14 +157,18 @@ public struct ArchiveClient: ArchiveSource {
         var straggler = false
         do {
             let entry = try ZipArchive.EntryReader(zip)
+            try Self.checkEntryName(entry.entry.name, of: file)
             var rows = format.reader(file.fileName)
+            let position = rows.position
             var batch: [Row] = []
             func take(_ row: Row) throws {
                 guard !straggler, try format.accept(row) else { return }
                 if let last {
                     let (k, lastKey) = (format.key(row), format.key(last))
                     if k == lastKey {
-                        guard row == last else { throw ArchiveCSV.Invalid(file: file.fileName, line: rows.line, reason: "two different rows for key \(k)") }
+                        guard row == last else {
+                            throw ArchiveCSV.Invalid(file: file.fileName, line: position.line, reason: "two different rows for the key \(k)")
+                        }
                         processed += 1
                         return
                     }
@@ -216,13 +220,26 @@ public struct ArchiveClient: ArchiveSource {
         return try await readOutOfOrder(file, zip: zip, format: format, alreadySeen: seenWhenDelivered, delivered: delivered, deliver: deliver)
     }
 
+    /// The one CSV inside `SYMBOL-1h-2026-10.zip` is `SYMBOL-1h-2026-10.csv` (binance-public-data's files, every
+    /// dataset): an entry named for another symbol, interval or period is another file's rows under this file's name,
+    /// whatever its CHECKSUM says, and the file is refused.
+    static func checkEntryName(_ name: String, of file: ArchiveFile) throws {
+        let expected = String(file.fileName.dropLast(4)) + ".csv"
+        let base = name.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? name
+        guard base == expected else {
+            throw ArchiveError("the zip holds '\(name.prefix(200))', not \(expected): another file's rows under this name")
+        }
+    }
+
     /// The whole file, sorted and de-duplicated; delivers the rows the streaming pass did not (the first
     /// `alreadySeen` accepted rows in file order were delivered or were repeats of delivered ones).
     private func readOutOfOrder<Row>(_ file: ArchiveFile, zip: [UInt8], format: ArchiveRowFormat<Row>, alreadySeen: Int, delivered: Int,
                                      deliver: ([Row]) async throws -> Void) async throws -> ArchiveRead {
         let sorted: [Row], seen: Set<Int64>
         do {
-            let all = try ArchiveCSV.all(format.reader(file.fileName), ZipArchive.firstEntry(of: zip).bytes).filter(format.accept)
+            let entry = try ZipArchive.firstEntry(of: zip)
+            try Self.checkEntryName(entry.name, of: file)
+            let all = try ArchiveCSV.all(format.reader(file.fileName), entry.bytes).filter(format.accept)
             seen = Set(all.prefix(alreadySeen).map(format.key))
             sorted = try ArchiveCSV.sortedUnique(all, file: file.fileName, key: format.key)
         } catch {
