@@ -20,6 +20,10 @@ public struct GapFiller: Sendable {
     let logger: Logger
     /// Fetches the open times (or metric times) `[from, to]` of the unit's table.
     let fill: @Sendable (_ from: Int64, _ to: Int64) async throws -> SymbolExtractor.Outcome
+    /// The part of a hole that Binance's REST answer covers, the only part that may be confirmed: a file can be
+    /// published late or short and replaced later (binance-public-data #436), so what only a file holds is never
+    /// recorded as Binance's to lack. Klines: the whole hole (REST keeps every candle); metrics: the last 30 days.
+    let answerable: @Sendable (KlineHole) -> KlineHole?
 
     /// The holes of a kline table.
     public init(unit: ExtractionUnit, holes: [KlineHole], client: BinanceClient, store: any KlineStoring, gaps: (any GapStoring)?,
@@ -33,6 +37,7 @@ public struct GapFiller: Sendable {
         what = "candles"
         self.logger = logger
         let klinesUnit = ExtractionUnit(market: unit.market, symbol: unit.symbol, interval: unit.interval ?? .m1, series: unit.series)
+        answerable = { $0 }
         fill = { from, to in
             let planner = RangePlanner(explicitStart: from, explicitEnd: to + 1)
             return try await SymbolExtractor(unit: klinesUnit, source: client, store: store, clock: clock,
@@ -51,6 +56,13 @@ public struct GapFiller: Sendable {
         confirms = sourceMode != .archive
         what = "metrics"
         self.logger = logger
+        answerable = { hole in
+            let step = FuturesMetrics.periodMilliseconds
+            let floor = (FuturesMetrics.restFloor(now: clock.now()) + step - 1) / step * step
+            guard hole.to >= max(hole.from, floor) else { return nil }
+            let from = max(hole.from, floor)
+            return KlineHole(symbol: hole.symbol, from: from, to: hole.to, missing: (hole.to - from) / step + 1)
+        }
         fill = { from, to in
             try await MetricsExtractor(unit: unit, client: client, store: store, clock: clock, lookbackMilliseconds: 0, explicitRange: from...to,
                                        batchSize: batchSize, sourceMode: sourceMode, archive: archive, dryRun: false, logger: logger).run()
@@ -73,10 +85,11 @@ public struct GapFiller: Sendable {
             }
             total.absorb(outcome)
             if outcome.interrupted { total.interrupted = true; return total }
-            // What is still missing inside the hole, Binance does not have.
-            guard let gaps, confirms else { continue }
+            // What is still missing inside the hole, Binance does not have: where its REST answer covers it, and only when
+            // every source answered (an unreachable archive host confirms nothing).
+            guard let gaps, confirms, !outcome.archiveUnreachable else { continue }
             let remaining = try await gaps.holes(table: table, symbols: [unit.symbol], since: hole.from).filter { $0.from >= hole.from && $0.to <= hole.to }
-            let confirmed = outcome.fetched == 0 && !resumed ? [hole] : remaining
+            let confirmed = (outcome.fetched == 0 && !resumed ? [hole] : remaining).compactMap(answerable)
             try await gaps.recordConfirmed(table: table, holes: confirmed)
             if !confirmed.isEmpty {
                 logger.info("Binance has no \(what) for part of a hole; recorded so it is not asked again", metadata: [

@@ -72,6 +72,7 @@ public struct MetricsExtractor: Sendable {
             return n
         }
         var failure: (any Error)?
+        outcome.archiveOnly = sourceMode == .archive && archive != nil
         do {
             try await fetch(plan: plan, into: writer, outcome: &outcome)
             outcome.caughtUp = true
@@ -80,10 +81,36 @@ public struct MetricsExtractor: Sendable {
         }
         outcome = try await complete(writer, failure: failure, outcome: outcome) { ($0.time, $0.time) }
         if outcome.archiveLacked > 0 {
-            logger.warning("metrics Binance keeps neither in a file nor, older than 30 days, on REST; `gaps --metrics` records them once confirmed",
-                           metadata: ["unit": "\(unit)", "rows": "\(outcome.archiveLacked)"])
+            logger.warning("metrics older than REST's 30 days whose daily file Binance has not published; `gaps --metrics` asks for them again",
+                           metadata: ["unit": "\(unit)", "rows": "\(outcome.archiveLacked)", "files": "\(outcome.unreadFiles)"])
         }
         return outcome
+    }
+
+    /// REST keeps the last 30 days only: every closed day of a REST stretch older than that is read from its daily file,
+    /// whole, even where the range takes part of it (the rows outside the range are dropped). Files cover whole days,
+    /// so REST starts after the last such day and nothing is fetched twice.
+    private func oldDaysFromFiles(_ segments: [ArchiveSegment], now: Int64) -> [ArchiveSegment] {
+        let day: Int64 = 86_400_000
+        let floor = FuturesMetrics.restFloor(now: now)
+        let today = Int64.floorDivide(now, day) * day
+        var out: [ArchiveSegment] = []
+        for segment in segments {
+            guard case .rest(let start, let end) = segment, start < floor else {
+                out.append(segment)
+                continue
+            }
+            var cursor = start
+            var first = Int64.floorDivide(start, day) * day
+            while first < floor && first + day <= today && first <= end {
+                let (y, m, d) = UTCCalendar.civil(first)
+                out.append(.file(ArchiveFile(market: .futures, dataset: .metrics, symbol: unit.symbol, period: .day(year: y, month: m, day: d))))
+                first += day
+                cursor = first
+            }
+            if cursor <= end { out.append(.rest(start: cursor, end: end)) }
+        }
+        return out
     }
 
     /// Whole closed days from their files (unless `--source rest`), the rest from REST.
@@ -92,8 +119,8 @@ public struct MetricsExtractor: Sendable {
         guard plan.end >= plan.start else { return }
         let now = clock.now()
         let segments: [ArchiveSegment] = sourceMode == .rest || archive == nil ? [.rest(start: plan.start, end: plan.end)]
-            : ArchivePlanner.segments(market: .futures, symbol: unit.symbol, dataset: .metrics, step: step, start: plan.start, end: plan.end,
-                                      now: now, monthly: false)
+            : oldDaysFromFiles(ArchivePlanner.segments(market: .futures, symbol: unit.symbol, dataset: .metrics, step: step, start: plan.start,
+                                                       end: plan.end, now: now, monthly: false), now: now)
         for segment in segments {
             try Task.checkCancellation()
             switch segment {
@@ -135,8 +162,10 @@ public struct MetricsExtractor: Sendable {
                     outcome.archiveFiles += 1
                     if expected <= min(last, plan.end) { try await rest(expected, last, plan: plan, into: writer, outcome: &outcome) }
                 case .absent, .unreachable:
+                    outcome.unread(file, read)
                     try await rest(file.range.lowerBound, last, plan: plan, into: writer, outcome: &outcome)
                 case .refused(let reason):
+                    outcome.unread(file, read)
                     logger.warning("archive file not used; its day comes from REST where REST still has it", metadata: ["unit": "\(unit)", "reason": "\(reason)"])
                     try await rest(file.range.lowerBound, last, plan: plan, into: writer, outcome: &outcome)
                 }
@@ -159,11 +188,11 @@ public struct MetricsExtractor: Sendable {
         let from = max(start, plan.start), to = min(end, plan.end)
         guard to >= from else { return }
         if sourceMode == .archive {
-            outcome.archiveLacked += (to - from) / step + 1
+            outcome.lack((to - from) / step + 1, from: from, to: to)
             return
         }
         let floor = FuturesMetrics.restFloor(now: clock.now())
-        if from < floor { outcome.archiveLacked += (min(to + step, floor) - from + step - 1) / step }
+        if from < floor { outcome.lack((min(to + step, floor) - from + step - 1) / step, from: from, to: min(to, floor - 1)) }
         var cursor = max(from, floor)
         while cursor <= to {
             try Task.checkCancellation()

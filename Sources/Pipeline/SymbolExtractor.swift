@@ -58,6 +58,18 @@ public actor SymbolExtractor {
         public var archiveFiles = 0
         /// `--source archive`: candles of the range no file held (not fetched from REST).
         public var archiveLacked: Int64 = 0
+        /// The first and last time (open time, trade time) of what no file held, for the message that names it.
+        public var lackedSpan: ClosedRange<Int64>?
+        /// `--source archive`: the run may take nothing from REST, so what the files did not give fails the unit.
+        public var archiveOnly = false
+        /// Files the run could not use, each with the reason (at most `maxNamedFiles`; `unreadFileCount` counts all).
+        public var unreadFiles: [String] = []
+        public var unreadFileCount = 0
+        /// The archive host could not be reached during the run: nothing the run found missing may be confirmed.
+        public var archiveUnreachable = false
+        /// Rows written twice: those of a file refused after some of its rows were written (a CRC-32 failure found at
+        /// its end), written again from REST. `written` counts each row once.
+        public var rewritten = 0
         /// `--dry-run` with archives: the files the run would read (with their size from a HEAD request, when the
         /// host gives one) and the open-time ranges `[from, to]` left to REST.
         public var plannedFiles: [PlannedFile] = []
@@ -72,6 +84,43 @@ public actor SymbolExtractor {
             guard caughtUp == false else { return false }
             guard let last = lastOpenTime else { return true }
             return storedBefore.map { last <= $0 } ?? false
+        }
+
+        static let maxNamedFiles = 8
+
+        static func union(_ a: ClosedRange<Int64>?, _ b: ClosedRange<Int64>?) -> ClosedRange<Int64>? {
+            guard let a else { return b }
+            guard let b else { return a }
+            return min(a.lowerBound, b.lowerBound)...max(a.upperBound, b.upperBound)
+        }
+
+        /// `--source archive`: `count` rows of `[from, to]` that no file held.
+        public mutating func lack(_ count: Int64, from: Int64, to: Int64) {
+            guard count > 0 else { return }
+            archiveLacked += count
+            lackedSpan = Self.union(lackedSpan, from...max(from, to))
+        }
+
+        /// A file the run could not use (not published, unreachable, refused), for the message and the summary.
+        public mutating func unread(_ file: ArchiveFile, _ read: ArchiveRead) {
+            let reason: String
+            switch read {
+            case .rows: return
+            case .absent: reason = "not published (404)"
+            case .unreachable: reason = "archive host unreachable"; archiveUnreachable = true
+            case .refused(let why): reason = "refused: \(why)"
+            }
+            unreadFileCount += 1
+            if unreadFiles.count < Self.maxNamedFiles { unreadFiles.append("\(file.fileName): \(reason)") }
+        }
+
+        /// `--source archive`: times `[from, to]` that no file covers (today, a part of a day), rows uncounted.
+        public mutating func uncovered(from: Int64, to: Int64) {
+            guard to >= from else { return }
+            unreadFileCount += 1
+            if unreadFiles.count < Self.maxNamedFiles {
+                unreadFiles.append("\(UTCCalendar.iso8601(from)) .. \(UTCCalendar.iso8601(to)): no file covers it yet")
+            }
         }
 
         /// Notes `[from, to]` as left to REST (a dry run's plan), joined to the range before when they touch.
@@ -97,6 +146,12 @@ public actor SymbolExtractor {
             fromArchive += other.fromArchive
             archiveFiles += other.archiveFiles
             archiveLacked += other.archiveLacked
+            lackedSpan = Self.union(lackedSpan, other.lackedSpan)
+            archiveOnly = archiveOnly || other.archiveOnly
+            unreadFiles = Array((unreadFiles + other.unreadFiles).prefix(Self.maxNamedFiles))
+            unreadFileCount += other.unreadFileCount
+            archiveUnreachable = archiveUnreachable || other.archiveUnreachable
+            rewritten += other.rewritten
             plannedFiles += other.plannedFiles
             restRanges += other.restRanges
             storedBefore = storedBefore ?? other.storedBefore
@@ -169,10 +224,13 @@ public actor SymbolExtractor {
 
         var failure: (any Error)?
         var outages: [KlineHole] = []
+        // The open time of the newest candle Binance has shown this unit (see `fetch`).
+        var previous = attempt.resumeAfter
+        outcome.archiveOnly = settings.sourceMode == .archive && settings.archive != nil
         do {
             if plan.origin == .listing && plan.start == 0 && unit.market.klinesAnswerNewestFirst {
                 // `startTime=0` finds nothing where the newest candles of a window come first: find the first one.
-                if let first = try await firstOpenTime(through: plan.end, outcome: &outcome) {
+                if let first = try await firstOpenTime(from: Self.coinmLaunch, through: plan.end, outcome: &outcome) {
                     plan.start = first
                 } else {
                     plan.start = plan.end + 1
@@ -181,10 +239,10 @@ public actor SymbolExtractor {
             if plan.end < plan.start {
                 outcome.caughtUp = true
             } else if settings.sourceMode != .rest, let archive = settings.archive {
-                try await fetchWithArchives(archive, plan: plan, limit: limit, after: attempt.resumeAfter, into: writer,
-                                            outcome: &outcome, outages: &outages)
+                try await fetchWithArchives(archive, plan: plan, limit: limit, into: writer, outcome: &outcome, outages: &outages,
+                                            previous: &previous)
             } else {
-                try await fetch(plan: plan, limit: limit, after: attempt.resumeAfter, into: writer, outcome: &outcome, outages: &outages)
+                try await fetch(plan: plan, limit: limit, into: writer, outcome: &outcome, outages: &outages, previous: &previous)
             }
         } catch {
             failure = error
@@ -214,8 +272,8 @@ public actor SymbolExtractor {
     /// file from its daily files), the rest from REST; after each file, what it lacked (an incomplete file, binance-
     /// public-data #436) from REST too, so a file never leaves a hole. With `archive`, nothing comes from REST: what
     /// the files lacked is counted and reported.
-    private func fetchWithArchives(_ archive: any ArchiveSource, plan given: FetchPlan, limit: Int, after written: Int64?,
-                                   into writer: BatchWriter<Kline>, outcome: inout Outcome, outages: inout [KlineHole]) async throws {
+    private func fetchWithArchives(_ archive: any ArchiveSource, plan given: FetchPlan, limit: Int, into writer: BatchWriter<Kline>,
+                                   outcome: inout Outcome, outages: inout [KlineHole], previous: inout Int64?) async throws {
         var adjusted = given
         if adjusted.origin == .listing && adjusted.start == 0 {
             // From listing: the first candle (Binance answers `startTime=0` with it) says where the files start.
@@ -233,9 +291,12 @@ public actor SymbolExtractor {
         let plan = adjusted
         let segments = ArchivePlanner.segments(market: unit.market, symbol: unit.symbol, interval: interval, series: unit.series,
                                                start: plan.start, end: plan.end, now: clock.now())
-        guard segments.contains(where: { if case .file = $0 { true } else { false } }) else {
-            return try await fetch(plan: plan, limit: limit, after: written, into: writer, outcome: &outcome, outages: &outages)
+        guard settings.sourceMode == .archive || segments.contains(where: { if case .file = $0 { true } else { false } }) else {
+            return try await fetch(plan: plan, limit: limit, into: writer, outcome: &outcome, outages: &outages, previous: &previous)
         }
+        // Every stretch between two candles this unit delivers was asked of REST (`--source auto`): a candle after the
+        // next one expected means Binance has none in between, an outage or a halt, even where a file showed it first.
+        let confirmsOutages = settings.sourceMode == .auto
         let step = interval.fixedMilliseconds ?? interval.nominalMilliseconds
         // One REST range `[start, end]` (open times), or its count in archive-only mode.
         func rest(_ start: Int64, _ end: Int64, outcome: inout Outcome) async throws {
@@ -243,21 +304,31 @@ public actor SymbolExtractor {
             guard to >= from else { return }
             if settings.listArchiveFiles { outcome.addRESTRange(from: from, to: to, step: step) }
             if settings.sourceMode == .archive {
-                outcome.archiveLacked += (to - from) / step + 1
+                if !settings.listArchiveFiles { outcome.lack((to - from) / step + 1, from: from, to: to) }
                 return
             }
             var sub = plan
             (sub.start, sub.end, sub.candleBudget) = (from, to, nil)
-            try await fetch(plan: sub, limit: limit, after: nil, into: writer, outcome: &outcome, outages: &outages)
+            try await fetch(plan: sub, limit: limit, into: writer, outcome: &outcome, outages: &outages, previous: &previous)
         }
         var queue = segments[...]
         var pending: [ArchiveSegment] = []
+        // A backfill from a date may start long before the symbol was listed: at the first file that is not there while
+        // nothing has been seen yet, the first candle is asked for once (one request), and what lies before it is skipped,
+        // instead of a 404 per month and day and a REST request per day (a symbol listed last week, asked from last year).
+        var listing = ListingProbe()
         // A file not there (yet): a month's daily files may be (monthly files appear some days into the next month);
         // a day's candles come from REST.
-        func notPublished(_ file: ArchiveFile, pending: inout [ArchiveSegment], outcome: inout Outcome) async throws {
+        func notPublished(_ file: ArchiveFile, pending: inout [ArchiveSegment], listing: inout ListingProbe, outcome: inout Outcome) async throws {
+            if !listing.probed && previous == nil && outcome.fetched == 0 && !settings.listArchiveFiles {
+                listing.probed = true
+                listing.first = try await firstOpenTime(from: max(file.range.lowerBound, plan.start), through: plan.end, outcome: &outcome) ?? (plan.end + 1)
+            }
+            if let first = listing.first, file.range.upperBound <= first { return }
             if case .month = file.period {
                 pending = ArchivePlanner.days(of: file).map { .file($0) } + pending
             } else {
+                if !settings.listArchiveFiles { outcome.unread(file, .absent) }
                 try await rest(file.range.lowerBound, file.range.upperBound - step, outcome: &outcome)
             }
         }
@@ -265,7 +336,9 @@ public actor SymbolExtractor {
             try Task.checkCancellation()
             switch segment {
             case .rest(let start, let end):
-                try await rest(start, end, outcome: &outcome)
+                try await rest(max(start, listing.first ?? start), end, outcome: &outcome)
+            case .file(let file) where listing.first.map({ file.range.upperBound <= $0 }) ?? false:
+                continue  // before the symbol's first candle: no file, no REST
             case .file(let file) where settings.listArchiveFiles:
                 // A dry run reads no file: it asks each for its size, and lists it.
                 let last = file.range.upperBound - step
@@ -273,8 +346,9 @@ public actor SymbolExtractor {
                 case .bytes(let size):
                     outcome.plannedFiles.append(PlannedFile(name: file.fileName, path: file.path, bytes: size))
                 case .absent:
-                    try await notPublished(file, pending: &pending, outcome: &outcome)
+                    try await notPublished(file, pending: &pending, listing: &listing, outcome: &outcome)
                 case .unreachable:
+                    outcome.archiveUnreachable = true
                     try await rest(file.range.lowerBound, last, outcome: &outcome)
                 }
             case .file(let file):
@@ -289,8 +363,19 @@ public actor SymbolExtractor {
                     try row.validate(interval: interval, series: series)
                     return true
                 }
+                var takenFromFile = 0
                 func take(_ rows: [Kline], outcome: inout Outcome) async throws {
                     guard !rows.isEmpty else { return }
+                    if confirmsOutages {
+                        for row in rows {
+                            if let p = previous, row.openTime > interval.nextOpenTime(after: p) {
+                                let from = interval.nextOpenTime(after: p), to = interval.openTime(containing: row.openTime - 1)
+                                outages.append(KlineHole(symbol: unit.symbol.name, from: from, to: to, missing: interval.count(from: from, to: to)))
+                            }
+                            previous = max(previous ?? row.openTime, row.openTime)
+                        }
+                    }
+                    takenFromFile += rows.count
                     outcome.fetched += rows.count
                     outcome.fromArchive += rows.count
                     RunMetrics.current?.add("binance_extractor.klines.fetched", Double(rows.count), unit: "{kline}",
@@ -333,11 +418,22 @@ public actor SymbolExtractor {
                     // What the file lacks at its end, from REST.
                     if expected <= min(last, plan.end) { try await rest(expected, last, outcome: &outcome) }
                 case .absent:
-                    try await notPublished(file, pending: &pending, outcome: &outcome)
+                    try await notPublished(file, pending: &pending, listing: &listing, outcome: &outcome)
                 case .unreachable:
+                    outcome.unread(file, read)
                     try await rest(file.range.lowerBound, last, outcome: &outcome)
                 case .refused(let reason):
-                    logger.warning("archive file not used; its period comes from REST", metadata: ["unit": "\(unit)", "reason": "\(reason)"])
+                    outcome.unread(file, read)
+                    if takenFromFile > 0 {
+                        // Rows of the file were written before the fault showed (a CRC-32 checked at the entry's end): the
+                        // period is written again from REST, in batches of its own, and counted once.
+                        try await writer.finish()
+                        outcome.fetched -= takenFromFile
+                        outcome.fromArchive -= takenFromFile
+                        if settings.sourceMode == .auto { outcome.rewritten += takenFromFile }
+                    }
+                    logger.warning(settings.sourceMode == .archive ? "archive file not used; --source archive takes nothing from REST"
+                                   : "archive file not used; its period comes from REST", metadata: ["unit": "\(unit)", "reason": "\(reason)"])
                     try await rest(file.range.lowerBound, last, outcome: &outcome)
                 }
             }
@@ -349,14 +445,14 @@ public actor SymbolExtractor {
         outcome.caughtUp = true
     }
 
-    private func fetch(plan: FetchPlan, limit: Int, after written: Int64?, into writer: BatchWriter<Kline>,
-                       outcome: inout Outcome, outages: inout [KlineHole]) async throws {
+    /// `previous`: the open time of the newest candle Binance has shown this unit; a candle after it that is not its
+    /// next one means Binance has none in between (an outage, a halt), which it has just confirmed.
+    private func fetch(plan: FetchPlan, limit: Int, into writer: BatchWriter<Kline>, outcome: inout Outcome, outages: inout [KlineHole],
+                       previous: inout Int64?) async throws {
         var cursor = plan.start
         var remaining = plan.candleBudget
-        // The open time of the newest candle Binance has shown this run: a candle after it that is not its next one
-        // means Binance has none in between (an outage, a halt), which it has just confirmed.
-        var previous = written
         let windowed = unit.market.klinesAnswerNewestFirst
+        var probed = false
         while cursor <= plan.end {
             try Task.checkCancellation()
             let pageLimit = remaining.map { Int(clamping: min(Int64(limit), max($0, 1))) } ?? limit
@@ -381,7 +477,7 @@ public actor SymbolExtractor {
                     let from = interval.nextOpenTime(after: previous), to = interval.openTime(containing: kline.openTime - 1)
                     outages.append(KlineHole(symbol: unit.symbol.name, from: from, to: to, missing: interval.count(from: from, to: to)))
                 }
-                previous = kline.openTime
+                previous = max(previous ?? kline.openTime, kline.openTime)
             }
             if !closed.isEmpty {
                 outcome.fetched += closed.count
@@ -390,6 +486,17 @@ public actor SymbolExtractor {
                                         attributes: ["market": unit.market.rawValue, "interval": interval.rawValue, "series": unit.series.rawValue])
                 try await writer.append(Array(closed))
                 progress?.advanced(unit, candles: closed.count)
+            }
+            if windowed && page.isEmpty && previous == nil && !probed {
+                // An empty first window: the range may start long before the contract was listed. Its first candle is found
+                // (a few one-candle requests) instead of asking every empty window before it.
+                probed = true
+                guard let first = try await firstOpenTime(from: requestEnd + 1, through: plan.end, outcome: &outcome) else {
+                    outcome.caughtUp = true
+                    return
+                }
+                cursor = first
+                continue
             }
             // A short page means Binance has nothing more in range; an open candle is always the newest. A short window
             // says so only of itself: the next window follows it.
@@ -420,11 +527,19 @@ public actor SymbolExtractor {
         return last
     }
 
-    /// The open time of the symbol's first candle through `end`, on a market that answers a window's newest candles
-    /// first: 200-day windows from the market's start (a delivery contract's: 400 days before it delivers), the first
-    /// that holds a candle narrowed down by halves, one candle a request (weight 1). Nil when there is none.
-    private func firstOpenTime(through end: Int64, outcome: inout Outcome) async throws -> Int64? {
-        guard let span = unit.market.maxKlinesSpanMilliseconds else { return nil }
+    /// The open time of the symbol's first candle in `[from, end]`. Where Binance answers a window's oldest candles
+    /// first, one request (`startTime`, `limit=1`). On a market that answers a window's newest candles first:
+    /// 200-day windows from `from` (a delivery contract's: no earlier than 400 days before it delivers), the first that
+    /// holds a candle narrowed down by halves, one candle a request (weight 1). Nil when there is none.
+    private func firstOpenTime(from: Int64, through end: Int64, outcome: inout Outcome) async throws -> Int64? {
+        guard let span = unit.market.maxKlinesSpanMilliseconds else {
+            let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval, startTime: from, endTime: end, limit: 1,
+                                        series: unit.series)
+            let page = try await source.klines(request)
+            outcome.requests += 1
+            try Self.check(page, request: request, interval: interval, now: clock.now())
+            return page.first?.openTime
+        }
         func newest(_ a: Int64, _ b: Int64) async throws -> Int64? {
             let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval, startTime: a, endTime: b, limit: 1,
                                         series: unit.series)
@@ -433,7 +548,7 @@ public actor SymbolExtractor {
             try Self.check(page, request: request, interval: interval, now: clock.now())
             return page.last?.openTime
         }
-        var start = Self.coinmLaunch
+        var start = from
         if let delivery = unit.symbol.deliveryTime { start = max(start, delivery - 400 * 86_400_000) }
         while start <= end {
             try Task.checkCancellation()
@@ -489,6 +604,12 @@ public actor SymbolExtractor {
     }
 }
 
+/// Where a symbol's first candle is, once asked (see `SymbolExtractor.fetchWithArchives`).
+struct ListingProbe {
+    var probed = false
+    var first: Int64?
+}
+
 /// A file a dry run would read.
 public struct PlannedFile: Sendable, Equatable {
     public let name: String
@@ -515,15 +636,52 @@ func complete<Row: Sendable>(_ writer: BatchWriter<Row>, failure: (any Error)?, 
     } catch {
         if failure == nil || failure is CancellationError { failure = error }
     }
-    outcome.written = await writer.written
+    outcome.written = max(0, await writer.written - outcome.rewritten)
     if let first = await writer.firstFlushed { outcome.firstOpenTime = keys(first).time }
     if let last = await writer.lastFlushed { (outcome.lastOpenTime, outcome.resumeAfter) = keys(last) }
+    if failure == nil, outcome.archiveOnly ? outcome.archiveLacked > 0 || outcome.unreadFileCount > 0
+        : outcome.archiveUnreachable && outcome.archiveLacked > 0 {
+        // What the run could not get is not "ok": archive-only mode takes nothing from REST, and what only a file holds
+        // (metrics older than REST keeps) is not Binance's to lack while its host cannot be reached. The unit fails
+        // (exit 1), naming what is missing and why.
+        // What archive-only mode could not get is not "ok": the unit fails (exit 1), naming what is missing and why.
+        failure = ArchiveShortfall(archiveOnly: outcome.archiveOnly, lacked: outcome.archiveLacked, span: outcome.lackedSpan,
+                                   files: outcome.unreadFiles, fileCount: outcome.unreadFileCount)
+    }
     guard let failure else { return outcome }
     if failure is CancellationError {
         outcome.interrupted = true
         return outcome
     }
     throw UnitFailure(underlying: failure, partial: outcome)
+}
+
+/// `--source archive` did not get the whole range: rows no file held, files that could not be read.
+public struct ArchiveShortfall: Error, CustomStringConvertible {
+    /// `--source archive` (else: the archive host was unreachable and REST does not keep what the files hold).
+    public let archiveOnly: Bool
+    public let lacked: Int64
+    public let span: ClosedRange<Int64>?
+    public let files: [String]
+    public let fileCount: Int
+
+    public var description: String {
+        var parts: [String] = []
+        if lacked > 0 {
+            let range = span.map { " between \(UTCCalendar.iso8601($0.lowerBound)) and \(UTCCalendar.iso8601($0.upperBound))" } ?? ""
+            parts.append("\(lacked) rows\(range) are in no archive file")
+        }
+        if fileCount > 0 {
+            parts.append("\(fileCount) files were not read (\(files.joined(separator: "; "))\(fileCount > files.count ? "; …" : ""))")
+        }
+        let what = parts.joined(separator: ", and ")
+        if archiveOnly {
+            return "--source archive: \(what); nothing is taken from REST in this mode. Run with --source auto to fetch them from REST, "
+                + "or end the range (--end) where the files end"
+        }
+        return "the archive host could not be reached: \(what), and REST does not keep them (older than it serves). Nothing was "
+            + "recorded as missing on Binance's side; run again once the archive host answers"
+    }
 }
 
 /// A unit that failed, with what it had done before.

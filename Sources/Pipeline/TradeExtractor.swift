@@ -70,7 +70,7 @@ public struct TradeExtractor: Sendable {
         let writer = BatchWriter<AggTrade>(batchSize: batchSize) { batch in
             let n = dryRun ? 0 : try await store.write(table: table, symbol: symbol, trades: batch)
             RunMetrics.current?.add("binance_extractor.agg_trades.written", Double(n), unit: "{trade}",
-                                    description: "Aggregate trades written to MariaDB.", attributes: ["market": market.rawValue])
+                                    description: "Aggregate trades written to the database.", attributes: ["market": market.rawValue])
             return n
         }
         var failure: (any Error)?
@@ -97,6 +97,7 @@ public struct TradeExtractor: Sendable {
             }
             if outcome.plan?.origin == .explicit { cursor.lastTime = until }
             var listed = false
+            outcome.archiveOnly = sourceMode == .archive && archive != nil
             if sourceMode != .rest, let archive {
                 if dryRun {
                     // A dry run downloads no file: it lists them, with their size, and the stretches left to REST.
@@ -173,8 +174,12 @@ public struct TradeExtractor: Sendable {
             try Task.checkCancellation()
             guard case .file(let file) = segment else {
                 // A stretch no file covers (before the first whole day, today): REST by id starts from its first trade.
-                if case .rest(let start, let end) = segment, cursor.nextId == nil, sourceMode != .archive, end < until {
-                    cursor.nextId = try await firstTrade(from: start, to: end, outcome: &outcome)
+                if case .rest(let start, let end) = segment {
+                    if sourceMode == .archive {
+                        outcome.uncovered(from: start, to: end)
+                    } else if cursor.nextId == nil, end < until {
+                        cursor.nextId = try await firstTrade(from: start, to: end, outcome: &outcome)
+                    }
                 }
                 continue
             }
@@ -197,7 +202,7 @@ public struct TradeExtractor: Sendable {
                             if trade.id > next {
                                 try await flush(&take, writer: writer, outcome: &outcome)
                                 if sourceMode == .archive {
-                                    outcome.archiveLacked += trade.id - next
+                                    outcome.lack(trade.id - next, from: outcome.lastOpenTime ?? file.range.lowerBound, to: trade.time)
                                 } else {
                                     try await page(&cursor, before: trade.id, until: until, writer: writer, outcome: &outcome)
                                     if cursor.capped { throw TradeCapReached() }
@@ -226,6 +231,7 @@ public struct TradeExtractor: Sendable {
                 // A month not published yet: its daily files may be.
                 pending = ArchivePlanner.days(of: file).map { .file($0) } + pending
             case .absent, .unreachable, .refused:
+                outcome.unread(file, read)
                 if case .refused(let reason) = read {
                     logger.warning("archive file not used; its trades come from REST", metadata: ["symbol": "\(symbol)", "reason": "\(reason)"])
                 }

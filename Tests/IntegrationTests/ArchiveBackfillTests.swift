@@ -117,7 +117,7 @@ struct ArchiveBackfillTests {
         #expect(unit["from_archive"] as? Int == 10 * 96 - (96 + 96 + 56), "\(unit)")
     }
 
-    @Test("archive only: what the files lack is reported, not fetched; rest: no file is read")
+    @Test("archive only: what the files lack is reported, not fetched, and the unit fails naming it (exit 1); rest: no file is read")
     func archiveOnlyAndRestOnly() async throws {
         let clock = ManualClock(now: Self.now)
         let sim = try await SimulatorFixture.start(clock: clock)
@@ -126,9 +126,13 @@ struct ArchiveBackfillTests {
         await sim.simulator.setArchiveFaults(["BTCUSDT-1h-2024-02-02.zip": .missing])
         let only = try await Self.run(["--timeframes", "1h", "--symbols", "BTCUSDT", "--start", "2024-02-01", "--end", "2024-02-04"],
                                       source: "archive", sim: sim, db: db, clock: clock)
-        #expect(only.status == 0, "\(only.errors)")
+        // What archive-only mode could not get is no "ok": exit 1, the unit failed, naming the rows and the file.
+        #expect(only.status == 1, "\(only.errors)")
         #expect(await sim.simulator.statistics.klinesRequests == 0)
-        #expect(Self.units(only).first?["archive_lacked"] as? Int == 24)
+        let unit = try #require(Self.units(only).first)
+        #expect(unit["archive_lacked"] as? Int == 24 && unit["status"] as? String == "failed" && unit["caught_up"] as? Bool == false, "\(unit)")
+        #expect((unit["error"] as? String ?? "").contains("--source archive: 24 rows between 2024-02-02T00:00:00.000Z and 2024-02-02T23:00:00.000Z are in no archive file")
+                && (unit["error"] as? String ?? "").contains("BTCUSDT-1h-2024-02-02.zip: not published (404)"), "\(unit)")
         #expect(only.errors.contains("the files lacked candles of the range"))
         #expect(try await db.count("klines_h1") == 48)
 
