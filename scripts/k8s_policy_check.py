@@ -115,6 +115,12 @@ def check(where, docs, version, license_label):
                 count = env.get("SHARD_COUNT", {}).get("value")
                 if str(count) != str(job.get("completions")):
                     fail(f"{name}: SHARD_COUNT {count} must equal completions {job.get('completions')} (each pod takes its share)")
+            # SIGTERM to exit is bounded by --shutdown-timeout (SHUTDOWN_TIMEOUT; the flush and the trace export
+            # included); Kubernetes kills at the grace period: keep a margin of at least 5 s between them.
+            shutdown = option(args, "--shutdown-timeout") or env.get("SHUTDOWN_TIMEOUT", {}).get("value") or 20
+            grace = spec.get("terminationGracePeriodSeconds", 30)
+            if int(grace) < int(shutdown) + 5:
+                fail(f"{name}: terminationGracePeriodSeconds {grace} leaves less than 5 s above --shutdown-timeout {shutdown}")
             if obj["kind"] == "Job" and args[:1] == ["klines"]:
                 days = option(args, "--max-catch-up-days")
                 if days is None or int(days) < 3650:
@@ -247,6 +253,7 @@ def self_test(rendered, version, license_label):
         "postgresql on 3306": breaks(postgres, lambda d: next(p for p in d if p["kind"] == "NetworkPolicy"
                                                                and p["metadata"]["name"] == "binance-extractor-database")["spec"]["egress"][0]["ports"][0]
                                     .update(port=3306)),
+        "no shutdown margin": breaks(production, lambda d: pod_spec(cronjob(d, "klines-1h"))[1]["spec"].update(terminationGracePeriodSeconds=20)),
         "capped backfill": breaks(scale, lambda d: [c for c in d if c["kind"] == "Job"][0]["spec"]["template"]["spec"]["containers"][0]
                                   .update(args=["klines", "--timeframes", "1m", "--from-listing"])),
     }

@@ -125,18 +125,20 @@ enum Resolve {
         }
         let flag = options.databaseURL.map { ("--database-url", $0) } ?? mysqlFlag.map { ("--mysql-uri", $0) }
         var text = flag?.1
+        var source = flag?.0 ?? ""
         if text == nil {
             let found = [try environmentURL("DATABASE_URL", env), try environmentURL("MYSQL_URI", env)].compactMap { $0 }
             if found.count > 1 {
                 throw ConfigurationError("both \(found[0].0) and \(found[1].0) name a database: keep one (DATABASE_URL takes mysql:// and postgresql:// URLs alike)")
             }
             text = found.first?.1
+            source = found.first?.0 ?? ""
         }
         guard let text, !text.isEmpty else {
             try adapter(options.dbAdapter, env, location: nil)
             return nil
         }
-        let location = try DatabaseLocation(parsing: text)
+        let location = try DatabaseLocation(parsing: text, source: source)
         try adapter(options.dbAdapter, env, location: location)
         if let flag, !location.password.isEmpty {
             warnings.append("a password given with \(flag.0) is visible to every user of this machine (ps, /proc): set DATABASE_URL or MYSQL_URI (or their _FILE forms) instead")
@@ -164,7 +166,7 @@ enum Resolve {
         guard !text.isEmpty else {
             throw ConfigurationError("\(name)_FILE=\(file) is empty: it must hold a database URL, mysql://user:password@host:3306/database or postgresql://…")
         }
-        return (name + "_FILE", text)
+        return ("\(name)_FILE (\(file))", text)
     }
 
     /// `DB_ADAPTER` (petrosa-binance-data-extractor's store switch), or `--db-adapter` (the seed's CronJobs pass it),
@@ -228,10 +230,11 @@ enum Resolve {
     }
 
     /// `--start`: a date, and one in the past (nothing has traded in the future, so a run would do nothing).
-    static func start(_ text: String?, now: Int64) throws(ConfigurationError) -> Int64? {
-        guard let start = try date(text, option: "--start") else { return nil }
+    /// `gaps --since` likewise.
+    static func start(_ text: String?, now: Int64, option: String = "--start") throws(ConfigurationError) -> Int64? {
+        guard let start = try date(text, option: option) else { return nil }
         guard start < now else {
-            throw ConfigurationError("--start \(text ?? "") is in the future (now is \(UTCCalendar.iso8601(now))): nothing has traded there yet; give a past date")
+            throw ConfigurationError("\(option) \(text ?? "") is in the future (now is \(UTCCalendar.iso8601(now))): nothing has traded there yet; give a past date")
         }
         return start
     }
@@ -257,7 +260,13 @@ enum Resolve {
         let symbolText = try alias(c.symbols, c.symbol, option: "--symbols", alias: "--symbol") ?? env["DEFAULT_SYMBOLS"] ?? ""
         // `BTCUSD_*`: a pair's contracts, whatever quarter it is.
         var families: [Symbol] = [], named: [Substring] = []
-        for part in symbolText.split(separator: ",") {
+        let entries = symbolText.split(separator: ",", omittingEmptySubsequences: false)
+        if entries.count > 1, let empty = entries.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            // `BTCUSDT,,ETHUSDT` is a typo more often than a wish: a symbol may have been lost between the commas.
+            let source = c.symbols != nil || c.symbol != nil ? "--symbols" : "DEFAULT_SYMBOLS"
+            throw ConfigurationError("\(source) '\(symbolText)' has an empty entry (entry \(empty + 1)): remove the extra comma, or name the symbol that belongs there")
+        }
+        for part in entries where !part.trimmingCharacters(in: .whitespaces).isEmpty {
             let token = part.trimmingCharacters(in: .whitespaces)
             guard token.hasSuffix("_*") else { named.append(part); continue }
             guard market != .spot else {

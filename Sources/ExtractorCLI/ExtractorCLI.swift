@@ -19,6 +19,16 @@ public enum ExitStatus {
     public static let badConfiguration: Int32 = 2
 }
 
+/// The wall-clock time (Unix ms) by which a requested shutdown must be over; nil while none was asked for.
+public final class ShutdownDeadline: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Int64?
+    public init() {}
+    public var deadline: Int64? { lock.withLock { value } }
+    /// The first request sets the deadline; later ones do not move it.
+    func requested(at now: Int64, seconds: Int) { lock.withLock { if value == nil { value = now + Int64(seconds) * 1000 } } }
+}
+
 /// What a run talks to, injectable for tests.
 public struct RunContext: Sendable {
     public var clock: any WallClock
@@ -31,6 +41,8 @@ public struct RunContext: Sendable {
     public var onShutdownDeadline: @Sendable () -> Void
     /// How log lines look; nil until `ExtractorCLI.run` resolves `LOG_FORMAT` (then JSON unless on a terminal).
     public var logFormat: LogFormat?
+    /// Set when a shutdown was asked for: the moment by which everything after it, the telemetry flush included, is done.
+    public let shutdown = ShutdownDeadline()
 
     public init(clock: any WallClock = SystemClock(), output: LineSink = .standardOutput, errors: LineSink = .standardError,
                 outputIsTerminal: Bool? = nil, errorsIsTerminal: Bool? = nil,
@@ -116,7 +128,9 @@ public enum ExtractorCLI {
                 return status
             }
         }
-        await telemetry.shutdown()
+        // After SIGTERM, `--shutdown-timeout` bounds the whole of what is left, the export of the run's trace included: a
+        // collector that does not answer cannot hold the process past it (and Kubernetes' grace period after it).
+        await telemetry.shutdown(notAfter: context.shutdown.deadline)
         return status
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Clocks
 import ServiceLifecycle
 
 /// The one place SIGTERM and SIGINT are handled.
@@ -10,8 +11,8 @@ import ServiceLifecycle
 /// `deadlineSeconds` (a database that stopped answering), `onDeadline` ends the process: Kubernetes sends SIGKILL
 /// after its grace period anyway, and a batch is one atomic statement, so nothing half-written can remain.
 enum GracefulRun {
-    static func run<T: Sendable>(logger: Logger, deadlineSeconds: Int, onDeadline: @escaping @Sendable () -> Void,
-                                 _ work: @escaping @Sendable () async -> T) async -> T {
+    static func run<T: Sendable>(logger: Logger, deadlineSeconds: Int, shutdown: ShutdownDeadline? = nil,
+                                 onDeadline: @escaping @Sendable () -> Void, _ work: @escaping @Sendable () async -> T) async -> T {
         let box = ResultBox<T>()
         let watchdog = ResultBox<Task<Void, Never>>()
         // Outside this call, `ProcessSignals` ends the process at once on a signal; inside, the first one is ours.
@@ -21,6 +22,8 @@ enum GracefulRun {
             ProcessSignals.unitsFinished()
         }
         let service = WorkService(logger: logger, onShutdown: {
+            // Real time, as the watchdog's: a shutdown is bounded in the world's seconds, whatever clock the run plans with.
+            shutdown?.requested(at: SystemClock().now(), seconds: deadlineSeconds)
             watchdog.set(Task.detached {
                 try? await Task.sleep(nanoseconds: UInt64(deadlineSeconds) * 1_000_000_000)
                 guard !Task.isCancelled else { return }

@@ -45,7 +45,8 @@ struct JobResources: Sendable {
 /// the run without fetching (e.g. `gaps --dry-run`).
 enum JobPlan: Sendable {
     case run(units: [ExtractionUnit], work: @Sendable (ExtractionUnit, UnitAttempt) async throws -> SymbolExtractor.Outcome)
-    case report(String)
+    /// A report for a person (`text`) and, where output is read by a program (`--summary json`, a pipe), one JSON line.
+    case report(String, json: String? = nil)
 }
 
 /// The one path every extraction command takes: connect and migrate, read Binance's limits, run the units under
@@ -153,19 +154,27 @@ struct JobRunner {
         }
         guard case .run(let units, let work) = jobPlan else {
             progress?.stop()
-            if case .report(let text) = jobPlan { context.output.write(text) }
+            if case .report(let text, let json) = jobPlan {
+                if config.summaryAsTable ?? context.outputIsTerminal {
+                    context.output.write(text)
+                } else {
+                    context.output.write((json ?? "{\"report\":\(LogLineHandler.quote(text.trimmingCharacters(in: .newlines)))}") + "\n")
+                }
+            }
             return ExitStatus.success
         }
 
         let supervisor = Supervisor(maxWorkers: config.maxWorkers, unitRetries: config.unitRetries, clock: context.clock, logger: make("supervisor"))
-        let reports = await GracefulRun.run(logger: logger, deadlineSeconds: config.shutdownTimeoutSeconds, onDeadline: context.onShutdownDeadline) {
+        let reports = await GracefulRun.run(logger: logger, deadlineSeconds: config.shutdownTimeoutSeconds, shutdown: context.shutdown,
+                                            onDeadline: context.onShutdownDeadline) {
             await supervisor.run(units: units, work: work)
         }
         progress?.stop()
 
-        let summary = RunSummary(reports: reports, dryRun: config.dryRun, durationMilliseconds: context.clock.now() - started,
+        var summary = RunSummary(reports: reports, dryRun: config.dryRun, durationMilliseconds: context.clock.now() - started,
                                  requests: client.requestStats, weightUsed: await limiter.weightGranted,
                                  rateLimitWaitMilliseconds: await limiter.waitedMilliseconds)
+        summary.usesArchives = describe["source"].map { $0 != KlinesSourceMode.rest.rawValue } ?? false
         context.output.write(config.summaryAsTable ?? context.outputIsTerminal ? summary.table() : summary.jsonLine() + "\n")
         let failed = reports.filter { !$0.succeeded }
         // A unit that neither moved nor reached Binance's newest candle is stuck: a run that makes no progress never
@@ -204,7 +213,8 @@ extension ExtractorCLI {
             // The confirmed-gaps table: a silence the run crosses is recorded there.
             klineTables: config.series.flatMap { series in config.intervals.map { KlineTable(market: common.market, interval: $0, series: series) } },
             otherTables: [ConfirmedGapTable.definition],
-            describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "series": config.series.map(\.rawValue).joined(separator: ",")]
+            describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "series": config.series.map(\.rawValue).joined(separator: ","),
+                       "source": config.source.rawValue]
         ) { resources in
             let store = resources.klineStore
             var withArchive = settings
@@ -243,7 +253,7 @@ extension ExtractorCLI {
                 guard named != nil else { throw ConfigurationError("no timeframes given: pass --timeframes, e.g. --timeframes 15m,1h") }
                 intervals = try Resolve.intervals(named, market: common.market)
             }
-            since = try Resolve.date(command.since, option: "--since")
+            since = try Resolve.start(command.since, now: context.clock.now(), option: "--since")
             let gapDays = try Resolve.alias(command.maxGapDays, command.maxGapSizeDays, option: "--max-gap-days", alias: "--max-gap-size-days")
             maxGapDays = gapDays == nil ? nil : try Resolve.positive(gapDays, env: nil, environment, default: 1, option: "--max-gap-days")
         } catch {
@@ -257,14 +267,18 @@ extension ExtractorCLI {
         let recheck = command.recheck
         return await JobRunner(command: "gaps", config: common, context: context, span: span).run(
             klineTables: klineTables, otherTables: [ConfirmedGapTable.definition] + (metrics ? [MetricsTable.definition] : []),
-            describe: metrics ? ["table": MetricsTable.name] : ["timeframes": intervals.map(\.rawValue).joined(separator: ",")]
+            describe: (metrics ? ["table": MetricsTable.name] : ["timeframes": intervals.map(\.rawValue).joined(separator: ",")])
+                .merging(["source": source.rawValue]) { a, _ in a }
         ) { resources in
             guard let gaps = resources.tables?.gaps else { return .report("no database: nothing to check\n") }
             let hasConfirmations = resources.existingTables.contains(ConfirmedGapTable.name)
             var report = "", units: [ExtractionUnit] = [], holesByUnit: [ExtractionUnit: [KlineHole]] = [:]
+            var json: [String] = []
+            let q = LogLineHandler.quote
             for table in tables {
                 guard resources.existingTables.contains(table.name) else {
                     report += "no table \(table.name) yet: nothing to check\n"
+                    json.append("{\"table\":\(q(table.name)),\"exists\":false,\"holes\":[]}")
                     continue
                 }
                 // The index table holds pairs: a contract stands for its pair there.
@@ -286,6 +300,8 @@ extension ExtractorCLI {
                         report += "  \(hole.symbol)  \(UTCCalendar.iso8601(hole.from)) .. \(UTCCalendar.iso8601(hole.to))  \(hole.missing) candles\n"
                     }
                     if !confirmed.isEmpty { report += "(\(confirmed.count) holes confirmed empty on Binance's side are not listed; --recheck lists them)\n" }
+                    let listed = holes.map { "{\"symbol\":\(q($0.symbol)),\"from\":\(q(UTCCalendar.iso8601($0.from))),\"to\":\(q(UTCCalendar.iso8601($0.to))),\"missing\":\($0.missing)}" }
+                    json.append("{\"table\":\(q(table.name)),\"exists\":true,\"holes\":[\(listed.joined(separator: ","))],\"confirmed_not_listed\":\(confirmed.count)}")
                     continue
                 }
                 let bySymbol = Dictionary(grouping: holes, by: \.symbol)
@@ -297,7 +313,9 @@ extension ExtractorCLI {
                     holesByUnit[unit] = found
                 }
             }
-            if common.dryRun || units.isEmpty && !report.isEmpty { return .report(report) }
+            if common.dryRun || units.isEmpty && !report.isEmpty {
+                return .report(report, json: "{\"gaps\":{\"dry_run\":\(common.dryRun),\"tables\":[\(json.joined(separator: ","))]}}")
+            }
             if !report.isEmpty { resources.logger.info("\(report.trimmingCharacters(in: .newlines))") }
             let store = resources.klineStore
             let archive = resources.archive(source, baseURL: archiveURL)
@@ -364,7 +382,7 @@ extension ExtractorCLI {
         }
         let table = TradeTable(market: common.market)
         return await JobRunner(command: "trades", config: common, context: context, span: span).run(
-            klineTables: [], otherTables: [table.definition], describe: [:]
+            klineTables: [], otherTables: [table.definition], describe: ["source": source.rawValue]
         ) { resources in
             let units = resources.symbols.map { ExtractionUnit(market: common.market, symbol: $0, dataset: .aggTrades) }
             let store: any TradeStoring = resources.tables.flatMap { $0.existing.contains(table.name) ? $0.trades : nil } ?? EmptyTradeStore()
@@ -398,7 +416,7 @@ extension ExtractorCLI {
             return fail(error, context: context)
         }
         return await JobRunner(command: "metrics", config: common, context: context, span: span).run(
-            klineTables: [], otherTables: [MetricsTable.definition], describe: [:]
+            klineTables: [], otherTables: [MetricsTable.definition], describe: ["source": source.rawValue]
         ) { resources in
             let units = resources.symbols.map { ExtractionUnit(market: .futures, symbol: $0, dataset: .metrics) }
             let store: any MetricsStoring = resources.tables.flatMap { $0.existing.contains(MetricsTable.name) ? $0.metrics : nil } ?? EmptyMetricsStore()

@@ -12,7 +12,19 @@ struct RunSummary {
     let weightUsed: Int
     let rateLimitWaitMilliseconds: Int64
 
+    /// The run reads archive files (`--source auto|archive`): each unit says how much came from files and from REST.
+    var usesArchives = false
+
     var totalFetched: Int { reports.reduce(0) { $0 + $1.outcome.fetched } }
+    /// Attempts of units started again after a failure (requests retried inside an attempt are `requests.retries`).
+    var unitRetries: Int { reports.reduce(0) { $0 + $1.retries } }
+
+    /// The unit's last stored row reaches its range's end: only a unit that succeeded and was not stopped by the
+    /// catch-up cap. A failed, interrupted or unstarted unit is never caught up, whatever it wrote.
+    static func caughtUp(_ r: UnitReport) -> Bool {
+        guard r.status == .succeeded, let plan = r.outcome.plan else { return false }
+        return r.outcome.caughtUp ?? !plan.capped
+    }
     var totalWritten: Int { reports.reduce(0) { $0 + $1.outcome.written } }
 
     static func status(_ s: UnitReport.Status) -> String {
@@ -44,14 +56,16 @@ struct RunSummary {
             }
             if let plan = r.outcome.plan {
                 fields.append("\"plan\":\(q(plan.origin.rawValue))")
-                fields.append("\"caught_up\":\(r.outcome.caughtUp ?? !plan.capped)")
+                fields.append("\"caught_up\":\(Self.caughtUp(r))")
             }
             if r.outcome.caughtUp != nil { fields.append("\"stalled\":\(r.outcome.stalled)") }
-            if r.outcome.archiveFiles > 0 || r.outcome.archiveLacked > 0 {
+            if usesArchives || r.outcome.archiveFiles > 0 || r.outcome.archiveLacked > 0 {
+                // Always there when the run reads the archives, even when the host could not be reached and every count is 0.
                 fields.append("\"from_archive\":\(r.outcome.fromArchive)")
                 fields.append("\"from_rest\":\(r.outcome.fetched - r.outcome.fromArchive)")
                 fields.append("\"archive_files\":\(r.outcome.archiveFiles)")
-                if r.outcome.archiveLacked > 0 { fields.append("\"archive_lacked\":\(r.outcome.archiveLacked)") }
+                fields.append("\"archive_lacked\":\(r.outcome.archiveLacked)")
+                if r.outcome.unreadFileCount > 0 { fields.append("\"archive_files_unread\":\(r.outcome.unreadFileCount)") }
             }
             if dryRun && (!r.outcome.plannedFiles.isEmpty || !r.outcome.restRanges.isEmpty) {
                 let files = r.outcome.plannedFiles.map { "{\"file\":\(q($0.name)),\"bytes\":\($0.bytes.map(String.init) ?? "null")}" }
@@ -64,7 +78,8 @@ struct RunSummary {
         }
         let statuses = requests.byStatus.keys.sorted().map { "\(q(String($0))):\(requests.byStatus[$0]!)" }.joined(separator: ",")
         return "{\"summary\":{\"dry_run\":\(dryRun),\"units\":\(reports.count),\"failed\":\(reports.filter { !$0.succeeded }.count),"
-            + "\"fetched\":\(totalFetched),\"written\":\(totalWritten),\"requests\":\(requests.sent),\"retries\":\(requests.retries),"
+            + "\"fetched\":\(totalFetched),\"written\":\(totalWritten),\"requests\":\(requests.sent),"
+            + "\"retries\":\(requests.retries + unitRetries),\"request_retries\":\(requests.retries),\"unit_retries\":\(unitRetries),"
             + "\"responses\":{\(statuses)},\"weight_used\":\(weightUsed),\"rate_limit_wait_ms\":\(rateLimitWaitMilliseconds),"
             + "\"duration_ms\":\(durationMilliseconds)},\"units\":[\(units.joined(separator: ","))]}"
     }

@@ -76,11 +76,11 @@ public final class TelemetrySession: Sendable {
         }
     }
 
-    /// Flushes spans, then metrics, both within one deadline (`OTEL_EXPORTER_OTLP_TIMEOUT` from now); logs one
-    /// warning if anything was lost.
-    public func shutdown() async {
+    /// Flushes spans, then metrics, both within one deadline (`OTEL_EXPORTER_OTLP_TIMEOUT` from now, and never past
+    /// `notAfter`, the end of a requested shutdown); logs one warning if anything was lost.
+    public func shutdown(notAfter: Int64? = nil) async {
         defer { http?.shutdown() }
-        let deadline = clock.now() + Int64(configuration.timeoutMilliseconds)
+        let deadline = min(clock.now() + Int64(configuration.timeoutMilliseconds), notAfter ?? .max)
         let report = await processor?.shutdown(deadline: deadline) ?? BatchSpanProcessor.Report()
         var metricsLost = false
         if let url = configuration.metricsEndpoint, let exporter, !metrics.isEmpty {

@@ -60,7 +60,7 @@ struct HistoryJobsTests {
         ].sorted { ($0.0, $0.1) < ($1.0, $1.1) }
 
         await sim.simulator.resetStatistics()
-        let listed = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT", "--dry-run"], sim: sim, store: db, clock: clock)
+        let listed = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT,ETHUSDT", "--dry-run", "--summary", "table"], sim: sim, store: db, clock: clock)
         #expect(listed.status == 0, "\(listed.errors)")
         let lines = listed.output.split(separator: "\n").filter { $0.hasPrefix("  ") }.map { $0.trimmingCharacters(in: .whitespaces) }
         let expectedLines = expectedHoles.map { "\($0.0)  \(UTCCalendar.iso8601($0.1)) .. \(UTCCalendar.iso8601($0.2))  \($0.3) candles" }
@@ -105,7 +105,7 @@ struct HistoryJobsTests {
 
         // The first two hours are missing too: with --since before them, they count as a hole.
         try await db.deleteKlines("klines_m15", symbol: "BTCUSDT", from: start, through: start + 7 * 15 * Self.minute)
-        let listed = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT", "--since", UTCCalendar.iso8601(start).replacingOccurrences(of: ".000Z", with: ""), "--dry-run"],
+        let listed = await Self.cli(["gaps", "--timeframe", "15m", "--symbols", "BTCUSDT", "--since", UTCCalendar.iso8601(start).replacingOccurrences(of: ".000Z", with: ""), "--dry-run", "--summary", "table"],
                                     sim: sim, store: db, clock: clock)
         #expect(listed.output.contains("BTCUSDT  \(UTCCalendar.iso8601(start)) .. \(UTCCalendar.iso8601(start + 7 * 15 * Self.minute))  8 candles"), "\(listed.output)")
     }

@@ -126,7 +126,7 @@ struct NeverStuckTests {
         defer { Task { await sim.stop(); await db.drop() } }
         let fill = await E2E.extract(["--timeframes", "1M", "--symbols", "BTCUSDT", "--start", "2024-04-01"], sim: sim, db: db, clock: clock)
         #expect(fill.status == 0, "\(fill.errors)")
-        let listed = await HistoryJobsTests.cli(["gaps", "--timeframe", "1M", "--symbols", "BTCUSDT", "--since", "2024-02-01", "--dry-run"],
+        let listed = await HistoryJobsTests.cli(["gaps", "--timeframe", "1M", "--symbols", "BTCUSDT", "--since", "2024-02-01", "--dry-run", "--summary", "table"],
                                                 sim: sim, db: db, clock: clock)
         #expect(listed.output.contains("BTCUSDT  2024-02-01T00:00:00.000Z .. 2024-03-01T00:00:00.000Z  2 candles"), "\(listed.output)")
     }

@@ -111,7 +111,7 @@ struct PriceSeriesEndToEndTests {
         let sim = try await SimulatorFixture.start(clock: clock)
         let db = try await TestStore.make(kind)
         defer { Task { await sim.stop(); await db.drop() } }
-        let dry = await E2E.extract(["--series", "index", "--timeframes", "15m", "--symbols", "BTCUSDT", "--dry-run"], sim: sim, store: db, clock: clock)
+        let dry = await E2E.extract(["--series", "index", "--timeframes", "15m", "--symbols", "BTCUSDT", "--dry-run", "--summary", "table"], sim: sim, store: db, clock: clock)
         #expect(dry.status == 0, "\(dry.errors)")
         #expect(try await db.count("index_klines_m15") == 0)
 
@@ -120,7 +120,7 @@ struct PriceSeriesEndToEndTests {
         #expect(filled.status == 0, "\(filled.errors)")
         let start = KlineInterval.m15.openTime(containing: Self.now - 40 * 3_600_000)
         try await db.deleteKlines("mark_klines_m15", symbol: "BTCUSDT", from: start, through: start + 5 * 15 * 60_000)
-        let listed = await Jobs.cli(["gaps", "--series", "mark", "--timeframes", "15m", "--symbols", "BTCUSDT", "--dry-run"], sim: sim, store: db, clock: clock)
+        let listed = await Jobs.cli(["gaps", "--series", "mark", "--timeframes", "15m", "--symbols", "BTCUSDT", "--dry-run", "--summary", "table"], sim: sim, store: db, clock: clock)
         #expect(listed.status == 0, "\(listed.errors)")
         #expect(listed.output.contains("holes in mark_klines_m15:") && listed.output.contains("6 candles"), "\(listed.output)")
         // The trade table of the same interval is not the mark table: nothing of it is asked.
