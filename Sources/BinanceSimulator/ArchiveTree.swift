@@ -22,14 +22,30 @@ public enum ArchiveFault: Sendable, Equatable {
     case incomplete(rows: Int)
     /// Rows out of order (#339) and some rows three times (#191), under a matching CHECKSUM.
     case disordered
+    /// The zip's one entry is named `name` (another symbol's or period's CSV), its CHECKSUM matching: a file mixed up
+    /// on upload, or a hostile mirror.
+    case entryNamed(String)
+    /// The CSV ends with a line of `bytes` bytes and no newline (a damaged or hostile file), its CHECKSUM matching.
+    case runawayLine(bytes: Int)
+    /// The zip's CRC-32 fields do not match its data, but the CHECKSUM is computed over that zip: the fault shows
+    /// only once the entry has been read to its end.
+    case badCRC
 
-    /// `missing`, `wrong-checksum`, `damaged[:N]`, `incomplete:ROWS`, `disordered`.
+    /// `missing`, `wrong-checksum`, `damaged[:N]`, `incomplete:ROWS`, `disordered`, `entry:NAME`, `runaway-line:BYTES`,
+    /// `bad-crc`.
     public init?(parsing text: String) {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         switch parts.first {
         case "missing": self = .missing
         case "wrong-checksum": self = .wrongChecksum
         case "disordered": self = .disordered
+        case "bad-crc": self = .badCRC
+        case "entry":
+            guard parts.count > 1, !parts[1].isEmpty else { return nil }
+            self = .entryNamed(parts[1])
+        case "runaway-line":
+            guard parts.count > 1, let bytes = Int(parts[1]), bytes > 0 else { return nil }
+            self = .runawayLine(bytes: bytes)
         case "damaged": self = .damaged(times: parts.count > 1 ? (Int(parts[1]) ?? 1) : 1)
         case "incomplete":
             guard parts.count > 1, let rows = Int(parts[1]), rows >= 0 else { return nil }
@@ -46,6 +62,14 @@ struct ArchiveTree {
     static let futuresKlinesHeaderSince = UTCCalendar.parse("2022-05-01") ?? 0
     static let futuresTradesHeaderSince = UTCCalendar.parse("2022-08-11") ?? 0
     static let spotMicrosecondsSince = UTCCalendar.parse("2025-01-01") ?? 0
+
+    /// Flips the CRC-32 in a one-entry zip's local and central headers (offsets 14 and 16 after their signatures).
+    static func breakCRC(_ zip: inout [UInt8]) {
+        for (signature, offset) in [([0x50, 0x4b, 0x03, 0x04] as [UInt8], 14), ([0x50, 0x4b, 0x01, 0x02], 16)] {
+            guard let at = (0...(zip.count - 4)).first(where: { Array(zip[$0..<($0 + 4)]) == signature }), at + offset < zip.count else { continue }
+            zip[at + offset] ^= 0xFF
+        }
+    }
 
     /// The file a request path names (`/data/futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip[.CHECKSUM]`).
     static func file(at path: String) -> (file: ArchiveFile, checksum: Bool)? {
@@ -114,6 +138,9 @@ struct ArchiveTree {
         if file.market == .coinm, case .priceKlines(.index, _) = file.dataset { name += "_PERP" }
         guard let symbol = market.symbols[name], symbol.market == file.market || file.market == .spot && symbol.market == .futures else { return nil }
         let range = file.range
+        // A symbol's folder starts with the first period it traded in and ends with its last: no file before its listing
+        // or after its delisting (a 404, as for any key the bucket does not hold).
+        guard range.upperBound > symbol.listedAt, symbol.delistedAt.map({ range.lowerBound < $0 }) ?? true else { return nil }
         let micro = file.market == .spot && range.lowerBound >= spotMicrosecondsSince
         func time(_ ms: Int64, close: Bool) -> String { micro ? "\(ms * 1000 + (close ? 999 : 0))" : "\(ms)" }
         var lines: [String] = []

@@ -358,9 +358,22 @@ public actor BinanceSimulator {
         } else {
             var keep: Int?
             if case .incomplete(let rows) = fault { keep = rows }
-            guard let csv = ArchiveTree.csv(file, market: market, now: clock.now(), keepRows: keep, disordered: fault == .disordered)
+            // A mixed-up upload: the entry named for another symbol holds that symbol's rows.
+            var source = file
+            if case .entryNamed(let name) = fault, let other = name.split(separator: "-").first.flatMap({ try? Symbol(validating: String($0)) }) {
+                source = ArchiveFile(market: file.market, dataset: file.dataset, symbol: other, period: file.period)
+            }
+            guard var csv = ArchiveTree.csv(source, market: market, now: clock.now(), keepRows: keep, disordered: fault == .disordered)
             else { return notFound }
-            zip = ZipArchive.make(name: String(file.fileName.dropLast(4)) + ".csv", bytes: csv)
+            var entry = String(file.fileName.dropLast(4)) + ".csv"
+            switch fault {
+            case .entryNamed(let name): entry = name
+            case .runawayLine(let bytes): csv += [UInt8](repeating: 0x37, count: bytes)
+            default: break
+            }
+            var made = ZipArchive.make(name: entry, bytes: csv)
+            if fault == .badCRC { ArchiveTree.breakCRC(&made) }
+            zip = made
             archiveCache[file.path] = zip
         }
         var body = zip

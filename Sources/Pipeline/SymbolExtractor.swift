@@ -319,11 +319,13 @@ public actor SymbolExtractor {
         var listing = ListingProbe()
         // A file not there (yet): a month's daily files may be (monthly files appear some days into the next month);
         // a day's candles come from REST.
+        func probe(_ file: ArchiveFile, listing: inout ListingProbe, outcome: inout Outcome) async throws {
+            guard !listing.probed && previous == nil && outcome.fetched == 0 && !settings.listArchiveFiles else { return }
+            listing.probed = true
+            listing.first = try await firstOpenTime(from: max(file.range.lowerBound, plan.start), through: plan.end, outcome: &outcome) ?? (plan.end + 1)
+        }
         func notPublished(_ file: ArchiveFile, pending: inout [ArchiveSegment], listing: inout ListingProbe, outcome: inout Outcome) async throws {
-            if !listing.probed && previous == nil && outcome.fetched == 0 && !settings.listArchiveFiles {
-                listing.probed = true
-                listing.first = try await firstOpenTime(from: max(file.range.lowerBound, plan.start), through: plan.end, outcome: &outcome) ?? (plan.end + 1)
-            }
+            try await probe(file, listing: &listing, outcome: &outcome)
             if let first = listing.first, file.range.upperBound <= first { return }
             if case .month = file.period {
                 pending = ArchivePlanner.days(of: file).map { .file($0) } + pending
@@ -415,6 +417,11 @@ public actor SymbolExtractor {
                 case .rows(let count):
                     outcome.archiveFiles += 1
                     progress?.readFile(unit, name: file.fileName, rows: count)
+                    // An empty file before anything was seen: the same search for the first candle as a missing one.
+                    if count == 0 {
+                        try await probe(file, listing: &listing, outcome: &outcome)
+                        if let first = listing.first { expected = max(expected, first) }
+                    }
                     // What the file lacks at its end, from REST.
                     if expected <= min(last, plan.end) { try await rest(expected, last, outcome: &outcome) }
                 case .absent:
@@ -530,30 +537,38 @@ public actor SymbolExtractor {
     /// The open time of the symbol's first candle in `[from, end]`. Where Binance answers a window's oldest candles
     /// first, one request (`startTime`, `limit=1`). On a market that answers a window's newest candles first:
     /// 200-day windows from `from` (a delivery contract's: no earlier than 400 days before it delivers), the first that
-    /// holds a candle narrowed down by halves, one candle a request (weight 1). Nil when there is none.
+    /// holds a candle found by its daily candles (intervals up to a day) or narrowed down by halves, one candle a request
+    /// (weight 1). Nil when there is none.
     private func firstOpenTime(from: Int64, through end: Int64, outcome: inout Outcome) async throws -> Int64? {
+        // One checked page of `[a, b]`: its candles' open times.
+        func page(_ a: Int64, _ b: Int64, interval: KlineInterval, limit: Int) async throws -> [Int64] {
+            let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval, startTime: a, endTime: b, limit: limit,
+                                        series: unit.series)
+            let page = try await source.klines(request)
+            outcome.requests += 1
+            try Self.check(page, request: request, interval: interval, now: clock.now())
+            return page.map(\.openTime)
+        }
         guard let span = unit.market.maxKlinesSpanMilliseconds else {
-            let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval, startTime: from, endTime: end, limit: 1,
-                                        series: unit.series)
-            let page = try await source.klines(request)
-            outcome.requests += 1
-            try Self.check(page, request: request, interval: interval, now: clock.now())
-            return page.first?.openTime
+            return try await page(from, end, interval: interval, limit: 1).first
         }
-        func newest(_ a: Int64, _ b: Int64) async throws -> Int64? {
-            let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval, startTime: a, endTime: b, limit: 1,
-                                        series: unit.series)
-            let page = try await source.klines(request)
-            outcome.requests += 1
-            try Self.check(page, request: request, interval: interval, now: clock.now())
-            return page.last?.openTime
+        func newest(_ a: Int64, _ b: Int64) async throws -> Int64? { try await page(a, b, interval: interval, limit: 1).last }
+        // A window's daily candles, all of them (a window spans at most 200 days): the first is the day the first candle of
+        // any interval up to a day opens in, one request a window (weight 2) instead of narrowing by halves.
+        func firstDay(_ a: Int64, _ b: Int64) async throws -> Int64? {
+            try await page(a, b, interval: .d1, limit: min(Int((b - a) / 86_400_000) + 2, unit.market.maxKlinesLimit)).first
         }
+        let byDays = (interval.fixedMilliseconds ?? .max) <= 86_400_000 && span / 86_400_000 + 2 <= Int64(unit.market.maxKlinesLimit)
         var start = from
         if let delivery = unit.symbol.deliveryTime { start = max(start, delivery - 400 * 86_400_000) }
+        // Daily candles open at midnight: a window starts at one, or the day `from` falls in would be missed.
+        if byDays { start = Int64.floorDivide(start, 86_400_000) * 86_400_000 }
         while start <= end {
             try Task.checkCancellation()
             let windowEnd = min(end, start + span - 1)
-            if var found = try await newest(start, windowEnd) {
+            if byDays {
+                if let day = try await firstDay(start, windowEnd) { return max(from, day) }
+            } else if var found = try await newest(start, windowEnd) {
                 // The first candle is in [low, found].
                 var low = start
                 while low < found {

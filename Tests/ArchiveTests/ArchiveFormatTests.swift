@@ -102,6 +102,41 @@ struct ArchiveFormatTests {
         #expect(throws: ArchiveCSV.Invalid.self) { try ArchiveCSV.klines(Array(row1.replacingOccurrences(of: "12.5", with: "1e3").utf8), file: "e.csv") }
     }
 
+    @Test("a line with no end is refused once it passes 4 KiB, before it is held: fed in 64 KiB chunks, the first chunk past the cap throws")
+    func runawayLine() throws {
+        let row = "1704067200000,42000.1,42001,41999,42000.5,12.5,1704067259999,525000.25,100,6,252000,0\n"
+        var rows = ArchiveCSV.klineRows(file: "r.csv")
+        var seen = 0
+        try rows.feed(Array(row.utf8)) { _ in seen += 1 }
+        #expect(seen == 1)
+        let chunk = [UInt8](repeating: 0x37, count: 64 << 10)
+        #expect {
+            try rows.feed(chunk) { _ in }
+        } throws: { error in
+            "\(error)" == "r.csv line 2: a line longer than 4096 bytes (no row is): the file is damaged"
+        }
+        // The same across small chunks: the carried part is never allowed to grow past the cap.
+        var small = ArchiveCSV.klineRows(file: "s.csv")
+        var failedAt: Int?
+        for i in 0..<100 where failedAt == nil {
+            do { try small.feed([UInt8](repeating: 0x37, count: 1000)) { _ in } } catch { failedAt = i }
+        }
+        #expect(failedAt == 4, "refused after \(failedAt.map { ($0 + 1) * 1000 } ?? -1) bytes")
+    }
+
+    @Test("two different rows for one key found only once a file is sorted name the key, never 'line 0'")
+    func conflictAfterSorting() {
+        let row1 = "1704067200000,42000.1,42001,41999,42000.5,12.5,1704067259999,525000.25,100,6,252000,0\n"
+        let row2 = "1704067260000,42000.5,42010,42000,42005.00000000,3.5,1704067319999,147017.5,20,1,42005,0\n"
+        let conflicting = row1 + row2 + row1.replacingOccurrences(of: ",100,", with: ",101,")
+        #expect {
+            _ = try ArchiveCSV.klines(Array(conflicting.utf8), file: "c.csv")
+        } throws: { error in
+            let text = "\(error)"
+            return !text.contains("line 0") && text.contains("c.csv: two different rows for the key 1704067200000")
+        }
+    }
+
     @Test("aggTrades: futures 7 columns with a header, spot 8 without, microsecond times")
     func aggTrades() throws {
         let futures = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n"

@@ -89,6 +89,12 @@ struct TableShapeTests {
         #expect(out.contains("klines_m15: MODIFY `open_price` DECIMAL(38,18)") && out.contains("MODIFY `close_time` DATETIME(3)"), "\(out)")
         let kept = try await db.query("SELECT id, close_price, created_at IS NOT NULL FROM klines_m15 WHERE symbol = 'SOLUSDT'")
         #expect(kept.count == 1 && kept[0][1] == "100.500000000000000000" && kept[0][2] == "1")
+        // The close times DATETIME kept to the second (petrosa's row and ours alike) are exact again: …:14:59.999.
+        #expect(out.contains("UPDATE close_time of"), "\(out)")
+        let truncated = try await db.query("SELECT COUNT(*) FROM klines_m15 WHERE MICROSECOND(close_time) <> 999000")
+        #expect(truncated.first?.first == "0", "close times left at …:59.000: \(truncated)")
+        let sol = try await db.query("SELECT CAST(close_time AS CHAR) FROM klines_m15 WHERE symbol = 'SOLUSDT'")
+        #expect(sol.first?.first == "2024-01-01 00:14:59.999", "\(sol)")
 
         let again = await Self.run("PEPEUSDT,BTCUSDT", sim: sim, db: db, clock: clock)
         #expect(again.status == 0, "\(again.errors)")
