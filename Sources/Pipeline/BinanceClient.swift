@@ -6,15 +6,10 @@ import Logging
 import Telemetry
 import Tracing
 
-/// Where klines come from (Binance over HTTP in production, fakes in unit tests).
-public protocol KlineSource: Sendable {
-    func klines(_ request: KlinesRequest) async throws -> [Kline]
-}
-
 /// Binance's public REST API for one market: spends weight through the `RateLimiter`, sends the request over
 /// HTTP, classifies the answer, parses the page. Transient failures are retried here, with backoff and jitter, so
 /// a unit does not restart for one lost page.
-public final class BinanceClient: KlineSource, Sendable {
+public final class BinanceClient: BinanceSource, Sendable {
     public let market: Market
     public let baseURL: String
     public let limiter: RateLimiter
@@ -85,7 +80,7 @@ public final class BinanceClient: KlineSource, Sendable {
     }
 
     /// One page of funding rates (USD-M, and COIN-M perpetuals): funding time in [startTime, endTime], oldest first.
-    public func fundingRates(symbol: Symbol, startTime: Int64, endTime: Int64, limit: Int = FundingRate.maxLimit) async throws -> [FundingRate] {
+    public func fundingRates(symbol: Symbol, startTime: Int64, endTime: Int64, limit: Int) async throws -> [FundingRate] {
         let path = FundingRate.pathAndQuery(market: market, symbol: symbol, startTime: startTime, endTime: endTime, limit: limit)
         let body = try await send(path: path, weight: FundingRate.weight, extraLimiter: fundingRequests)
         let page = try FundingRate.parse(body, symbol: symbol)
@@ -96,15 +91,14 @@ public final class BinanceClient: KlineSource, Sendable {
     /// One window of one trading data endpoint (USD-M): its rows with time in [startTime, endTime], checked
     /// (`FuturesMetrics.Endpoint.parse`). Weight 0; paced by the endpoints' own per-IP limit.
     public func metrics(_ endpoint: FuturesMetrics.Endpoint, symbol: Symbol, startTime: Int64, endTime: Int64,
-                        limit: Int = FuturesMetrics.maxLimit) async throws -> [(Int64, [DecimalString])] {
+                        limit: Int) async throws -> [(Int64, [DecimalString])] {
         let body = try await send(path: endpoint.pathAndQuery(symbol: symbol, startTime: startTime, endTime: endTime, limit: limit), weight: 0,
                                   extraLimiter: tradingDataRequests)
         return try endpoint.parse(body, symbol: symbol, startTime: startTime, endTime: endTime, limit: limit)
     }
 
     /// One page of aggregate trades, from an id (`fromId`) or within a window shorter than one hour.
-    public func aggTrades(symbol: Symbol, fromId: Int64? = nil, startTime: Int64? = nil, endTime: Int64? = nil,
-                          limit: Int = AggTrade.maxLimit) async throws -> [AggTrade] {
+    public func aggTrades(symbol: Symbol, fromId: Int64?, startTime: Int64?, endTime: Int64?, limit: Int) async throws -> [AggTrade] {
         var query = "symbol=\(symbol.name)"
         if let fromId { query += "&fromId=\(fromId)" }
         if let startTime { query += "&startTime=\(startTime)" }

@@ -8,7 +8,7 @@ import Telemetry
 /// writer.
 public struct FundingExtractor: Sendable {
     public let symbol: Symbol
-    let client: BinanceClient
+    let client: any FundingSource
     let store: any FundingStoring
     let clock: any WallClock
     let lookbackMilliseconds: Int64
@@ -17,7 +17,7 @@ public struct FundingExtractor: Sendable {
     let batchSize: Int
     let dryRun: Bool
 
-    public init(symbol: Symbol, client: BinanceClient, store: any FundingStoring, clock: any WallClock, lookbackMilliseconds: Int64,
+    public init(symbol: Symbol, client: any FundingSource, store: any FundingStoring, clock: any WallClock, lookbackMilliseconds: Int64,
                 explicitRange: ClosedRange<Int64>?, batchSize: Int, dryRun: Bool) {
         self.symbol = symbol
         self.client = client

@@ -26,7 +26,7 @@ public struct GapFiller: Sendable {
     let answerable: @Sendable (KlineHole) -> KlineHole?
 
     /// The holes of a kline table.
-    public init(unit: ExtractionUnit, holes: [KlineHole], client: BinanceClient, store: any KlineStoring, gaps: (any GapStoring)?,
+    public init(unit: ExtractionUnit, holes: [KlineHole], client: any KlineSource, store: any KlineStoring, gaps: (any GapStoring)?,
                 clock: any WallClock, batchSize: Int, sourceMode: KlinesSourceMode = .rest, archive: (any ArchiveSource)? = nil,
                 logger: Logger) {
         self.unit = unit
@@ -47,7 +47,7 @@ public struct GapFiller: Sendable {
     }
 
     /// The holes of `futures_metrics`.
-    public init(metrics unit: ExtractionUnit, holes: [KlineHole], client: BinanceClient, store: any MetricsStoring, gaps: (any GapStoring)?,
+    public init(metrics unit: ExtractionUnit, holes: [KlineHole], client: any MetricsSource, store: any MetricsStoring, gaps: (any GapStoring)?,
                 clock: any WallClock, batchSize: Int, sourceMode: KlinesSourceMode, archive: (any ArchiveSource)?, logger: Logger) {
         self.unit = unit
         self.holes = holes

@@ -16,7 +16,7 @@ import Tracing
 /// is stored, or `--start`/`--end`; a gap filler gives one hole.
 public struct MetricsExtractor: Sendable {
     public let unit: ExtractionUnit
-    let client: BinanceClient
+    let client: any MetricsSource
     let store: any MetricsStoring
     let clock: any WallClock
     let lookbackMilliseconds: Int64
@@ -27,7 +27,7 @@ public struct MetricsExtractor: Sendable {
     let dryRun: Bool
     let logger: Logger
 
-    public init(unit: ExtractionUnit, client: BinanceClient, store: any MetricsStoring, clock: any WallClock, lookbackMilliseconds: Int64,
+    public init(unit: ExtractionUnit, client: any MetricsSource, store: any MetricsStoring, clock: any WallClock, lookbackMilliseconds: Int64,
                 explicitRange: ClosedRange<Int64>?, batchSize: Int, sourceMode: KlinesSourceMode, archive: (any ArchiveSource)?, dryRun: Bool,
                 logger: Logger) {
         self.unit = unit

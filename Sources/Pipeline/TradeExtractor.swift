@@ -17,7 +17,7 @@ import Tracing
 public struct TradeExtractor: Sendable {
     public let market: Market
     public let symbol: Symbol
-    let client: BinanceClient
+    let client: any TradeSource
     let store: any TradeStoring
     let clock: any WallClock
     let startTime: Int64
@@ -31,7 +31,7 @@ public struct TradeExtractor: Sendable {
     let archive: (any ArchiveSource)?
     let logger: Logger
 
-    public init(market: Market, symbol: Symbol, client: BinanceClient, store: any TradeStoring, clock: any WallClock,
+    public init(market: Market, symbol: Symbol, client: any TradeSource, store: any TradeStoring, clock: any WallClock,
                 startTime: Int64, backfill: ClosedRange<Int64>? = nil, batchSize: Int, maxPages: Int, dryRun: Bool,
                 sourceMode: KlinesSourceMode = .rest, archive: (any ArchiveSource)? = nil, logger: Logger = Logger(label: "trades")) {
         self.market = market
@@ -126,7 +126,7 @@ public struct TradeExtractor: Sendable {
         while windowStart <= to {
             try Task.checkCancellation()
             let windowEnd = min(windowStart + AggTrade.maxWindowMilliseconds - 1, to)
-            let first = try await client.aggTrades(symbol: symbol, startTime: windowStart, endTime: windowEnd, limit: 1)
+            let first = try await client.aggTrades(symbol: symbol, fromId: nil, startTime: windowStart, endTime: windowEnd, limit: 1)
             outcome.requests += 1
             if let id = first.first?.id { return id }
             windowStart = windowEnd + 1

@@ -13,6 +13,8 @@ final class FakeSource: KlineSource, @unchecked Sendable {
     let listed: Range<Int64>
     let nowProvider: @Sendable () -> Int64
     var corrupt: Int64?
+    /// Open times with no candle (an exchange outage).
+    var outage: Range<Int64>?
 
     init(listed: Range<Int64>, now: @escaping @Sendable () -> Int64) {
         self.listed = listed
@@ -38,6 +40,10 @@ final class FakeSource: KlineSource, @unchecked Sendable {
         var t = request.interval.openTime(containing: max(request.startTime ?? 0, listed.lowerBound))
         if t < (request.startTime ?? 0) { t = request.interval.nextOpenTime(after: t) }
         while t <= min(request.endTime ?? .max, nowProvider()), t < listed.upperBound, out.count < request.limit {
+            if outage?.contains(t) == true {
+                t = request.interval.nextOpenTime(after: t)
+                continue
+            }
             var k = Self.kline(t, request.interval)
             if t == corrupt { k.low = DecimalString(unchecked: "99") }
             out.append(k)
