@@ -76,20 +76,12 @@ public enum ExtractorCLI {
             context.errors.write("error: " + message + "\n")
             return ExitStatus.badConfiguration
         }
-        let name: String
-        switch command {
-        case is KlinesCommand: name = "klines"
-        case is MigrateCommand: name = "migrate"
-        case is GapsCommand: name = "gaps"
-        case is FundingCommand: name = "funding"
-        case is TradesCommand: name = "trades"
-        case is MetricsCommand: name = "metrics"
-        case is CoverageCommand: name = "coverage"
-        default:
+        guard let command = command as? any ExtractorCommand else {
             // `--help` and `help` parse into ArgumentParser's own help command.
             context.output.write((helpText(arguments) ?? RootCommand.helpMessage()) + "\n")
             return ExitStatus.success
         }
+        let name = type(of: command).name
         // Log lines: `LOG_FORMAT`, else text for a person at a terminal and JSON for whatever reads a pipe.
         var context = context
         do { context.logFormat = try Resolve.logFormat(environment, terminal: context.errorsIsTerminal) } catch {
@@ -102,25 +94,7 @@ public enum ExtractorCLI {
         let status = await telemetry.run {
             await withSpan(name, context: telemetry.rootContext, ofKind: .internal) { span in
                 span.attributes["binance_extractor.command"] = name
-                let status: Int32
-                switch command {
-                case let klines as KlinesCommand:
-                    status = await runKlines(klines, environment: environment, context: context, span: span)
-                case let migrate as MigrateCommand:
-                    status = await runMigrate(migrate, environment: environment, context: context)
-                case let gaps as GapsCommand:
-                    status = await runGaps(gaps, environment: environment, context: context, span: span)
-                case let funding as FundingCommand:
-                    status = await runFunding(funding, environment: environment, context: context, span: span)
-                case let trades as TradesCommand:
-                    status = await runTrades(trades, environment: environment, context: context, span: span)
-                case let metrics as MetricsCommand:
-                    status = await runMetrics(metrics, environment: environment, context: context, span: span)
-                case let coverage as CoverageCommand:
-                    status = await runCoverage(coverage, environment: environment, context: context)
-                default:
-                    status = ExitStatus.success
-                }
+                let status = await command.run(environment: environment, context: context, span: span)
                 span.attributes["process.exit.code"] = Int64(status)
                 if status != ExitStatus.success {
                     span.setStatus(SpanStatus(code: .error, message: "exit status \(status)"))
@@ -137,11 +111,8 @@ public enum ExtractorCLI {
     /// Help for the subcommand named in `arguments` (`klines --help`, `help migrate`), or nil for the root.
     static func helpText(_ arguments: [String]) -> String? {
         let words = arguments.first == "help" ? Array(arguments.dropFirst()) : arguments
-        let subcommands: [String: any ParsableCommand.Type] = [
-            "klines": KlinesCommand.self, "gaps": GapsCommand.self, "funding": FundingCommand.self, "trades": TradesCommand.self,
-            "metrics": MetricsCommand.self, "coverage": CoverageCommand.self, "migrate": MigrateCommand.self,
-        ]
-        guard let name = words.first, let type = subcommands[name] else { return nil }
+        let subcommands = RootCommand.configuration.subcommands.compactMap { $0 as? any ExtractorCommand.Type }
+        guard let name = words.first, let type = subcommands.first(where: { $0.name == name }) else { return nil }
         return RootCommand.helpMessage(for: type)
     }
 
@@ -166,58 +137,4 @@ public enum ExtractorCLI {
         }
     }
 
-    // MARK: migrate
-
-    static func runMigrate(_ command: MigrateCommand, environment: [String: String], context: RunContext) async -> Int32 {
-        let level: Logger.Level, location: DatabaseLocation?, tables: [KlineTable]
-        var warnings: [String] = []
-        do throws(ConfigurationError) {
-            level = try Resolve.logLevel(command.database.logLevel, environment)
-            location = try Resolve.database(command.database, environment, warnings: &warnings)
-            var market: Market?, intervals: [KlineInterval]?
-            if let text = command.market { market = try Resolve.market(text) }
-            if let text = command.timeframes { intervals = try Resolve.intervals(text, market: market) }
-            tables = KlineTable.all.filter { t in
-                (market == nil || t.market == market) && (intervals == nil || intervals!.contains(t.interval))
-            }
-        } catch {
-            return fail(error, context: context)
-        }
-        guard let location else {
-            return fail(ConfigurationError("no database configured: set DATABASE_URL or MYSQL_URI, or pass --database-url"), context: context)
-        }
-        let logger = makeLogger("migrate", level: level, context: context)
-        for warning in warnings { logger.warning("\(warning)") }
-        let store = location.open(size: 1, logger: logger)
-        defer { store.shutdown() }
-        do {
-            // With --timeframes, only those kline tables; without, the funding, trades and confirmed-gaps tables too.
-            let report = try await store.migrate(klineTables: tables, otherTables: command.timeframes == nil ? SchemaMigrator.otherTables : [])
-            logger.info("migration done", metadata: [
-                "database": "\(location)", "created": "\(report.created.count)", "upgraded": "\(report.upgraded.count)",
-                "unchanged": "\(report.unchanged.count)",
-            ])
-            var text = "created: \(report.created.joined(separator: " "))\nupgraded: \(report.upgraded.joined(separator: " "))\n"
-            for table in report.upgraded { text += "  \(table): \((report.changes[table] ?? []).joined(separator: "; "))\n" }
-            context.output.write(text + "unchanged: \(report.unchanged.count) tables\n")
-            return ExitStatus.success
-        } catch {
-            return storageFailure(error, context: context)
-        }
-    }
-
-    // MARK: klines
-
-}
-
-/// In a dry run, a table that does not exist yet holds nothing (instead of failing the read).
-struct MissingTablesAreEmpty: KlineStoring {
-    let store: any KlineStoring
-    let existing: Set<String>
-
-    func lastOpenTime(table: KlineTable, symbol: Symbol) async throws -> Int64? {
-        existing.contains(table.name) ? try await store.lastOpenTime(table: table, symbol: symbol) : nil
-    }
-
-    func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int { 0 }
 }

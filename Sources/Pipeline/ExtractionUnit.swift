@@ -72,17 +72,6 @@ public struct ExtractionUnit: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(market.rawValue) \(symbol) \(timeframeLabel)" }
 }
 
-/// `--dry-run`: reads where each unit stands from the database when one is configured, writes nothing.
-public struct DryRunStore: KlineStoring {
-    public let reader: (any KlineStoring)?
-    public init(reader: (any KlineStoring)?) { self.reader = reader }
-
-    public func lastOpenTime(table: KlineTable, symbol: Symbol) async throws -> Int64? {
-        try await reader?.lastOpenTime(table: table, symbol: symbol)
-    }
-
-    public func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int { 0 }
-}
 
 /// Live progress of units, for a terminal display.
 public protocol ProgressObserver: Sendable {

@@ -230,8 +230,10 @@ struct FaultMatrixTests {
                                        context: RunContext(output: out, errors: err)) == 0, "\(err.text)")
         // Another session holds the table against writes for a while.
         let lock = try await db.holdWriteLock(on: table.name)
+        // Held for three lock timeouts (1 s each): the run meets it at least once even when a loaded machine starts it late,
+        // and gets past it well within its five attempts.
         let release = Task {
-            try await Task.sleep(nanoseconds: 1_500_000_000)
+            try await Task.sleep(nanoseconds: 3_000_000_000)
             try await lock.release()
         }
         let run = await E2E.extract(["--timeframes", "1h", "--symbols", "BTCUSDT", "--db-lock-wait-timeout", "1"], sim: sim, store: db, clock: clock)

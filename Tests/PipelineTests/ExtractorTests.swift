@@ -1,5 +1,6 @@
 import BinanceAPI
 import Clocks
+import ExtractorCLI
 import Foundation
 import Pipeline
 import Storage

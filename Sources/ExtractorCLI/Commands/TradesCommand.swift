@@ -1,0 +1,66 @@
+import ArgumentParser
+import BinanceAPI
+import Clocks
+import Foundation
+import HTTPTransport
+import Logging
+import Pipeline
+import PostgresStore
+import Storage
+import Telemetry
+import Tracing
+
+/// `binance-extractor trades`.
+struct TradesCommand: ExtractorCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trades",
+        abstract: "Fetch aggregate trades into agg_trades / spot_agg_trades, from the last stored aggregate trade id.")
+
+    @OptionGroup var range: BackfillRange
+
+    @Option(name: .customLong("lookback-hours"), help: "Where a symbol with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
+    var lookbackHours: Int?
+
+    @Option(name: .customLong("max-pages"), help: "Pages of 1000 trades per symbol and run at most; the next run continues. Default: 1000.")
+    var maxPages: Int?
+
+    @OptionGroup var archive: ArchiveOptions
+
+    @OptionGroup var common: CommonOptions
+}
+
+extension TradesCommand {
+    func run(environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
+        await ExtractorCLI.runTrades(self, environment: environment, context: context, span: span)
+    }
+}
+
+extension ExtractorCLI {
+    static func runTrades(_ command: TradesCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
+        let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int, maxPages: Int, source: KlinesSourceMode, archiveURL: String
+        do throws(ConfigurationError) {
+            common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
+            (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_TRADES_SOURCE", environment)
+            range = try Resolve.range(command.range, now: context.clock.now())
+            lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
+            maxPages = try Resolve.positive(command.maxPages, env: nil, environment, default: 1000, option: "--max-pages")
+        } catch {
+            span.recordError(error)
+            return fail(error, context: context)
+        }
+        let table = TradeTable(market: common.market)
+        return await JobRunner(command: "trades", config: common, context: context, span: span).run(
+            klineTables: [], otherTables: [table.definition], describe: ["source": source.rawValue]
+        ) { resources in
+            let units = resources.symbols.map { ExtractionUnit(market: common.market, symbol: $0, dataset: .aggTrades) }
+            let store: any TradeStoring = resources.tables.flatMap { $0.existing.contains(table.name) ? $0.trades : nil } ?? EmptyTradeStore()
+            let startTime = range?.lowerBound ?? (resources.clock.now() - Int64(lookback) * 3_600_000)
+            let archive = resources.archive(source, baseURL: archiveURL)
+            return .run(units: units) { unit, attempt in
+                try await TradeExtractor(market: common.market, symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
+                                         startTime: startTime, backfill: range, batchSize: common.batchSize, maxPages: maxPages, dryRun: common.dryRun,
+                                         sourceMode: source, archive: archive, logger: resources.logger).run(attempt)
+            }
+        }
+    }
+}
