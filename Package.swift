@@ -1,10 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// binance-extractor: keeps a MariaDB copy of Binance market history complete, exact and current.
+/// binance-extractor: keeps a MariaDB or PostgreSQL copy of Binance market history complete, exact and current.
 ///
-/// Layers (each a target): C bridges -> BinanceAPI (protocol, pure) / Storage (MariaDB) / HTTPTransport (libcurl)
-/// -> Pipeline (actors, supervisor) -> Telemetry -> executables. See README.md.
+/// Layers (each a target): C bridges -> BinanceAPI (protocol, pure) / BinanceArchive (files) / HTTPTransport (libcurl)
+/// / StoreKit (the store boundary, no C) -> Stores/MariaDB and Stores/PostgreSQL (each the only user of its C library)
+/// -> Pipeline (datasets, actors, supervisor; links no database) -> Telemetry -> ExtractorCLI (commands) -> executables.
+/// See README.md, "Source layout".
 let package = Package(
     name: "binance-extractor",
     platforms: [.macOS(.v14)],
@@ -41,14 +43,21 @@ let package = Package(
         .target(name: "BinanceArchive", dependencies: ["BinanceAPI", "CZlib", "CCrypto"], path: "Sources/BinanceArchive"),
         // HTTP over libcurl.
         .target(name: "HTTPTransport", dependencies: ["CCurl", "CCurlShim", "BlockingThreads", "BuildInfo"], path: "Sources/HTTPTransport"),
-        // MariaDB over Connector/C.
-        .target(name: "Storage", dependencies: [
-            "CMariaDB", "BlockingThreads", "BinanceAPI", .product(name: "Logging", package: "swift-log"),
+        // The store boundary: the protocols the pipeline calls, the SQL-free table catalogue, store-neutral errors and
+        // reports, the session pool. No C library.
+        .target(name: "StoreKit", dependencies: [
+            "BlockingThreads", "BinanceAPI", .product(name: "Logging", package: "swift-log"),
             .product(name: "Tracing", package: "swift-distributed-tracing"),
-        ], path: "Sources/Storage"),
-        // PostgreSQL over libpq: the second store (connection, pool, tables, writers).
+        ], path: "Sources/StoreKit"),
+        // MariaDB over Connector/C: the only user of CMariaDB.
+        .target(name: "MariaDBStore", dependencies: [
+            "CMariaDB", "StoreKit", "BlockingThreads", "BinanceAPI", .product(name: "Logging", package: "swift-log"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
+        ], path: "Sources/Stores/MariaDB"),
+        // PostgreSQL over libpq: the only user of CPostgres.
         .target(name: "PostgresStore", dependencies: [
-            "CPostgres", "Storage", "BinanceAPI", .product(name: "Logging", package: "swift-log"),
+            "CPostgres", "StoreKit", "BlockingThreads", "BinanceAPI", .product(name: "Logging", package: "swift-log"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
         ], path: "Sources/Stores/PostgreSQL"),
         // Traces (swift-distributed-tracing API, our own tracer and OTLP/HTTP JSON exporter), metrics, JSON logs.
         .target(name: "Telemetry", dependencies: [
@@ -58,14 +67,14 @@ let package = Package(
         ], path: "Sources/Telemetry"),
         // Actors and supervisor joining protocol and storage.
         .target(name: "Pipeline", dependencies: [
-            "BinanceAPI", "BinanceArchive", "HTTPTransport", "Storage", "Telemetry", "Clocks",
+            "BinanceAPI", "BinanceArchive", "HTTPTransport", "StoreKit", "Telemetry", "Clocks",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Tracing", package: "swift-distributed-tracing"),
         ], path: "Sources/Pipeline"),
         // The command line (library so tests can build configurations; executable is a thin main).
         .target(name: "ExtractorCLI", dependencies: [
-            "Pipeline", "Storage", "PostgresStore", "Telemetry", "BinanceAPI", "HTTPTransport", "BuildInfo",
+            "Pipeline", "StoreKit", "MariaDBStore", "PostgresStore", "Telemetry", "BinanceAPI", "HTTPTransport", "BuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -88,14 +97,14 @@ let package = Package(
         ], path: "Sources/Executables/otlp-receiver"),
 
         // `make bench`: throughput, budget use, memory and start-up, measured against binance-sim and MariaDB.
-        .executableTarget(name: "binance-bench", dependencies: ["Storage", "PostgresStore", "BinanceSimulator", "BinanceAPI", "BuildInfo"],
+        .executableTarget(name: "binance-bench", dependencies: ["StoreKit", "MariaDBStore", "PostgresStore", "BinanceSimulator", "BinanceAPI", "BuildInfo"],
                           path: "Sources/Executables/binance-bench"),
 
         // Test support: MariaDB fixture, simulator launcher, process runner.
-        .target(name: "TestSupport", dependencies: ["Storage", "PostgresStore", "BinanceSimulator", "BinanceAPI", "Clocks", "OTLPReceiver"],
+        .target(name: "TestSupport", dependencies: ["StoreKit", "MariaDBStore", "PostgresStore", "BinanceSimulator", "BinanceAPI", "Clocks", "OTLPReceiver"],
                 path: "Tests/TestSupport"),
         .testTarget(name: "BinanceAPITests", dependencies: ["BinanceAPI"], path: "Tests/BinanceAPITests"),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BinanceAPI", "ExtractorCLI", "Clocks", "Storage", "Telemetry",
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BinanceAPI", "ExtractorCLI", "Clocks", "StoreKit", "MariaDBStore", "Telemetry",
             "BlockingThreads",
             .product(name: "Tracing", package: "swift-distributed-tracing")], path: "Tests/PipelineTests"),
         .testTarget(name: "ArchiveTests", dependencies: ["BinanceArchive", "BinanceAPI"], path: "Tests/ArchiveTests"),
@@ -103,7 +112,7 @@ let package = Package(
             "Telemetry", "HTTPTransport", "Clocks", .product(name: "Tracing", package: "swift-distributed-tracing"),
         ], path: "Tests/TelemetryTests"),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "TestSupport", "Pipeline", "Storage", "BinanceSimulator", "ExtractorCLI", "HTTPTransport", "BinanceAPI", "Clocks",
+            "TestSupport", "Pipeline", "StoreKit", "MariaDBStore", "BinanceSimulator", "ExtractorCLI", "HTTPTransport", "BinanceAPI", "Clocks",
             "Telemetry", "OTLPReceiver", "BuildInfo", "BinanceArchive", "PostgresStore",
         ], path: "Tests/IntegrationTests"),
     ]

@@ -3,7 +3,7 @@ import BinanceAPI
 import Clocks
 import Logging
 import Pipeline
-import Storage
+import StoreKit
 import Telemetry
 
 /// A configuration value that cannot be used; the message names the value and says what to do. Exit status 2.

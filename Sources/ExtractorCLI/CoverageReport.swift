@@ -1,7 +1,7 @@
 import BinanceAPI
 import Foundation
 import Logging
-import Storage
+import StoreKit
 import Telemetry
 
 /// `binance-extractor coverage`: what the database holds, per table and symbol, as a table or one JSON line.

@@ -1,7 +1,8 @@
 import BuildInfo
 import Logging
 import PostgresStore
-import Storage
+import MariaDBStore
+import StoreKit
 
 /// The database a run writes, chosen by its URL's scheme: `mysql://` or `mariadb://` (SQLAlchemy's `mysql+DRIVER://`
 /// too) is MariaDB, `postgresql://` or `postgres://` is PostgreSQL. Shown without its password.

@@ -1,5 +1,5 @@
 import BinanceAPI
-import Storage
+import StoreKit
 
 // What a run reads and writes when it may write nothing (`--dry-run`), or when a table does not exist yet: the one
 // place dry-run stores live.

@@ -1,5 +1,5 @@
 import BinanceAPI
-import Storage
+import StoreKit
 
 /// One unit of work for the supervisor: a market x symbol x dataset (klines of a timeframe, the holes of a
 /// timeframe, funding rates, aggregate trades).

@@ -1,6 +1,6 @@
 import BinanceAPI
 import Clocks
-import Storage
+import StoreKit
 import Telemetry
 
 /// Fetches one symbol's funding rates: from the last stored funding time (it is read again, harmlessly), from the

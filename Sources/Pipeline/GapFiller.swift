@@ -1,7 +1,7 @@
 import BinanceAPI
 import Clocks
 import Logging
-import Storage
+import StoreKit
 
 /// Fills the holes of one symbol in one table through the same pipeline as the job that fills the table (a
 /// `SymbolExtractor` per hole for klines, a `MetricsExtractor` for `futures_metrics`; the same rate limiter and

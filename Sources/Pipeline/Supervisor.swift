@@ -2,7 +2,7 @@ import BinanceAPI
 import Clocks
 import HTTPTransport
 import Logging
-import Storage
+import StoreKit
 import Telemetry
 import Tracing
 

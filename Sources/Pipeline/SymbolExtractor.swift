@@ -2,7 +2,7 @@ import BinanceAPI
 import BinanceArchive
 import Clocks
 import Logging
-import Storage
+import StoreKit
 import Telemetry
 import Tracing
 

@@ -7,7 +7,7 @@ import Foundation
 import HTTPTransport
 import OTLPReceiver
 import Pipeline
-import Storage
+import StoreKit
 import Telemetry
 import TestSupport
 import Testing

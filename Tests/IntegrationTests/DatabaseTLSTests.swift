@@ -1,5 +1,6 @@
 import Foundation
-import Storage
+import MariaDBStore
+import StoreKit
 import TestSupport
 import Testing
 

@@ -2,7 +2,8 @@ import BinanceAPI
 import Clocks
 import ExtractorCLI
 import Foundation
-import Storage
+import MariaDBStore
+import StoreKit
 import Telemetry
 import TestSupport
 import Testing

@@ -5,7 +5,8 @@ import ExtractorCLI
 import Foundation
 import OTLPReceiver
 import Telemetry
-import Storage
+import MariaDBStore
+import StoreKit
 import TestSupport
 import Testing
 

@@ -4,7 +4,7 @@ import Clocks
 import ExtractorCLI
 import Foundation
 import OTLPReceiver
-import Storage
+import StoreKit
 import Telemetry
 import TestSupport
 import Testing

@@ -3,7 +3,8 @@ import BinanceSimulator
 import Clocks
 import ExtractorCLI
 import Foundation
-import Storage
+import MariaDBStore
+import StoreKit
 import TestSupport
 import Testing
 

@@ -3,7 +3,7 @@ import BinanceSimulator
 import Clocks
 import ExtractorCLI
 import Foundation
-import Storage
+import StoreKit
 import TestSupport
 import Testing
 

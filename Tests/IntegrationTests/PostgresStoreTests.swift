@@ -6,7 +6,7 @@ import Foundation
 import HTTPTransport
 import Pipeline
 import PostgresStore
-import Storage
+import StoreKit
 import Telemetry
 import TestSupport
 import Testing
@@ -166,7 +166,7 @@ struct PostgresStoreTests {
         let db = try await TestPostgres.make()
         defer { Task { await sim.stop(); await db.drop() } }
         let args = ["--timeframes", "1h", "--symbols", "BTCUSDT"]
-        try await db.execute(PostgresKlineStore.createSQL(Self.table).replacingOccurrences(of: "\"open_price\" numeric(38,18)", with: "\"open_price\" double precision"))
+        try await db.execute(PostgresTables.createSQL(Self.table.definition).replacingOccurrences(of: "\"open_price\" numeric(38,18)", with: "\"open_price\" double precision"))
         let rounded = await KlinesEndToEndTests.extract(args + ["--database-url", db.uriText], api: sim.baseURL, uri: nil, clock: clock)
         #expect(rounded.status == 2 && rounded.errors.contains("ALTER TABLE klines_h1 ALTER COLUMN open_price TYPE numeric(38,18)"), "\(rounded.errors)")
         #expect(await sim.simulator.statistics.klinesRequests == 0)
@@ -174,8 +174,8 @@ struct PostgresStoreTests {
         try await db.execute("DROP TABLE klines_h1")
         let reader = "bx_reader_\(UInt32.random(in: 0...UInt32.max))"
         try await db.execute("CREATE ROLE \(reader) LOGIN PASSWORD 'r3ad'")
-        try await db.execute(PostgresKlineStore.createSQL(Self.table))
-        try await db.execute(PostgresKlineStore.confirmedGapsSQL)
+        try await db.execute(PostgresTables.createSQL(Self.table.definition))
+        try await db.execute(PostgresTables.createSQL(ConfirmedGapTable.definition))
         try await db.execute("GRANT SELECT ON klines_h1, kline_gaps_confirmed TO \(reader)")
         defer { Task { try? await db.execute("DROP OWNED BY \(reader); DROP ROLE \(reader)") } }
         let url = "postgresql://\(reader):r3ad@\(db.uri.host):\(db.uri.port)/\(db.uri.database)"
@@ -198,7 +198,7 @@ struct PostgresStoreTests {
         let first = await run()
         #expect(first.0 == 0, "\(first.2)")
         let tables = Set(try await db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").compactMap { $0.first ?? nil })
-        let expected = Set(KlineTable.all.map(\.name) + SchemaMigrator.otherTables.map(\.name))
+        let expected = Set(KlineTable.all.map(\.name) + TableCatalogue.otherTables.map(\.name))
         #expect(tables == expected, "missing: \(expected.subtracting(tables)), unexpected: \(tables.subtracting(expected))")
         #expect(first.1.contains("created: ") && first.1.contains("funding_rates") && first.1.contains("unchanged: 0 tables"))
         let second = await run()

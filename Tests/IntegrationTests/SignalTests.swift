@@ -3,7 +3,8 @@ import BinanceSimulator
 import BuildInfo
 import Clocks
 import Foundation
-import Storage
+import MariaDBStore
+import StoreKit
 import TestSupport
 import Testing
 

@@ -4,7 +4,8 @@ import BuildInfo
 import Clocks
 import ExtractorCLI
 import Foundation
-import Storage
+import MariaDBStore
+import StoreKit
 import TestSupport
 import Testing
 
@@ -237,7 +238,7 @@ struct TableShapeTests {
 
         // Our own shape, but with a narrower rate column: exit 2 before any fetch, naming the ALTER that fixes it.
         try await db.execute("DROP TABLE funding_rates")
-        try await db.execute(FundingTable.definition.createSQL.replacingOccurrences(of: "`funding_rate` DECIMAL(38,18)", with: "`funding_rate` DECIMAL(20,8)"))
+        try await db.execute(MariaDBTables.createSQL(FundingTable.definition).replacingOccurrences(of: "`funding_rate` DECIMAL(38,18)", with: "`funding_rate` DECIMAL(20,8)"))
         await sim.simulator.resetStatistics()
         let narrow = await HistoryJobsTests.cli(["funding", "--symbols", "BTCUSDT", "--start", "2024-01-01"], sim: sim, db: db, clock: clock)
         #expect(narrow.status == 2, "\(narrow.errors)")

@@ -2,7 +2,8 @@ import Foundation
 import BinanceAPI
 import Clocks
 @testable import ExtractorCLI
-import Storage
+import MariaDBStore
+import StoreKit
 import Telemetry
 import Testing
 

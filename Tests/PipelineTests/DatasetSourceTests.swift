@@ -2,7 +2,7 @@ import BinanceAPI
 import Clocks
 import Foundation
 import Pipeline
-import Storage
+import StoreKit
 import Testing
 
 /// Trades, funding, metrics and the gap filler against fake page sources and in-memory stores: no network, no

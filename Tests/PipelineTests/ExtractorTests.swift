@@ -3,7 +3,8 @@ import Clocks
 import ExtractorCLI
 import Foundation
 import Pipeline
-import Storage
+import MariaDBStore
+import StoreKit
 import Testing
 
 @Suite("SymbolExtractor, BatchWriter and Supervisor", .timeLimit(.minutes(2)))

@@ -1,7 +1,8 @@
 import BinanceAPI
 import Foundation
 import Pipeline
-import Storage
+import MariaDBStore
+import StoreKit
 
 /// A Binance of fixed candles: every interval-aligned open time in `listed` has a candle; open after `now`.
 final class FakeSource: KlineSource, @unchecked Sendable {

@@ -1,5 +1,6 @@
 import Foundation
-import Storage
+import MariaDBStore
+import StoreKit
 
 /// A MariaDB server of one test's own (started with `scripts/mariadb.sh` on a free port), for tests that stop,
 /// restart or freeze the server: the shared test server must not be disturbed.

@@ -1,7 +1,8 @@
 import BinanceAPI
 import Foundation
 import PostgresStore
-import Storage
+import MariaDBStore
+import StoreKit
 
 /// A database server of one test's own, of either store, for tests that stop or restart it mid-run (the shared test
 /// servers must not be disturbed): MariaDB through `DedicatedMariaDB`, PostgreSQL through `scripts/postgres.sh`.

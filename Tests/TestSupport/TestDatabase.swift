@@ -1,5 +1,6 @@
 import Foundation
-import Storage
+import MariaDBStore
+import StoreKit
 
 /// A database of its own for one test, on the MariaDB that `scripts/mariadb.sh` started (`make test` does).
 ///

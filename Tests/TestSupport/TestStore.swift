@@ -1,6 +1,7 @@
 import BinanceAPI
 import PostgresStore
-import Storage
+import MariaDBStore
+import StoreKit
 
 /// The stores tests run against: what every store must do is tested once per store (`make test` starts both).
 public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {

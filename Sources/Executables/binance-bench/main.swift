@@ -3,7 +3,8 @@ import BinanceSimulator
 import BuildInfo
 import Foundation
 import PostgresStore
-import Storage
+import MariaDBStore
+import StoreKit
 
 // `make bench`: every figure of the benchmark in one run, against binance-sim and a real MariaDB, so ratios hold
 // on a noisy machine. Prints a table and writes JSON. Release binaries of binance-extractor and binance-sim are

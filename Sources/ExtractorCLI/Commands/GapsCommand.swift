@@ -6,7 +6,7 @@ import HTTPTransport
 import Logging
 import Pipeline
 import PostgresStore
-import Storage
+import StoreKit
 import Telemetry
 import Tracing
 

@@ -6,7 +6,7 @@ import HTTPTransport
 import Logging
 import Pipeline
 import PostgresStore
-import Storage
+import StoreKit
 import Telemetry
 import Tracing
 
@@ -56,7 +56,7 @@ extension ExtractorCLI {
         defer { store.shutdown() }
         do {
             // With --timeframes, only those kline tables; without, the funding, trades and confirmed-gaps tables too.
-            let report = try await store.migrate(klineTables: tables, otherTables: command.timeframes == nil ? SchemaMigrator.otherTables : [])
+            let report = try await store.migrate(klineTables: tables, otherTables: command.timeframes == nil ? TableCatalogue.otherTables : [])
             logger.info("migration done", metadata: [
                 "database": "\(location)", "created": "\(report.created.count)", "upgraded": "\(report.upgraded.count)",
                 "unchanged": "\(report.unchanged.count)",

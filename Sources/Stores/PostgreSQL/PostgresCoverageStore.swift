@@ -1,5 +1,5 @@
 import BinanceAPI
-import Storage
+import StoreKit
 
 /// Coverage on PostgreSQL: the same aggregate and window queries as on MariaDB, in PostgreSQL's SQL.
 public struct PostgresCoverageStore: CoverageReading {

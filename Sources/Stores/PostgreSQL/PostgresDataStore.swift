@@ -1,6 +1,6 @@
 import BinanceAPI
 import Logging
-import Storage
+import StoreKit
 
 /// PostgreSQL as a `DataStore`: klines, their holes and the confirmed-gaps table, funding rates and aggregate trades, in
 /// the same tables as on MariaDB (see `PostgresTables`).
@@ -20,8 +20,8 @@ public final class PostgresDataStore: DataStore {
     /// Creates the tables that are missing and checks those that exist (a shape that would round a value or lacks the
     /// upsert's key is refused with the `ALTER TABLE` that fixes it: PostgreSQL's tables are not changed behind their
     /// owner's back).
-    public func migrate(klineTables: [KlineTable], otherTables: [TableDefinition]) async throws -> SchemaMigrator.Report {
-        var report = SchemaMigrator.Report()
+    public func migrate(klineTables: [KlineTable], otherTables: [TableDefinition]) async throws -> MigrationReport {
+        var report = MigrationReport()
         let existing = try await existingTables()
         let klines = PostgresKlineStore(pool: pool)
         var problems: [String] = []
@@ -38,7 +38,8 @@ public final class PostgresDataStore: DataStore {
             if existing.contains(definition.name) {
                 problems += try await shapeProblems(definition.name, columns: Self.columns(definition), key: definition.key)
                 report.unchanged.append(definition.name)
-            } else if let sql = PostgresTables.createSQL(definition) {
+            } else {
+                let sql = PostgresTables.createSQL(definition)
                 try await pool.withConnection { try $0.execute(sql, context: "creating \(definition.name)") }
                 report.created.append(definition.name)
             }
@@ -62,7 +63,7 @@ public final class PostgresDataStore: DataStore {
             var created = missing.map(\.name)
             if !missing.isEmpty { try await klines.create(missing) }
             for definition in otherTables where !existing.contains(definition.name) {
-                guard let sql = PostgresTables.createSQL(definition) else { continue }
+                let sql = PostgresTables.createSQL(definition)
                 try await pool.withConnection { try $0.execute(sql, context: "creating \(definition.name)") }
                 created.append(definition.name)
             }

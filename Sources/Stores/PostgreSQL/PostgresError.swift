@@ -1,4 +1,4 @@
-import Storage
+import StoreKit
 
 /// An error from PostgreSQL or libpq, with the server's SQLSTATE where there is one.
 ///

@@ -1,5 +1,5 @@
 import BinanceAPI
-import Storage
+import StoreKit
 
 /// Holes in PostgreSQL's kline tables, found by the server with a window function (`lag(open_time) OVER
 /// (PARTITION BY symbol ORDER BY open_time)`, which walks the primary key), so only the holes come back; and the

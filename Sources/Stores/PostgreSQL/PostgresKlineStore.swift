@@ -1,6 +1,6 @@
 import Foundation
 import BinanceAPI
-import Storage
+import StoreKit
 
 /// Klines in PostgreSQL: the same tables and columns as on MariaDB (`klines_m15`, `spot_klines_h1`, …), with
 /// `numeric(38,18)` for prices and quantities, `timestamptz` for times and `PRIMARY KEY (symbol, open_time)`, so a
@@ -22,38 +22,10 @@ public struct PostgresKlineStore: Sendable {
 
     public init(pool: PostgresPool) { self.pool = pool }
 
-    /// `CREATE TABLE IF NOT EXISTS` for one kline table.
-    public static func createSQL(_ table: KlineTable) -> String {
-        let decimals = table.decimalColumns.map { "  \(PostgresConnection.identifier($0)) numeric(38,18) NOT NULL," }
-        return """
-            CREATE TABLE IF NOT EXISTS \(PostgresConnection.identifier(table.name)) (
-              "symbol" varchar(20) NOT NULL,
-              "open_time" timestamptz NOT NULL,
-              "close_time" timestamptz NOT NULL,
-            \(decimals.joined(separator: "\n"))
-              \(PostgresConnection.identifier(table.countColumn)) bigint NOT NULL,
-              PRIMARY KEY ("symbol", "open_time")
-            );
-            COMMENT ON TABLE \(PostgresConnection.identifier(table.name)) IS '\(table.contents)'
-            """
-    }
-
-    /// `kline_gaps_confirmed`: holes Binance itself has no candles for, recorded once asked (as on MariaDB).
-    public static let confirmedGapsSQL = """
-        CREATE TABLE IF NOT EXISTS "\(ConfirmedGapTable.name)" (
-          "table_name" varchar(32) NOT NULL,
-          "symbol" varchar(20) NOT NULL,
-          "gap_start" timestamptz NOT NULL,
-          "gap_end" timestamptz NOT NULL,
-          "confirmed_at" timestamptz NOT NULL DEFAULT now(),
-          PRIMARY KEY ("table_name", "symbol", "gap_start", "gap_end")
-        );
-        COMMENT ON TABLE "\(ConfirmedGapTable.name)" IS 'kline holes Binance has no candles for'
-        """
-
     /// Creates the kline tables that are missing, and the confirmed-gaps table the extractor records outages in.
     public func create(_ tables: [KlineTable]) async throws {
-        for (name, sql) in tables.map({ ($0.name, Self.createSQL($0)) }) + [(ConfirmedGapTable.name, Self.confirmedGapsSQL)] {
+        for definition in tables.map(\.definition) + [ConfirmedGapTable.definition] {
+            let (name, sql) = (definition.name, PostgresTables.createSQL(definition))
             try await span("CREATE", name) {
                 try await pool.withConnection { try $0.execute(sql, context: "creating \(name)") }
             }

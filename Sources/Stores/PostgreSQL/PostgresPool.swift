@@ -1,5 +1,5 @@
 import Logging
-import Storage
+import StoreKit
 
 /// A fixed number of PostgreSQL connections, each owned by its own thread (a `SessionPool`): the same faults
 /// absorbed as for MariaDB (a server that went away after the pool reached it, deadlocks and lock timeouts).

@@ -1,15 +1,15 @@
 import BinanceAPI
-import Storage
+import StoreKit
 
 /// The project's tables in PostgreSQL: the names and columns they have on MariaDB, in PostgreSQL's types
 /// (`numeric(38,18)`, `timestamptz`, `bigint`, `boolean`), each with the primary key upserts rely on.
-enum PostgresTables {
+public enum PostgresTables {
     static func id(_ name: String) -> String { PostgresConnection.identifier(name) }
 
-    /// The PostgreSQL type of a column of this kind.
-    static func type(_ kind: TableDefinition.Kind) -> String {
+    /// The PostgreSQL type of a column of this kind (text: `length` characters, 32 when the catalogue gives none).
+    static func type(_ kind: TableDefinition.Kind, length: Int? = nil) -> String {
         switch kind {
-        case .text: "varchar(32)"
+        case .text: "varchar(\(length ?? 32))"
         case .time: "timestamptz"
         case .decimal: "numeric(38,18)"
         case .integer: "bigint"
@@ -17,66 +17,33 @@ enum PostgresTables {
         }
     }
 
-    /// A kline table's columns and their kinds, in `table.columns` order.
+    /// A kline table's columns and their kinds, in the catalogue's order.
     static func klineColumns(_ table: KlineTable) -> [(String, TableDefinition.Kind)] {
-        table.columns.map { column in
-            switch column {
-            case "symbol": (column, .text)
-            case "open_time", "close_time": (column, .time)
-            case table.countColumn: (column, .integer)
-            default: (column, .decimal)
-            }
-        }
+        table.definition.ordered.map { ($0.name, $0.kind) }
     }
 
-    /// `CREATE TABLE IF NOT EXISTS` of one of the project's other tables (funding, trades, confirmed gaps), or nil for a
-    /// table this store does not know.
-    static func createSQL(_ definition: TableDefinition) -> String? {
-        if let trades = Market.allCases.map(TradeTable.init).first(where: { $0.name == definition.name }) {
-            let name = trades.name
-            return """
-            CREATE TABLE IF NOT EXISTS \(id(name)) (
-              "symbol" varchar(20) NOT NULL,
-              "agg_trade_id" bigint NOT NULL,
-              "price" numeric(38,18) NOT NULL,
-              \(id(trades.quantityColumn)) numeric(38,18) NOT NULL,
-              "first_trade_id" bigint NOT NULL,
-              "last_trade_id" bigint NOT NULL,
-              "trade_time" timestamptz NOT NULL,
-              "is_buyer_maker" boolean NOT NULL,
-              PRIMARY KEY ("symbol", "agg_trade_id")
-            );
-            CREATE INDEX IF NOT EXISTS \(id("ix_\(name)_symbol_time")) ON \(id(name)) ("symbol", "trade_time");
-            COMMENT ON TABLE \(id(name)) IS 'Binance aggregate trades'
-            """
+    /// `CREATE TABLE IF NOT EXISTS` from the catalogue, with its indexes (named `ix_TABLE_NAME`: index names are per
+    /// schema in PostgreSQL) and its comments.
+    public static func createSQL(_ definition: TableDefinition) -> String {
+        let table = id(definition.name)
+        var lines = definition.ordered.map { column in
+            "  \(id(column.name)) \(type(column.kind, length: column.length)) \(column.nullable ? "NULL" : "NOT NULL")"
+                + (column.defaultsToNow ? " DEFAULT now()" : "")
         }
-        switch definition.name {
-        case FundingTable.name, FundingTable.name(for: .coinm):
-            return """
-            CREATE TABLE IF NOT EXISTS \(id(definition.name)) (
-              "symbol" varchar(20) NOT NULL,
-              "funding_time" timestamptz NOT NULL,
-              "funding_rate" numeric(38,18) NOT NULL,
-              "mark_price" numeric(38,18) NULL,
-              PRIMARY KEY ("symbol", "funding_time")
-            );
-            COMMENT ON TABLE \(id(definition.name)) IS 'Binance \(definition.name == FundingTable.name ? "USD-M" : "COIN-M") funding rates';
-            COMMENT ON COLUMN \(id(definition.name))."mark_price" IS 'NULL where Binance sends none (older records)'
-            """
-        case ConfirmedGapTable.name: return PostgresKlineStore.confirmedGapsSQL
-        case MetricsTable.name:
-            return """
-            CREATE TABLE IF NOT EXISTS \(id(MetricsTable.name)) (
-              "symbol" varchar(20) NOT NULL,
-              "metric_time" timestamptz NOT NULL,
-            \(FuturesMetrics.valueColumns.map { "  \(id($0)) numeric(38,18) NULL," }.joined(separator: "\n"))
-              PRIMARY KEY ("symbol", "metric_time")
-            );
-            COMMENT ON TABLE \(id(MetricsTable.name)) IS 'Binance USD-M open interest and trader ratios, every 5 minutes; NULL where Binance published none'
-            """
-        default: return nil
+        lines.append("  PRIMARY KEY (" + definition.key.map(id).joined(separator: ", ") + ")")
+        var statements = ["CREATE TABLE IF NOT EXISTS \(table) (\n" + lines.joined(separator: ",\n") + "\n)"]
+        statements += definition.indexes.map { index in
+            "CREATE INDEX IF NOT EXISTS \(id("ix_\(definition.name)_\(index.name)")) ON \(table) (" + index.columns.map(id).joined(separator: ", ") + ")"
         }
+        statements.append("COMMENT ON TABLE \(table) IS \(literal(definition.comment))")
+        statements += definition.ordered.compactMap { column in
+            column.comment.map { "COMMENT ON COLUMN \(table).\(id(column.name)) IS \(literal($0))" }
+        }
+        return statements.joined(separator: ";\n")
     }
+
+    /// A string literal of the project's own text.
+    static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
 }
 
 extension PostgresConnection {

@@ -1,5 +1,5 @@
 import Foundation
-import Storage
+import StoreKit
 
 /// Where a PostgreSQL database is, in libpq's URI form (PostgreSQL documentation, "Connection URIs"):
 /// `postgresql://user:password@host:5432/database?sslmode=verify-full&sslrootcert=/ca.pem` (`postgres://` too).

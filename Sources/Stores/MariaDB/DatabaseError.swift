@@ -1,3 +1,5 @@
+import StoreKit
+
 /// An error from MariaDB or Connector/C, with the server's error number.
 public struct DatabaseError: StoreFailure, CustomStringConvertible, Sendable {
     public let code: UInt32

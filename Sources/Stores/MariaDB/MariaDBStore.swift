@@ -1,3 +1,4 @@
+import StoreKit
 import BinanceAPI
 import Logging
 
@@ -22,7 +23,7 @@ public final class MariaDBStore: DataStore {
 
     /// Creates what is missing and upgrades existing tables in place (`SchemaMigrator`: decimals widened, DATETIME(3),
     /// BIGINT ids, unique keys), listing each change.
-    public func migrate(klineTables: [KlineTable], otherTables: [TableDefinition]) async throws -> SchemaMigrator.Report {
+    public func migrate(klineTables: [KlineTable], otherTables: [TableDefinition]) async throws -> MigrationReport {
         let migrator = SchemaMigrator(pool: pool)
         var report = try await migrator.migrate(klineTables)
         for (table, changes) in try await migrator.upgrade(otherTables).sorted(by: { $0.key < $1.key }) {

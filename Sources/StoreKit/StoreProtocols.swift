@@ -1,7 +1,7 @@
 import BinanceAPI
 
 // What the pipeline asks of a store, whichever database holds the data: the pipeline calls these protocols only,
-// and each store (Storage/MariaDB, Stores/PostgreSQL) conforms.
+// and each store (Stores/MariaDB, Stores/PostgreSQL) conforms.
 
 /// Klines: where a unit stands, and a way to write batches.
 public protocol KlineStoring: Sendable {

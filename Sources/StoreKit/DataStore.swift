@@ -16,7 +16,7 @@ public protocol DataStore: Sendable {
     var coverage: any CoverageReading { get }
     /// `binance-extractor migrate`: creates the tables that are missing, and brings existing ones to the shape the runs
     /// write where that is safe (refusing, with the fix, where it is not); returns what it did.
-    func migrate(klineTables: [KlineTable], otherTables: [TableDefinition]) async throws -> SchemaMigrator.Report
+    func migrate(klineTables: [KlineTable], otherTables: [TableDefinition]) async throws -> MigrationReport
     /// Closes the connections.
     func shutdown()
 }
@@ -66,3 +66,13 @@ public protocol GapStoring: Sendable {
     func forget(table: any GapTable, symbols: [Symbol]?) async throws
 }
 
+
+/// What `migrate` did: tables created, upgraded in place (with the changes made), left as they were.
+public struct MigrationReport: Sendable, Equatable {
+    public init() {}
+    public var created: [String] = []
+    public var upgraded: [String] = []
+    public var unchanged: [String] = []
+    /// What was changed in each upgraded table, as the ALTER clauses run.
+    public var changes: [String: [String]] = [:]
+}

@@ -59,10 +59,6 @@ public struct KlineTable: Sendable, Hashable, CustomStringConvertible {
     /// Open, high, low, close: what every candle has.
     public static let ohlcColumns = ["open_price", "high_price", "low_price", "close_price"]
 
-    /// DECIMAL(38,18): 20 digits before the point (base volumes of meme coins pass 10^13, which overflows the
-    /// DECIMAL(20,8) of older schemas) and 18 after it (prices go down to 1e-8 and below). See `DecimalString`.
-    static let decimalType = "DECIMAL(\(DecimalString.integerDigits + DecimalString.fractionDigits),\(DecimalString.fractionDigits))"
-
     /// Decimal columns, in insert order after the open and close times.
     public static let priceColumns = ["open_price", "high_price", "low_price", "close_price", "volume", "quote_asset_volume"]
     public static let takerColumns = ["taker_buy_base_asset_volume", "taker_buy_quote_asset_volume"]
@@ -82,44 +78,12 @@ public struct KlineTable: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    var createSQL: String {
-        let decimals = decimalColumns.map { "  `\($0)` \(Self.decimalType) NOT NULL," }.joined(separator: "\n")
-        let count = isTrade ? "" : " COMMENT 'count of the basic data (mark or index observations) the candle was made from'"
-        return """
-        CREATE TABLE IF NOT EXISTS `\(name)` (
-          `symbol` VARCHAR(20) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-          `open_time` DATETIME(3) NOT NULL COMMENT 'UTC',
-          `close_time` DATETIME(3) NOT NULL COMMENT 'UTC',
-        \(decimals)
-          `\(countColumn)` BIGINT NOT NULL\(count),
-          PRIMARY KEY (`symbol`, `open_time`)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='\(contents)'
-        """
-    }
-
-    /// The upsert into a table of petrosa-binance-data-extractor's code shape: its `id` (`SYMBOL_openms`), `timestamp`
-    /// (the open time), `interval`, `extracted_at` (now, UTC), `extractor_version` and `source` filled as petrosa fills
-    /// them; a candle read again replaces its values on `id`, where petrosa's `INSERT IGNORE` kept the first ones.
-    var petrosaUpsertSQL: String {
-        let ours = Self.columns.map { "`\($0)`" }.joined(separator: ", ")
-        let updates = (Self.columns.dropFirst(2) + ["extracted_at", "extractor_version", "source"]).map { "`\($0)` = VALUES(`\($0)`)" }
-            .joined(separator: ", ")
-        return "INSERT INTO `\(name)` (`id`, `timestamp`, `interval`, `extracted_at`, `extractor_version`, `source`, \(ours)) "
-            + "VALUES (?, FROM_UNIXTIME(? * 0.001), ?, UTC_TIMESTAMP(), ?, ?, ?, FROM_UNIXTIME(? * 0.001), FROM_UNIXTIME(? * 0.001), "
-            + "?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \(updates)"
-    }
-
-    /// petrosa's `source`: `binance-futures` (its default), `binance-spot` for spot.
-    var petrosaSource: String { market == .futures ? "binance-futures" : "binance-spot" }
-
-    /// An idempotent upsert: a candle read again replaces every stored value (a candle first stored while it was
-    /// still open ends with its final values). Times are bound as Unix milliseconds and converted by the server
-    /// in the session's UTC zone; `? * 0.001` is exact (a DECIMAL with 3 fractional digits).
-    var upsertSQL: String {
-        let updates = columns.dropFirst(2).map { "`\($0)` = VALUES(`\($0)`)" }.joined(separator: ", ")
-        let list = columns.map { "`\($0)`" }.joined(separator: ", ")
-        let values = Array(repeating: "?", count: columns.count - 3).joined(separator: ", ")
-        return "INSERT INTO `\(name)` (\(list)) VALUES (?, FROM_UNIXTIME(? * 0.001), FROM_UNIXTIME(? * 0.001), "
-            + "\(values)) ON DUPLICATE KEY UPDATE \(updates)"
+    /// The table in the catalogue: symbol, open and close time, the decimal columns and the count, keyed by symbol and
+    /// open time; each store writes its DDL from it.
+    public var definition: TableDefinition {
+        let count = isTrade ? nil : "count of the basic data (mark or index observations) the candle was made from"
+        return TableDefinition(name: name, columns: [.symbol, .time("open_time"), .time("close_time")]
+            + decimalColumns.map { .decimal($0) } + [TableDefinition.Column(countColumn, .integer, comment: count)],
+            key: ["symbol", "open_time"], comment: contents)
     }
 }

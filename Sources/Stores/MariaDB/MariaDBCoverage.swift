@@ -1,3 +1,4 @@
+import StoreKit
 import BinanceAPI
 
 /// Coverage on MariaDB: aggregate queries the server answers from the primary keys (one `GROUP BY symbol` per table)

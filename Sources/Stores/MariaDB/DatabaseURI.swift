@@ -1,3 +1,4 @@
+import StoreKit
 import Foundation
 
 /// Where the database is: `mysql://user:pass@host:port/db?options` or `mariadb://...` (the form `MYSQL_URI` has in

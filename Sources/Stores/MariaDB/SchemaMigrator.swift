@@ -1,3 +1,4 @@
+import StoreKit
 import BinanceAPI
 
 /// Creates kline tables and upgrades older ones in place, idempotently.
@@ -10,14 +11,7 @@ public struct SchemaMigrator: Sendable {
     public init(pool: ConnectionPool) { self.pool = pool }
 
     /// What a migration did, table by table.
-    public struct Report: Sendable, Equatable {
-        public init() {}
-        public var created: [String] = []
-        public var upgraded: [String] = []
-        public var unchanged: [String] = []
-        /// What was changed in each upgraded table, as the ALTER clauses run.
-        public var changes: [String: [String]] = [:]
-    }
+    public typealias Report = MigrationReport
 
     /// Tables among `tables` that do not exist yet.
     public func missingTables(_ tables: [KlineTable]) async throws -> [KlineTable] {
@@ -117,11 +111,6 @@ public struct SchemaMigrator: Sendable {
         }
     }
 
-    /// Every table besides the kline tables.
-    public static var otherTables: [TableDefinition] {
-        [FundingTable.definition, FundingTable.definition(for: .coinm)] + Market.allCases.map { TradeTable(market: $0).definition }
-            + [ConfirmedGapTable.definition, MetricsTable.definition]
-    }
 
     /// Names of the tables in the pool's database.
     public func existingTables() async throws -> Set<String> {

@@ -1,3 +1,4 @@
+import StoreKit
 import BlockingThreads
 import Foundation
 import Logging

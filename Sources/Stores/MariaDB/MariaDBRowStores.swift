@@ -1,3 +1,4 @@
+import StoreKit
 import BinanceAPI
 import Tracing
 

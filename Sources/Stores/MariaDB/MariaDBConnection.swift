@@ -1,3 +1,4 @@
+import StoreKit
 import CMariaDB
 import Foundation
 
