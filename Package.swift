@@ -46,7 +46,7 @@ let package = Package(
         // The store boundary: the protocols the pipeline calls, the SQL-free table catalogue, store-neutral errors and
         // reports, the session pool. No C library.
         .target(name: "StoreKit", dependencies: [
-            "BlockingThreads", "BinanceAPI", .product(name: "Logging", package: "swift-log"),
+            "BlockingThreads", "Clocks", "BinanceAPI", .product(name: "Logging", package: "swift-log"),
             .product(name: "Tracing", package: "swift-distributed-tracing"),
         ], path: "Sources/StoreKit"),
         // MariaDB over Connector/C: the only user of CMariaDB.

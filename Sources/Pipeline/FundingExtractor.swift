@@ -46,8 +46,7 @@ public struct FundingExtractor: Sendable {
         let (store, symbol, dryRun) = (store, symbol, dryRun)
         let writer = BatchWriter<FundingRate>(batchSize: batchSize) { batch in
             let n = dryRun ? 0 : try await store.write(symbol: symbol, rows: batch)
-            RunMetrics.current?.add("binance_extractor.funding_rates.written", Double(n), unit: "{rate}",
-                                    description: "Funding rates written to MariaDB.")
+            RunPipelineMetrics.current.written(fundingRates: n)
             return n
         }
         var failure: (any Error)?

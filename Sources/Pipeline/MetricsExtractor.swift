@@ -68,7 +68,7 @@ public struct MetricsExtractor: Sendable {
         let (store, symbol, dryRun) = (store, unit.symbol, dryRun)
         let writer = BatchWriter<FuturesMetric>(batchSize: batchSize) { batch in
             let n = dryRun ? 0 : try await store.write(symbol: symbol, rows: batch)
-            RunMetrics.current?.add("binance_extractor.metrics.written", Double(n), unit: "{row}", description: "Open interest and ratio rows written.")
+            RunPipelineMetrics.current.written(metricRows: n)
             return n
         }
         var failure: (any Error)?

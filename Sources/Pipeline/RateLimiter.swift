@@ -75,9 +75,7 @@ public actor RateLimiter {
                     span.attributes["binance.weight.limit"] = Int64(budget.rule.limit)
                     try await clock.sleep(until: serverDeadline - serverOffset)
                 }
-                RunMetrics.current?.add("binance_extractor.rate_limit.wait", Double(clock.now() - from) / 1000, unit: "s",
-                                        description: "Time tasks waited for request weight.", integer: false,
-                                        attributes: ["market": market.rawValue])
+                RunPipelineMetrics.current.waitedForWeight(seconds: Double(clock.now() - from) / 1000, market: market)
             }
         }
     }

@@ -120,10 +120,7 @@ extension SymbolExtractor {
                     takenFromFile += rows.count
                     outcome.fetched += rows.count
                     outcome.fromArchive += rows.count
-                    RunMetrics.current?.add("binance_extractor.klines.fetched", Double(rows.count), unit: "{kline}",
-                                            description: "Closed, checked klines fetched from Binance.",
-                                            attributes: ["market": unit.market.rawValue, "interval": interval.rawValue, "series": unit.series.rawValue,
-                                                         "source": "archive"])
+                    RunPipelineMetrics.current.fetched(klines: rows.count, table: table, fromArchive: true)
                     try await writer.append(rows)
                     progress?.advanced(unit, candles: rows.count)
                 }

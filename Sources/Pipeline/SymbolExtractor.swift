@@ -89,10 +89,7 @@ public actor SymbolExtractor {
         let (store, table, symbol) = (store, table, unit.symbol)
         let writer = BatchWriter<Kline>(batchSize: settings.batchSize) { batch in
             let n = try await store.write(table: table, symbol: symbol, klines: batch)
-            if n > 0 {
-                RunMetrics.current?.add("binance_extractor.klines.written", Double(n), unit: "{kline}", description: "Klines written to the database.",
-                                        attributes: ["market": table.market.rawValue, "interval": table.interval.rawValue, "series": table.series.rawValue])
-            }
+            RunPipelineMetrics.current.written(klines: n, table: table)
             return n
         }
         let limit = min(settings.pageLimit ?? unit.market.mostKlinesPerWeightLimit, unit.market.maxKlinesLimit)
@@ -180,9 +177,7 @@ public actor SymbolExtractor {
             }
             if !closed.isEmpty {
                 outcome.fetched += closed.count
-                RunMetrics.current?.add("binance_extractor.klines.fetched", Double(closed.count), unit: "{kline}",
-                                        description: "Closed, checked klines fetched from Binance.",
-                                        attributes: ["market": unit.market.rawValue, "interval": interval.rawValue, "series": unit.series.rawValue])
+                RunPipelineMetrics.current.fetched(klines: closed.count, table: table, fromArchive: false)
                 try await writer.append(Array(closed))
                 progress?.advanced(unit, candles: closed.count)
             }

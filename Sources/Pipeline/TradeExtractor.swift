@@ -69,8 +69,7 @@ public struct TradeExtractor: Sendable {
         let market = market
         let writer = BatchWriter<AggTrade>(batchSize: batchSize) { batch in
             let n = dryRun ? 0 : try await store.write(table: table, symbol: symbol, trades: batch)
-            RunMetrics.current?.add("binance_extractor.agg_trades.written", Double(n), unit: "{trade}",
-                                    description: "Aggregate trades written to the database.", attributes: ["market": market.rawValue])
+            RunPipelineMetrics.current.written(trades: n, market: market)
             return n
         }
         var failure: (any Error)?
