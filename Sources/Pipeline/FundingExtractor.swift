@@ -14,7 +14,7 @@ public struct FundingExtractor: Sendable {
     let lookbackMilliseconds: Int64
     /// `--start`/`--end`: the rates of this range are fetched whatever is stored.
     let explicitRange: ClosedRange<Int64>?
-    let batchSize: Int
+    public let batchSize: Int
     let dryRun: Bool
 
     public init(symbol: Symbol, client: any FundingSource, store: any FundingStoring, clock: any WallClock, lookbackMilliseconds: Int64,
@@ -31,7 +31,13 @@ public struct FundingExtractor: Sendable {
 
     /// Runs one attempt; a retry keeps the first attempt's range and starts after the last rate it wrote.
     public func run(_ attempt: UnitAttempt = .first) async throws -> SymbolExtractor.Outcome {
-        var outcome = SymbolExtractor.Outcome()
+        try await UnitRunner.run(self, attempt)
+    }
+}
+
+extension FundingExtractor: UnitWork {
+    /// Funding times `[start, end]`.
+    public func plan(_ attempt: UnitAttempt, outcome: inout SymbolExtractor.Outcome) async throws -> ClosedRange<Int64>? {
         if let previous = attempt.previous.plan {
             outcome.plan = previous
         } else {
@@ -41,33 +47,33 @@ public struct FundingExtractor: Sendable {
             outcome.plan = FetchPlan(start: start, end: explicitRange?.upperBound ?? now,
                                      origin: explicitRange != nil ? .explicit : last != nil ? .resume : .lookback, capped: false)
         }
-        let now = outcome.plan?.end ?? clock.now()
-        let start = max(outcome.plan?.start ?? now, attempt.resumeAfter.map { $0 + 1 } ?? .min)
-        let (store, symbol, dryRun) = (store, symbol, dryRun)
-        let writer = BatchWriter<FundingRate>(batchSize: batchSize) { batch in
-            let n = dryRun ? 0 : try await store.write(symbol: symbol, rows: batch)
-            RunPipelineMetrics.current.written(fundingRates: n)
-            return n
-        }
-        var failure: (any Error)?
-        do {
-            var cursor = start
-            while cursor <= now {
-                try Task.checkCancellation()
-                let page = try await client.fundingRates(symbol: symbol, startTime: cursor, endTime: now)
-                outcome.requests += 1
-                guard let lastTime = page.last?.fundingTime else { break }
-                guard page.first!.fundingTime >= cursor, zip(page, page.dropFirst()).allSatisfy({ $0.fundingTime < $1.fundingTime }) else {
-                    throw BinanceError.malformedBody("funding rates out of order or before startTime \(cursor)")
-                }
-                outcome.fetched += page.count
-                try await writer.append(page)
-                if page.count < FundingRate.maxLimit { break }
-                cursor = lastTime + 1
-            }
-        } catch {
-            failure = error
-        }
-        return try await complete(writer, failure: failure, outcome: outcome) { ($0.fundingTime, $0.fundingTime) }
+        let end = outcome.plan?.end ?? clock.now()
+        let start = max(outcome.plan?.start ?? end, attempt.resumeAfter.map { $0 + 1 } ?? .min)
+        return start <= end ? start...end : nil
     }
+
+    public func fetch(_ range: ClosedRange<Int64>, into writer: BatchWriter<FundingRate>, outcome: inout SymbolExtractor.Outcome) async throws {
+        var cursor = range.lowerBound
+        while cursor <= range.upperBound {
+            try Task.checkCancellation()
+            let page = try await client.fundingRates(symbol: symbol, startTime: cursor, endTime: range.upperBound)
+            outcome.requests += 1
+            guard let lastTime = page.last?.fundingTime else { break }
+            guard page.first!.fundingTime >= cursor, zip(page, page.dropFirst()).allSatisfy({ $0.fundingTime < $1.fundingTime }) else {
+                throw BinanceError.malformedBody("funding rates out of order or before startTime \(cursor)")
+            }
+            outcome.fetched += page.count
+            try await writer.append(page)
+            if page.count < FundingRate.maxLimit { break }
+            cursor = lastTime + 1
+        }
+    }
+
+    public func write(_ batch: [FundingRate]) async throws -> Int {
+        let n = dryRun ? 0 : try await store.write(symbol: symbol, rows: batch)
+        RunPipelineMetrics.current.written(fundingRates: n)
+        return n
+    }
+
+    public static func keys(_ row: FundingRate) -> (time: Int64, key: Int64) { (row.fundingTime, row.fundingTime) }
 }

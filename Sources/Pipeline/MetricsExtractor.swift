@@ -14,14 +14,14 @@ import Tracing
 ///
 /// A range is where the unit resumes (its newest stored row, re-reading an hour), `LOOKBACK_HOURS` back when nothing
 /// is stored, or `--start`/`--end`; a gap filler gives one hole.
-public struct MetricsExtractor: Sendable {
+public struct MetricsExtractor: UnitWork {
     public let unit: ExtractionUnit
     let client: any MetricsSource
     let store: any MetricsStoring
     let clock: any WallClock
     let lookbackMilliseconds: Int64
     let explicitRange: ClosedRange<Int64>?
-    let batchSize: Int
+    public let batchSize: Int
     let sourceMode: KlinesSourceMode
     let archive: (any ArchiveSource)?
     let dryRun: Bool
@@ -47,7 +47,15 @@ public struct MetricsExtractor: Sendable {
 
     /// Runs one attempt; a retry keeps the first attempt's range and starts after the last row it wrote.
     public func run(_ attempt: UnitAttempt = .first) async throws -> SymbolExtractor.Outcome {
-        var outcome = SymbolExtractor.Outcome()
+        let outcome = try await UnitRunner.run(self, attempt)
+        if outcome.archiveLacked > 0 {
+            logger.warning("metrics older than REST's 30 days whose daily file Binance has not published; `gaps --metrics` asks for them again",
+                           metadata: ["unit": "\(unit)", "rows": "\(outcome.archiveLacked)", "files": "\(outcome.unreadFiles)"])
+        }
+        return outcome
+    }
+
+    public func plan(_ attempt: UnitAttempt, outcome: inout SymbolExtractor.Outcome) async throws -> FetchPlan? {
         let step = Self.step
         if let previous = attempt.previous.plan {
             outcome.plan = previous
@@ -63,29 +71,24 @@ public struct MetricsExtractor: Sendable {
             outcome.plan = FetchPlan(start: (start + step - 1) / step * step, end: end / step * step,
                                      origin: explicitRange != nil ? .explicit : last != nil ? .resume : .lookback)
         }
-        guard var plan = outcome.plan else { return outcome }
+        guard var plan = outcome.plan else { return nil }
         if let written = attempt.resumeAfter { plan.start = max(plan.start, written + step) }
-        let (store, symbol, dryRun) = (store, unit.symbol, dryRun)
-        let writer = BatchWriter<FuturesMetric>(batchSize: batchSize) { batch in
-            let n = dryRun ? 0 : try await store.write(symbol: symbol, rows: batch)
-            RunPipelineMetrics.current.written(metricRows: n)
-            return n
-        }
-        var failure: (any Error)?
         outcome.archiveOnly = sourceMode == .archive && archive != nil
-        do {
-            try await fetch(plan: plan, into: writer, outcome: &outcome)
-            outcome.caughtUp = true
-        } catch {
-            failure = error
-        }
-        outcome = try await complete(writer, failure: failure, outcome: outcome) { ($0.time, $0.time) }
-        if outcome.archiveLacked > 0 {
-            logger.warning("metrics older than REST's 30 days whose daily file Binance has not published; `gaps --metrics` asks for them again",
-                           metadata: ["unit": "\(unit)", "rows": "\(outcome.archiveLacked)", "files": "\(outcome.unreadFiles)"])
-        }
-        return outcome
+        return plan
     }
+
+    public func fetch(_ plan: FetchPlan, into writer: BatchWriter<FuturesMetric>, outcome: inout SymbolExtractor.Outcome) async throws {
+        try await fetch(plan: plan, into: writer, outcome: &outcome)
+        outcome.caughtUp = true
+    }
+
+    public func write(_ batch: [FuturesMetric]) async throws -> Int {
+        let n = dryRun ? 0 : try await store.write(symbol: unit.symbol, rows: batch)
+        RunPipelineMetrics.current.written(metricRows: n)
+        return n
+    }
+
+    public static func keys(_ row: FuturesMetric) -> (time: Int64, key: Int64) { (row.time, row.time) }
 
     /// REST keeps the last 30 days only: every closed day of a REST stretch older than that is read from its daily file,
     /// whole, even where the range takes part of it (the rows outside the range are dropped). Files cover whole days,

@@ -10,7 +10,7 @@ import Tracing
 /// Binance, validates every row, drops the still-open candle, and streams closed candles to its `BatchWriter`.
 ///
 /// Memory stays bounded whatever the range: one page and at most two batches are held at a time.
-public actor SymbolExtractor {
+public actor SymbolExtractor: UnitWork {
     public struct Settings: Sendable {
         public var planner: RangePlanner
         /// Klines per request; nil picks the size that buys the most klines per unit of weight.
@@ -58,10 +58,23 @@ public actor SymbolExtractor {
         self.logger = logger
     }
 
+    /// Outages Binance confirmed during this attempt, recorded once the candles around them are stored.
+    private var outages: [KlineHole] = []
+
     /// Runs one attempt. A retry keeps the first attempt's range (so a catch-up cap is not pushed forward by what
     /// the first attempt wrote) and starts after the last candle an earlier attempt wrote.
     public func run(_ attempt: UnitAttempt = .first) async throws -> Outcome {
-        var outcome = Outcome()
+        defer { progress?.finished(unit) }
+        return try await UnitRunner.run(self, attempt)
+    }
+
+    /// An attempt's range, and the newest open time an earlier attempt wrote.
+    public struct KlinePlan: Sendable {
+        var range: FetchPlan
+        var after: Int64?
+    }
+
+    public func plan(_ attempt: UnitAttempt, outcome: inout Outcome) async throws -> KlinePlan? {
         var plan: FetchPlan
         var storedBefore: Int64?
         if let previous = attempt.previous.plan {
@@ -85,48 +98,48 @@ public actor SymbolExtractor {
             plan.candleBudget = plan.candleBudget.map { $0 - Int64(attempt.previous.fetched) }
         }
         progress?.planned(unit, candles: plan.plannedCandles(interval))
-        defer { progress?.finished(unit) }
-        let (store, table, symbol) = (store, table, unit.symbol)
-        let writer = BatchWriter<Kline>(batchSize: settings.batchSize) { batch in
-            let n = try await store.write(table: table, symbol: symbol, klines: batch)
-            RunPipelineMetrics.current.written(klines: n, table: table)
-            return n
-        }
-        let limit = min(settings.pageLimit ?? unit.market.mostKlinesPerWeightLimit, unit.market.maxKlinesLimit)
-
-        var failure: (any Error)?
-        var outages: [KlineHole] = []
-        // The open time of the newest candle Binance has shown this unit (see `fetch`).
-        var previous = attempt.resumeAfter
         outcome.archiveOnly = settings.sourceMode == .archive && settings.archive != nil
-        do {
-            if plan.origin == .listing && plan.start == 0 && unit.market.klinesAnswerNewestFirst {
-                // `startTime=0` finds nothing where the newest candles of a window come first: find the first one.
-                if let first = try await firstOpenTime(from: Self.coinmLaunch, through: plan.end, outcome: &outcome) {
-                    plan.start = first
-                } else {
-                    plan.start = plan.end + 1
-                }
-            }
-            if plan.end < plan.start {
-                outcome.caughtUp = true
-            } else if settings.sourceMode != .rest, let archive = settings.archive {
-                try await fetchWithArchives(archive, plan: plan, limit: limit, into: writer, outcome: &outcome, outages: &outages,
-                                            previous: &previous)
+        return KlinePlan(range: plan, after: attempt.resumeAfter)
+    }
+
+    public func fetch(_ given: KlinePlan, into writer: BatchWriter<Kline>, outcome: inout Outcome) async throws {
+        var plan = given.range
+        let limit = min(settings.pageLimit ?? unit.market.mostKlinesPerWeightLimit, unit.market.maxKlinesLimit)
+        // The open time of the newest candle Binance has shown this unit (see `fetch`), and the outages it confirmed.
+        var previous = given.after
+        var confirmed: [KlineHole] = []
+        defer { outages += confirmed }
+        if plan.origin == .listing && plan.start == 0 && unit.market.klinesAnswerNewestFirst {
+            // `startTime=0` finds nothing where the newest candles of a window come first: find the first one.
+            if let first = try await firstOpenTime(from: Self.coinmLaunch, through: plan.end, outcome: &outcome) {
+                plan.start = first
             } else {
-                try await fetch(plan: plan, limit: limit, into: writer, outcome: &outcome, outages: &outages, previous: &previous)
+                plan.start = plan.end + 1
             }
-        } catch {
-            failure = error
         }
-        do {
-            outcome = try await complete(writer, failure: failure, outcome: outcome) { ($0.openTime, $0.openTime) }
-        } catch let failure as UnitFailure {
-            try? await record(outages, upTo: failure.partial.lastOpenTime)
-            throw failure
+        if plan.end < plan.start {
+            outcome.caughtUp = true
+        } else if settings.sourceMode != .rest, let archive = settings.archive {
+            try await fetchWithArchives(archive, plan: plan, limit: limit, into: writer, outcome: &outcome, outages: &confirmed,
+                                        previous: &previous)
+        } else {
+            try await fetch(plan: plan, limit: limit, into: writer, outcome: &outcome, outages: &confirmed, previous: &previous)
         }
-        try await record(outages, upTo: outcome.lastOpenTime)
-        return outcome
+    }
+
+    public func write(_ batch: [Kline]) async throws -> Int {
+        let n = try await store.write(table: table, symbol: unit.symbol, klines: batch)
+        RunPipelineMetrics.current.written(klines: n, table: table)
+        return n
+    }
+
+    public nonisolated var batchSize: Int { settings.batchSize }
+
+    public static func keys(_ row: Kline) -> (time: Int64, key: Int64) { (row.openTime, row.openTime) }
+
+    /// Records the outages Binance confirmed between candles now stored (whether the attempt succeeded or not).
+    public func completed(lastStored: Int64?) async throws {
+        try await record(outages, upTo: lastStored)
     }
 
     /// Records the silences Binance confirmed between candles that are now stored, so `gaps` does not ask again.

@@ -14,7 +14,7 @@ import Tracing
 /// With `--source auto`, the whole closed days and months between the start (or the last stored trade) and today
 /// come from the archives' aggTrades files, and REST by id does the rest: the ids a file lacks (aggregate trade
 /// ids follow each other, so a jump in ids is a hole), the periods without a file, and today.
-public struct TradeExtractor: Sendable {
+public struct TradeExtractor: UnitWork {
     public let market: Market
     public let symbol: Symbol
     let client: any TradeSource
@@ -24,7 +24,7 @@ public struct TradeExtractor: Sendable {
     /// `--start`/`--end`: the trades of `[start, end]` (times, inclusive) are fetched whatever is stored, so older
     /// trades are filled in below newer ones; nil: resume from the last stored id.
     let backfill: ClosedRange<Int64>?
-    let batchSize: Int
+    public let batchSize: Int
     let maxPages: Int
     let dryRun: Bool
     let sourceMode: KlinesSourceMode
@@ -50,7 +50,7 @@ public struct TradeExtractor: Sendable {
     }
 
     /// What a run is doing, shared by its steps.
-    private struct Cursor {
+    struct Cursor: Sendable {
         /// The next aggregate trade id wanted (nil until the first trade is known).
         var nextId: Int64?
         var pages = 0
@@ -62,62 +62,71 @@ public struct TradeExtractor: Sendable {
 
     /// Runs one attempt; a retry continues by id after the last trade an earlier attempt wrote.
     public func run(_ attempt: UnitAttempt = .first) async throws -> SymbolExtractor.Outcome {
-        var outcome = SymbolExtractor.Outcome()
+        try await UnitRunner.run(self, attempt)
+    }
+
+    /// Where an attempt starts in time (for the archives) and by id, the moment it stops at, and the time it started.
+    public struct TradePlan: Sendable {
+        var cursor = Cursor()
+        var fromTime: Int64
+        var until: Int64
+        var runStart: Int64
+    }
+
+    public func plan(_ attempt: UnitAttempt, outcome: inout SymbolExtractor.Outcome) async throws -> TradePlan? {
         let table = TradeTable(market: market)
         let runStart = clock.now()
-        let (store, symbol, dryRun) = (store, symbol, dryRun)
-        let market = market
-        let writer = BatchWriter<AggTrade>(batchSize: batchSize) { batch in
-            let n = dryRun ? 0 : try await store.write(table: table, symbol: symbol, trades: batch)
-            RunPipelineMetrics.current.written(trades: n, market: market)
-            return n
+        var plan = TradePlan(fromTime: startTime, until: runStart, runStart: runStart)
+        if let previous = attempt.previous.plan, let written = attempt.resumeAfter {
+            outcome.plan = previous
+            plan.cursor.nextId = written + 1
+            plan.fromTime = attempt.previous.lastOpenTime ?? previous.start
+            if previous.origin == .explicit { plan.until = previous.end }
+        } else if let backfill {
+            // Stored trades are upserted again where the range covers them: the range is what was asked for.
+            (plan.fromTime, plan.until) = (backfill.lowerBound, backfill.upperBound)
+            outcome.plan = FetchPlan(start: plan.fromTime, end: plan.until, origin: .explicit, capped: false)
+        } else if let last = try await store.lastTradeId(table: table, symbol: symbol) {
+            plan.cursor.nextId = last + 1
+            plan.fromTime = try await store.lastTradeTime(table: table, symbol: symbol) ?? runStart
+            outcome.plan = FetchPlan(start: last + 1, end: runStart, origin: .resume, capped: false)
+        } else {
+            outcome.plan = FetchPlan(start: startTime, end: runStart, origin: .lookback, capped: false)
         }
-        var failure: (any Error)?
-        do {
-            var cursor = Cursor()
-            // Where the run starts in time (for the archives) and by id, and the moment it stops at.
-            var fromTime = startTime
-            var until = runStart
-            if let previous = attempt.previous.plan, let written = attempt.resumeAfter {
-                outcome.plan = previous
-                cursor.nextId = written + 1
-                fromTime = attempt.previous.lastOpenTime ?? previous.start
-                if previous.origin == .explicit { until = previous.end }
-            } else if let backfill {
-                // Stored trades are upserted again where the range covers them: the range is what was asked for.
-                (fromTime, until) = (backfill.lowerBound, backfill.upperBound)
-                outcome.plan = FetchPlan(start: fromTime, end: until, origin: .explicit, capped: false)
-            } else if let last = try await store.lastTradeId(table: table, symbol: symbol) {
-                cursor.nextId = last + 1
-                fromTime = try await store.lastTradeTime(table: table, symbol: symbol) ?? runStart
-                outcome.plan = FetchPlan(start: last + 1, end: runStart, origin: .resume, capped: false)
-            } else {
-                outcome.plan = FetchPlan(start: startTime, end: runStart, origin: .lookback, capped: false)
-            }
-            if outcome.plan?.origin == .explicit { cursor.lastTime = until }
-            var listed = false
-            outcome.archiveOnly = sourceMode == .archive && archive != nil
-            if sourceMode != .rest, let archive {
-                if dryRun {
-                    // A dry run downloads no file: it lists them, with their size, and the stretches left to REST.
-                    try await list(archive, from: fromTime, until: until, now: runStart, outcome: &outcome)
-                    listed = true
-                } else {
-                    try await fromArchives(archive, from: fromTime, until: until, now: runStart, cursor: &cursor, writer: writer, outcome: &outcome)
-                }
-            }
-            if sourceMode != .archive && !cursor.capped && !listed {
-                if cursor.nextId == nil {
-                    cursor.nextId = try await firstTrade(from: fromTime, to: until, outcome: &outcome)
-                }
-                try await page(&cursor, before: nil, until: until, writer: writer, outcome: &outcome)
-            }
-            if cursor.capped { outcome.plan?.capped = true }
-        } catch {
-            failure = error
-        }
-        return try await complete(writer, failure: failure, outcome: outcome) { ($0.time, $0.id) }
+        if outcome.plan?.origin == .explicit { plan.cursor.lastTime = plan.until }
+        outcome.archiveOnly = sourceMode == .archive && archive != nil
+        return plan
     }
+
+    public func fetch(_ plan: TradePlan, into writer: BatchWriter<AggTrade>, outcome: inout SymbolExtractor.Outcome) async throws {
+        var cursor = plan.cursor
+        defer { if cursor.capped { outcome.plan?.capped = true } }
+        var listed = false
+        if sourceMode != .rest, let archive {
+            if dryRun {
+                // A dry run downloads no file: it lists them, with their size, and the stretches left to REST.
+                try await list(archive, from: plan.fromTime, until: plan.until, now: plan.runStart, outcome: &outcome)
+                listed = true
+            } else {
+                try await fromArchives(archive, from: plan.fromTime, until: plan.until, now: plan.runStart, cursor: &cursor, writer: writer,
+                                       outcome: &outcome)
+            }
+        }
+        if sourceMode != .archive && !cursor.capped && !listed {
+            if cursor.nextId == nil {
+                cursor.nextId = try await firstTrade(from: plan.fromTime, to: plan.until, outcome: &outcome)
+            }
+            try await page(&cursor, before: nil, until: plan.until, writer: writer, outcome: &outcome)
+        }
+    }
+
+    public func write(_ batch: [AggTrade]) async throws -> Int {
+        let n = dryRun ? 0 : try await store.write(table: TradeTable(market: market), symbol: symbol, trades: batch)
+        RunPipelineMetrics.current.written(trades: n, market: market)
+        return n
+    }
+
+    public static func keys(_ row: AggTrade) -> (time: Int64, key: Int64) { (row.time, row.id) }
 
     /// The first trade at or after `from` (up to `to`), asking hour-long windows.
     private func firstTrade(from: Int64, to: Int64, outcome: inout SymbolExtractor.Outcome) async throws -> Int64? {

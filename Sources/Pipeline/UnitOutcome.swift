@@ -144,38 +144,6 @@ public struct RESTRange: Sendable, Equatable {
     public var to: Int64
 }
 
-/// Ends a unit's run: whatever happened, what was fetched and checked is written (unless the write itself failed);
-/// then a cancellation makes the outcome "interrupted", any other failure becomes a `UnitFailure` carrying what was
-/// done, and success returns the outcome. `keys` gives a row's time and resume key (see `Outcome.resumeAfter`).
-func complete<Row: Sendable>(_ writer: BatchWriter<Row>, failure: (any Error)?, outcome: SymbolExtractor.Outcome,
-                             keys: (Row) -> (time: Int64, key: Int64)) async throws -> SymbolExtractor.Outcome {
-    var outcome = outcome
-    var failure = failure
-    do {
-        try await writer.finish()
-    } catch {
-        if failure == nil || failure is CancellationError { failure = error }
-    }
-    outcome.written = max(0, await writer.written - outcome.rewritten)
-    if let first = await writer.firstFlushed { outcome.firstOpenTime = keys(first).time }
-    if let last = await writer.lastFlushed { (outcome.lastOpenTime, outcome.resumeAfter) = keys(last) }
-    if failure == nil, outcome.archiveOnly ? outcome.archiveLacked > 0 || outcome.unreadFileCount > 0
-        : outcome.archiveUnreachable && outcome.archiveLacked > 0 {
-        // What the run could not get is not "ok": archive-only mode takes nothing from REST, and what only a file holds
-        // (metrics older than REST keeps) is not Binance's to lack while its host cannot be reached. The unit fails
-        // (exit 1), naming what is missing and why.
-        // What archive-only mode could not get is not "ok": the unit fails (exit 1), naming what is missing and why.
-        failure = ArchiveShortfall(archiveOnly: outcome.archiveOnly, lacked: outcome.archiveLacked, span: outcome.lackedSpan,
-                                   files: outcome.unreadFiles, fileCount: outcome.unreadFileCount)
-    }
-    guard let failure else { return outcome }
-    if failure is CancellationError {
-        outcome.interrupted = true
-        return outcome
-    }
-    throw UnitFailure(underlying: failure, partial: outcome)
-}
-
 /// `--source archive` did not get the whole range: rows no file held, files that could not be read.
 public struct ArchiveShortfall: Error, CustomStringConvertible {
     /// `--source archive` (else: the archive host was unreachable and REST does not keep what the files hold).

@@ -1,0 +1,85 @@
+import BinanceAPI
+
+/// What one dataset brings to the unit runner: where an attempt starts and ends, how its rows are fetched (REST
+/// pages, archive files) and written, and each row's keys. The runner does the rest, the same for every dataset:
+/// the writer and its batches, capturing a failure, writing what was fetched whatever happened, and the outcome a
+/// retry resumes from. A new dataset is one type conforming to this, and its command.
+public protocol UnitWork: Sendable {
+    associatedtype Row: Sendable
+    /// What `plan` decided, handed to `fetch` (a range, and for trades an id to continue from).
+    associatedtype Plan: Sendable
+
+    var batchSize: Int { get }
+    /// The attempt's plan; sets `outcome.plan` (a retry keeps the first attempt's range and resumes after
+    /// `attempt.resumeAfter`). Nil: nothing to fetch.
+    func plan(_ attempt: UnitAttempt, outcome: inout SymbolExtractor.Outcome) async throws -> Plan?
+    /// Fetches the plan's rows into `writer`, in key order.
+    func fetch(_ plan: Plan, into writer: BatchWriter<Row>, outcome: inout SymbolExtractor.Outcome) async throws
+    /// Writes one batch (nothing in a dry run); returns the rows written.
+    func write(_ batch: [Row]) async throws -> Int
+    /// A row's time and resume key (open time, funding time; a trade's time and id).
+    static func keys(_ row: Row) -> (time: Int64, key: Int64)
+    /// Once the rows are written, whether the attempt succeeded or not: what the unit records about what is now
+    /// stored (klines: the outages Binance confirmed between stored candles). By default nothing.
+    func completed(lastStored: Int64?) async throws
+}
+
+extension UnitWork {
+    public func completed(lastStored: Int64?) async throws {}
+}
+
+/// Runs one attempt of any dataset's unit (`UnitWork`).
+public enum UnitRunner {
+    public static func run<Work: UnitWork>(_ work: Work, _ attempt: UnitAttempt) async throws -> SymbolExtractor.Outcome {
+        var outcome = SymbolExtractor.Outcome()
+        guard let plan = try await work.plan(attempt, outcome: &outcome) else { return outcome }
+        let writer = BatchWriter<Work.Row>(batchSize: work.batchSize) { try await work.write($0) }
+        var failure: (any Error)?
+        do {
+            try await work.fetch(plan, into: writer, outcome: &outcome)
+        } catch {
+            failure = error
+        }
+        do {
+            outcome = try await complete(writer, failure: failure, outcome: outcome, keys: Work.keys)
+        } catch let failure as UnitFailure {
+            try? await work.completed(lastStored: failure.partial.lastOpenTime)
+            throw failure
+        }
+        try await work.completed(lastStored: outcome.lastOpenTime)
+        return outcome
+    }
+}
+
+/// Ends a unit's run: whatever happened, what was fetched and checked is written (unless the write itself failed);
+/// then a cancellation makes the outcome "interrupted", any other failure becomes a `UnitFailure` carrying what was
+/// done, and success returns the outcome. `keys` gives a row's time and resume key (see `Outcome.resumeAfter`).
+func complete<Row: Sendable>(_ writer: BatchWriter<Row>, failure: (any Error)?, outcome: SymbolExtractor.Outcome,
+                             keys: (Row) -> (time: Int64, key: Int64)) async throws -> SymbolExtractor.Outcome {
+    var outcome = outcome
+    var failure = failure
+    do {
+        try await writer.finish()
+    } catch {
+        if failure == nil || failure is CancellationError { failure = error }
+    }
+    outcome.written = max(0, await writer.written - outcome.rewritten)
+    if let first = await writer.firstFlushed { outcome.firstOpenTime = keys(first).time }
+    if let last = await writer.lastFlushed { (outcome.lastOpenTime, outcome.resumeAfter) = keys(last) }
+    if failure == nil, outcome.archiveOnly ? outcome.archiveLacked > 0 || outcome.unreadFileCount > 0
+        : outcome.archiveUnreachable && outcome.archiveLacked > 0 {
+        // What the run could not get is not "ok": archive-only mode takes nothing from REST, and what only a file holds
+        // (metrics older than REST keeps) is not Binance's to lack while its host cannot be reached. The unit fails
+        // (exit 1), naming what is missing and why.
+        // What archive-only mode could not get is not "ok": the unit fails (exit 1), naming what is missing and why.
+        failure = ArchiveShortfall(archiveOnly: outcome.archiveOnly, lacked: outcome.archiveLacked, span: outcome.lackedSpan,
+                                   files: outcome.unreadFiles, fileCount: outcome.unreadFileCount)
+    }
+    guard let failure else { return outcome }
+    if failure is CancellationError {
+        outcome.interrupted = true
+        return outcome
+    }
+    throw UnitFailure(underlying: failure, partial: outcome)
+}
+
