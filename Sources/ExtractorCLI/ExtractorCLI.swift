@@ -84,11 +84,11 @@ public enum ExtractorCLI {
         let name = type(of: command).name
         // Log lines: `LOG_FORMAT`, else text for a person at a terminal and JSON for whatever reads a pipe.
         var context = context
-        do { context.logFormat = try Resolve.logFormat(environment, terminal: context.errorsIsTerminal) } catch {
+        do { context.logFormat = try ConfigurationReader.logFormat(environment, terminal: context.errorsIsTerminal) } catch {
             return fail(error, context: context)
         }
         // Every run exports its trace: one root span for the command, everything else beneath it.
-        let level = environment["LOG_LEVEL"].flatMap(Resolve.level(named:)) ?? .info
+        let level = environment["LOG_LEVEL"].flatMap(ConfigurationReader.level(named:)) ?? .info
         let telemetry = TelemetrySession(configuration: TelemetryConfiguration(environment: environment),
                                          logger: makeLogger("telemetry", level: level, context: context))
         let status = await telemetry.run {

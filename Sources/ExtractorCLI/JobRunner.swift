@@ -25,7 +25,7 @@ struct JobResources: Sendable {
     var http: (any HTTPClient)?
 
     /// The archive files of `--source auto|archive`, through the run's HTTP client; nil for `rest`.
-    func archive(_ source: KlinesSourceMode, baseURL: String) -> ArchiveClient? {
+    func archive(_ source: SourceMode, baseURL: String) -> ArchiveClient? {
         guard source != .rest, let http else { return nil }
         return ArchiveClient(baseURL: baseURL, http: http, clock: clock, logger: logger)
     }
@@ -174,7 +174,7 @@ struct JobRunner {
         var summary = RunSummary(reports: reports, dryRun: config.dryRun, durationMilliseconds: context.clock.now() - started,
                                  requests: client.requestStats, weightUsed: await limiter.weightGranted,
                                  rateLimitWaitMilliseconds: await limiter.waitedMilliseconds)
-        summary.usesArchives = describe["source"].map { $0 != KlinesSourceMode.rest.rawValue } ?? false
+        summary.usesArchives = describe["source"].map { $0 != SourceMode.rest.rawValue } ?? false
         context.output.write(config.summaryAsTable ?? context.outputIsTerminal ? summary.table() : summary.jsonLine() + "\n")
         let failed = reports.filter { !$0.succeeded }
         // A unit that neither moved nor reached Binance's newest candle is stuck: a run that makes no progress never

@@ -6,7 +6,7 @@ import HTTPTransport
 import Logging
 
 /// Where `klines` reads history from (`--source`, `BINANCE_KLINES_SOURCE`).
-public enum KlinesSourceMode: String, Sendable, CaseIterable {
+public enum SourceMode: String, Sendable, CaseIterable {
     /// Whole closed months from monthly files, whole closed days from daily files, the rest (and whatever a file
     /// lacks) from REST.
     case auto

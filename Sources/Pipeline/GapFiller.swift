@@ -27,7 +27,7 @@ public struct GapFiller: Sendable {
 
     /// The holes of a kline table.
     public init(unit: ExtractionUnit, holes: [KlineHole], client: any KlineSource, store: any KlineStoring, gaps: (any GapStoring)?,
-                clock: any WallClock, batchSize: Int, sourceMode: KlinesSourceMode = .rest, archive: (any ArchiveSource)? = nil,
+                clock: any WallClock, batchSize: Int, sourceMode: SourceMode = .rest, archive: (any ArchiveSource)? = nil,
                 logger: Logger) {
         self.unit = unit
         self.holes = holes
@@ -48,7 +48,7 @@ public struct GapFiller: Sendable {
 
     /// The holes of `futures_metrics`.
     public init(metrics unit: ExtractionUnit, holes: [KlineHole], client: any MetricsSource, store: any MetricsStoring, gaps: (any GapStoring)?,
-                clock: any WallClock, batchSize: Int, sourceMode: KlinesSourceMode, archive: (any ArchiveSource)?, logger: Logger) {
+                clock: any WallClock, batchSize: Int, sourceMode: SourceMode, archive: (any ArchiveSource)?, logger: Logger) {
         self.unit = unit
         self.holes = holes
         table = MetricsTable()

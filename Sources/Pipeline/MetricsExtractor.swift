@@ -22,13 +22,13 @@ public struct MetricsExtractor: UnitWork {
     let lookbackMilliseconds: Int64
     let explicitRange: ClosedRange<Int64>?
     public let batchSize: Int
-    let sourceMode: KlinesSourceMode
+    let sourceMode: SourceMode
     let archive: (any ArchiveSource)?
     let dryRun: Bool
     let logger: Logger
 
     public init(unit: ExtractionUnit, client: any MetricsSource, store: any MetricsStoring, clock: any WallClock, lookbackMilliseconds: Int64,
-                explicitRange: ClosedRange<Int64>?, batchSize: Int, sourceMode: KlinesSourceMode, archive: (any ArchiveSource)?, dryRun: Bool,
+                explicitRange: ClosedRange<Int64>?, batchSize: Int, sourceMode: SourceMode, archive: (any ArchiveSource)?, dryRun: Bool,
                 logger: Logger) {
         self.unit = unit
         self.client = client

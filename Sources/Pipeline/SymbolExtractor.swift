@@ -17,13 +17,13 @@ public actor SymbolExtractor: UnitWork {
         public var pageLimit: Int?
         public var batchSize: Int
         /// `--source`: REST only, or the archives for whole closed months and days (see `ArchivePlanner`).
-        public var sourceMode: KlinesSourceMode
+        public var sourceMode: SourceMode
         public var archive: (any ArchiveSource)?
         /// `--dry-run`: files are not downloaded, only asked for their size (HEAD); the plan is in the outcome.
         public var listArchiveFiles: Bool
 
         public init(planner: RangePlanner = RangePlanner(), pageLimit: Int? = nil, batchSize: Int = 2000,
-                    sourceMode: KlinesSourceMode = .rest, archive: (any ArchiveSource)? = nil, listArchiveFiles: Bool = false) {
+                    sourceMode: SourceMode = .rest, archive: (any ArchiveSource)? = nil, listArchiveFiles: Bool = false) {
             self.planner = planner
             self.pageLimit = pageLimit
             self.batchSize = batchSize

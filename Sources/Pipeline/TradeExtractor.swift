@@ -27,13 +27,13 @@ public struct TradeExtractor: UnitWork {
     public let batchSize: Int
     let maxPages: Int
     let dryRun: Bool
-    let sourceMode: KlinesSourceMode
+    let sourceMode: SourceMode
     let archive: (any ArchiveSource)?
     let logger: Logger
 
     public init(market: Market, symbol: Symbol, client: any TradeSource, store: any TradeStoring, clock: any WallClock,
                 startTime: Int64, backfill: ClosedRange<Int64>? = nil, batchSize: Int, maxPages: Int, dryRun: Bool,
-                sourceMode: KlinesSourceMode = .rest, archive: (any ArchiveSource)? = nil, logger: Logger = Logger(label: "trades")) {
+                sourceMode: SourceMode = .rest, archive: (any ArchiveSource)? = nil, logger: Logger = Logger(label: "trades")) {
         self.market = market
         self.symbol = symbol
         self.client = client

@@ -98,14 +98,14 @@ struct ConfigurationTests {
     func petrosaSettings() async throws {
         let uri = try DatabaseURI(parsing: "mysql+pymysql://bx:pw@db:3306/binance?charset=utf8mb4")
         #expect(uri.host == "db" && uri.database == "binance" && uri.tlsMode == .disabled)
-        #expect(Resolve.level(named: "WARN") == .warning && Resolve.level(named: "WARNING") == .warning)
-        #expect(Resolve.level(named: "FATAL") == .critical && Resolve.level(named: "CRITICAL") == .critical && Resolve.level(named: "Info") == .info)
+        #expect(ConfigurationReader.level(named: "WARN") == .warning && ConfigurationReader.level(named: "WARNING") == .warning)
+        #expect(ConfigurationReader.level(named: "FATAL") == .critical && ConfigurationReader.level(named: "CRITICAL") == .critical && ConfigurationReader.level(named: "Info") == .info)
         let env = ["MYSQL_URI": "mysql+pymysql://bx:pw@db:3306/binance", "LOG_LEVEL": "WARN", "DB_ADAPTER": "mysql"]
-        let config = try Resolve.klines(try KlinesCommand.parse(["--period", "15m", "--symbols", "BTCUSDT", "--parallel", "3"]), environment: env)
+        let config = try ConfigurationReader.klines(try KlinesCommand.parse(["--period", "15m", "--symbols", "BTCUSDT", "--parallel", "3"]), environment: env)
         #expect(config.intervals == [.m15] && config.common.maxWorkers == 3 && config.common.logLevel == .warning)
         #expect(config.common.database?.mariadb?.database == "binance" && config.common.warnings.isEmpty)
         // A password typed on the command line shows in `ps`: warned about.
-        let flagged = try Resolve.klines(try KlinesCommand.parse(["--timeframes", "1h", "--symbols", "BTCUSDT", "--mysql-uri", "mysql://u:pw@h/d"]),
+        let flagged = try ConfigurationReader.klines(try KlinesCommand.parse(["--timeframes", "1h", "--symbols", "BTCUSDT", "--mysql-uri", "mysql://u:pw@h/d"]),
                                          environment: [:])
         #expect(flagged.common.warnings.contains { $0.contains("--mysql-uri") && !$0.contains("pw@") })
         let (status, _, errors) = await run(["klines", "--period", "15m", "--timeframes", "1h", "--symbols", "BTCUSDT", "--dry-run"])
@@ -114,7 +114,7 @@ struct ConfigurationTests {
 
     @Test("petrosa's CronJob and manual-job flags drop in: --db-adapter, --db-uri, --symbol, --start-date/--end-date, --max-gap-size-days; ENABLE_OTEL=false")
     func petrosaFlags() async throws {
-        let config = try Resolve.klines(try KlinesCommand.parse(["--period=5m", "--max-workers=15", "--db-adapter=mysql", "--symbol", "ETHUSDT",
+        let config = try ConfigurationReader.klines(try KlinesCommand.parse(["--period=5m", "--max-workers=15", "--db-adapter=mysql", "--symbol", "ETHUSDT",
                                                                  "--db-uri", "mysql+pymysql://bx:pw@db:3306/binance", "--start-date", "2023-01-01T00:00:00Z",
                                                                  "--end-date", "2023-02-01T00:00:00Z"]),
                                         environment: [:], now: 1_764_633_600_000)
@@ -130,7 +130,7 @@ struct ConfigurationTests {
             let (status, _, errors) = await run(args, env: ["MYSQL_URI": "mysql://u:p@127.0.0.1:9/x"])
             #expect(status == 2 && errors.contains(message), "\(args): \(errors)")
         }
-        #expect(throws: ConfigurationError.self) { try Resolve.adapter(nil, ["DB_ADAPTER": "data_manager"], location: nil) }
+        #expect(throws: ConfigurationError.self) { try ConfigurationReader.adapter(nil, ["DB_ADAPTER": "data_manager"], location: nil) }
         #expect(TelemetryConfiguration(environment: ["ENABLE_OTEL": "false"]).tracesEndpoint == nil)
         #expect(TelemetryConfiguration(environment: ["ENABLE_OTEL": "true"]).tracesEndpoint != nil)
     }
@@ -147,7 +147,7 @@ struct ConfigurationTests {
         try "mysql://u:from-file@db:3307/market\n".write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
         var warnings: [String] = []
-        let uri = try Resolve.database(try DatabaseOptions.parse([]), ["MYSQL_URI_FILE": file.path], warnings: &warnings)?.mariadb
+        let uri = try ConfigurationReader.database(try DatabaseOptions.parse([]), ["MYSQL_URI_FILE": file.path], warnings: &warnings)?.mariadb
         #expect(uri?.password == "from-file" && uri?.port == 3307 && warnings.isEmpty)
     }
 
@@ -290,7 +290,7 @@ struct CrashingInputTests {
 
     @Test("--start 1704067200 (Unix seconds) starts in 2024, not in 1970")
     func epochSecondsStart() throws {
-        let config = try Resolve.klines(try KlinesCommand.parse(["--timeframes", "1h", "--symbols", "BTCUSDT", "--dry-run", "--start", "1704067200",
+        let config = try ConfigurationReader.klines(try KlinesCommand.parse(["--timeframes", "1h", "--symbols", "BTCUSDT", "--dry-run", "--start", "1704067200",
                                                                  "--end", "2024-01-02T00:00:00.000Z"]),
                                         environment: [:], now: 1_764_633_600_000)
         #expect(config.planner.explicitStart == 1_704_067_200_000)
@@ -299,7 +299,7 @@ struct CrashingInputTests {
 
     @Test("fuzz: any value of any numeric or date option is accepted or refused with a message naming it, never a crash")
     func fuzzArguments() throws {
-        let options = Resolve.numericRanges.keys.sorted() + ["--start", "--end", "--timeframes", "--symbols", "--market", "--page-limit"]
+        let options = ConfigurationReader.numericRanges.keys.sorted() + ["--start", "--end", "--timeframes", "--symbols", "--market", "--page-limit"]
         var inputs = Inputs(state: 42)
         var refused = 0
         for _ in 0..<400 {
@@ -309,7 +309,7 @@ struct CrashingInputTests {
             // The same two steps `ExtractorCLI.run` takes: the parser, then the resolution of every value.
             guard let command = try? KlinesCommand.parse(args) else { refused += 1; continue }
             do {
-                _ = try Resolve.klines(command, environment: [:], now: 1_764_633_600_000)
+                _ = try ConfigurationReader.klines(command, environment: [:], now: 1_764_633_600_000)
             } catch {
                 refused += 1
                 #expect(error.message.contains(option) || error.message.contains(value) || option == "--symbols" || option == "--timeframes",

@@ -50,10 +50,10 @@ extension ExtractorCLI {
         let level: Logger.Level, location: DatabaseLocation?, market: Market?, intervals: [KlineInterval]?, symbols: [Symbol]?, asTable: Bool
         var warnings: [String] = []
         do throws(ConfigurationError) {
-            level = try Resolve.logLevel(command.database.logLevel, environment)
-            location = try Resolve.database(command.database, environment, warnings: &warnings)
-            market = try command.market.map { text throws(ConfigurationError) in try Resolve.market(text) }
-            intervals = try command.timeframes.map { text throws(ConfigurationError) in try Resolve.intervals(text, market: market) }
+            level = try ConfigurationReader.logLevel(command.database.logLevel, environment)
+            location = try ConfigurationReader.database(command.database, environment, warnings: &warnings)
+            market = try command.market.map { text throws(ConfigurationError) in try ConfigurationReader.market(text) }
+            intervals = try command.timeframes.map { text throws(ConfigurationError) in try ConfigurationReader.intervals(text, market: market) }
             if let text = command.symbols {
                 do { symbols = try Symbol.parseList(text) } catch { throw ConfigurationError(error.description) }
                 if symbols?.isEmpty == true { throw ConfigurationError("no symbol in --symbols '\(text)': name at least one, or leave it out for all") }

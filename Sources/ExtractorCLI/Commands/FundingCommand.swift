@@ -34,7 +34,7 @@ extension ExtractorCLI {
     static func runFunding(_ command: FundingCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
         let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int
         do throws(ConfigurationError) {
-            common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
+            common = try ConfigurationReader.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             guard common.market.hasFunding else { throw ConfigurationError("funding rates exist on futures only (futures or coinm): drop --market spot") }
             // "Get Funding Rate History of Perpetual Futures" (COIN-M): delivery contracts have no funding.
             let delivery = common.symbols.filter { !$0.isPerpetual }
@@ -42,8 +42,8 @@ extension ExtractorCLI {
                 throw ConfigurationError("funding exists for perpetual contracts only; \(delivery.map(\.name).joined(separator: ",")) "
                                          + "\(delivery.count == 1 ? "is a delivery contract" : "are delivery contracts"): drop it from --symbols (e.g. use BTCUSD_PERP)")
             }
-            range = try Resolve.range(command.range, now: context.clock.now())
-            lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
+            range = try ConfigurationReader.range(command.range, now: context.clock.now())
+            lookback = try ConfigurationReader.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
         } catch {
             span.recordError(error)
             return fail(error, context: context)

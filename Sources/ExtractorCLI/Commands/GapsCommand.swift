@@ -63,13 +63,13 @@ extension GapsCommand {
 
 extension ExtractorCLI {
     static func runGaps(_ command: GapsCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
-        let common: CommonConfiguration, intervals: [KlineInterval], since: Int64?, maxGapDays: Int?, source: KlinesSourceMode, archiveURL: String
+        let common: CommonConfiguration, intervals: [KlineInterval], since: Int64?, maxGapDays: Int?, source: SourceMode, archiveURL: String
         let series: [PriceSeries]
         do throws(ConfigurationError) {
-            common = try Resolve.common(command.common, environment: environment, databaseRequired: true)
-            series = try Resolve.series(command.series, market: common.market, environment)
-            (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", environment)
-            let named = try Resolve.alias(try Resolve.alias(command.timeframes, command.timeframe, option: "--timeframes", alias: "--timeframe"),
+            common = try ConfigurationReader.common(command.common, environment: environment, databaseRequired: true)
+            series = try ConfigurationReader.series(command.series, market: common.market, environment)
+            (source, archiveURL) = try ConfigurationReader.archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", environment)
+            let named = try ConfigurationReader.alias(try ConfigurationReader.alias(command.timeframes, command.timeframe, option: "--timeframes", alias: "--timeframe"),
                                           command.period, option: "--timeframes", alias: "--period")
             if command.metrics {
                 // futures_metrics has one cadence (5 minutes): nothing to choose.
@@ -80,11 +80,11 @@ extension ExtractorCLI {
                 intervals = []
             } else {
                 guard named != nil else { throw ConfigurationError("no timeframes given: pass --timeframes, e.g. --timeframes 15m,1h") }
-                intervals = try Resolve.intervals(named, market: common.market)
+                intervals = try ConfigurationReader.intervals(named, market: common.market)
             }
-            since = try Resolve.start(command.since, now: context.clock.now(), option: "--since")
-            let gapDays = try Resolve.alias(command.maxGapDays, command.maxGapSizeDays, option: "--max-gap-days", alias: "--max-gap-size-days")
-            maxGapDays = gapDays == nil ? nil : try Resolve.positive(gapDays, env: nil, environment, default: 1, option: "--max-gap-days")
+            since = try ConfigurationReader.start(command.since, now: context.clock.now(), option: "--since")
+            let gapDays = try ConfigurationReader.alias(command.maxGapDays, command.maxGapSizeDays, option: "--max-gap-days", alias: "--max-gap-size-days")
+            maxGapDays = gapDays == nil ? nil : try ConfigurationReader.positive(gapDays, env: nil, environment, default: 1, option: "--max-gap-days")
         } catch {
             span.recordError(error)
             return fail(error, context: context)

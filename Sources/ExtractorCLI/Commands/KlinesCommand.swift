@@ -63,7 +63,7 @@ extension KlinesCommand {
 extension ExtractorCLI {
     static func runKlines(_ command: KlinesCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
         let config: KlinesConfiguration
-        do { config = try Resolve.klines(command, environment: environment, now: context.clock.now()) } catch {
+        do { config = try ConfigurationReader.klines(command, environment: environment, now: context.clock.now()) } catch {
             span.recordError(error)
             return fail(error, context: context)
         }

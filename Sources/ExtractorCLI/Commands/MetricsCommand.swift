@@ -41,18 +41,18 @@ extension MetricsCommand {
 
 extension ExtractorCLI {
     static func runMetrics(_ command: MetricsCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
-        let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int, source: KlinesSourceMode, archiveURL: String
+        let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int, source: SourceMode, archiveURL: String
         do throws(ConfigurationError) {
-            common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
+            common = try ConfigurationReader.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             guard common.market == .futures else {
                 throw ConfigurationError("open interest and trader ratios exist on USD-M futures only: drop --market \(common.market.rawValue)")
             }
             guard common.families.isEmpty else {
                 throw ConfigurationError("metrics are a symbol's (BTCUSDT), not a contract family's: list the symbols instead of \(common.families.map { $0.name + "_*" }.joined(separator: ","))")
             }
-            (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_METRICS_SOURCE", environment)
-            range = try Resolve.range(command.range, now: context.clock.now())
-            lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
+            (source, archiveURL) = try ConfigurationReader.archive(command.archive, sourceVariable: "BINANCE_METRICS_SOURCE", environment)
+            range = try ConfigurationReader.range(command.range, now: context.clock.now())
+            lookback = try ConfigurationReader.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
         } catch {
             span.recordError(error)
             return fail(error, context: context)

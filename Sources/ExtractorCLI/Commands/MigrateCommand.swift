@@ -36,11 +36,11 @@ extension ExtractorCLI {
         let level: Logger.Level, location: DatabaseLocation?, tables: [KlineTable]
         var warnings: [String] = []
         do throws(ConfigurationError) {
-            level = try Resolve.logLevel(command.database.logLevel, environment)
-            location = try Resolve.database(command.database, environment, warnings: &warnings)
+            level = try ConfigurationReader.logLevel(command.database.logLevel, environment)
+            location = try ConfigurationReader.database(command.database, environment, warnings: &warnings)
             var market: Market?, intervals: [KlineInterval]?
-            if let text = command.market { market = try Resolve.market(text) }
-            if let text = command.timeframes { intervals = try Resolve.intervals(text, market: market) }
+            if let text = command.market { market = try ConfigurationReader.market(text) }
+            if let text = command.timeframes { intervals = try ConfigurationReader.intervals(text, market: market) }
             tables = KlineTable.all.filter { t in
                 (market == nil || t.market == market) && (intervals == nil || intervals!.contains(t.interval))
             }

@@ -37,13 +37,13 @@ extension TradesCommand {
 
 extension ExtractorCLI {
     static func runTrades(_ command: TradesCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
-        let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int, maxPages: Int, source: KlinesSourceMode, archiveURL: String
+        let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int, maxPages: Int, source: SourceMode, archiveURL: String
         do throws(ConfigurationError) {
-            common = try Resolve.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
-            (source, archiveURL) = try Resolve.archive(command.archive, sourceVariable: "BINANCE_TRADES_SOURCE", environment)
-            range = try Resolve.range(command.range, now: context.clock.now())
-            lookback = try Resolve.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
-            maxPages = try Resolve.positive(command.maxPages, env: nil, environment, default: 1000, option: "--max-pages")
+            common = try ConfigurationReader.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
+            (source, archiveURL) = try ConfigurationReader.archive(command.archive, sourceVariable: "BINANCE_TRADES_SOURCE", environment)
+            range = try ConfigurationReader.range(command.range, now: context.clock.now())
+            lookback = try ConfigurationReader.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
+            maxPages = try ConfigurationReader.positive(command.maxPages, env: nil, environment, default: 1000, option: "--max-pages")
         } catch {
             span.recordError(error)
             return fail(error, context: context)

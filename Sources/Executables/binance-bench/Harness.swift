@@ -1,0 +1,109 @@
+import BinanceAPI
+import BinanceSimulator
+import BuildInfo
+import Foundation
+import PostgresStore
+import MariaDBStore
+import StoreKit
+
+// What the benchmark runs its rows with: the programs it measures, binance-sim, throwaway databases.
+
+struct Measured {
+    var status: Int32
+    var wall: Double
+    var cpu: Double
+    var maxRSSMiB: Double
+    var stdout: String
+}
+
+/// The user's default environment: this process's, without any OpenTelemetry variable (a figure taken with telemetry
+/// tuned or turned off would not be what a user gets).
+let defaultEnvironment = env.filter { !$0.key.hasPrefix("OTEL_") }
+
+/// Runs a program to its end in the default environment plus `extra`; wall time, CPU time and peak resident memory
+/// are the child's own (wait4).
+func measure(_ program: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Measured {
+    let environment = defaultEnvironment.merging(extra) { _, new in new }
+    let outFile = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString).out").path
+    var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, outFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([program] + arguments).map { strdup($0) } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    let start = Date()
+    guard posix_spawn(&pid, program, &actions, nil, argv, envp) == 0 else { throw BenchError("cannot start \(program)") }
+    var status: Int32 = 0
+    var usage = rusage()
+    // Peak memory from the child's own VmHWM: Linux carries ru_maxrss across exec, so wait4's figure would include
+    // this (larger) benchmark process.
+    var peakKiB = 0.0
+    while wait4(pid, &status, WNOHANG, &usage) == 0 {
+        if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kib = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") {
+            peakKiB = max(peakKiB, kib)
+        }
+        usleep(5_000)
+    }
+    let wall = Date().timeIntervalSince(start)
+    let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    let out = (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? ""
+    try? FileManager.default.removeItem(atPath: outFile)
+    return Measured(status: (status >> 8) & 0xff, wall: wall, cpu: cpu, maxRSSMiB: peakKiB / 1024, stdout: out)
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// binance-sim as a child process; returns its base URL.
+final class Simulator {
+    let process = Process()
+    let url: String
+    init(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "\(binDir)/binance-sim")
+        process.arguments = ["--port", "0"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        while !line.contains(10) {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { throw BenchError("binance-sim exited") }
+            line.append(chunk)
+        }
+        url = String(decoding: line, as: UTF8.self).components(separatedBy: "listening on ").last!.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    func stats() throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(string: url + "/sim/stats")!)
+        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }
+    func stop() { process.terminate(); process.waitUntilExit() }
+}
+
+func database(_ name: String) async throws -> DatabaseURI {
+    let admin = try DatabaseURI(parsing: adminURIText)
+    let pool = ConnectionPool(uri: admin, size: 1)
+    defer { pool.shutdown() }
+    _ = try await pool.withConnection { db in
+        try db.execute("DROP DATABASE IF EXISTS `\(name)`")
+        return try db.execute("CREATE DATABASE `\(name)`")
+    }
+    return admin.with(database: name)
+}
+
+/// `2024-01-31`: the date form --start and --end take.
+func day(_ ms: Int64) -> String { String(UTCCalendar.iso8601(ms).prefix(10)) }
+
+func uriText(_ uri: DatabaseURI) -> String { "mysql://\(uri.user):\(uri.password)@\(uri.host):\(uri.port)/\(uri.database)" }
+
+func summary(_ stdout: String) -> [String: Any] {
+    let line = stdout.split(separator: "\n").last.map(String.init) ?? "{}"
+    return ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["summary"] as? [String: Any] ?? [:]
+}
