@@ -44,7 +44,7 @@ struct JobResources: Sendable {
 /// What a command plans once the resources are up: the units and the work of one unit, or a report that ends
 /// the run without fetching (e.g. `gaps --dry-run`).
 enum JobPlan: Sendable {
-    case run(units: [ExtractionUnit], work: @Sendable (ExtractionUnit, UnitAttempt) async throws -> SymbolExtractor.Outcome)
+    case run(units: [ExtractionUnit], work: @Sendable (ExtractionUnit, UnitAttempt) async throws -> UnitOutcome)
     /// A report for a person (`text`) and, where output is read by a program (`--summary json`, a pipe), one JSON line.
     case report(String, json: String? = nil)
 }

@@ -45,8 +45,8 @@ struct RunSummary {
                 "\"market\":\(q(r.unit.market.rawValue))", "\"symbol\":\(q(r.unit.symbol.name))",
                 "\"timeframe\":\(q(r.unit.timeframeLabel))", "\"status\":\(q(Self.status(r.status)))",
                 "\"fetched\":\(r.outcome.fetched)", "\"written\":\(r.outcome.written)",
-                "\"first_open_time\":\(r.outcome.firstOpenTime.map { q(UTCCalendar.iso8601($0)) } ?? "null")",
-                "\"last_open_time\":\(r.outcome.lastOpenTime.map { q(UTCCalendar.iso8601($0)) } ?? "null")",
+                "\"first_open_time\":\(r.outcome.firstTime.map { q(UTCCalendar.iso8601($0)) } ?? "null")",
+                "\"last_open_time\":\(r.outcome.lastTime.map { q(UTCCalendar.iso8601($0)) } ?? "null")",
                 "\"requests\":\(r.outcome.requests)", "\"retries\":\(r.retries)", "\"duration_ms\":\(r.durationMilliseconds)",
             ]
             if r.unit.interval != nil {
@@ -89,8 +89,8 @@ struct RunSummary {
         var rows = [header]
         for r in reports {
             rows.append([r.unit.market.rawValue, r.unit.symbol.name, r.unit.timeframeLabel, Self.status(r.status),
-                         "\(r.outcome.fetched)", dryRun ? "(dry run)" : "\(r.outcome.written)", Self.time(r.outcome.firstOpenTime),
-                         Self.time(r.outcome.lastOpenTime), "\(r.retries)", String(format: "%.1fs", Double(r.durationMilliseconds) / 1000)])
+                         "\(r.outcome.fetched)", dryRun ? "(dry run)" : "\(r.outcome.written)", Self.time(r.outcome.firstTime),
+                         Self.time(r.outcome.lastTime), "\(r.retries)", String(format: "%.1fs", Double(r.durationMilliseconds) / 1000)])
         }
         let widths = header.indices.map { c in rows.map { $0[c].count }.max()! }
         var out = rows.map { row in

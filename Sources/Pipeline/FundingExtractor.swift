@@ -30,14 +30,14 @@ public struct FundingExtractor: Sendable {
     }
 
     /// Runs one attempt; a retry keeps the first attempt's range and starts after the last rate it wrote.
-    public func run(_ attempt: UnitAttempt = .first) async throws -> SymbolExtractor.Outcome {
+    public func run(_ attempt: UnitAttempt = .first) async throws -> UnitOutcome {
         try await UnitRunner.run(self, attempt)
     }
 }
 
 extension FundingExtractor: UnitWork {
     /// Funding times `[start, end]`.
-    public func plan(_ attempt: UnitAttempt, outcome: inout SymbolExtractor.Outcome) async throws -> ClosedRange<Int64>? {
+    public func plan(_ attempt: UnitAttempt, outcome: inout UnitOutcome) async throws -> ClosedRange<Int64>? {
         if let previous = attempt.previous.plan {
             outcome.plan = previous
         } else {
@@ -52,7 +52,7 @@ extension FundingExtractor: UnitWork {
         return start <= end ? start...end : nil
     }
 
-    public func fetch(_ range: ClosedRange<Int64>, into writer: BatchWriter<FundingRate>, outcome: inout SymbolExtractor.Outcome) async throws {
+    public func fetch(_ range: ClosedRange<Int64>, into writer: BatchWriter<FundingRate>, outcome: inout UnitOutcome) async throws {
         var cursor = range.lowerBound
         while cursor <= range.upperBound {
             try Task.checkCancellation()

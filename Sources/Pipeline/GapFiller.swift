@@ -19,7 +19,7 @@ public struct GapFiller: Sendable {
     let what: String
     let logger: Logger
     /// Fetches the open times (or metric times) `[from, to]` of the unit's table.
-    let fill: @Sendable (_ from: Int64, _ to: Int64) async throws -> SymbolExtractor.Outcome
+    let fill: @Sendable (_ from: Int64, _ to: Int64) async throws -> UnitOutcome
     /// The part of a hole that Binance's REST answer covers, the only part that may be confirmed: a file can be
     /// published late or short and replaced later (binance-public-data #436), so what only a file holds is never
     /// recorded as Binance's to lack. Klines: the whole hole (REST keeps every candle); metrics: the last 30 days.
@@ -70,13 +70,13 @@ public struct GapFiller: Sendable {
     }
 
     /// Runs one attempt; a retry skips the holes an earlier attempt filled and starts inside the one it was in.
-    public func run(_ attempt: UnitAttempt = .first) async throws -> SymbolExtractor.Outcome {
-        var total = SymbolExtractor.Outcome()
+    public func run(_ attempt: UnitAttempt = .first) async throws -> UnitOutcome {
+        var total = UnitOutcome()
         let written = attempt.resumeAfter ?? .min
         for hole in holes.sorted(by: { $0.from < $1.from }) where hole.to > written {
             try Task.checkCancellation()
             let resumed = written >= hole.from
-            let outcome: SymbolExtractor.Outcome
+            let outcome: UnitOutcome
             do {
                 outcome = try await fill(resumed ? written + 1 : hole.from, hole.to)
             } catch let failure as UnitFailure {

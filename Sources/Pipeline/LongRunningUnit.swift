@@ -9,7 +9,7 @@ import Tracing
 public protocol LongRunningUnit: Sendable {
     var unit: ExtractionUnit { get }
     /// Runs until the task is cancelled, then flushes and returns what it did; throws when it cannot go on.
-    func run(_ attempt: UnitAttempt) async throws -> SymbolExtractor.Outcome
+    func run(_ attempt: UnitAttempt) async throws -> UnitOutcome
 }
 
 extension Supervisor {
@@ -30,7 +30,7 @@ extension Supervisor {
 
     private func keep(_ long: any LongRunningUnit, healthyMilliseconds: Int64) async -> UnitReport {
         let started = clock.now()
-        var accumulated = SymbolExtractor.Outcome()
+        var accumulated = UnitOutcome()
         var restarts = 0, backoffAttempt = 0
         while true {
             let attemptStarted = clock.now()

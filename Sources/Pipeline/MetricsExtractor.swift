@@ -46,7 +46,7 @@ public struct MetricsExtractor: UnitWork {
     static let step = FuturesMetrics.periodMilliseconds
 
     /// Runs one attempt; a retry keeps the first attempt's range and starts after the last row it wrote.
-    public func run(_ attempt: UnitAttempt = .first) async throws -> SymbolExtractor.Outcome {
+    public func run(_ attempt: UnitAttempt = .first) async throws -> UnitOutcome {
         let outcome = try await UnitRunner.run(self, attempt)
         if outcome.archiveLacked > 0 {
             logger.warning("metrics older than REST's 30 days whose daily file Binance has not published; `gaps --metrics` asks for them again",
@@ -55,7 +55,7 @@ public struct MetricsExtractor: UnitWork {
         return outcome
     }
 
-    public func plan(_ attempt: UnitAttempt, outcome: inout SymbolExtractor.Outcome) async throws -> FetchPlan? {
+    public func plan(_ attempt: UnitAttempt, outcome: inout UnitOutcome) async throws -> FetchPlan? {
         let step = Self.step
         if let previous = attempt.previous.plan {
             outcome.plan = previous
@@ -77,7 +77,7 @@ public struct MetricsExtractor: UnitWork {
         return plan
     }
 
-    public func fetch(_ plan: FetchPlan, into writer: BatchWriter<FuturesMetric>, outcome: inout SymbolExtractor.Outcome) async throws {
+    public func fetch(_ plan: FetchPlan, into writer: BatchWriter<FuturesMetric>, outcome: inout UnitOutcome) async throws {
         try await fetch(plan: plan, into: writer, outcome: &outcome)
         outcome.caughtUp = true
     }
@@ -117,7 +117,7 @@ public struct MetricsExtractor: UnitWork {
     }
 
     /// Whole closed days from their files (unless `--source rest`), the rest from REST.
-    private func fetch(plan: FetchPlan, into writer: BatchWriter<FuturesMetric>, outcome: inout SymbolExtractor.Outcome) async throws {
+    private func fetch(plan: FetchPlan, into writer: BatchWriter<FuturesMetric>, outcome: inout UnitOutcome) async throws {
         let step = Self.step
         guard plan.end >= plan.start else { return }
         let now = clock.now()
@@ -176,7 +176,7 @@ public struct MetricsExtractor: UnitWork {
         }
     }
 
-    private func take(_ rows: [FuturesMetric], into writer: BatchWriter<FuturesMetric>, outcome: inout SymbolExtractor.Outcome) async throws {
+    private func take(_ rows: [FuturesMetric], into writer: BatchWriter<FuturesMetric>, outcome: inout UnitOutcome) async throws {
         guard !rows.isEmpty else { return }
         outcome.fetched += rows.count
         outcome.fromArchive += rows.count
@@ -186,7 +186,7 @@ public struct MetricsExtractor: UnitWork {
     /// Times `[start, end]` from the five endpoints, in windows of at most `maxLimit` periods, never older than REST
     /// keeps (`FuturesMetrics.restFloor`); what lies before that is counted as lacked. `--source archive` fetches nothing.
     private func rest(_ start: Int64, _ end: Int64, plan: FetchPlan, into writer: BatchWriter<FuturesMetric>,
-                      outcome: inout SymbolExtractor.Outcome) async throws {
+                      outcome: inout UnitOutcome) async throws {
         let step = Self.step
         let from = max(start, plan.start), to = min(end, plan.end)
         guard to >= from else { return }

@@ -11,9 +11,9 @@ public struct UnitAttempt: Sendable {
     /// 0 for the first attempt.
     public var retry: Int
     /// What earlier attempts did, merged: the range they were given and the last row they wrote.
-    public var previous: SymbolExtractor.Outcome
+    public var previous: UnitOutcome
 
-    public init(retry: Int, previous: SymbolExtractor.Outcome) {
+    public init(retry: Int, previous: UnitOutcome) {
         self.retry = retry
         self.previous = previous
     }
@@ -36,7 +36,7 @@ public struct UnitReport: Sendable, Equatable {
     }
     public var unit: ExtractionUnit
     public var status: Status
-    public var outcome: SymbolExtractor.Outcome
+    public var outcome: UnitOutcome
     public var retries: Int
     public var durationMilliseconds: Int64
     /// The unit failed on something only a change of configuration fixes (a table that cannot take its rows, a
@@ -67,7 +67,7 @@ public struct Supervisor: Sendable {
 
     /// Runs `work` for every unit; `work` gets a fresh call per attempt.
     public func run(units: [ExtractionUnit],
-                    work: @escaping @Sendable (ExtractionUnit, UnitAttempt) async throws -> SymbolExtractor.Outcome) async -> [UnitReport] {
+                    work: @escaping @Sendable (ExtractionUnit, UnitAttempt) async throws -> UnitOutcome) async -> [UnitReport] {
         var reports: [UnitReport] = []
         await withTaskGroup(of: UnitReport.self) { group in
             var pending = units.makeIterator()
@@ -91,7 +91,7 @@ public struct Supervisor: Sendable {
 
     /// One span per unit, across its attempts: what it fetched and wrote, and why it failed.
     private func runUnit(_ unit: ExtractionUnit,
-                         work: @Sendable (ExtractionUnit, UnitAttempt) async throws -> SymbolExtractor.Outcome) async -> UnitReport {
+                         work: @Sendable (ExtractionUnit, UnitAttempt) async throws -> UnitOutcome) async -> UnitReport {
         await withSpan(unit.spanName, ofKind: .internal) { span in
             span.attributes["binance.market"] = unit.market.rawValue
             span.attributes["binance.symbol"] = unit.symbol.name
@@ -118,10 +118,10 @@ public struct Supervisor: Sendable {
     }
 
     private func attempts(_ unit: ExtractionUnit, span: any Span,
-                          work: @Sendable (ExtractionUnit, UnitAttempt) async throws -> SymbolExtractor.Outcome) async -> UnitReport {
+                          work: @Sendable (ExtractionUnit, UnitAttempt) async throws -> UnitOutcome) async -> UnitReport {
         let started = clock.now()
         var retries = 0
-        var accumulated = SymbolExtractor.Outcome()
+        var accumulated = UnitOutcome()
         while true {
             do {
                 // A retry starts where the attempts before it stopped (`UnitAttempt.resumeAfter`), never from scratch.

@@ -61,7 +61,7 @@ public struct TradeExtractor: UnitWork {
     }
 
     /// Runs one attempt; a retry continues by id after the last trade an earlier attempt wrote.
-    public func run(_ attempt: UnitAttempt = .first) async throws -> SymbolExtractor.Outcome {
+    public func run(_ attempt: UnitAttempt = .first) async throws -> UnitOutcome {
         try await UnitRunner.run(self, attempt)
     }
 
@@ -73,14 +73,14 @@ public struct TradeExtractor: UnitWork {
         var runStart: Int64
     }
 
-    public func plan(_ attempt: UnitAttempt, outcome: inout SymbolExtractor.Outcome) async throws -> TradePlan? {
+    public func plan(_ attempt: UnitAttempt, outcome: inout UnitOutcome) async throws -> TradePlan? {
         let table = TradeTable(market: market)
         let runStart = clock.now()
         var plan = TradePlan(fromTime: startTime, until: runStart, runStart: runStart)
         if let previous = attempt.previous.plan, let written = attempt.resumeAfter {
             outcome.plan = previous
             plan.cursor.nextId = written + 1
-            plan.fromTime = attempt.previous.lastOpenTime ?? previous.start
+            plan.fromTime = attempt.previous.lastTime ?? previous.start
             if previous.origin == .explicit { plan.until = previous.end }
         } else if let backfill {
             // Stored trades are upserted again where the range covers them: the range is what was asked for.
@@ -98,7 +98,7 @@ public struct TradeExtractor: UnitWork {
         return plan
     }
 
-    public func fetch(_ plan: TradePlan, into writer: BatchWriter<AggTrade>, outcome: inout SymbolExtractor.Outcome) async throws {
+    public func fetch(_ plan: TradePlan, into writer: BatchWriter<AggTrade>, outcome: inout UnitOutcome) async throws {
         var cursor = plan.cursor
         defer { if cursor.capped { outcome.plan?.capped = true } }
         var listed = false
@@ -129,7 +129,7 @@ public struct TradeExtractor: UnitWork {
     public static func keys(_ row: AggTrade) -> (time: Int64, key: Int64) { (row.time, row.id) }
 
     /// The first trade at or after `from` (up to `to`), asking hour-long windows.
-    private func firstTrade(from: Int64, to: Int64, outcome: inout SymbolExtractor.Outcome) async throws -> Int64? {
+    private func firstTrade(from: Int64, to: Int64, outcome: inout UnitOutcome) async throws -> Int64? {
         var windowStart = from
         while windowStart <= to {
             try Task.checkCancellation()
@@ -145,7 +145,7 @@ public struct TradeExtractor: UnitWork {
     /// Pages by id from `cursor.nextId`: up to (not including) id `before`, or without it until the trades of
     /// `until` (the moment the run started) or a short page.
     private func page(_ cursor: inout Cursor, before: Int64?, until: Int64, writer: BatchWriter<AggTrade>,
-                      outcome: inout SymbolExtractor.Outcome) async throws {
+                      outcome: inout UnitOutcome) async throws {
         while let fromId = cursor.nextId, before.map({ fromId < $0 }) ?? true {
             guard cursor.pages < maxPages else {
                 cursor.capped = true
@@ -174,7 +174,7 @@ public struct TradeExtractor: UnitWork {
     /// file lacks (before the file's next row is written, so the writes stay in id order). Periods without a file
     /// are left to the ids: the next file's first row shows the jump, and REST pages across it.
     private func fromArchives(_ archive: any ArchiveSource, from: Int64, until: Int64, now: Int64, cursor: inout Cursor,
-                              writer: BatchWriter<AggTrade>, outcome: inout SymbolExtractor.Outcome) async throws {
+                              writer: BatchWriter<AggTrade>, outcome: inout UnitOutcome) async throws {
         let segments = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: now)
         var queue = segments[...]
         var pending: [ArchiveSegment] = []
@@ -210,7 +210,7 @@ public struct TradeExtractor: UnitWork {
                             if trade.id > next {
                                 try await flush(&take, writer: writer, outcome: &outcome)
                                 if sourceMode == .archive {
-                                    outcome.lack(trade.id - next, from: outcome.lastOpenTime ?? file.range.lowerBound, to: trade.time)
+                                    outcome.lack(trade.id - next, from: outcome.lastTime ?? file.range.lowerBound, to: trade.time)
                                 } else {
                                     try await page(&cursor, before: trade.id, until: until, writer: writer, outcome: &outcome)
                                     if cursor.capped { throw TradeCapReached() }
@@ -252,7 +252,7 @@ public struct TradeExtractor: UnitWork {
     }
 
     /// `--dry-run`: the files the run would read (size from HEAD) and the stretches REST would page through.
-    private func list(_ archive: any ArchiveSource, from: Int64, until: Int64, now: Int64, outcome: inout SymbolExtractor.Outcome) async throws {
+    private func list(_ archive: any ArchiveSource, from: Int64, until: Int64, now: Int64, outcome: inout UnitOutcome) async throws {
         var queue = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: now)[...]
         var pending: [ArchiveSegment] = []
         func rest(_ start: Int64, _ end: Int64) { outcome.addRESTRange(from: start, to: end, step: 1) }
@@ -271,7 +271,7 @@ public struct TradeExtractor: UnitWork {
         }
     }
 
-    private func flush(_ trades: inout [AggTrade], writer: BatchWriter<AggTrade>, outcome: inout SymbolExtractor.Outcome) async throws {
+    private func flush(_ trades: inout [AggTrade], writer: BatchWriter<AggTrade>, outcome: inout UnitOutcome) async throws {
         guard !trades.isEmpty else { return }
         outcome.fetched += trades.count
         outcome.fromArchive += trades.count

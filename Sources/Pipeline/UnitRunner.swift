@@ -12,9 +12,9 @@ public protocol UnitWork: Sendable {
     var batchSize: Int { get }
     /// The attempt's plan; sets `outcome.plan` (a retry keeps the first attempt's range and resumes after
     /// `attempt.resumeAfter`). Nil: nothing to fetch.
-    func plan(_ attempt: UnitAttempt, outcome: inout SymbolExtractor.Outcome) async throws -> Plan?
+    func plan(_ attempt: UnitAttempt, outcome: inout UnitOutcome) async throws -> Plan?
     /// Fetches the plan's rows into `writer`, in key order.
-    func fetch(_ plan: Plan, into writer: BatchWriter<Row>, outcome: inout SymbolExtractor.Outcome) async throws
+    func fetch(_ plan: Plan, into writer: BatchWriter<Row>, outcome: inout UnitOutcome) async throws
     /// Writes one batch (nothing in a dry run); returns the rows written.
     func write(_ batch: [Row]) async throws -> Int
     /// A row's time and resume key (open time, funding time; a trade's time and id).
@@ -30,8 +30,8 @@ extension UnitWork {
 
 /// Runs one attempt of any dataset's unit (`UnitWork`).
 public enum UnitRunner {
-    public static func run<Work: UnitWork>(_ work: Work, _ attempt: UnitAttempt) async throws -> SymbolExtractor.Outcome {
-        var outcome = SymbolExtractor.Outcome()
+    public static func run<Work: UnitWork>(_ work: Work, _ attempt: UnitAttempt) async throws -> UnitOutcome {
+        var outcome = UnitOutcome()
         guard let plan = try await work.plan(attempt, outcome: &outcome) else { return outcome }
         let writer = BatchWriter<Work.Row>(batchSize: work.batchSize) { try await work.write($0) }
         var failure: (any Error)?
@@ -43,19 +43,19 @@ public enum UnitRunner {
         do {
             outcome = try await complete(writer, failure: failure, outcome: outcome, keys: Work.keys)
         } catch let failure as UnitFailure {
-            try? await work.completed(lastStored: failure.partial.lastOpenTime)
+            try? await work.completed(lastStored: failure.partial.lastTime)
             throw failure
         }
-        try await work.completed(lastStored: outcome.lastOpenTime)
+        try await work.completed(lastStored: outcome.lastTime)
         return outcome
     }
 }
 
 /// Ends a unit's run: whatever happened, what was fetched and checked is written (unless the write itself failed);
 /// then a cancellation makes the outcome "interrupted", any other failure becomes a `UnitFailure` carrying what was
-/// done, and success returns the outcome. `keys` gives a row's time and resume key (see `Outcome.resumeAfter`).
-func complete<Row: Sendable>(_ writer: BatchWriter<Row>, failure: (any Error)?, outcome: SymbolExtractor.Outcome,
-                             keys: (Row) -> (time: Int64, key: Int64)) async throws -> SymbolExtractor.Outcome {
+/// done, and success returns the outcome. `keys` gives a row's time and resume key (see `UnitOutcome.resumeAfter`).
+func complete<Row: Sendable>(_ writer: BatchWriter<Row>, failure: (any Error)?, outcome: UnitOutcome,
+                             keys: (Row) -> (time: Int64, key: Int64)) async throws -> UnitOutcome {
     var outcome = outcome
     var failure = failure
     do {
@@ -64,8 +64,8 @@ func complete<Row: Sendable>(_ writer: BatchWriter<Row>, failure: (any Error)?, 
         if failure == nil || failure is CancellationError { failure = error }
     }
     outcome.written = max(0, await writer.written - outcome.rewritten)
-    if let first = await writer.firstFlushed { outcome.firstOpenTime = keys(first).time }
-    if let last = await writer.lastFlushed { (outcome.lastOpenTime, outcome.resumeAfter) = keys(last) }
+    if let first = await writer.firstFlushed { outcome.firstTime = keys(first).time }
+    if let last = await writer.lastFlushed { (outcome.lastTime, outcome.resumeAfter) = keys(last) }
     if failure == nil, outcome.archiveOnly ? outcome.archiveLacked > 0 || outcome.unreadFileCount > 0
         : outcome.archiveUnreachable && outcome.archiveLacked > 0 {
         // What the run could not get is not "ok": archive-only mode takes nothing from REST, and what only a file holds

@@ -26,7 +26,7 @@ struct DatasetSourceTests {
         // Two empty hours, the hour of the first trade, then pages of 1000 by id.
         let windows = source.requests.filter { $0.fromId == nil }
         #expect(windows.count == 3 && windows.allSatisfy { $0.limit == 1 })
-        #expect(outcome.written == ids.count && outcome.lastOpenTime == source.time(of: Int64(ids.count)))
+        #expect(outcome.written == ids.count && outcome.lastTime == source.time(of: Int64(ids.count)))
     }
 
     @Test("a retried trades unit resumes by id after the last trade it wrote, fetching nothing twice")

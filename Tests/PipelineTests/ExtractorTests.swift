@@ -94,7 +94,7 @@ struct ExtractorTests {
             defer { counter.leave() }
             for _ in 0..<5 { await Task.yield() }
             if unit.symbol.name == "S3USDT" { throw BinanceError.api(status: 400, payload: .init(code: -1121, msg: "Invalid symbol.")) }
-            return SymbolExtractor.Outcome()
+            return UnitOutcome()
         }
         #expect(counter.peak <= 3)
         #expect(reports.map(\.unit) == units)
@@ -113,7 +113,7 @@ struct ExtractorTests {
                 .run(units: units) { _, _ in
                     attempts.enter()
                     if attempts.total < 3 { throw BinanceError.unexpectedStatus(status: 503, bodyPrefix: "") }
-                    return SymbolExtractor.Outcome()
+                    return UnitOutcome()
                 }
         }
         #expect(reports[0].succeeded)
@@ -148,7 +148,7 @@ struct ExtractorTests {
         #expect(report.outcome.fetched == 1440)
         #expect(report.outcome.written == 1440)
         #expect(store.stored(KlineTable(market: .futures, interval: .m1), "BTCUSDT").count == 1440)
-        #expect(report.outcome.lastOpenTime == start + 1439 * 60_000)
+        #expect(report.outcome.lastTime == start + 1439 * 60_000)
     }
 
     @Test("a write that fails (a full disk): the outcome's last open time is the last candle stored, not the last fetched")
@@ -165,20 +165,20 @@ struct ExtractorTests {
         }
         let stored = store.stored(u.table!, "BTCUSDT")
         #expect(stored.count == 600)
-        #expect(error?.partial.lastOpenTime == stored.last?.openTime)
+        #expect(error?.partial.lastTime == stored.last?.openTime)
         #expect((error?.partial.fetched ?? 0) > 600, "more was fetched than stored")
     }
 
     @Test("stalled: neither moved nor caught up; a unit that moved or caught up is not stalled")
     func stalledOutcome() {
-        var o = SymbolExtractor.Outcome()
+        var o = UnitOutcome()
         o.caughtUp = false
         o.storedBefore = 1_000
-        o.lastOpenTime = 1_000
+        o.lastTime = 1_000
         #expect(o.stalled, "re-read its last candle only, and the cap stopped it")
-        o.lastOpenTime = 61_000
+        o.lastTime = 61_000
         #expect(!o.stalled, "moved")
-        o.lastOpenTime = nil
+        o.lastTime = nil
         #expect(o.stalled, "wrote nothing at all")
         o.caughtUp = true
         #expect(!o.stalled, "at Binance's newest candle")

@@ -23,14 +23,14 @@ struct LongRunningUnitTests {
             self.starts = starts
         }
 
-        func run(_ attempt: UnitAttempt) async throws -> SymbolExtractor.Outcome {
+        func run(_ attempt: UnitAttempt) async throws -> UnitOutcome {
             let (number, failure): (Int, (any Error)?) = lock.withLock {
                 count += 1
                 return (count, failures.isEmpty ? nil : failures.removeFirst())
             }
             starts.yield(number)
             if let failure { throw failure }
-            var outcome = SymbolExtractor.Outcome()
+            var outcome = UnitOutcome()
             outcome.written = 10 * number
             while !Task.isCancelled { await Task.yield() }
             outcome.interrupted = true
