@@ -139,26 +139,19 @@ public struct MetricsExtractor: UnitWork {
                     guard row.time % step == 0 else { throw ArchiveCSV.Invalid(file: file.fileName, line: 0, reason: "a row at \(UTCCalendar.iso8601(row.time)) is off the 5-minute grid") }
                     return range.contains(row.time)
                 }
-                let read = try await withSpan("read archive file", ofKind: .client) { span -> ArchiveRead in
-                    span.attributes["binance.archive.file"] = file.fileName
-                    span.attributes["binance.archive.path"] = file.path
-                    let result = try await archive.read(file, format: format) { rows in
-                        var pending: [FuturesMetric] = []
-                        for row in rows where row.time >= plan.start && row.time <= plan.end {
-                            if row.time > expected {
-                                try await take(pending, into: writer, outcome: &outcome)
-                                pending.removeAll(keepingCapacity: true)
-                                // What the file lacks before this row: REST, where it still has it.
-                                try await rest(expected, row.time - step, plan: plan, into: writer, outcome: &outcome)
-                            }
-                            expected = max(expected, row.time + step)
-                            pending.append(row)
+                let read = try await archive.readInSpan(file, format: format) { rows in
+                    var pending: [FuturesMetric] = []
+                    for row in rows where row.time >= plan.start && row.time <= plan.end {
+                        if row.time > expected {
+                            try await take(pending, into: writer, outcome: &outcome)
+                            pending.removeAll(keepingCapacity: true)
+                            // What the file lacks before this row: REST, where it still has it.
+                            try await rest(expected, row.time - step, plan: plan, into: writer, outcome: &outcome)
                         }
-                        try await take(pending, into: writer, outcome: &outcome)
+                        expected = max(expected, row.time + step)
+                        pending.append(row)
                     }
-                    span.attributes["binance.archive.result"] = result.label
-                    if case .refused(let reason) = result { span.setStatus(SpanStatus(code: .error, message: reason)) }
-                    return result
+                    try await take(pending, into: writer, outcome: &outcome)
                 }
                 switch read {
                 case .rows:

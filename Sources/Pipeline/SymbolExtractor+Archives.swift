@@ -125,30 +125,19 @@ extension SymbolExtractor {
                     progress?.advanced(unit, candles: rows.count)
                 }
                 // One span per file (download, CHECKSUM, unzip, parse, write), named by kind, the file in its attributes.
-                let read = try await withSpan("read archive file", ofKind: .client) { span -> ArchiveRead in
-                    span.attributes["binance.archive.file"] = file.fileName
-                    span.attributes["binance.archive.path"] = file.path
-                    let result = try await archive.read(file, format: format) { rows in
-                        var pending: [Kline] = []
-                        pending.reserveCapacity(rows.count)
-                        for row in rows where row.openTime >= plan.start && row.openTime <= plan.end {
-                            if row.openTime > expected {
-                                try await take(pending, outcome: &outcome)
-                                pending.removeAll(keepingCapacity: true)
-                                try await rest(expected, row.openTime - step, outcome: &outcome)
-                            }
-                            expected = max(expected, row.openTime + step)
-                            pending.append(row)
+                let read = try await archive.readInSpan(file, format: format) { rows in
+                    var pending: [Kline] = []
+                    pending.reserveCapacity(rows.count)
+                    for row in rows where row.openTime >= plan.start && row.openTime <= plan.end {
+                        if row.openTime > expected {
+                            try await take(pending, outcome: &outcome)
+                            pending.removeAll(keepingCapacity: true)
+                            try await rest(expected, row.openTime - step, outcome: &outcome)
                         }
-                        try await take(pending, outcome: &outcome)
+                        expected = max(expected, row.openTime + step)
+                        pending.append(row)
                     }
-                    span.attributes["binance.archive.result"] = result.label
-                    switch result {
-                    case .rows(let count): span.attributes["binance.archive.rows"] = Int64(count)
-                    case .refused(let reason): span.setStatus(SpanStatus(code: .error, message: reason))
-                    case .absent, .unreachable: break
-                    }
-                    return result
+                    try await take(pending, outcome: &outcome)
                 }
                 switch read {
                 case .rows(let count):

@@ -198,10 +198,8 @@ public struct TradeExtractor: UnitWork {
                 return true
             }
             let read: ArchiveRead
-            do { read = try await withSpan("read archive file", ofKind: .client) { span -> ArchiveRead in
-                span.attributes["binance.archive.file"] = file.fileName
-                span.attributes["binance.archive.path"] = file.path
-                let result = try await archive.read(file, format: format) { trades in
+            do {
+                read = try await archive.readInSpan(file, format: format) { trades in
                     var take: [AggTrade] = []
                     take.reserveCapacity(trades.count)
                     for trade in trades {
@@ -222,14 +220,7 @@ public struct TradeExtractor: UnitWork {
                     }
                     try await flush(&take, writer: writer, outcome: &outcome)
                 }
-                switch result {
-                case .rows(let n): span.attributes["binance.archive.rows"] = Int64(n)
-                case .refused(let reason): span.setStatus(SpanStatus(code: .error, message: reason))
-                case .absent, .unreachable: break
-                }
-                span.attributes["binance.archive.result"] = result.label
-                return result
-            } } catch is TradeCapReached {
+            } catch is TradeCapReached {
                 return
             }
             switch read {
