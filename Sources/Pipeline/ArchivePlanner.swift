@@ -78,6 +78,35 @@ public enum ArchivePlanner {
     }
 }
 
+extension ArchivePlanner {
+    /// A dry run's plan, for any dataset: each file of `segments` asked for its size (HEAD, no download) and listed, a
+    /// month whose monthly file is not out yet as its daily files, and what is left to REST, within `range` (times
+    /// `[from, to]`, `step` apart; ranges that touch are joined).
+    static func list(_ segments: [ArchiveSegment], archive: any ArchiveSource, step: Int64, within range: ClosedRange<Int64>,
+                     outcome: inout UnitOutcome) async {
+        func rest(_ start: Int64, _ end: Int64) {
+            let from = max(start, range.lowerBound), to = min(end, range.upperBound)
+            if to >= from { outcome.addRESTRange(from: from, to: to, step: step) }
+        }
+        var queue = segments[...]
+        var pending: [ArchiveSegment] = []
+        while let segment = pending.isEmpty ? queue.popFirst() : pending.removeFirst() {
+            switch segment {
+            case .rest(let start, let end): rest(start, end)
+            case .file(let file):
+                switch await archive.size(of: file) {
+                case .bytes(let size): outcome.plannedFiles.append(PlannedFile(name: file.fileName, path: file.path, bytes: size))
+                case .absent where days(of: file).count > 0: pending = days(of: file).map { .file($0) } + pending
+                case .absent: rest(file.range.lowerBound, file.range.upperBound - step)
+                case .unreachable:
+                    outcome.archiveUnreachable = true
+                    rest(file.range.lowerBound, file.range.upperBound - step)
+                }
+            }
+        }
+    }
+}
+
 extension Int64 {
     static func floorDivide(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
 }

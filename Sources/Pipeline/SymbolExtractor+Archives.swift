@@ -38,18 +38,30 @@ extension SymbolExtractor {
         // next one expected means Binance has none in between, an outage or a halt, even where a file showed it first.
         let confirmsOutages = settings.sourceMode == .auto
         let step = interval.fixedMilliseconds ?? interval.nominalMilliseconds
+        func fetchREST(_ from: Int64, _ to: Int64, outcome: inout Outcome) async throws {
+            var sub = plan
+            (sub.start, sub.end, sub.candleBudget) = (from, to, nil)
+            try await fetch(plan: sub, limit: limit, into: writer, outcome: &outcome, outages: &outages, previous: &previous)
+        }
+        if settings.listArchiveFiles {
+            // A dry run reads no file: it lists them with their sizes, and checks the REST ranges left as a dry run does.
+            let listed = outcome.restRanges.count
+            await ArchivePlanner.list(segments, archive: archive, step: step, within: plan.start...plan.end, outcome: &outcome)
+            if settings.sourceMode == .auto {
+                for range in outcome.restRanges[listed...] { try await fetchREST(range.from, range.to, outcome: &outcome) }
+            }
+            outcome.caughtUp = true
+            return
+        }
         // One REST range `[start, end]` (open times), or its count in archive-only mode.
         func rest(_ start: Int64, _ end: Int64, outcome: inout Outcome) async throws {
             let from = max(start, plan.start), to = min(end, plan.end)
             guard to >= from else { return }
-            if settings.listArchiveFiles { outcome.addRESTRange(from: from, to: to, step: step) }
             if settings.sourceMode == .archive {
-                if !settings.listArchiveFiles { outcome.lack((to - from) / step + 1, from: from, to: to) }
+                outcome.lack((to - from) / step + 1, from: from, to: to)
                 return
             }
-            var sub = plan
-            (sub.start, sub.end, sub.candleBudget) = (from, to, nil)
-            try await fetch(plan: sub, limit: limit, into: writer, outcome: &outcome, outages: &outages, previous: &previous)
+            try await fetchREST(from, to, outcome: &outcome)
         }
         var queue = segments[...]
         var pending: [ArchiveSegment] = []
@@ -60,7 +72,7 @@ extension SymbolExtractor {
         // A file not there (yet): a month's daily files may be (monthly files appear some days into the next month);
         // a day's candles come from REST.
         func probe(_ file: ArchiveFile, listing: inout ListingProbe, outcome: inout Outcome) async throws {
-            guard !listing.probed && previous == nil && outcome.fetched == 0 && !settings.listArchiveFiles else { return }
+            guard !listing.probed && previous == nil && outcome.fetched == 0 else { return }
             listing.probed = true
             listing.first = try await firstOpenTime(from: max(file.range.lowerBound, plan.start), through: plan.end, outcome: &outcome) ?? (plan.end + 1)
         }
@@ -70,7 +82,7 @@ extension SymbolExtractor {
             if case .month = file.period {
                 pending = ArchivePlanner.days(of: file).map { .file($0) } + pending
             } else {
-                if !settings.listArchiveFiles { outcome.unread(file, .absent) }
+                outcome.unread(file, .absent)
                 try await rest(file.range.lowerBound, file.range.upperBound - step, outcome: &outcome)
             }
         }
@@ -81,18 +93,6 @@ extension SymbolExtractor {
                 try await rest(max(start, listing.first ?? start), end, outcome: &outcome)
             case .file(let file) where listing.first.map({ file.range.upperBound <= $0 }) ?? false:
                 continue  // before the symbol's first candle: no file, no REST
-            case .file(let file) where settings.listArchiveFiles:
-                // A dry run reads no file: it asks each for its size, and lists it.
-                let last = file.range.upperBound - step
-                switch await archive.size(of: file) {
-                case .bytes(let size):
-                    outcome.plannedFiles.append(PlannedFile(name: file.fileName, path: file.path, bytes: size))
-                case .absent:
-                    try await notPublished(file, pending: &pending, listing: &listing, outcome: &outcome)
-                case .unreachable:
-                    outcome.archiveUnreachable = true
-                    try await rest(file.range.lowerBound, last, outcome: &outcome)
-                }
             case .file(let file):
                 let last = file.range.upperBound - step
                 // The next open time the stream has not covered: a row after it means the file lacks the candles

@@ -244,22 +244,8 @@ public struct TradeExtractor: UnitWork {
 
     /// `--dry-run`: the files the run would read (size from HEAD) and the stretches REST would page through.
     private func list(_ archive: any ArchiveSource, from: Int64, until: Int64, now: Int64, outcome: inout UnitOutcome) async throws {
-        var queue = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: now)[...]
-        var pending: [ArchiveSegment] = []
-        func rest(_ start: Int64, _ end: Int64) { outcome.addRESTRange(from: start, to: end, step: 1) }
-        while let segment = pending.isEmpty ? queue.popFirst() : pending.removeFirst() {
-            switch segment {
-            case .rest(let start, let end): rest(start, end)
-            case .file(let file):
-                switch await archive.size(of: file) {
-                case .bytes(let size): outcome.plannedFiles.append(PlannedFile(name: file.fileName, path: file.path, bytes: size))
-                case .absent:
-                    if case .month = file.period { pending = ArchivePlanner.days(of: file).map { .file($0) } + pending }
-                    else { rest(file.range.lowerBound, file.range.upperBound - 1) }
-                case .unreachable: rest(file.range.lowerBound, file.range.upperBound - 1)
-                }
-            }
-        }
+        let segments = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: now)
+        await ArchivePlanner.list(segments, archive: archive, step: 1, within: from...until, outcome: &outcome)
     }
 
     private func flush(_ trades: inout [AggTrade], writer: BatchWriter<AggTrade>, outcome: inout UnitOutcome) async throws {
