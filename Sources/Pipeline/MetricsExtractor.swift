@@ -132,27 +132,16 @@ public struct MetricsExtractor: UnitWork {
             case .file(let file):
                 guard let archive else { continue }
                 let last = file.range.upperBound - step
-                var expected = max(file.range.lowerBound, plan.start)
                 let range = file.range
                 let format = ArchiveRowFormat<FuturesMetric>(reader: { [symbol = unit.symbol] in ArchiveCSV.metricsRows(file: $0, symbol: symbol) },
                                                              key: \.time) { row in
                     guard row.time % step == 0 else { throw ArchiveCSV.Invalid(file: file.fileName, line: 0, reason: "a row at \(UTCCalendar.iso8601(row.time)) is off the 5-minute grid") }
                     return range.contains(row.time)
                 }
-                let read = try await archive.readInSpan(file, format: format) { rows in
-                    var pending: [FuturesMetric] = []
-                    for row in rows where row.time >= plan.start && row.time <= plan.end {
-                        if row.time > expected {
-                            try await take(pending, into: writer, outcome: &outcome)
-                            pending.removeAll(keepingCapacity: true)
-                            // What the file lacks before this row: REST, where it still has it.
-                            try await rest(expected, row.time - step, plan: plan, into: writer, outcome: &outcome)
-                        }
-                        expected = max(expected, row.time + step)
-                        pending.append(row)
-                    }
-                    try await take(pending, into: writer, outcome: &outcome)
-                }
+                let (read, expected) = try await readTimeSeriesFile(file, from: archive, format: format, time: \.time, step: step,
+                                                                    within: plan.start...plan.end,
+                                                                    take: { try await take($0, into: writer, outcome: &outcome) },
+                                                                    rest: { try await rest($0, $1, plan: plan, into: writer, outcome: &outcome) })
                 switch read {
                 case .rows:
                     outcome.archiveFiles += 1

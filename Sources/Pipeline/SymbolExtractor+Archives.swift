@@ -95,10 +95,6 @@ extension SymbolExtractor {
                 continue  // before the symbol's first candle: no file, no REST
             case .file(let file):
                 let last = file.range.upperBound - step
-                // The next open time the stream has not covered: a row after it means the file lacks the candles
-                // between (an incomplete file, binance-public-data #436), which REST fills before the row is written,
-                // so the writes stay in time order and a retry resumes exactly where the writes stopped.
-                var expected = max(file.range.lowerBound, plan.start)
                 let (interval, series) = (interval, unit.series)
                 let format = ArchiveRowFormat<Kline>(reader: { ArchiveCSV.klineRows(file: $0, series: series) }, key: \.openTime) { row in
                     guard file.range.contains(row.openTime) else { return false }
@@ -124,21 +120,11 @@ extension SymbolExtractor {
                     try await writer.append(rows)
                     progress?.advanced(unit, candles: rows.count)
                 }
-                // One span per file (download, CHECKSUM, unzip, parse, write), named by kind, the file in its attributes.
-                let read = try await archive.readInSpan(file, format: format) { rows in
-                    var pending: [Kline] = []
-                    pending.reserveCapacity(rows.count)
-                    for row in rows where row.openTime >= plan.start && row.openTime <= plan.end {
-                        if row.openTime > expected {
-                            try await take(pending, outcome: &outcome)
-                            pending.removeAll(keepingCapacity: true)
-                            try await rest(expected, row.openTime - step, outcome: &outcome)
-                        }
-                        expected = max(expected, row.openTime + step)
-                        pending.append(row)
-                    }
-                    try await take(pending, outcome: &outcome)
-                }
+                // One span per file (download, CHECKSUM, unzip, parse, write); REST fills what the file lacks between its rows.
+                let (read, covered) = try await readTimeSeriesFile(file, from: archive, format: format, time: \.openTime, step: step,
+                                                                   within: plan.start...plan.end, take: { try await take($0, outcome: &outcome) },
+                                                                   rest: { try await rest($0, $1, outcome: &outcome) })
+                var expected = covered
                 switch read {
                 case .rows(let count):
                     outcome.archiveFiles += 1
