@@ -10,36 +10,39 @@ import Telemetry
 /// - While units run, the first signal is `GracefulRun`'s (stop fetching, flush, summarise); a second one ends the
 ///   process at once, with status 1: a batch is one atomic statement, so only whole batches are stored.
 /// - After the units (summary, telemetry flush): a signal ends the process at once, with status 1.
-public enum ProcessSignals {
+public final class ProcessSignals: @unchecked Sendable {
     enum Phase: Sendable { case setup, running(signalled: Bool), finishing }
 
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var phase = Phase.setup
-    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
-    nonisolated(unsafe) private static var installed = false
+    /// The process's one set of handlers; its state is behind its lock.
+    static let shared = ProcessSignals()
+
+    private let lock = NSLock()
+    private var phase = Phase.setup
+    private var sources: [any DispatchSourceSignal] = []
+
+    private init() {}
 
     /// Installs the handlers; call once, first thing in `main`.
     public static func install() {
-        lock.withLock {
-            guard !installed else { return }
-            installed = true
+        shared.lock.withLock {
+            guard shared.sources.isEmpty else { return }
             for number in [SIGTERM, SIGINT] {
                 signal(number, SIG_IGN)  // delivered to the dispatch sources instead of ending the process
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { received(number) }
+                source.setEventHandler { shared.received(number) }
                 source.resume()
-                sources.append(source)
+                shared.sources.append(source)
             }
         }
     }
 
     /// `GracefulRun` takes the first signal from here on.
-    static func unitsStarted() { lock.withLock { phase = .running(signalled: false) } }
+    static func unitsStarted() { shared.lock.withLock { shared.phase = .running(signalled: false) } }
 
     /// The units are done; what is left is printing and flushing.
-    static func unitsFinished() { lock.withLock { phase = .finishing } }
+    static func unitsFinished() { shared.lock.withLock { shared.phase = .finishing } }
 
-    private static func received(_ number: Int32) {
+    private func received(_ number: Int32) {
         let name = number == SIGINT ? "SIGINT" : "SIGTERM"
         let message: String? = lock.withLock {
             switch phase {
