@@ -1,3 +1,5 @@
+import Foundation
+
 /// What of a value that may carry a secret can be shown in a message, a log line or a span: only short, plain tokens
 /// (a URL scheme, an option's name, a user name), never a value as it was given. A database URL, a file meant to
 /// hold one, or an endpoint may hold a password anywhere (the user part, the query, a line of another format), so
@@ -16,5 +18,15 @@ public enum SecretSafe {
     /// A port as given, when it is digits only (a password typed where the port goes, after a missing `@`, is not shown).
     public static func digits(_ text: some StringProtocol) -> String {
         !text.isEmpty && text.count <= 10 && text.allSatisfy(\.isNumber) ? String(text) : "(not a number)"
+    }
+
+    /// A database's own message about a connection (which may quote the user, or echo what was typed), with every
+    /// secret of the URL replaced: the password, and the user where it is not a plain token (`app:LEAK` from a user
+    /// part `app%3ALEAK`).
+    public static func scrub(_ message: String, password: String, user: String) -> String {
+        var out = message
+        if !password.isEmpty { out = out.replacingOccurrences(of: password, with: "***") }
+        if token(user, maxLength: 64) != user, !user.isEmpty { out = out.replacingOccurrences(of: user, with: "(hidden)") }
+        return out
     }
 }

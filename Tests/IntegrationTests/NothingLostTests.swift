@@ -188,6 +188,21 @@ struct NothingLostTests {
         #expect(otel.errors.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && !otel.errors.contains("XLEAKX"), "\(otel.errors)")
     }
 
+    @Test("a real server's refusal quotes the user it was given: a user part with a colon is not shown there either (point 8)",
+          arguments: StoreKind.allCases)
+    func serverMessagesScrubbed(store kind: StoreKind) async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestStore.make(kind)
+        defer { Task { await sim.stop(); await db.drop() } }
+        let url = db.urlText
+        let scheme = String(url[..<url.range(of: "://")!.upperBound]), server = String(url[url.range(of: "@")!.lowerBound...])
+        let run = try await Self.cli(["klines", "--timeframes", "1h", "--symbols", "BTCUSDT", "--lookback-hours", "1",
+                                      "--database-url", scheme + "app%3AXLEAKX:Wr0ngXLEAKX" + server], sim: sim, store: nil, clock: clock)
+        #expect(run.status == 2, "\(run.errors)")
+        #expect(!(run.output + run.errors).contains("XLEAKX"), "\(run.errors)")
+    }
+
     // MARK: Exits and summaries (points 9 to 12)
 
     @Test("--source archive with the archive host down: klines, trades and metrics fail (exit 1) and say why; never caught up (points 9, 10)", arguments: StoreKind.allCases)

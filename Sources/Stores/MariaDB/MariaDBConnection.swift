@@ -42,7 +42,7 @@ public final class MariaDBConnection {
         _ = mysql_options(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4")
         setTLS(handle, mode, caFile: uri.tlsCAFile)
         guard mysql_real_connect(handle, uri.host, uri.user, uri.password, uri.database, uri.port, nil, 0) != nil else {
-            let error = DatabaseError(code: mysql_errno(handle), message: String(cString: mysql_error(handle)),
+            let error = DatabaseError(code: mysql_errno(handle), message: SecretSafe.scrub(String(cString: mysql_error(handle)), password: uri.password, user: uri.user),
                                       context: "connecting to \(uri)")
             mysql_close(handle)
             throw error

@@ -1,3 +1,4 @@
+import StoreKit
 import CPostgres
 import Foundation
 
@@ -26,7 +27,7 @@ public final class PostgresConnection {
             throw PostgresError(sqlState: "", message: "libpq could not allocate a connection", context: "connecting to \(uri)", connectionBad: true)
         }
         guard PQstatus(made) == CONNECTION_OK else {
-            let message = String(cString: PQerrorMessage(made))
+            let message = SecretSafe.scrub(String(cString: PQerrorMessage(made)), password: uri.password, user: uri.user)
             PQfinish(made)
             throw PostgresError(sqlState: "", message: message, context: "connecting to \(uri)", connectionBad: true)
         }
