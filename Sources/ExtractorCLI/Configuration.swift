@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTransport
 import BinanceAPI
 import Clocks
 import Logging
@@ -168,7 +169,9 @@ enum ConfigurationReader {
     static func url(_ text: String, source: String) throws(ConfigurationError) -> String {
         let lower = text.lowercased()
         guard lower.hasPrefix("https://") || lower.hasPrefix("http://"), text.count > 8, !text.contains(" ") else {
-            throw ConfigurationError("invalid Binance URL '\(text)' (\(source)): expected https://host[:port]")
+            // Shown without credentials or query (either may hold a secret), and never at any length.
+            let shown = String(URLCredentials.redacted(text).prefix { $0 != "?" }.prefix(120))
+            throw ConfigurationError("invalid Binance URL '\(shown)' (\(source)): expected https://host[:port]")
         }
         return text
     }

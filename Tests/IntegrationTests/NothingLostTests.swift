@@ -170,9 +170,11 @@ struct NothingLostTests {
             (base, ["DATABASE_URL_FILE": file.path], "DATABASE_URL_FILE"),
             (base, ["MYSQL_URI": "XLEAKX"], "MYSQL_URI"),
             (base + ["--mysql-uri", "mysql://app:XLEAKX/market"], [:], "--mysql-uri"),
+            (base + ["--dry-run", "--api-url", "ftp://user:XLEAKX@api.example"], [:], "--api-url"),
+            (base + ["--dry-run", "--source", "auto", "--archive-url", "user:XLEAKX@files.example"], [:], "--archive-url"),
         ]
         for (args, environment, named) in cases {
-            let run = try await Self.cli(args, sim: sim, store: nil, clock: clock, environment: environment)
+            let run = try await Self.cli(args, sim: sim, store: nil, clock: clock, environment: environment, api: !args.contains("--api-url"))
             #expect(run.status == 2, "\(args) \(environment): \(run.errors)")
             #expect(!(run.output + run.errors).contains("XLEAKX"), "\(args) \(environment): \(run.errors)")
             #expect(run.errors.contains(named), "\(run.errors)")
