@@ -3,15 +3,19 @@ import Logging
 import Clocks
 import ServiceLifecycle
 
-/// The one place SIGTERM and SIGINT are handled.
+/// While the units run, SIGTERM and SIGINT are handled here (before and after, by `ProcessSignals`).
 ///
-/// The work runs as a service in a `ServiceGroup` that turns either signal into a graceful shutdown; the shutdown
-/// cancels the work, whose units then stop fetching, flush what they fetched, and return. Cancellation aborts
-/// in-flight HTTP transfers, so this normally takes well under a second. If it takes longer than
-/// `deadlineSeconds` (a database that stopped answering), `onDeadline` ends the process: Kubernetes sends SIGKILL
-/// after its grace period anyway, and a batch is one atomic statement, so nothing half-written can remain.
+/// The work runs as a service of a `ServiceGroup` that turns either signal into a graceful shutdown, beside the
+/// resources it uses (the store's pool, the HTTP client), each a service that closes when the group shuts down, after
+/// the work: nothing is closed by a `defer` while the work may still use it. The shutdown cancels the work, whose units
+/// then stop fetching, flush what they fetched, and return; cancellation aborts in-flight HTTP transfers, so this
+/// normally takes well under a second. The group's `maximumGracefulShutdownDuration` is `deadlineSeconds`; a blocking
+/// C call (a database that stopped answering) outlasts any task cancellation, so at the same deadline `onDeadline`
+/// ends the process (swift-service-lifecycle's own last resort, `maximumCancellationDuration`, is a `fatalError`):
+/// Kubernetes sends SIGKILL after its grace period anyway, and a batch is one atomic statement, so nothing
+/// half-written can remain.
 enum GracefulRun {
-    static func run<T: Sendable>(logger: Logger, deadlineSeconds: Int, shutdown: ShutdownDeadline? = nil,
+    static func run<T: Sendable>(logger: Logger, deadlineSeconds: Int, shutdown: ShutdownDeadline? = nil, closing resources: [ClosingService] = [],
                                  onDeadline: @escaping @Sendable () -> Void, _ work: @escaping @Sendable () async -> T) async -> T {
         let box = ResultBox<T>()
         let watchdog = ResultBox<Task<Void, Never>>()
@@ -34,16 +38,29 @@ enum GracefulRun {
             let value = await cancelWhenGracefulShutdown { await work() }
             box.set(value)
         }
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+        // Services shut down in reverse order: the work first, then the resources it used.
+        var configuration = ServiceGroupConfiguration(
+            services: resources.map { .init(service: $0) } + [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+            logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(deadlineSeconds)
+        let group = ServiceGroup(configuration: configuration)
         do {
             try await group.run()
         } catch {
             logger.warning("service group ended with an error", metadata: ["error": "\(error)"])
         }
         return box.get()!
+    }
+}
+
+/// A resource of the run (the store's pool, the HTTP client) as a service: it closes once the group shuts down.
+struct ClosingService: Service {
+    let close: @Sendable () -> Void
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        close()
     }
 }
 

@@ -72,41 +72,45 @@ struct JobRunner {
         do { (store, tables) = try await openStore(klineTables: klineTables, otherTables: otherTables, logger: logger) } catch {
             return error.status
         }
-        defer { store?.shutdown() }
         let (http, client) = binance(logger: logger)
-        defer { http.shutdown() }
+        // Closed by the service group once the units are done (`GracefulRun`), or here when the run ends before them.
+        let resources = [ClosingService { store?.shutdown() }, ClosingService { http.shutdown() }]
+        func endEarly(_ status: Int32) -> Int32 {
+            resources.forEach { $0.close() }
+            return status
+        }
         let symbols: [Symbol]
         do {
             try await readLimits(client, logger: logger)
             symbols = try expandedSymbols(listed: client.listedSymbols, logger: logger)
         } catch {
-            return error.status
+            return endEarly(error.status)
         }
 
         let progress: TerminalProgress? = context.errorsIsTerminal ? TerminalProgress(sink: context.errors, clock: context.clock) : nil
-        var resources = JobResources(tables: tables, client: client, clock: context.clock, logger: makeLogger("extractor"), progress: progress,
-                                     dryRun: config.dryRun)
-        resources.symbols = symbols
-        resources.http = http
+        var job = JobResources(tables: tables, client: client, clock: context.clock, logger: makeLogger("extractor"), progress: progress,
+                               dryRun: config.dryRun)
+        job.symbols = symbols
+        job.http = http
         let jobPlan: JobPlan
         do {
-            jobPlan = try await plan(resources)
+            jobPlan = try await plan(job)
         } catch {
             progress?.stop()
             context.errors.write("error: \(error)\n")
             span.recordError(error)
-            return (error as? StoreFailure)?.isConfiguration == true ? ExitStatus.badConfiguration : ExitStatus.unitsFailed
+            return endEarly((error as? StoreFailure)?.isConfiguration == true ? ExitStatus.badConfiguration : ExitStatus.unitsFailed)
         }
         guard case .run(let units, let work) = jobPlan else {
             progress?.stop()
             if case .report(let text, let json) = jobPlan { printReport(text, json: json) }
-            return ExitStatus.success
+            return endEarly(ExitStatus.success)
         }
 
         let supervisor = Supervisor(maxWorkers: config.maxWorkers, unitRetries: config.unitRetries, clock: context.clock,
                                     logger: makeLogger("supervisor"))
         let reports = await GracefulRun.run(logger: logger, deadlineSeconds: config.shutdownTimeoutSeconds, shutdown: context.shutdown,
-                                            onDeadline: context.onShutdownDeadline) {
+                                            closing: resources, onDeadline: context.onShutdownDeadline) {
             await supervisor.run(units: units, work: work)
         }
         progress?.stop()
