@@ -91,21 +91,36 @@ public enum ExtractorCLI {
         let level = environment["LOG_LEVEL"].flatMap(ConfigurationReader.level(named:)) ?? .info
         let telemetry = TelemetrySession(configuration: TelemetryConfiguration(environment: environment),
                                          logger: makeLogger("telemetry", level: level, context: context))
-        let status = await telemetry.run {
-            await withSpan(name, context: telemetry.rootContext, ofKind: .internal) { span in
-                span.attributes["binance_extractor.command"] = name
-                let status = await command.run(environment: environment, context: context, span: span)
-                span.attributes["process.exit.code"] = Int64(status)
-                if status != ExitStatus.success {
-                    span.setStatus(SpanStatus(code: .error, message: "exit status \(status)"))
+        // One service group for the run: the command (its root span, everything beneath it) and the telemetry that exports
+        // its trace once the command is done. SIGTERM and SIGINT shut it down gracefully: the command's units stop and
+        // flush (their own group inherits the shutdown), then the trace is exported, bounded by `--shutdown-timeout`.
+        let status = StatusBox()
+        let runContext = context
+        let commandService = CommandService {
+            status.value = await telemetry.run {
+                await withSpan(name, context: telemetry.rootContext, ofKind: .internal) { span in
+                    span.attributes["binance_extractor.command"] = name
+                    let status = await command.run(environment: environment, context: runContext, span: span)
+                    span.attributes["process.exit.code"] = Int64(status)
+                    if status != ExitStatus.success {
+                        span.setStatus(SpanStatus(code: .error, message: "exit status \(status)"))
+                    }
+                    return status
                 }
-                return status
             }
         }
         // After SIGTERM, `--shutdown-timeout` bounds the whole of what is left, the export of the run's trace included: a
         // collector that does not answer cannot hold the process past it (and Kubernetes' grace period after it).
-        await telemetry.shutdown(notAfter: context.shutdown.deadline)
-        return status
+        let telemetryService = TelemetryService(session: telemetry, deadline: context.shutdown)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: telemetryService), .init(service: commandService, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: makeLogger("lifecycle", level: level, context: context)))
+        do { try await group.run() } catch {
+            context.errors.write("error: the run's service group ended with \(error)\n")
+            return ExitStatus.unitsFailed
+        }
+        return status.value ?? ExitStatus.unitsFailed
     }
 
     /// Help for the subcommand named in `arguments` (`klines --help`, `help migrate`), or nil for the root.
@@ -137,4 +152,31 @@ public enum ExtractorCLI {
         }
     }
 
+}
+
+/// The command of one run, as a service: it runs once; its end shuts the run's group down.
+struct CommandService: Service {
+    let body: @Sendable () async -> Void
+    func run() async throws { await body() }
+}
+
+/// The run's telemetry as a service: it waits for the group to shut down (the command is done, or a signal came),
+/// then exports what is left of the trace and the metrics, never past the end of a requested shutdown.
+struct TelemetryService: Service {
+    let session: TelemetrySession
+    let deadline: ShutdownDeadline
+    func run() async throws {
+        try? await gracefulShutdown()
+        await session.shutdown(notAfter: deadline.deadline)
+    }
+}
+
+/// The command's exit status, set once by its service.
+final class StatusBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Int32?
+    var value: Int32? {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
 }

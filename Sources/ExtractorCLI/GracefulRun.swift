@@ -3,9 +3,11 @@ import Logging
 import Clocks
 import ServiceLifecycle
 
-/// While the units run, SIGTERM and SIGINT are handled here (before and after, by `ProcessSignals`).
+/// While the units run, SIGTERM and SIGINT shut them down gracefully (before and after, `ProcessSignals` ends the
+/// process at once).
 ///
-/// The work runs as a service of a `ServiceGroup` that turns either signal into a graceful shutdown, beside the
+/// The work runs as a service of a `ServiceGroup` nested in the run's group (which turns either signal into a graceful
+/// shutdown, inherited here), beside the
 /// resources it uses (the store's pool, the HTTP client), each a service that closes when the group shuts down, after
 /// the work: nothing is closed by a `defer` while the work may still use it. The shutdown cancels the work, whose units
 /// then stop fetching, flush what they fetched, and return; cancellation aborts in-flight HTTP transfers, so this
@@ -41,7 +43,7 @@ enum GracefulRun {
         // Services shut down in reverse order: the work first, then the resources it used.
         var configuration = ServiceGroupConfiguration(
             services: resources.map { .init(service: $0) } + [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
+            // The signals are the run's group's (`ExtractorCLI.run`): this group inherits its graceful shutdown.
             logger: logger)
         configuration.maximumGracefulShutdownDuration = .seconds(deadlineSeconds)
         let group = ServiceGroup(configuration: configuration)

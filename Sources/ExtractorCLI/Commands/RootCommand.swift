@@ -19,7 +19,7 @@ struct RootCommand: ParsableCommand {
 
 /// A subcommand: parsed by ArgumentParser, run by `ExtractorCLI.run` inside the run's root span. A new command is a
 /// new file in this folder that conforms, and one entry in `RootCommand`'s `subcommands`.
-protocol ExtractorCommand: ParsableCommand {
+protocol ExtractorCommand: ParsableCommand, Sendable {
     func run(environment: [String: String], context: RunContext, span: any Span) async -> Int32
 }
 
