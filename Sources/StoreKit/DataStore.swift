@@ -30,10 +30,13 @@ public struct PreparedTables: Sendable {
     public var trades: (any TradeStoring)?
     public var gaps: (any GapStoring)?
     public var metrics: (any MetricsStoring)?
+    /// Any catalogue table's rows (a dataset with no writer of its own).
+    public var catalogue: (any CatalogueWriting)?
 
     public init(existing: Set<String>, klines: any KlineStoring, funding: (any FundingStoring)?, trades: (any TradeStoring)?,
-                gaps: (any GapStoring)?, metrics: (any MetricsStoring)? = nil) {
+                gaps: (any GapStoring)?, metrics: (any MetricsStoring)? = nil, catalogue: (any CatalogueWriting)? = nil) {
         self.metrics = metrics
+        self.catalogue = catalogue
         self.existing = existing
         self.klines = klines
         self.funding = funding

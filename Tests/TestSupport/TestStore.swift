@@ -34,6 +34,16 @@ public struct TestStore: Sendable {
         self.postgres = postgres
     }
 
+    /// The store's writer of any catalogue table, with `table` created from the catalogue (as `prepare` creates it).
+    public func catalogueWriter(creating table: TableDefinition) async throws -> any CatalogueWriting {
+        if let mariadb {
+            try await mariadb.execute(MariaDBTables.createSQL(table))
+            return MariaDBCatalogueWriter(pool: mariadb.pool)
+        }
+        try await postgres!.execute(PostgresTables.createSQL(table))
+        return PostgresCatalogueWriter(pool: postgres!.pool)
+    }
+
     /// The URL with its password, as `--database-url` takes it.
     public var urlText: String { mariadb?.uriText ?? postgres?.uriText ?? "" }
 

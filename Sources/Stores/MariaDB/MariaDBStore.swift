@@ -84,6 +84,6 @@ public final class MariaDBStore: DataStore {
         }
         return PreparedTables(existing: existing, klines: KlineStore(pool: pool, checks: klineChecks),
                               funding: FundingStore(pool: pool, check: fundingCheck), trades: TradeStore(pool: pool), gaps: GapStore(pool: pool),
-                              metrics: MetricsStore(pool: pool))
+                              metrics: MetricsStore(pool: pool), catalogue: MariaDBCatalogueWriter(pool: pool))
     }
 }

@@ -78,7 +78,8 @@ public final class PostgresDataStore: DataStore {
             ($0.name, PostgresTables.klineColumns($0), ["symbol", "open_time"])
         } + otherTables.filter { existing.contains($0.name) }.map { ($0.name, Self.columns($0), $0.key) })
         return PreparedTables(existing: existing, klines: klines, funding: PostgresFundingStore(pool: pool), trades: PostgresTradeStore(pool: pool),
-                              gaps: PostgresGapStore(pool: pool), metrics: PostgresMetricsStore(pool: pool))
+                              gaps: PostgresGapStore(pool: pool), metrics: PostgresMetricsStore(pool: pool),
+                              catalogue: PostgresCatalogueWriter(pool: pool))
     }
 
     /// Tables of the session's schema (`search_path`'s first, usually `public`).

@@ -57,7 +57,7 @@ extension PostgresConnection {
         if !stagingTables.contains(stage) {
             // Emptied at every commit, so each batch starts from nothing; lives as long as the session. Created outside
             // the batch's transaction: DDL is transactional, and a rolled-back batch would take it along.
-            try execute("CREATE TEMPORARY TABLE IF NOT EXISTS \(Self.identifier(stage)) (LIKE \(target)) ON COMMIT DELETE ROWS", context: context)
+            try execute("CREATE TEMPORARY TABLE IF NOT EXISTS \(Self.identifier(stage)) (LIKE \(target) INCLUDING DEFAULTS) ON COMMIT DELETE ROWS", context: context)
             stagingTables.insert(stage)
         }
         let list = columns.map(Self.identifier).joined(separator: ", ")
