@@ -11,13 +11,16 @@ dir=$(realpath -m "$dir")  # mariadbd resolves relative paths from its basedir, 
 port=${3:-33306}
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+auto=false
 
 case "$cmd" in
 start)
   if [ -f "$dir/port" ] && [ -f "$dir/mariadbd.pid" ] && kill -0 "$(cat "$dir/mariadbd.pid")" 2>/dev/null; then
     port=$(cat "$dir/port")
   elif [ "$port" = auto ]; then
-    port=33306
+    auto=true
+    # A server started again in its folder takes its old port when that is free (its clients keep their URL).
+    if [ -f "$dir/port" ] && ! port_in_use "$(cat "$dir/port")"; then port=$(cat "$dir/port"); else port=33306; fi
     while port_in_use "$port"; do port=$((port + 1)); done
   elif port_in_use "$port"; then
     echo "port $port on 127.0.0.1 is already in use: stop what listens there or pick another port" >&2; exit 1
@@ -34,22 +37,34 @@ start)
   fi
   # Throwaway data: relaxed durability is fine (innodb-flush-log-at-trx-commit=2). The server must not keep any
   # descriptor of whoever started this script (a pipe held open would make a reader wait forever for its end).
-  (
-    for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
-    exec mariadbd --no-defaults --user=root --datadir="$dir/data" --socket="$dir/mariadbd.sock" --port="$port" \
-    --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin --innodb-flush-log-at-trx-commit=2 \
-    --innodb-buffer-pool-size=256M --max-connections=500 --pid-file="$dir/mariadbd.pid" ${MARIADB_EXTRA_ARGS:-}
-  ) </dev/null >"$dir/mariadbd.log" 2>&1 &
-  for _ in $(seq 1 100); do
-    if mariadb --no-defaults -uroot -ptest --socket="$dir/mariadbd.sock" -e "SELECT 1" >/dev/null 2>&1; then
-      echo "mysql://root:test@127.0.0.1:$port/mysql"; exit 0
+  # With PORT auto, two starts at once may pick the same free port: the one that loses the bind takes the next.
+  for _attempt in $(seq 1 20); do
+    echo "$port" >"$dir/port"
+    (
+      for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+      exec mariadbd --no-defaults --user=root --datadir="$dir/data" --socket="$dir/mariadbd.sock" --port="$port" \
+      --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin --innodb-flush-log-at-trx-commit=2 \
+      --innodb-buffer-pool-size=256M --max-connections=500 --pid-file="$dir/mariadbd.pid" ${MARIADB_EXTRA_ARGS:-}
+    ) </dev/null >"$dir/mariadbd.log" 2>&1 &
+    server=$!
+    for _ in $(seq 1 100); do
+      if mariadb --no-defaults -uroot -ptest --socket="$dir/mariadbd.sock" -e "SELECT 1" >/dev/null 2>&1; then
+        echo "mysql://root:test@127.0.0.1:$port/mysql"; exit 0
+      fi
+      # A new data folder: give root a password for TCP logins, as the project connects.
+      if mariadb --no-defaults -uroot --socket="$dir/mariadbd.sock" -e \
+          "ALTER USER 'root'@'localhost' IDENTIFIED BY 'test'; ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY 'test';" >/dev/null 2>&1; then
+        echo "mysql://root:test@127.0.0.1:$port/mysql"; exit 0
+      fi
+      kill -0 "$server" 2>/dev/null || break
+      sleep 0.1
+    done
+    if [ "$auto" = true ] && ! kill -0 "$server" 2>/dev/null && grep -q "Address already in use" "$dir/mariadbd.log"; then
+      port=$((port + 1))
+      while port_in_use "$port"; do port=$((port + 1)); done
+      continue
     fi
-    # A new data folder: give root a password for TCP logins, as the project connects.
-    if mariadb --no-defaults -uroot --socket="$dir/mariadbd.sock" -e \
-        "ALTER USER 'root'@'localhost' IDENTIFIED BY 'test'; ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY 'test';" >/dev/null 2>&1; then
-      echo "mysql://root:test@127.0.0.1:$port/mysql"; exit 0
-    fi
-    sleep 0.1
+    break
   done
   echo "MariaDB did not start; see $dir/mariadbd.log:" >&2; tail -20 "$dir/mariadbd.log" >&2; exit 1
   ;;

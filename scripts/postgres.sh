@@ -34,8 +34,11 @@ start)
   if [ -f "$data/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     echo "postgresql://postgres:test@127.0.0.1:$(cat "$dir/port")/postgres"; exit 0
   fi
+  auto=false
   if [ "$port" = auto ]; then
-    port=35432
+    auto=true
+    # A server started again in its folder takes its old port when that is free (its clients keep their URL).
+    if [ -f "$dir/port" ] && ! port_in_use "$(cat "$dir/port")"; then port=$(cat "$dir/port"); else port=35432; fi
     while port_in_use "$port"; do port=$((port + 1)); done
   elif port_in_use "$port"; then
     echo "port $port on 127.0.0.1 is already in use: stop what listens there or pick another port" >&2; exit 1
@@ -50,12 +53,26 @@ start)
   fi
   # Throwaway data: relaxed durability is fine (synchronous_commit=off, fsync=off). The server must not keep any
   # descriptor of whoever started this script (a pipe held open would make a reader wait forever for its end).
-  (
-    for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
-    exec < /dev/null > /dev/null 2>&1
-    as_postgres "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 30 -o \
-      "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$data -c synchronous_commit=off -c fsync=off -c max_connections=300 ${POSTGRES_EXTRA_ARGS:-}" start
-  ) || { echo "PostgreSQL did not start; see $data/server.log:" >&2; tail -20 "$data/server.log" >&2; exit 1; }
+  # With PORT auto, two starts at once may pick the same free port: the one that loses the bind takes the next.
+  started=false
+  for _attempt in $(seq 1 20); do
+    echo "$port" >"$dir/port"
+    if (
+      for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+      exec < /dev/null > /dev/null 2>&1
+      as_postgres "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 30 -o \
+        "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$data -c synchronous_commit=off -c fsync=off -c max_connections=300 ${POSTGRES_EXTRA_ARGS:-}" start
+    ); then
+      started=true; break
+    fi
+    if [ "$auto" = true ] && tail -20 "$data/server.log" | grep -q "Address already in use"; then
+      port=$((port + 1))
+      while port_in_use "$port"; do port=$((port + 1)); done
+      continue
+    fi
+    break
+  done
+  [ "$started" = true ] || { echo "PostgreSQL did not start; see $data/server.log:" >&2; tail -20 "$data/server.log" >&2; exit 1; }
   echo "postgresql://postgres:test@127.0.0.1:$port/postgres"
   ;;
 stop)
