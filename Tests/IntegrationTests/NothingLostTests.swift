@@ -293,6 +293,16 @@ struct NothingLostTests {
         #expect(narrow.status == 2, "\(narrow.errors)")
         #expect(narrow.errors.contains("column symbol is character varying(5)"), "\(narrow.errors)")
         #expect(await sim.simulator.statistics.klinesRequests == 0, "refused before fetching")
+        // The same on MariaDB, whose strict mode would fail the batch mid-run (1406).
+        let maria = try await TestStore.make(.mariadb)
+        defer { Task { await maria.drop() } }
+        #expect(try await Self.cli(base, sim: sim, store: maria, clock: clock).status == 0)
+        try await maria.execute("DELETE FROM klines_h1")
+        try await maria.execute("ALTER TABLE klines_h1 MODIFY symbol VARCHAR(5) NOT NULL")
+        await sim.simulator.resetStatistics()
+        let narrowMaria = try await Self.cli(base, sim: sim, store: maria, clock: clock)
+        #expect(narrowMaria.status == 2 && narrowMaria.errors.contains("MODIFY `symbol` VARCHAR(20)"), "\(narrowMaria.errors)")
+        #expect(await sim.simulator.statistics.klinesRequests == 0, "refused before fetching")
         let since = try await Self.cli(["gaps", "--timeframes", "1h", "--symbols", "BTCUSDT", "--since", "2030-01-01"], sim: sim, store: pg, clock: clock)
         #expect(since.status == 2 && since.errors.contains("--since 2030-01-01 is in the future"), "\(since.errors)")
     }

@@ -4,6 +4,9 @@ import BinanceAPI
 
 /// What information_schema says of one table's columns and unique keys.
 public struct TableShape: Sendable {
+    /// The narrowest text column that takes every symbol the run may write (Binance's are up to 20 characters).
+    public static let minimumTextLength = 20
+
     public struct Column: Sendable {
         public var dataType: String
         /// `decimal(20,8)`, `datetime(3)`, `bigint(20)`, …
@@ -12,6 +15,11 @@ public struct TableShape: Sendable {
         public var scale: Int?
         public var datetimePrecision: Int?
         public var nullable: Bool
+        /// `varchar(5)`: 5; nil for other types.
+        public var textLength: Int? {
+            guard let open = columnType.firstIndex(of: "("), let close = columnType.firstIndex(of: ")"), open < close else { return nil }
+            return Int(columnType[columnType.index(after: open)..<close])
+        }
         public var hasDefault: Bool
         public var autoIncrement: Bool
         public var generated: Bool
@@ -62,6 +70,10 @@ public struct TableShape: Sendable {
             switch kind {
             case .text:
                 guard ["varchar", "char"].contains(column.dataType) else { throw fail(name, found: column.columnType, expected: "VARCHAR", fix: "store it as text") }
+                guard column.textLength.map({ $0 >= TableShape.minimumTextLength }) ?? true else {
+                    throw fail(name, found: column.columnType, expected: "VARCHAR(\(TableShape.minimumTextLength)) or wider",
+                               fix: "a longer symbol would fail its batch mid-run: ALTER TABLE `\(table)` MODIFY `\(name)` VARCHAR(\(TableShape.minimumTextLength))\(column.nullable ? "" : " NOT NULL")")
+                }
             case .time:
                 if Self.integerTypes.contains(column.dataType) {
                     throw fail(name, found: "\(column.columnType) (epoch numbers)", expected: "DATETIME(3) in UTC",
@@ -158,6 +170,10 @@ public struct KlineTableCheck: Sendable, Equatable {
             case "symbol":
                 guard ["varchar", "char"].contains(column.dataType) else {
                     throw fail(name, found: column.columnType, expected: "VARCHAR(20)", fix: "store symbols as text")
+                }
+                guard column.textLength.map({ $0 >= TableShape.minimumTextLength }) ?? true else {
+                    throw fail(name, found: column.columnType, expected: "VARCHAR(\(TableShape.minimumTextLength)) or wider",
+                               fix: "a longer symbol (1000000BOBUSDT, ETHUSD_251226) would fail its batch mid-run: ALTER TABLE `\(table)` MODIFY `symbol` VARCHAR(\(TableShape.minimumTextLength)) NOT NULL")
                 }
             case "open_time", "close_time":
                 if TableShape.integerTypes.contains(column.dataType) {
