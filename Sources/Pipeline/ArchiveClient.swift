@@ -258,9 +258,8 @@ public struct ArchiveClient: ArchiveSource {
                                      deliver: ([Row]) async throws -> Void) async throws -> ArchiveRead {
         let sorted: [Row], seen: Set<Int64>
         do {
-            let entry = try ZipArchive.firstEntry(of: zip)
-            try Self.checkEntryName(entry.name, of: file)
-            let all = try ArchiveCSV.all(format.reader(file.fileName), entry.bytes).filter(format.accept)
+            // The entry's name was checked by the streaming pass that found the file out of order.
+            let all = try ArchiveCSV.all(format.reader(file.fileName), ZipArchive.firstEntry(of: zip).bytes).filter(format.accept)
             seen = Set(all.prefix(alreadySeen).map(format.key))
             sorted = try ArchiveCSV.sortedUnique(all, file: file.fileName, key: format.key)
         } catch {

@@ -157,7 +157,6 @@ struct ConfigurationTests {
         #expect(uri.user == "bx" && uri.password == "p@ss" && uri.host == "db.local" && uri.port == 3307 && uri.database == "market")
         #expect(uri.description == "mysql://bx:***@db.local:3307/market")
         #expect(try DatabaseURI(parsing: "mysql://root@localhost/x").port == 3306)
-        #expect(DatabaseURI.redact("mysql://u:hunter2@h/db") == "mysql://u:***@h/db")
     }
 
     @Test("a malformed database URI never shows its password, in any form", arguments: [
@@ -165,7 +164,6 @@ struct ConfigurationTests {
         "mysql:root:S3cretPW@127.0.0.1/db", "http://root:S3cretPW@127.0.0.1/db", "mysql://root:S3cretPW@",
     ])
     func malformedURIRedacted(uri: String) async {
-        #expect(!DatabaseURI.redact(uri).contains("S3cretPW"), "\(DatabaseURI.redact(uri))")
         for (args, env) in [(["--mysql-uri", uri], [String: String]()), ([], ["MYSQL_URI": uri])] {
             let (status, output, errors) = await run(["klines", "--timeframes", "1m", "--symbols", "BTCUSDT"] + args, env: env)
             #expect(status == 2, "\(errors)")

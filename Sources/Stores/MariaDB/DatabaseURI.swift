@@ -147,16 +147,6 @@ public struct DatabaseURI: Sendable, Equatable, CustomStringConvertible {
         copy.database = database
         return copy
     }
-
-    /// Hides the password of a URI that may not even parse, for error messages: whatever stands between the first
-    /// `:` after the scheme (or, with no `://`, after the start: `root:pw@host/db`, `mysql//root:pw@…`,
-    /// `mysql:/root:pw@…`) and the last `@` is replaced. Without an `@` there is no password to hide.
-    public static func redact(_ text: String) -> String {
-        guard let at = text.lastIndex(of: "@") else { return text }
-        let start = text.range(of: "://").map { $0.upperBound < at ? $0.upperBound : text.startIndex } ?? text.startIndex
-        guard let colon = text[start..<at].firstIndex(of: ":") else { return text }
-        return String(text[..<colon]) + ":***" + String(text[at...])
-    }
 }
 
 /// A MariaDB URL that cannot be used. The message never shows the text (it may hold a password anywhere): the
