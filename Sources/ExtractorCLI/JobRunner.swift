@@ -33,11 +33,26 @@ struct JobResources: Sendable {
     /// Tables that exist (a dry run treats missing ones as empty).
     var existingTables: Set<String> { tables?.existing ?? [] }
 
-    /// Klines storage as the job sees it: the real store, or in a dry run a reader that writes nothing. (Without a
-    /// database there is always a dry run: the configuration requires one otherwise.)
+    /// Each dataset's storage as the job sees it: the real store, or in a dry run the one wrapper that reads and writes
+    /// nothing (`DryRunStore`). Without a database there is always a dry run: the configuration requires one otherwise.
     var klineStore: any KlineStoring {
         if let tables, !dryRun { return tables.klines }
-        return DryRunStore(reader: tables.map { MissingTablesAreEmpty(store: $0.klines, existing: $0.existing) })
+        return DryRunStore(tables)
+    }
+
+    func fundingStore(_ market: Market) -> any FundingStoring {
+        if let funding = tables?.funding, !dryRun { return funding.table(for: market) }
+        return DryRunStore(tables).table(for: market)
+    }
+
+    var tradeStore: any TradeStoring {
+        if let trades = tables?.trades, !dryRun { return trades }
+        return DryRunStore(tables)
+    }
+
+    var metricsStore: any MetricsStoring {
+        if let metrics = tables?.metrics, !dryRun { return metrics }
+        return DryRunStore(tables)
     }
 }
 

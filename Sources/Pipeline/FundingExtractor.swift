@@ -15,10 +15,9 @@ public struct FundingExtractor: Sendable {
     /// `--start`/`--end`: the rates of this range are fetched whatever is stored.
     let explicitRange: ClosedRange<Int64>?
     public let batchSize: Int
-    let dryRun: Bool
 
     public init(symbol: Symbol, client: any FundingSource, store: any FundingStoring, clock: any WallClock, lookbackMilliseconds: Int64,
-                explicitRange: ClosedRange<Int64>?, batchSize: Int, dryRun: Bool) {
+                explicitRange: ClosedRange<Int64>?, batchSize: Int) {
         self.symbol = symbol
         self.client = client
         self.store = store
@@ -26,7 +25,6 @@ public struct FundingExtractor: Sendable {
         self.lookbackMilliseconds = lookbackMilliseconds
         self.explicitRange = explicitRange
         self.batchSize = batchSize
-        self.dryRun = dryRun
     }
 
     /// Runs one attempt; a retry keeps the first attempt's range and starts after the last rate it wrote.
@@ -70,7 +68,7 @@ extension FundingExtractor: UnitWork {
     }
 
     public func write(_ batch: [FundingRate]) async throws -> Int {
-        let n = dryRun ? 0 : try await store.write(symbol: symbol, rows: batch)
+        let n = try await store.write(symbol: symbol, rows: batch)
         RunPipelineMetrics.current.written(fundingRates: n)
         return n
     }

@@ -24,6 +24,7 @@ public struct MetricsExtractor: UnitWork {
     public let batchSize: Int
     let sourceMode: SourceMode
     let archive: (any ArchiveSource)?
+    /// `--dry-run`: files are listed, not read (the store, a `DryRunStore`, writes nothing).
     let dryRun: Bool
     let logger: Logger
 
@@ -48,7 +49,7 @@ public struct MetricsExtractor: UnitWork {
     /// Runs one attempt; a retry keeps the first attempt's range and starts after the last row it wrote.
     public func run(_ attempt: UnitAttempt = .first) async throws -> UnitOutcome {
         let outcome = try await UnitRunner.run(self, attempt)
-        if outcome.archiveLacked > 0 {
+        if outcome.archiveLacked > 0 && !outcome.archiveOnly {
             logger.warning("metrics older than REST's 30 days whose daily file Binance has not published; `gaps --metrics` asks for them again",
                            metadata: ["unit": "\(unit)", "rows": "\(outcome.archiveLacked)", "files": "\(outcome.unreadFiles)"])
         }
@@ -71,29 +72,41 @@ public struct MetricsExtractor: UnitWork {
             outcome.plan = FetchPlan(start: (start + step - 1) / step * step, end: end / step * step,
                                      origin: explicitRange != nil ? .explicit : last != nil ? .resume : .lookback)
         }
+        outcome.caughtUp = true
         guard var plan = outcome.plan else { return nil }
         if let written = attempt.resumeAfter { plan.start = max(plan.start, written + step) }
-        outcome.archiveOnly = sourceMode == .archive && archive != nil
-        return plan
-    }
-
-    public func fetch(_ plan: FetchPlan, into writer: BatchWriter<FuturesMetric>, outcome: inout UnitOutcome) async throws {
-        try await fetch(plan: plan, into: writer, outcome: &outcome)
-        outcome.caughtUp = true
+        return plan.end >= plan.start ? plan : nil
     }
 
     public func write(_ batch: [FuturesMetric]) async throws -> Int {
-        let n = dryRun ? 0 : try await store.write(symbol: unit.symbol, rows: batch)
+        let n = try await store.write(symbol: unit.symbol, rows: batch)
         RunPipelineMetrics.current.written(metricRows: n)
         return n
     }
 
     public static func keys(_ row: FuturesMetric) -> (time: Int64, key: Int64) { (row.time, row.time) }
+}
 
-    /// REST keeps the last 30 days only: every closed day of a REST stretch older than that is read from its daily file,
-    /// whole, even where the range takes part of it (the rows outside the range are dropped). Files cover whole days,
-    /// so REST starts after the last such day and nothing is fetched twice.
-    private func oldDaysFromFiles(_ segments: [ArchiveSegment], now: Int64) -> [ArchiveSegment] {
+/// A metrics unit's daily files, walked by the unit runner (`ArchiveWalk`).
+extension MetricsExtractor: ArchivedWork {
+    public var archives: ArchiveUse { ArchiveUse(mode: sourceMode, source: archive, listOnly: dryRun) }
+
+    public var archiveLogger: Logger {
+        var logger = logger
+        logger[metadataKey: "unit"] = "\(unit)"
+        return logger
+    }
+
+    public var grid: Int64? { Self.step }
+
+    /// Whole closed days from their files, the rest from REST. REST keeps the last 30 days only: every closed day of a
+    /// REST stretch older than that is read from its daily file, whole, even where the range takes part of it (the
+    /// rows outside the range are dropped). Files cover whole days, so REST starts after the last such day and nothing
+    /// is fetched twice.
+    public func segments(_ plan: inout FetchPlan, outcome: inout UnitOutcome) async throws -> (segments: [ArchiveSegment], range: ClosedRange<Int64>)? {
+        let now = clock.now()
+        let segments = ArchivePlanner.segments(market: .futures, symbol: unit.symbol, dataset: .metrics, step: Self.step, start: plan.start,
+                                               end: plan.end, now: now, monthly: false)
         let day: Int64 = 86_400_000
         let floor = FuturesMetrics.restFloor(now: now)
         let today = Int64.floorDivide(now, day) * day
@@ -113,69 +126,35 @@ public struct MetricsExtractor: UnitWork {
             }
             if cursor <= end { out.append(.rest(start: cursor, end: end)) }
         }
-        return out
+        return (out, plan.start...plan.end)
     }
 
-    /// Whole closed days from their files (unless `--source rest`), the rest from REST.
-    private func fetch(plan: FetchPlan, into writer: BatchWriter<FuturesMetric>, outcome: inout UnitOutcome) async throws {
+    public func fetchREST(_ plan: inout FetchPlan, into writer: BatchWriter<FuturesMetric>, outcome: inout UnitOutcome) async throws {
+        try await rest(plan.start, plan.end, &plan, into: writer, outcome: &outcome)
+    }
+
+    /// A dry run asks REST for what the files leave, as a dry run does.
+    public func listed(_ from: Int64, _ to: Int64, _ plan: inout FetchPlan, into writer: BatchWriter<FuturesMetric>,
+                       outcome: inout UnitOutcome) async throws {
+        try await rest(from, to, &plan, into: writer, outcome: &outcome)
+    }
+
+    public func format(_ file: ArchiveFile, _ plan: FetchPlan) -> ArchiveRowFormat<FuturesMetric> {
         let step = Self.step
-        guard plan.end >= plan.start else { return }
-        let now = clock.now()
-        let segments: [ArchiveSegment] = sourceMode == .rest || archive == nil ? [.rest(start: plan.start, end: plan.end)]
-            : oldDaysFromFiles(ArchivePlanner.segments(market: .futures, symbol: unit.symbol, dataset: .metrics, step: step, start: plan.start,
-                                                       end: plan.end, now: now, monthly: false), now: now)
-        for segment in segments {
-            try Task.checkCancellation()
-            switch segment {
-            case .rest(let start, let end):
-                try await rest(start, end, plan: plan, into: writer, outcome: &outcome)
-            case .file(let file):
-                guard let archive else { continue }
-                let last = file.range.upperBound - step
-                let range = file.range
-                let format = ArchiveRowFormat<FuturesMetric>(reader: { [symbol = unit.symbol] in ArchiveCSV.metricsRows(file: $0, symbol: symbol) },
-                                                             key: \.time) { row in
-                    guard row.time % step == 0 else { throw ArchiveCSV.Invalid(file: file.fileName, line: 0, reason: "a row at \(UTCCalendar.iso8601(row.time)) is off the 5-minute grid") }
-                    return range.contains(row.time)
-                }
-                let (read, expected) = try await readTimeSeriesFile(file, from: archive, format: format, time: \.time, step: step,
-                                                                    within: plan.start...plan.end,
-                                                                    take: { try await take($0, into: writer, outcome: &outcome) },
-                                                                    rest: { try await rest($0, $1, plan: plan, into: writer, outcome: &outcome) })
-                switch read {
-                case .rows:
-                    outcome.archiveFiles += 1
-                    if expected <= min(last, plan.end) { try await rest(expected, last, plan: plan, into: writer, outcome: &outcome) }
-                case .absent, .unreachable:
-                    outcome.unread(file, read)
-                    try await rest(file.range.lowerBound, last, plan: plan, into: writer, outcome: &outcome)
-                case .refused(let reason):
-                    outcome.unread(file, read)
-                    logger.warning("archive file not used; its day comes from REST where REST still has it", metadata: ["unit": "\(unit)", "reason": "\(reason)"])
-                    try await rest(file.range.lowerBound, last, plan: plan, into: writer, outcome: &outcome)
-                }
+        return ArchiveRowFormat<FuturesMetric>(reader: { [symbol = unit.symbol] in ArchiveCSV.metricsRows(file: $0, symbol: symbol) }, key: \.time) { row in
+            guard row.time % step == 0 else {
+                throw ArchiveCSV.Invalid(file: file.fileName, line: 0, reason: "a row at \(UTCCalendar.iso8601(row.time)) is off the 5-minute grid")
             }
+            return file.range.contains(row.time)
         }
-    }
-
-    private func take(_ rows: [FuturesMetric], into writer: BatchWriter<FuturesMetric>, outcome: inout UnitOutcome) async throws {
-        guard !rows.isEmpty else { return }
-        outcome.fetched += rows.count
-        outcome.fromArchive += rows.count
-        try await writer.append(rows)
     }
 
     /// Times `[start, end]` from the five endpoints, in windows of at most `maxLimit` periods, never older than REST
-    /// keeps (`FuturesMetrics.restFloor`); what lies before that is counted as lacked. `--source archive` fetches nothing.
-    private func rest(_ start: Int64, _ end: Int64, plan: FetchPlan, into writer: BatchWriter<FuturesMetric>,
-                      outcome: inout UnitOutcome) async throws {
+    /// keeps (`FuturesMetrics.restFloor`); what lies before that is counted as lacked.
+    public func rest(_ from: Int64, _ to: Int64, _ plan: inout FetchPlan, into writer: BatchWriter<FuturesMetric>,
+                     outcome: inout UnitOutcome) async throws {
         let step = Self.step
-        let from = max(start, plan.start), to = min(end, plan.end)
         guard to >= from else { return }
-        if sourceMode == .archive {
-            outcome.lack((to - from) / step + 1, from: from, to: to)
-            return
-        }
         let floor = FuturesMetrics.restFloor(now: clock.now())
         if from < floor { outcome.lack((min(to + step, floor) - from + step - 1) / step, from: from, to: min(to, floor - 1)) }
         var cursor = max(from, floor)

@@ -68,10 +68,12 @@ public actor SymbolExtractor: UnitWork {
         return try await UnitRunner.run(self, attempt)
     }
 
-    /// An attempt's range, and the newest open time an earlier attempt wrote.
+    /// An attempt's range, and the open time of the newest candle Binance has shown this unit (at first the newest an
+    /// earlier attempt wrote): a candle after it that is not its next one means Binance has none in between (an outage,
+    /// a halt), which it has just confirmed.
     public struct KlinePlan: Sendable {
         var range: FetchPlan
-        var after: Int64?
+        var previous: Int64?
     }
 
     public func plan(_ attempt: UnitAttempt, outcome: inout Outcome) async throws -> KlinePlan? {
@@ -98,33 +100,15 @@ public actor SymbolExtractor: UnitWork {
             plan.candleBudget = plan.candleBudget.map { $0 - Int64(attempt.previous.fetched) }
         }
         progress?.planned(unit, candles: plan.plannedCandles(interval))
-        outcome.archiveOnly = settings.sourceMode == .archive && settings.archive != nil
-        return KlinePlan(range: plan, after: attempt.resumeAfter)
-    }
-
-    public func fetch(_ given: KlinePlan, into writer: BatchWriter<Kline>, outcome: inout Outcome) async throws {
-        var plan = given.range
-        let limit = min(settings.pageLimit ?? unit.market.mostKlinesPerWeightLimit, unit.market.maxKlinesLimit)
-        // The open time of the newest candle Binance has shown this unit (see `fetch`), and the outages it confirmed.
-        var previous = given.after
-        var confirmed: [KlineHole] = []
-        defer { outages += confirmed }
         if plan.origin == .listing && plan.start == 0 && unit.market.klinesAnswerNewestFirst {
             // `startTime=0` finds nothing where the newest candles of a window come first: find the first one.
-            if let first = try await firstOpenTime(from: Self.coinmLaunch, through: plan.end, outcome: &outcome) {
-                plan.start = first
-            } else {
-                plan.start = plan.end + 1
-            }
+            plan.start = try await firstOpenTime(from: Self.coinmLaunch, through: plan.end, outcome: &outcome) ?? (plan.end + 1)
         }
-        if plan.end < plan.start {
+        guard plan.start <= plan.end else {
             outcome.caughtUp = true
-        } else if settings.sourceMode != .rest, let archive = settings.archive {
-            try await fetchWithArchives(archive, plan: plan, limit: limit, into: writer, outcome: &outcome, outages: &confirmed,
-                                        previous: &previous)
-        } else {
-            try await fetch(plan: plan, limit: limit, into: writer, outcome: &outcome, outages: &confirmed, previous: &previous)
+            return nil
         }
+        return KlinePlan(range: plan, previous: attempt.resumeAfter)
     }
 
     public func write(_ batch: [Kline]) async throws -> Int {
@@ -137,13 +121,9 @@ public actor SymbolExtractor: UnitWork {
 
     public static func keys(_ row: Kline) -> (time: Int64, key: Int64) { (row.openTime, row.openTime) }
 
-    /// Records the outages Binance confirmed between candles now stored (whether the attempt succeeded or not).
-    public func completed(lastStored: Int64?) async throws {
-        try await record(outages, upTo: lastStored)
-    }
-
-    /// Records the silences Binance confirmed between candles that are now stored, so `gaps` does not ask again.
-    private func record(_ outages: [KlineHole], upTo stored: Int64?) async throws {
+    /// Records the silences Binance confirmed between candles that are now stored (whether the attempt succeeded or
+    /// not), so `gaps` does not ask again.
+    public func completed(lastStored stored: Int64?) async throws {
         guard let stored else { return }
         let confirmed = outages.filter { $0.to < stored }
         guard !confirmed.isEmpty else { return }
@@ -154,10 +134,18 @@ public actor SymbolExtractor: UnitWork {
     }
 
 
-    /// `previous`: the open time of the newest candle Binance has shown this unit; a candle after it that is not its
-    /// next one means Binance has none in between (an outage, a halt), which it has just confirmed.
-    func fetch(plan: FetchPlan, limit: Int, into writer: BatchWriter<Kline>, outcome: inout Outcome, outages: inout [KlineHole],
-                       previous: inout Int64?) async throws {
+    /// A candle opening at `openTime` after `previous` (see `KlinePlan`): notes the outage between them, if any.
+    func noteOutage(before openTime: Int64, previous: inout Int64?) {
+        if let previous, openTime > interval.nextOpenTime(after: previous) {
+            let from = interval.nextOpenTime(after: previous), to = interval.openTime(containing: openTime - 1)
+            outages.append(KlineHole(symbol: unit.symbol.name, from: from, to: to, missing: interval.count(from: from, to: to)))
+        }
+        previous = max(previous ?? openTime, openTime)
+    }
+
+    /// Pages `plan` from REST into `writer` (`previous`: see `KlinePlan`).
+    func fetch(plan: FetchPlan, into writer: BatchWriter<Kline>, outcome: inout Outcome, previous: inout Int64?) async throws {
+        let limit = min(settings.pageLimit ?? unit.market.mostKlinesPerWeightLimit, unit.market.maxKlinesLimit)
         var cursor = plan.start
         var remaining = plan.candleBudget
         let windowed = unit.market.klinesAnswerNewestFirst
@@ -181,13 +169,7 @@ public actor SymbolExtractor: UnitWork {
                 // Never store the still-open candle as if it were final; a later run stores it once closed.
                 outcome.skippedOpenCandle = true
             }
-            for kline in closed {
-                if let previous, kline.openTime > interval.nextOpenTime(after: previous) {
-                    let from = interval.nextOpenTime(after: previous), to = interval.openTime(containing: kline.openTime - 1)
-                    outages.append(KlineHole(symbol: unit.symbol.name, from: from, to: to, missing: interval.count(from: from, to: to)))
-                }
-                previous = max(previous ?? kline.openTime, kline.openTime)
-            }
+            for kline in closed { noteOutage(before: kline.openTime, previous: &previous) }
             if !closed.isEmpty {
                 outcome.fetched += closed.count
                 RunPipelineMetrics.current.fetched(klines: closed.count, table: table, fromArchive: false)

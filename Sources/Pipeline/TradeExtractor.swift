@@ -26,6 +26,7 @@ public struct TradeExtractor: UnitWork {
     let backfill: ClosedRange<Int64>?
     public let batchSize: Int
     let maxPages: Int
+    /// `--dry-run`: files are listed, not read (the store, a `DryRunStore`, writes nothing).
     let dryRun: Bool
     let sourceMode: SourceMode
     let archive: (any ArchiveSource)?
@@ -94,34 +95,11 @@ public struct TradeExtractor: UnitWork {
             outcome.plan = FetchPlan(start: startTime, end: runStart, origin: .lookback, capped: false)
         }
         if outcome.plan?.origin == .explicit { plan.cursor.lastTime = plan.until }
-        outcome.archiveOnly = sourceMode == .archive && archive != nil
         return plan
     }
 
-    public func fetch(_ plan: TradePlan, into writer: BatchWriter<AggTrade>, outcome: inout UnitOutcome) async throws {
-        var cursor = plan.cursor
-        defer { if cursor.capped { outcome.plan?.capped = true } }
-        var listed = false
-        if sourceMode != .rest, let archive {
-            if dryRun {
-                // A dry run downloads no file: it lists them, with their size, and the stretches left to REST.
-                try await list(archive, from: plan.fromTime, until: plan.until, now: plan.runStart, outcome: &outcome)
-                listed = true
-            } else {
-                try await fromArchives(archive, from: plan.fromTime, until: plan.until, now: plan.runStart, cursor: &cursor, writer: writer,
-                                       outcome: &outcome)
-            }
-        }
-        if sourceMode != .archive && !cursor.capped && !listed {
-            if cursor.nextId == nil {
-                cursor.nextId = try await firstTrade(from: plan.fromTime, to: plan.until, outcome: &outcome)
-            }
-            try await page(&cursor, before: nil, until: plan.until, writer: writer, outcome: &outcome)
-        }
-    }
-
     public func write(_ batch: [AggTrade]) async throws -> Int {
-        let n = dryRun ? 0 : try await store.write(table: TradeTable(market: market), symbol: symbol, trades: batch)
+        let n = try await store.write(table: TradeTable(market: market), symbol: symbol, trades: batch)
         RunPipelineMetrics.current.written(trades: n, market: market)
         return n
     }
@@ -129,7 +107,7 @@ public struct TradeExtractor: UnitWork {
     public static func keys(_ row: AggTrade) -> (time: Int64, key: Int64) { (row.time, row.id) }
 
     /// The first trade at or after `from` (up to `to`), asking hour-long windows.
-    private func firstTrade(from: Int64, to: Int64, outcome: inout UnitOutcome) async throws -> Int64? {
+    func firstTrade(from: Int64, to: Int64, outcome: inout UnitOutcome) async throws -> Int64? {
         var windowStart = from
         while windowStart <= to {
             try Task.checkCancellation()
@@ -144,7 +122,7 @@ public struct TradeExtractor: UnitWork {
 
     /// Pages by id from `cursor.nextId`: up to (not including) id `before`, or without it until the trades of
     /// `until` (the moment the run started) or a short page.
-    private func page(_ cursor: inout Cursor, before: Int64?, until: Int64, writer: BatchWriter<AggTrade>,
+    func page(_ cursor: inout Cursor, before: Int64?, until: Int64, writer: BatchWriter<AggTrade>,
                       outcome: inout UnitOutcome) async throws {
         while let fromId = cursor.nextId, before.map({ fromId < $0 }) ?? true {
             guard cursor.pages < maxPages else {
@@ -170,92 +148,99 @@ public struct TradeExtractor: UnitWork {
         }
     }
 
-    /// The archive files of `[from, until]` (whole closed days and months), in time order; REST by id for the ids a
-    /// file lacks (before the file's next row is written, so the writes stay in id order). Periods without a file
-    /// are left to the ids: the next file's first row shows the jump, and REST pages across it.
-    private func fromArchives(_ archive: any ArchiveSource, from: Int64, until: Int64, now: Int64, cursor: inout Cursor,
-                              writer: BatchWriter<AggTrade>, outcome: inout UnitOutcome) async throws {
-        let segments = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: now)
-        var queue = segments[...]
-        var pending: [ArchiveSegment] = []
-        while !cursor.capped, let segment = pending.isEmpty ? queue.popFirst() : pending.removeFirst() {
-            try Task.checkCancellation()
-            guard case .file(let file) = segment else {
-                // A stretch no file covers (before the first whole day, today): REST by id starts from its first trade.
-                if case .rest(let start, let end) = segment {
-                    if sourceMode == .archive {
-                        outcome.uncovered(from: start, to: end)
-                    } else if cursor.nextId == nil, end < until {
-                        cursor.nextId = try await firstTrade(from: start, to: end, outcome: &outcome)
-                    }
-                }
-                continue
-            }
-            let format = ArchiveRowFormat<AggTrade>(reader: ArchiveCSV.aggTradeRows, key: \.id) { trade in
-                guard file.range.contains(trade.time), trade.time >= from, trade.time <= until else { return false }
-                // One trade on its own (the checks of a REST page, "Compressed/Aggregate Trades List").
-                try AggTrade.check([trade], fromId: nil, limit: 1, latest: until + 60_000)
-                return true
-            }
-            let read: ArchiveRead
-            do {
-                read = try await archive.readInSpan(file, format: format) { trades in
-                    var take: [AggTrade] = []
-                    take.reserveCapacity(trades.count)
-                    for trade in trades {
-                        if let next = cursor.nextId {
-                            if trade.id < next { continue }  // stored already, or fetched from REST
-                            if trade.id > next {
-                                try await flush(&take, writer: writer, outcome: &outcome)
-                                if sourceMode == .archive {
-                                    outcome.lack(trade.id - next, from: outcome.lastTime ?? file.range.lowerBound, to: trade.time)
-                                } else {
-                                    try await page(&cursor, before: trade.id, until: until, writer: writer, outcome: &outcome)
-                                    if cursor.capped { throw TradeCapReached() }
-                                }
-                            }
-                        }
-                        take.append(trade)
-                        cursor.nextId = trade.id + 1
-                    }
-                    try await flush(&take, writer: writer, outcome: &outcome)
-                }
-            } catch is TradeCapReached {
-                return
-            }
-            switch read {
-            case .rows:
-                outcome.archiveFiles += 1
-            case .absent where ArchivePlanner.days(of: file).count > 0:
-                // A month not published yet: its daily files may be.
-                pending = ArchivePlanner.days(of: file).map { .file($0) } + pending
-            case .absent, .unreachable, .refused:
-                outcome.unread(file, read)
-                if case .refused(let reason) = read {
-                    logger.warning("archive file not used; its trades come from REST", metadata: ["symbol": "\(symbol)", "reason": "\(reason)"])
-                }
-                // The file's trades come by id; with no id known yet, from the first trade of its period.
-                if cursor.nextId == nil && sourceMode != .archive {
-                    cursor.nextId = try await firstTrade(from: max(from, file.range.lowerBound), to: file.range.upperBound - 1, outcome: &outcome)
-                }
-            }
+}
+
+/// A trade unit's files, walked by the unit runner (`ArchiveWalk`) in time order: their trades by id, and REST by id
+/// for the ids a file lacks (before the file's next row is written, so the writes stay in id order). Periods without
+/// a file are left to the ids: the next file's first row shows the jump, and REST pages across it.
+extension TradeExtractor: ArchivedWork {
+    public var archives: ArchiveUse { ArchiveUse(mode: sourceMode, source: archive, listOnly: dryRun) }
+
+    public var archiveLogger: Logger {
+        var logger = logger
+        logger[metadataKey: "unit"] = "\(market.rawValue) \(symbol)"
+        return logger
+    }
+
+    public var rowsName: String { "trades" }
+
+    /// Trades are not on a time grid: a hole is a jump in ids.
+    public var grid: Int64? { nil }
+
+    public func segments(_ plan: inout TradePlan, outcome: inout UnitOutcome) async throws -> (segments: [ArchiveSegment], range: ClosedRange<Int64>)? {
+        let segments = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: plan.fromTime, end: plan.until,
+                                               now: plan.runStart)
+        return (segments, plan.fromTime...max(plan.fromTime, plan.until))
+    }
+
+    /// By id from the first trade of the range (or after the last one written), until the trades of the run's start.
+    public func fetchREST(_ plan: inout TradePlan, into writer: BatchWriter<AggTrade>, outcome: inout UnitOutcome) async throws {
+        defer { if plan.cursor.capped { outcome.plan?.capped = true } }
+        if plan.cursor.nextId == nil {
+            plan.cursor.nextId = try await firstTrade(from: plan.fromTime, to: plan.until, outcome: &outcome)
+        }
+        try await page(&plan.cursor, before: nil, until: plan.until, writer: writer, outcome: &outcome)
+    }
+
+    /// A stretch no file covers (before the first whole day, today): REST by id starts from its first trade; today's
+    /// trades come after the files (`finish`).
+    public func rest(_ from: Int64, _ to: Int64, _ plan: inout TradePlan, into writer: BatchWriter<AggTrade>, outcome: inout UnitOutcome) async throws {
+        if sourceMode == .archive {
+            outcome.uncovered(from: from, to: to)
+        } else if plan.cursor.nextId == nil, to < plan.until {
+            plan.cursor.nextId = try await firstTrade(from: from, to: to, outcome: &outcome)
         }
     }
 
-    /// `--dry-run`: the files the run would read (size from HEAD) and the stretches REST would page through.
-    private func list(_ archive: any ArchiveSource, from: Int64, until: Int64, now: Int64, outcome: inout UnitOutcome) async throws {
-        let segments = ArchivePlanner.segments(market: market, symbol: symbol, dataset: .aggTrades, step: 1, start: from, end: until, now: now)
-        await ArchivePlanner.list(segments, archive: archive, step: 1, within: from...until, outcome: &outcome)
+    public func finish(_ plan: inout TradePlan, into writer: BatchWriter<AggTrade>, outcome: inout UnitOutcome) async throws {
+        guard sourceMode != .archive else { return }
+        try await fetchREST(&plan, into: writer, outcome: &outcome)
     }
 
-    private func flush(_ trades: inout [AggTrade], writer: BatchWriter<AggTrade>, outcome: inout UnitOutcome) async throws {
-        guard !trades.isEmpty else { return }
-        outcome.fetched += trades.count
-        outcome.fromArchive += trades.count
-        try await writer.append(trades)
-        trades.removeAll(keepingCapacity: true)
+    public func format(_ file: ArchiveFile, _ plan: TradePlan) -> ArchiveRowFormat<AggTrade> {
+        let (from, until) = (plan.fromTime, plan.until)
+        return ArchiveRowFormat<AggTrade>(reader: ArchiveCSV.aggTradeRows, key: \.id) { trade in
+            guard file.range.contains(trade.time), trade.time >= from, trade.time <= until else { return false }
+            // One trade on its own (the checks of a REST page, "Compressed/Aggregate Trades List").
+            try AggTrade.check([trade], fromId: nil, limit: 1, latest: until + 60_000)
+            return true
+        }
+    }
+
+    /// A file's trades after the last id taken; a jump in ids is paged from REST first (or, with `--source archive`,
+    /// counted as lacked).
+    public func take(_ trades: [AggTrade], of file: ArchiveFile, _ plan: inout TradePlan, into writer: BatchWriter<AggTrade>,
+                     outcome: inout UnitOutcome) async throws {
+        var take: [AggTrade] = []
+        take.reserveCapacity(trades.count)
+        for trade in trades {
+            if let next = plan.cursor.nextId {
+                if trade.id < next { continue }  // stored already, or fetched from REST
+                if trade.id > next {
+                    try await ArchiveWalk<Self>.append(take, into: writer, outcome: &outcome)
+                    take.removeAll(keepingCapacity: true)
+                    if sourceMode == .archive {
+                        outcome.lack(trade.id - next, from: outcome.lastTime ?? file.range.lowerBound, to: trade.time)
+                    } else {
+                        try await page(&plan.cursor, before: trade.id, until: plan.until, writer: writer, outcome: &outcome)
+                        if plan.cursor.capped {
+                            outcome.plan?.capped = true
+                            throw ArchiveWalkStop()
+                        }
+                    }
+                }
+            }
+            take.append(trade)
+            plan.cursor.nextId = trade.id + 1
+        }
+        try await ArchiveWalk<Self>.append(take, into: writer, outcome: &outcome)
+    }
+
+    /// The file's trades come by id; with no id known yet, from the first trade of its period.
+    public func unread(_ file: ArchiveFile, _ read: ArchiveRead, taken: Int, _ plan: inout TradePlan, into writer: BatchWriter<AggTrade>,
+                       outcome: inout UnitOutcome) async throws {
+        if plan.cursor.nextId == nil && sourceMode != .archive {
+            plan.cursor.nextId = try await firstTrade(from: max(plan.fromTime, file.range.lowerBound), to: file.range.upperBound - 1, outcome: &outcome)
+        }
     }
 }
-
-/// The run's page cap was reached while filling a file's hole: the rest of the file waits for the next run.
-struct TradeCapReached: Error {}

@@ -1,19 +1,22 @@
 import BinanceAPI
 
-/// What one dataset brings to the unit runner: where an attempt starts and ends, how its rows are fetched (REST
-/// pages, archive files) and written, and each row's keys. The runner does the rest, the same for every dataset:
-/// the writer and its batches, capturing a failure, writing what was fetched whatever happened, and the outcome a
-/// retry resumes from. A new dataset is one type conforming to this, and its command.
+/// What one dataset brings to the unit runner: where an attempt starts and ends, how its rows are fetched and
+/// written, and each row's keys. The runner does the rest, the same for every dataset: the writer and its batches,
+/// capturing a failure, writing what was fetched whatever happened, and the outcome a retry resumes from. A dataset
+/// that Binance also publishes as files conforms to `ArchivedWork` instead of writing `fetch`: the runner's archive
+/// walk then reads the files, lists them in a dry run, and asks REST for what they lack. A new dataset is one type
+/// conforming to this, and its command.
 public protocol UnitWork: Sendable {
     associatedtype Row: Sendable
-    /// What `plan` decided, handed to `fetch` (a range, and for trades an id to continue from).
+    /// What `plan` decided, handed to `fetch`, and the attempt's state as it goes (a range; the newest candle seen; for
+    /// trades the next id).
     associatedtype Plan: Sendable
 
     var batchSize: Int { get }
     /// The attempt's plan; sets `outcome.plan` (a retry keeps the first attempt's range and resumes after
     /// `attempt.resumeAfter`). Nil: nothing to fetch.
     func plan(_ attempt: UnitAttempt, outcome: inout UnitOutcome) async throws -> Plan?
-    /// Fetches the plan's rows into `writer`, in key order.
+    /// Fetches the plan's rows into `writer`, in key order (for an `ArchivedWork`, the archive walk).
     func fetch(_ plan: Plan, into writer: BatchWriter<Row>, outcome: inout UnitOutcome) async throws
     /// Writes one batch (nothing in a dry run); returns the rows written.
     func write(_ batch: [Row]) async throws -> Int
@@ -71,7 +74,6 @@ func complete<Row: Sendable>(_ writer: BatchWriter<Row>, failure: (any Error)?, 
         // What the run could not get is not "ok": archive-only mode takes nothing from REST, and what only a file holds
         // (metrics older than REST keeps) is not Binance's to lack while its host cannot be reached. The unit fails
         // (exit 1), naming what is missing and why.
-        // What archive-only mode could not get is not "ok": the unit fails (exit 1), naming what is missing and why.
         failure = ArchiveShortfall(archiveOnly: outcome.archiveOnly, lacked: outcome.archiveLacked, span: outcome.lackedSpan,
                                    files: outcome.unreadFiles, fileCount: outcome.unreadFileCount)
     }

@@ -69,7 +69,7 @@ struct DatasetSourceTests {
         let store = MemoryFunding()
         let clock = ManualClock(now: now)
         let first = try await FundingExtractor(symbol: symbol, client: source, store: store, clock: clock, lookbackMilliseconds: 500 * 86_400_000,
-                                               explicitRange: nil, batchSize: 300, dryRun: false).run()
+                                               explicitRange: nil, batchSize: 300).run()
         let all = source.rates(from: Self.start, through: now)
         #expect(store.times() == all.map(\.fundingTime) && first.written == all.count)
         #expect(source.requests.count == all.count / 1000 + 1, "\(source.requests.count) pages for \(all.count) rates")
@@ -77,13 +77,13 @@ struct DatasetSourceTests {
         clock.advance(by: 8 * 3_600_000)
         source.requests.removeAll()
         let next = try await FundingExtractor(symbol: symbol, client: source, store: store, clock: clock, lookbackMilliseconds: 0,
-                                              explicitRange: nil, batchSize: 300, dryRun: false).run()
+                                              explicitRange: nil, batchSize: 300).run()
         #expect(source.requests.count == 1 && source.requests[0].start == all.last!.fundingTime)
         #expect(next.plan?.origin == .resume && store.times().count == all.count + 1)
         // An explicit range below what is stored: exactly its rates, written again.
         let range = (Self.start + 86_400_000)...(Self.start + 3 * 86_400_000 - 1)
         let backfill = try await FundingExtractor(symbol: symbol, client: source, store: store, clock: clock, lookbackMilliseconds: 0,
-                                                  explicitRange: range, batchSize: 300, dryRun: false).run()
+                                                  explicitRange: range, batchSize: 300).run()
         #expect(backfill.fetched == 6 && backfill.plan?.origin == .explicit)
     }
 
@@ -94,7 +94,7 @@ struct DatasetSourceTests {
         let store = MemoryFunding()
         await #expect(throws: UnitFailure.self) {
             _ = try await FundingExtractor(symbol: symbol, client: source, store: store, clock: ManualClock(now: Self.start + 10 * 86_400_000),
-                                           lookbackMilliseconds: 20 * 86_400_000, explicitRange: nil, batchSize: 300, dryRun: false).run()
+                                           lookbackMilliseconds: 20 * 86_400_000, explicitRange: nil, batchSize: 300).run()
         }
         #expect(store.times().isEmpty)
     }
@@ -217,14 +217,15 @@ final class FakeTrades: TradeSource, @unchecked Sendable {
 final class MemoryTrades: TradeStoring, @unchecked Sendable {
     let lock = NSLock()
     private var rows: [Int64: AggTrade] = [:]
-    /// How often each id was written.
+    /// How often each id was written, and the ids in the order written.
     private(set) var writes: [Int64: Int] = [:]
+    private(set) var writeOrder: [Int64] = []
 
     func lastTradeId(table: TradeTable, symbol: Symbol) async throws -> Int64? { lock.withLock { rows.keys.max() } }
     func lastTradeTime(table: TradeTable, symbol: Symbol) async throws -> Int64? { lock.withLock { rows.values.map(\.time).max() } }
     func write(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int {
         lock.withLock {
-            for t in trades { rows[t.id] = t; writes[t.id, default: 0] += 1 }
+            for t in trades { rows[t.id] = t; writes[t.id, default: 0] += 1; writeOrder.append(t.id) }
             return trades.count
         }
     }

@@ -53,14 +53,11 @@ extension ExtractorCLI {
         ) { resources in
             // A family's delivery contracts have no funding: its perpetual only.
             let units = resources.symbols.filter(\.isPerpetual).map { ExtractionUnit(market: common.market, symbol: $0, dataset: .funding) }
-            // The table exists unless this is a dry run on a database that never had it.
-            let table = FundingTable.name(for: common.market)
-            let store: any FundingStoring = resources.tables.flatMap { $0.existing.contains(table) ? $0.funding?.table(for: common.market) : nil }
-                ?? EmptyFundingStore()
+            let store = resources.fundingStore(common.market)
             return .run(units: units) { unit, attempt in
                 try await FundingExtractor(symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
                                            lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitRange: range,
-                                           batchSize: common.batchSize, dryRun: common.dryRun).run(attempt)
+                                           batchSize: common.batchSize).run(attempt)
             }
         }
     }

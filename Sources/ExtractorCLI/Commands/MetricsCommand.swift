@@ -61,7 +61,7 @@ extension ExtractorCLI {
             klineTables: [], otherTables: [MetricsTable.definition], describe: ["source": source.rawValue]
         ) { resources in
             let units = resources.symbols.map { ExtractionUnit(market: .futures, symbol: $0, dataset: .metrics) }
-            let store: any MetricsStoring = resources.tables.flatMap { $0.existing.contains(MetricsTable.name) ? $0.metrics : nil } ?? EmptyMetricsStore()
+            let store = resources.metricsStore
             let archive = resources.archive(source, baseURL: archiveURL)
             return .run(units: units) { unit, attempt in
                 try await MetricsExtractor(unit: unit, client: resources.client, store: store, clock: resources.clock,

@@ -53,7 +53,7 @@ extension ExtractorCLI {
             klineTables: [], otherTables: [table.definition], describe: ["source": source.rawValue]
         ) { resources in
             let units = resources.symbols.map { ExtractionUnit(market: common.market, symbol: $0, dataset: .aggTrades) }
-            let store: any TradeStoring = resources.tables.flatMap { $0.existing.contains(table.name) ? $0.trades : nil } ?? EmptyTradeStore()
+            let store = resources.tradeStore
             let startTime = range?.lowerBound ?? (resources.clock.now() - Int64(lookback) * 3_600_000)
             let archive = resources.archive(source, baseURL: archiveURL)
             return .run(units: units) { unit, attempt in
