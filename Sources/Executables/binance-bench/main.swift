@@ -350,5 +350,14 @@ json["machine"] = ["cores": ProcessInfo.processInfo.processorCount, "memory_gib"
                    "os": ProcessInfo.processInfo.operatingSystemVersionString]
 json["date"] = ISO8601DateFormatter().string(from: Date())
 try FileManager.default.createDirectory(atPath: (output as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: output))
+/// JSON has no NaN or infinity: a figure not measured (a row left out by BENCH_ONLY, a ratio without its ceiling) is null.
+func jsonSafe(_ value: Any) -> Any {
+    switch value {
+    case let number as Double: return number.isFinite ? number : NSNull()
+    case let dictionary as [String: Any]: return dictionary.mapValues(jsonSafe)
+    case let array as [Any]: return array.map(jsonSafe)
+    default: return value
+    }
+}
+try JSONSerialization.data(withJSONObject: jsonSafe(json), options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: output))
 print("\nwritten to \(output)")
