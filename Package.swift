@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
     ],
     targets: [
         // C bridges
@@ -72,9 +73,13 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Tracing", package: "swift-distributed-tracing"),
         ], path: "Sources/Pipeline"),
+        // Binance's WebSocket market streams over swift-websocket: the one target on SwiftNIO.
+        .target(name: "BinanceStreams", dependencies: [
+            "Pipeline", .product(name: "WSClient", package: "swift-websocket"), .product(name: "Logging", package: "swift-log"),
+        ], path: "Sources/BinanceStreams"),
         // The command line (library so tests can build configurations; executable is a thin main).
         .target(name: "ExtractorCLI", dependencies: [
-            "Pipeline", "StoreKit", "MariaDBStore", "PostgresStore", "Telemetry", "BinanceAPI", "HTTPTransport", "BuildInfo",
+            "Pipeline", "BinanceStreams", "StoreKit", "MariaDBStore", "PostgresStore", "Telemetry", "BinanceAPI", "HTTPTransport", "BuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

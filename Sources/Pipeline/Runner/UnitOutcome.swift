@@ -50,6 +50,12 @@ public struct UnitOutcome: Sendable, Equatable {
     public var restRanges: [RESTRange] = []
     /// The run was cancelled; what was fetched was written.
     public var interrupted = false
+    /// A stream follower: closed candles written from final events, candles REST corrected (its values differed from
+    /// the stream's), confirmed, and fetched from REST because their final event never came.
+    public var fromStream = 0
+    public var corrected = 0
+    public var confirmed = 0
+    public var missedFinals = 0
 
     public init() {}
 
@@ -130,6 +136,10 @@ public struct UnitOutcome: Sendable, Equatable {
         restRanges += other.restRanges
         storedBefore = storedBefore ?? other.storedBefore
         interrupted = other.interrupted
+        fromStream += other.fromStream
+        corrected += other.corrected
+        confirmed += other.confirmed
+        missedFinals += other.missedFinals
     }
 }
 

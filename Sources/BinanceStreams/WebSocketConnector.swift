@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+import Pipeline
+import WSClient
+
+/// Binance's market streams over hummingbird-project's swift-websocket (SwiftNIO; TLS through NIOSSL for `wss://`).
+///
+/// The client answers every ping with a pong carrying its payload (RFC 6455 §5.5.3, as Binance requires: "If the
+/// WebSocket server does not receive a pong frame back from the connection within a minute the connection will be
+/// disconnected"), and sends no pings of its own: Binance counts pings and pongs against a connection's incoming
+/// message limit, and its own pings keep the connection alive.
+public struct WebSocketConnector: StreamConnector {
+    /// A message larger than this ends the connection (a kline event is under 400 bytes; Binance sends no large ones).
+    public static let maxMessageBytes = 64 * 1024
+    let logger: Logger
+
+    public init(logger: Logger) { self.logger = logger }
+
+    public func connect(url: String) async throws -> any StreamConnection {
+        let connection = WebSocketStreamConnection()
+        try await connection.start(url: url, logger: logger)
+        return connection
+    }
+}
+
+/// One connection: a task runs the client, whose handler hands each text message to `messages`.
+final class WebSocketStreamConnection: StreamConnection, @unchecked Sendable {
+    let messages: AsyncThrowingStream<String, any Error>
+    private let continuation: AsyncThrowingStream<String, any Error>.Continuation
+    private let lock = NSLock()
+    private var task: Task<Void, Never>?
+    private var closing = false
+
+    init() {
+        // Bounded: a reader that falls far behind loses the oldest messages, not memory; a lost final event is noticed
+        // by the follower when the next candle starts, and fetched from REST.
+        (messages, continuation) = AsyncThrowingStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(50_000))
+    }
+
+    /// Connects; returns once the upgrade succeeded (the first callback of the handler), or throws why it failed.
+    func start(url: String, logger: Logger) async throws {
+        let upgraded = AsyncThrowingStream<Void, any Error>.makeStream()
+        var configuration = WebSocketClientConfiguration()
+        configuration.maxFrameSize = WebSocketConnector.maxMessageBytes
+        configuration.autoPing = .disabled
+        let continuation = continuation
+        let task = Task { [weak self] in
+            do {
+                let closeFrame = try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, _, _ in
+                    upgraded.continuation.yield()
+                    upgraded.continuation.finish()
+                    for try await message in inbound.messages(maxSize: WebSocketConnector.maxMessageBytes) {
+                        if case .text(let text) = message { continuation.yield(text) }
+                    }
+                }
+                upgraded.continuation.finish(throwing: StreamConnectError(url: url, reason: "the server refused the WebSocket upgrade"))
+                if self?.isClosing == true || closeFrame != nil {
+                    continuation.finish()
+                } else {
+                    continuation.finish(throwing: StreamConnectError(url: url, reason: "the connection dropped without a close frame"))
+                }
+            } catch {
+                let reason = Task.isCancelled ? "closed" : "\(error)"
+                upgraded.continuation.finish(throwing: StreamConnectError(url: url, reason: reason))
+                if self?.isClosing == true || Task.isCancelled {
+                    continuation.finish()
+                } else {
+                    continuation.finish(throwing: StreamConnectError(url: url, reason: "the connection failed: \(error)"))
+                }
+            }
+        }
+        lock.withLock { self.task = task }
+        var iterator = upgraded.stream.makeAsyncIterator()
+        do {
+            guard try await iterator.next() != nil else {
+                throw StreamConnectError(url: url, reason: "the connection ended before the upgrade")
+            }
+        } catch {
+            task.cancel()
+            throw error
+        }
+    }
+
+    private var isClosing: Bool { lock.withLock { closing } }
+
+    func close() async {
+        let task: Task<Void, Never>? = lock.withLock {
+            closing = true
+            return self.task
+        }
+        task?.cancel()
+        await task?.value
+        continuation.finish()
+    }
+}

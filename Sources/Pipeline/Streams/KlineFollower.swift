@@ -1,0 +1,150 @@
+import BinanceAPI
+import Clocks
+import Logging
+import StoreKit
+import Telemetry
+
+/// Keeps one kline unit's table current from its stream (a `LongRunningUnit`): at start and whenever a (new)
+/// connection carries its stream, it catches up from the last stored row through the same `SymbolExtractor` the jobs
+/// use (REST, or the archives when far behind) while the stream's events queue in its inbox; then it writes each
+/// closed candle as its final event arrives, fetches from REST what the stream lost, and has REST confirm (and
+/// correct) every candle it wrote from the stream (`KlineFollowState`). The open candle is never written.
+public struct KlineFollower: LongRunningUnit {
+    public struct Settings: Sendable {
+        public var missingAfter: Int64 = 3_000
+        public var confirmAfter: Int64 = 10_000
+        /// The catch-up's settings (source mode, archives, batch size); its planner resumes from the last stored row.
+        public var catchUp = SymbolExtractor.Settings()
+        public init() {}
+    }
+
+    public let unit: ExtractionUnit
+    let inbox: FollowInbox
+    let source: any KlineSource
+    let store: any KlineStoring
+    let clock: any WallClock
+    let settings: Settings
+    let logger: Logger
+
+    public init(unit: ExtractionUnit, inbox: FollowInbox, source: any KlineSource, store: any KlineStoring, clock: any WallClock,
+                settings: Settings, logger: Logger) {
+        precondition(unit.interval != nil, "KlineFollower follows klines")
+        self.unit = unit
+        self.inbox = inbox
+        self.source = source
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.logger = logger
+    }
+
+    var table: KlineTable { unit.table! }
+    var interval: KlineInterval { unit.interval! }
+
+    public func run(_ attempt: UnitAttempt) async throws -> UnitOutcome {
+        var outcome = UnitOutcome()
+        var state = KlineFollowState(interval: interval, stored: nil, missingAfter: settings.missingAfter, confirmAfter: settings.confirmAfter)
+        do {
+            try await catchUp(&state, outcome: &outcome)
+            while let input = await inbox.next() {
+                switch input {
+                case .connected:
+                    try await catchUp(&state, outcome: &outcome)
+                case .kline(let kline, let final, let arrived):
+                    for action in state.receive(kline, final: final, now: arrived) {
+                        try await perform(action, &state, outcome: &outcome)
+                    }
+                case .tick(let now):
+                    if let range = state.confirmationDue(now: now) { try await confirm(range, &state, outcome: &outcome) }
+                }
+            }
+        } catch {
+            outcome.duplicatesAndMisses(state)
+            if error is CancellationError || Task.isCancelled {
+                outcome.interrupted = true
+                return outcome
+            }
+            throw UnitFailure(underlying: error, partial: outcome)
+        }
+        outcome.duplicatesAndMisses(state)
+        outcome.interrupted = true
+        return outcome
+    }
+
+    /// Everything closed since the last stored row, through the jobs' extractor, until it has caught up.
+    private func catchUp(_ state: inout KlineFollowState, outcome: inout UnitOutcome) async throws {
+        let extractor = SymbolExtractor(unit: unit, source: source, store: store, clock: clock, settings: settings.catchUp, logger: logger)
+        var attempt = UnitAttempt.first
+        while true {
+            let part = try await extractor.run(attempt)
+            outcome.absorb(part)
+            if part.caughtUp != false || part.written == 0 { break }
+            attempt = .first  // the cap stopped it: plan again from what is now stored
+        }
+        state.caughtUp(through: try await store.lastOpenTime(table: table, symbol: unit.symbol))
+        outcome.caughtUp = true
+    }
+
+    private func perform(_ action: KlineFollowState.Action, _ state: inout KlineFollowState, outcome: inout UnitOutcome) async throws {
+        switch action {
+        case .write(let kline):
+            let n = try await store.write(table: table, symbol: unit.symbol, klines: [kline])
+            state.wrote(kline)
+            outcome.written += n
+            outcome.fromStream += 1
+            outcome.lastTime = max(outcome.lastTime ?? kline.openTime, kline.openTime)
+            RunPipelineMetrics.current.written(klines: n, table: table)
+        case .fetch(let from, let through):
+            logger.info("final event missing; the candles come from REST", metadata: [
+                "unit": "\(unit)", "from": "\(UTCCalendar.iso8601(from))", "through": "\(UTCCalendar.iso8601(through))",
+            ])
+            let rows = try await rest(from, through, outcome: &outcome)
+            if !rows.isEmpty {
+                outcome.written += try await store.write(table: table, symbol: unit.symbol, klines: rows)
+                outcome.lastTime = max(outcome.lastTime ?? through, rows.last!.openTime)
+            }
+            state.fetched(from: from, through: through, newest: rows.last?.openTime)
+        }
+    }
+
+    /// REST confirms what the stream wrote: one request for every candle unconfirmed so far; what differs is
+    /// written again with REST's values, and counted.
+    private func confirm(_ range: ClosedRange<Int64>, _ state: inout KlineFollowState, outcome: inout UnitOutcome) async throws {
+        let rows = try await rest(range.lowerBound, range.upperBound, outcome: &outcome)
+        let (corrections, confirmed) = state.confirm(range, rest: rows)
+        outcome.confirmed += confirmed
+        guard !corrections.isEmpty else { return }
+        _ = try await store.write(table: table, symbol: unit.symbol, klines: corrections)
+        outcome.corrected += corrections.count
+        logger.warning("REST's candles differ from the stream's; written with REST's values", metadata: [
+            "unit": "\(unit)", "candles": "\(corrections.count)", "first": "\(UTCCalendar.iso8601(corrections[0].openTime))",
+        ])
+    }
+
+    /// Closed candles `[from, through]` from REST, checked as the jobs check them, page by page.
+    private func rest(_ from: Int64, _ through: Int64, outcome: inout UnitOutcome) async throws -> [Kline] {
+        var rows: [Kline] = []
+        var cursor = from
+        let limit = unit.market.maxKlinesLimit
+        while cursor <= through {
+            let count = Int(min(Int64(limit), interval.count(from: cursor, to: through)))
+            let request = KlinesRequest(market: unit.market, symbol: unit.symbol, interval: interval, startTime: cursor, endTime: through,
+                                        limit: max(count, 1), series: unit.series)
+            let page = try await source.klines(request)
+            outcome.requests += 1
+            let now = clock.now()
+            try SymbolExtractor.check(page, request: request, interval: interval, now: now)
+            let closed = page.filter { !$0.isOpen(at: now) }
+            rows += closed
+            guard let last = page.last, page.count >= request.limit else { break }
+            cursor = interval.nextOpenTime(after: last.openTime)
+        }
+        return rows
+    }
+}
+
+extension UnitOutcome {
+    mutating func duplicatesAndMisses(_ state: KlineFollowState) {
+        missedFinals += state.missedFinals
+    }
+}
