@@ -118,7 +118,8 @@ let package = Package(
         ], path: "Tests/TelemetryTests"),
         .testTarget(name: "IntegrationTests", dependencies: [
             "TestSupport", "Pipeline", "StoreKit", "MariaDBStore", "BinanceSimulator", "ExtractorCLI", "HTTPTransport", "BinanceAPI", "Clocks",
-            "Telemetry", "OTLPReceiver", "BuildInfo", "BinanceArchive", "PostgresStore",
+            "Telemetry", "OTLPReceiver", "BuildInfo", "BinanceArchive", "PostgresStore", "BinanceStreams",
+            .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/IntegrationTests"),
     ]
 )

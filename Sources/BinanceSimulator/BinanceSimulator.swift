@@ -51,6 +51,9 @@ public actor BinanceSimulator {
         public var archiveRequests = 0
         public var archiveDownloads = 0
         public var aggTradesRequests = 0
+        /// Stream connections accepted, and messages sent on them.
+        public var streamConnections = 0
+        public var streamMessages = 0
         /// Arrival time of the first request of any kind (server clock, ms).
         public var firstRequestAt: Int64?
         /// Weight used per window start (ms), for budget-use measurements.
@@ -63,13 +66,19 @@ public actor BinanceSimulator {
 
     private var configuration: Configuration
     public private(set) var market: SimulatedMarket
-    private let clock: any WallClock
+    /// Market streams (`StreamServer.swift`): connection attempts in the last 5 minutes, connections accepted so far,
+    /// faults and rules.
+    var streamAttempts: [Int64] = []
+    var streamConnections = 0
+    var streamFaults: [StreamFaultPlan] = []
+    var streamRules: [Market: StreamRules] = [:]
+    let clock: any WallClock
     private var ledgers: [Market: WeightLedger]
     /// The funding rate endpoint's own limit (500 requests per 5 minutes per IP).
     private var fundingLedger = WeightLedger(rule: FundingRate.requestRule)
     /// The trading data endpoints' own limit (`/futures/data/*`: 1000 requests per 5 minutes per IP, weight 0).
     private var tradingDataLedger = WeightLedger(rule: FuturesMetrics.requestRule)
-    private var stats = Stats()
+    var stats = Stats()
     /// Requests seen per endpoint (`/klines`, `/fundingRate`, `/aggTrades`), for the faults' `every`.
     private var seen: [String: Int] = [:]
     private var faultCounts: [Int] = []
@@ -142,6 +151,12 @@ public actor BinanceSimulator {
 
     public func setOutages(_ outages: [Range<Int64>]) { market.outages = outages }
 
+    /// Faults of stream connections (by the order the simulator accepts them).
+    public func setStreamFaults(_ faults: [StreamFaultPlan]) { streamFaults = faults }
+
+    /// A market's stream rules (a 24-hour lifetime compressed to seconds, a shorter pong deadline).
+    public func setStreamRules(_ rules: StreamRules, for market: Market) { streamRules[market] = rules }
+
     /// Faults of archive files, by file name (`BTCUSDT-1m-2024-01.zip`).
     public func setArchiveFaults(_ faults: [String: ArchiveFault]) {
         archiveFaults = faults
@@ -181,6 +196,7 @@ public actor BinanceSimulator {
     // MARK: Request handling
 
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        if request.headers[.upgrade]?.lowercased() == "websocket" { return await streamUpgrade(request) }
         stats.requests += 1
         if stats.firstRequestAt == nil { stats.firstRequestAt = clock.now() }
         let path = request.path

@@ -30,6 +30,7 @@ final class WebSocketStreamConnection: StreamConnection, @unchecked Sendable {
     private let lock = NSLock()
     private var task: Task<Void, Never>?
     private var closing = false
+    private var writer: WriterBox?
 
     init() {
         // Bounded: a reader that falls far behind loses the oldest messages, not memory; a lost final event is noticed
@@ -43,10 +44,13 @@ final class WebSocketStreamConnection: StreamConnection, @unchecked Sendable {
         var configuration = WebSocketClientConfiguration()
         configuration.maxFrameSize = WebSocketConnector.maxMessageBytes
         configuration.autoPing = .disabled
+        configuration.closeTimeout = .seconds(2)
         let continuation = continuation
-        let task = Task { [weak self] in
+        let writerBox = WriterBox()
+        let task = Task { [weak self, writerBox] in
             do {
-                let closeFrame = try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, _, _ in
+                let closeFrame = try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
+                    writerBox.set(outbound)
                     upgraded.continuation.yield()
                     upgraded.continuation.finish()
                     for try await message in inbound.messages(maxSize: WebSocketConnector.maxMessageBytes) {
@@ -69,7 +73,10 @@ final class WebSocketStreamConnection: StreamConnection, @unchecked Sendable {
                 }
             }
         }
-        lock.withLock { self.task = task }
+        lock.withLock {
+            self.task = task
+            self.writer = writerBox
+        }
         var iterator = upgraded.stream.makeAsyncIterator()
         do {
             guard try await iterator.next() != nil else {
@@ -83,13 +90,26 @@ final class WebSocketStreamConnection: StreamConnection, @unchecked Sendable {
 
     private var isClosing: Bool { lock.withLock { closing } }
 
+    /// Sends a close frame (the client then ends once the server answers, or after its close timeout) and ends the
+    /// messages at once; nothing waits on a server that stopped answering.
     func close() async {
-        let task: Task<Void, Never>? = lock.withLock {
+        let (task, writer): (Task<Void, Never>?, WebSocketOutboundWriter?) = lock.withLock {
             closing = true
-            return self.task
+            return (self.task, self.writer?.get())
         }
-        task?.cancel()
-        await task?.value
         continuation.finish()
+        if let writer {
+            try? await writer.close(.normalClosure, reason: nil)
+        } else {
+            task?.cancel()
+        }
     }
+}
+
+/// The connection's outbound writer, once the upgrade gave it.
+final class WriterBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var writer: WebSocketOutboundWriter?
+    func set(_ w: WebSocketOutboundWriter) { lock.withLock { writer = w } }
+    func get() -> WebSocketOutboundWriter? { lock.withLock { writer } }
 }

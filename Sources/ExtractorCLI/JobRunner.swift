@@ -60,6 +60,9 @@ struct JobResources: Sendable {
 /// the run without fetching (e.g. `gaps --dry-run`).
 enum JobPlan: Sendable {
     case run(units: [ExtractionUnit], work: @Sendable (ExtractionUnit, UnitAttempt) async throws -> UnitOutcome)
+    /// Long-running units (`follow`), fed by the hubs that keep their streams connected; both run until SIGTERM, whose
+    /// stop is their normal end.
+    case follow(units: [any LongRunningUnit], hubs: [StreamHub])
     /// A report for a person (`text`) and, where output is read by a program (`--summary json`, a pipe), one JSON line.
     case report(String, json: String? = nil)
 }
@@ -116,23 +119,46 @@ struct JobRunner {
             span.recordError(error)
             return endEarly((error as? StoreFailure)?.isConfiguration == true ? ExitStatus.badConfiguration : ExitStatus.unitsFailed)
         }
-        guard case .run(let units, let work) = jobPlan else {
-            progress?.stop()
-            if case .report(let text, let json) = jobPlan { printReport(text, json: json) }
-            return endEarly(ExitStatus.success)
-        }
-
         let supervisor = Supervisor(maxWorkers: config.maxWorkers, unitRetries: config.unitRetries, clock: context.clock,
                                     logger: makeLogger("supervisor"))
-        let reports = await GracefulRun.run(logger: logger, deadlineSeconds: config.shutdownTimeoutSeconds, shutdown: context.shutdown,
+        let reports: [UnitReport]
+        switch jobPlan {
+        case .report(let text, let json):
+            progress?.stop()
+            printReport(text, json: json)
+            return endEarly(ExitStatus.success)
+        case .run(let units, let work):
+            reports = await GracefulRun.run(logger: logger, deadlineSeconds: config.shutdownTimeoutSeconds, shutdown: context.shutdown,
                                             closing: resources, onDeadline: context.onShutdownDeadline) {
-            await supervisor.run(units: units, work: work)
+                await supervisor.run(units: units, work: work)
+            }
+        case .follow(let units, let hubs):
+            reports = await GracefulRun.run(logger: logger, deadlineSeconds: config.shutdownTimeoutSeconds, shutdown: context.shutdown,
+                                            closing: resources, onDeadline: context.onShutdownDeadline) {
+                await Self.follow(units, hubs: hubs, supervisor: supervisor)
+            }
         }
         progress?.stop()
         var summary = RunSummary(reports: reports, dryRun: config.dryRun, durationMilliseconds: context.clock.now() - started,
                                  requests: client.requestStats, weightUsed: await client.limiter.weightGranted,
                                  rateLimitWaitMilliseconds: await client.limiter.waitedMilliseconds)
         summary.usesArchives = describe["source"].map { $0 != SourceMode.rest.rawValue } ?? false
+        if case .follow = jobPlan { summary.follows = true }
         return finish(summary, logger: logger)
+    }
+
+    /// Runs the hubs and the followers until the run is stopped; a follower stopped by it ends as it should
+    /// (`succeeded`: what arrived was committed), one that failed for good stays failed.
+    static func follow(_ units: [any LongRunningUnit], hubs: [StreamHub], supervisor: Supervisor) async -> [UnitReport] {
+        await withTaskGroup(of: [UnitReport].self) { group in
+            for hub in hubs { group.addTask { await hub.run(); return [] } }
+            let reports = await supervisor.follow(units)
+            group.cancelAll()
+            return reports.map { report in
+                var report = report
+                if report.status == .interrupted { report.status = .succeeded }
+                return report
+            }
+        }
     }
 }

@@ -14,6 +14,8 @@ struct RunSummary {
 
     /// The run reads archive files (`--source auto|archive`): each unit says how much came from files and from REST.
     var usesArchives = false
+    /// The run followed streams (`follow`): each unit says what came from the stream and what REST confirmed.
+    var follows = false
 
     var totalFetched: Int { reports.reduce(0) { $0 + $1.outcome.fetched } }
     /// Attempts of units started again after a failure (requests retried inside an attempt are `requests.retries`).
@@ -66,6 +68,13 @@ struct RunSummary {
                 fields.append("\"archive_files\":\(r.outcome.archiveFiles)")
                 fields.append("\"archive_lacked\":\(r.outcome.archiveLacked)")
                 if r.outcome.unreadFileCount > 0 { fields.append("\"archive_files_unread\":\(r.outcome.unreadFileCount)") }
+            }
+            if follows {
+                // A stream follower: candles from final events, confirmed and corrected by REST, and lost finals REST gave.
+                fields.append("\"from_stream\":\(r.outcome.fromStream)")
+                fields.append("\"confirmed\":\(r.outcome.confirmed)")
+                fields.append("\"corrected\":\(r.outcome.corrected)")
+                fields.append("\"missed_finals\":\(r.outcome.missedFinals)")
             }
             if dryRun && (!r.outcome.plannedFiles.isEmpty || !r.outcome.restRanges.isEmpty) {
                 let files = r.outcome.plannedFiles.map { "{\"file\":\(q($0.name)),\"bytes\":\($0.bytes.map(String.init) ?? "null")}" }

@@ -13,7 +13,7 @@ struct RootCommand: ParsableCommand {
         2 bad configuration or input (nothing was written).
         """,
         version: BuildInfo.version,
-        subcommands: [KlinesCommand.self, GapsCommand.self, FundingCommand.self, TradesCommand.self, MetricsCommand.self, CoverageCommand.self,
+        subcommands: [KlinesCommand.self, FollowCommand.self, GapsCommand.self, FundingCommand.self, TradesCommand.self, MetricsCommand.self, CoverageCommand.self,
                       MigrateCommand.self])
 }
 

@@ -1,0 +1,117 @@
+import ArgumentParser
+import BinanceAPI
+import BinanceStreams
+import Foundation
+import HTTPTransport
+import Logging
+import Pipeline
+import StoreKit
+import Telemetry
+import Tracing
+
+/// `binance-extractor follow`.
+struct FollowCommand: ExtractorCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "follow",
+        abstract: "Keep kline tables current from Binance's WebSocket streams, about a second after each candle closes.",
+        discussion: """
+        A long-running process: each symbol x timeframe catches up from its last stored candle (REST, or the archives \
+        when far behind) while its stream is already connected, then writes each closed candle when its final event \
+        arrives. A final event that never comes is fetched from REST; every candle written from the stream is confirmed \
+        by REST within 30 s of its close (one request per unit covers every candle since its last confirmation) and \
+        corrected where REST differs. A dropped connection is reconnected with backoff and caught up, so no candle is \
+        lost. SIGTERM commits what has arrived and exits 0. WebSocket base URL: --ws-url, or BINANCE_WS_URL (spot), \
+        BINANCE_FUTURES_WS_URL (USD-M), BINANCE_COINM_WS_URL (COIN-M); a path prefix is kept.
+        """)
+
+    @Option(help: ArgumentHelp("Comma-separated Binance intervals: 1s (spot), 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, 1M. Required.", valueName: "list"))
+    var timeframes: String?
+
+    @Option(name: .customLong("ws-url"), help: ArgumentHelp("WebSocket base URL (ws:// or wss://). Env: BINANCE_WS_URL, BINANCE_FUTURES_WS_URL or BINANCE_COINM_WS_URL by --market. Default: Binance's.", valueName: "url"))
+    var wsURL: String?
+
+    @OptionGroup var archive: ArchiveOptions
+
+    @OptionGroup var common: CommonOptions
+
+    func run(environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
+        await ExtractorCLI.runFollow(self, environment: environment, context: context, span: span)
+    }
+}
+
+/// What `follow` runs with.
+struct FollowConfiguration: Sendable {
+    var common: CommonConfiguration
+    var intervals: [KlineInterval]
+    var streamURL: String
+    var source: SourceMode
+    var archiveURL: String
+}
+
+extension ConfigurationReader {
+    static func follow(_ command: FollowCommand, environment env: [String: String]) throws(ConfigurationError) -> FollowConfiguration {
+        guard !command.common.dryRun else { throw ConfigurationError("follow writes as it goes: --dry-run does not apply (run klines --dry-run to see a plan)") }
+        let common = try common(command.common, environment: env, databaseRequired: true)
+        let intervals = try intervals(command.timeframes, market: common.market)
+        let variable = common.market.streamURLVariable
+        let (text, from) = command.wsURL.map { ($0, "--ws-url") } ?? env[variable].map { ($0, variable) } ?? (common.market.defaultStreamBaseURL, "default")
+        let (source, archiveURL) = try archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", env)
+        return FollowConfiguration(common: common, intervals: intervals, streamURL: try streamURL(text, source: from), source: source, archiveURL: archiveURL)
+    }
+
+    /// A WebSocket base URL: `ws://` or `wss://`, a host, an optional path prefix; no query (the streams go there).
+    static func streamURL(_ text: String, source: String) throws(ConfigurationError) -> String {
+        let lower = text.lowercased()
+        let scheme = lower.hasPrefix("wss://") ? 6 : lower.hasPrefix("ws://") ? 5 : 0
+        guard scheme > 0, text.count > scheme, !text.contains(" "), !text.contains("?"), !text.contains("#"),
+              let host = URLComponents(string: text)?.host, !host.isEmpty else {
+            let shown = String(URLCredentials.redacted(text).prefix { $0 != "?" }.prefix(120))
+            throw ConfigurationError("invalid WebSocket URL '\(shown)' (\(source)): expected ws://host[:port][/prefix] or wss://...")
+        }
+        return text.hasSuffix("/") ? String(text.dropLast()) : text
+    }
+}
+
+extension ExtractorCLI {
+    static func runFollow(_ command: FollowCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
+        let config: FollowConfiguration
+        do { config = try ConfigurationReader.follow(command, environment: environment) } catch {
+            span.recordError(error)
+            return fail(error, context: context)
+        }
+        let common = config.common
+        return await JobRunner(command: "follow", config: common, context: context, span: span).run(
+            klineTables: config.intervals.map { KlineTable(market: common.market, interval: $0) },
+            otherTables: [ConfirmedGapTable.definition],
+            describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "source": config.source.rawValue,
+                       "ws_url": URLCredentials.redacted(config.streamURL)]
+        ) { resources in
+            var catchUp = SymbolExtractor.Settings(batchSize: common.batchSize, sourceMode: config.source)
+            catchUp.archive = resources.archive(config.source, baseURL: config.archiveURL)
+            var settings = KlineFollower.Settings()
+            settings.catchUp = catchUp
+            let streamLogger = makeLogger("streams", level: common.logLevel, context: context)
+            let connector = WebSocketConnector(logger: streamLogger)
+            let attempts = ConnectionAttempts()
+            let hubSettings = StreamHub.Settings.standard(market: common.market, intervals: config.intervals)
+            var followers: [any LongRunningUnit] = []
+            var hubs: [StreamHub] = []
+            let streams = resources.symbols.flatMap { symbol in config.intervals.map { (symbol, $0) } }
+            for group in stride(from: 0, to: streams.count, by: common.market.maxStreamsPerConnection) {
+                let part = streams[group..<min(group + common.market.maxStreamsPerConnection, streams.count)]
+                var inboxes: [String: FollowInbox] = [:]
+                for (symbol, interval) in part {
+                    let inbox = FollowInbox()
+                    inboxes[MarketStream.kline(symbol, interval).name] = inbox
+                    followers.append(KlineFollower(unit: ExtractionUnit(market: common.market, symbol: symbol, interval: interval), inbox: inbox,
+                                                   source: resources.client, store: resources.klineStore, clock: resources.clock,
+                                                   settings: settings, logger: resources.logger))
+                }
+                let url = MarketStream.url(base: config.streamURL, streams: part.map { MarketStream.kline($0.0, $0.1) })
+                hubs.append(StreamHub(url: url, inboxes: inboxes, connector: connector, attempts: attempts, clock: resources.clock,
+                                      settings: hubSettings, logger: streamLogger))
+            }
+            return .follow(units: followers, hubs: hubs)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import BinanceAPI
+import BinanceSimulator
+import BinanceStreams
+import Clocks
+import Foundation
+import HTTPTransport
+import Logging
+import Pipeline
+import StoreKit
+import TestSupport
+import Testing
+
+/// `follow` end to end: binance-sim's streams over a real WebSocket, its REST, and a real database, on a clock the test
+/// moves: through a connection whose finals never come and which then drops, one whose finals lie, and a clean one,
+/// the table ends exactly as REST has it, with no hole, no duplicate and no open candle.
+@Suite("live follow against binance-sim and a real database", .serialized, .timeLimit(.minutes(2)))
+struct FollowIntegrationTests {
+    static let now: Int64 = 1_709_294_400_000 + 30_000  // 2024-03-01T12:00:30Z
+
+    @Test("lost finals come from REST, a drop is caught up, lies are corrected: the table is REST's, candle for candle", arguments: StoreKind.allCases)
+    func followsThroughFaults(store kind: StoreKind) async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestStore.make(kind)
+        defer { Task { await sim.stop(); await db.drop() } }
+        await sim.simulator.setStreamFaults([
+            .init(.finalNever, connections: 0..<1), .init(.dropAfter(messages: 300), connections: 0..<1),
+            .init(.finalLies, connections: 1..<2), .init(.dropAfter(messages: 600), connections: 1..<2),
+        ])
+        let symbol = try Symbol(validating: "BTCUSDT")
+        let unit = ExtractionUnit(market: .futures, symbol: symbol, interval: .m1)
+        let table = unit.table!
+        let store = try await db.klineWriter(creating: [table])
+        let http = CurlHTTPClient(options: .init(workers: 1))
+        defer { http.shutdown() }
+        let client = BinanceClient(market: .futures, baseURL: sim.baseURL, http: http,
+                                   limiter: RateLimiter(market: .futures, rule: Market.futures.defaultWeightLimit, clock: clock), clock: clock)
+        let logger = Logger(label: "follow-test")
+        let stream = MarketStream.kline(symbol, .m1)
+        let inbox = FollowInbox()
+        let wsBase = sim.baseURL.replacingOccurrences(of: "http://", with: "ws://") + "/market"
+        let hub = StreamHub(url: MarketStream.url(base: wsBase, streams: [stream]), inboxes: [stream.name: inbox], connector: WebSocketConnector(logger: logger),
+                            attempts: ConnectionAttempts(), clock: clock, settings: .standard(market: .futures, intervals: [.m1]), logger: logger)
+        var settings = KlineFollower.Settings()
+        // Generous: the test's clock runs ahead of the sockets; a final is late only when truly lost.
+        settings.missingAfter = 30_000
+        settings.catchUp = SymbolExtractor.Settings(planner: RangePlanner(lookbackMilliseconds: 3_600_000), batchSize: 500)
+        let follower = KlineFollower(unit: unit, inbox: inbox, source: client, store: store, clock: clock, settings: settings, logger: logger)
+        let supervisor = Supervisor(maxWorkers: 1, unitRetries: 0, clock: clock, logger: logger)
+        let run = Task {
+            await withTaskGroup(of: [UnitReport].self) { group in
+                group.addTask { await hub.run(); return [] }
+                group.addTask { await supervisor.follow([follower]) }
+                var reports: [UnitReport] = []
+                for await part in group { reports += part }
+                return reports
+            }
+        }
+        // Eight minutes of the market, a quarter second at a time, each step once the follower has taken what came.
+        let end = Self.now + 8 * 60_000
+        while clock.now() < end {
+            for _ in 0..<2_000 where inbox.count > 0 || clock.sleeperCount == 0 { await Task.yield() }
+            clock.advance(by: 250)
+            try await Task.sleep(nanoseconds: 500_000)  // pacing for the sockets, not synchronisation: the checks below poll
+        }
+        let lastClosed = KlineInterval.m1.openTime(containing: clock.now()) - 60_000
+        let first = KlineInterval.m1.openTime(containing: Self.now - 3_600_000)
+        let expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m1, from: first, through: lastClosed + 59_999)
+        // The last candles are confirmed 10 s after their close: move on until they are.
+        var stored: [StoredKline] = []
+        for _ in 0..<400 {
+            stored = try await db.klines(table: table, symbol: "BTCUSDT")
+            if stored.count == expected.count, zip(stored, expected).allSatisfy({ $0.matches($1) }) { break }
+            clock.advance(by: 250)
+            try await Task.sleep(nanoseconds: 2_000_000)
+        }
+        run.cancel()
+        let reports = await run.value
+        #expect(stored.map(\.openTime) == expected.map(\.openTime), "no hole, no duplicate, no open candle")
+        let differing = zip(stored, expected).filter { !$0.matches($1) }.map(\.0.openTime)
+        #expect(differing.isEmpty, "stored candles differ from REST's: \(differing.map(UTCCalendar.iso8601))")
+        let outcome = try #require(reports.first?.outcome)
+        #expect(outcome.missedFinals >= 1 && outcome.fromStream >= 1 && outcome.corrected >= 1 && outcome.confirmed >= 1, "\(outcome)")
+        #expect(hub.statistics.connections >= 3, "\(hub.statistics)")
+        #expect(await sim.simulator.statistics.streamConnections >= 3)
+    }
+}
