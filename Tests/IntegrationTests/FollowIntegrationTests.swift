@@ -2,11 +2,13 @@ import BinanceAPI
 import BinanceSimulator
 import BinanceStreams
 import Clocks
+import ExtractorCLI
 import Foundation
 import HTTPTransport
 import Logging
 import Pipeline
 import StoreKit
+import Telemetry
 import TestSupport
 import Testing
 
@@ -83,5 +85,54 @@ struct FollowIntegrationTests {
         #expect(outcome.missedFinals >= 1 && outcome.fromStream >= 1 && outcome.corrected >= 1 && outcome.confirmed >= 1, "\(outcome)")
         #expect(hub.statistics.connections >= 3, "\(hub.statistics)")
         #expect(await sim.simulator.statistics.streamConnections >= 3)
+    }
+}
+
+/// `follow` as a user runs it: the real program, the real clock, spot's one-second candles.
+@Suite("the follow program", .serialized, .timeLimit(.minutes(1)))
+struct FollowProgramTests {
+    @Test("writes each second's candle as it closes, and SIGTERM commits and exits 0 within 2 s, saying what came from the stream")
+    func sigtermExitsZero() async throws {
+        let sim = try await SimulatorFixture.start()
+        let db = try await TestDatabase.make()
+        defer { Task { await sim.stop(); await db.drop() } }
+        let ws = sim.baseURL.replacingOccurrences(of: "http://", with: "ws://")
+        let child = try Programs.Child(try Programs.path("binance-extractor"), [
+            "follow", "--market", "spot", "--symbols", "BTCUSDT", "--timeframes", "1s", "--ws-url", ws, "--api-url", sim.baseURL,
+            "--mysql-uri", db.uriText, "--lookback-hours", "1", "--source", "rest", "--summary", "json",
+        ], environment: ["OTEL_SDK_DISABLED": "true"])
+        // Polls the table (bounded): the catch-up's hour, then candles from the stream.
+        let started = Int64(Date().timeIntervalSince1970 * 1000)
+        let table = KlineTable(market: .spot, interval: .s1).name
+        var newest: Int64 = 0
+        for _ in 0..<300 where newest < started + 2_000 {
+            // The table is created once the program has connected to the database: until then, nothing.
+            let answer = try? await db.query("SELECT COALESCE(MAX(CAST(UNIX_TIMESTAMP(open_time) * 1000 AS SIGNED)), 0) FROM \(table)")
+            newest = Int64(answer?.first?.first.flatMap { $0 } ?? "0") ?? 0
+            if newest < started + 2_000 { try await Task.sleep(nanoseconds: 50_000_000) }
+        }
+        #expect(newest >= started + 2_000, "no candle from the stream: \(child.errors.suffix(2000))")
+        let signalled = Date()
+        child.signal(SIGTERM)
+        let status = await child.wait()
+        #expect(status == 0, "\(child.errors.suffix(2000))")
+        #expect(Date().timeIntervalSince(signalled) < 2, "stopped in \(Date().timeIntervalSince(signalled)) s")
+        #expect(child.output.contains("\"from_stream\":") && !child.output.contains("\"from_stream\":0,"), "\(child.output)")
+        // No hole: one row a second from the first to the newest.
+        let rows = try await db.query("SELECT COUNT(*), CAST(UNIX_TIMESTAMP(MIN(open_time)) * 1000 AS SIGNED), CAST(UNIX_TIMESTAMP(MAX(open_time)) * 1000 AS SIGNED) FROM \(table)")
+        let (count, first, last) = (Int64(rows[0][0]!)!, Int64(rows[0][1]!)!, Int64(rows[0][2]!)!)
+        #expect(count == (last - first) / 1_000 + 1, "\(count) rows from \(first) to \(last)")
+    }
+
+    @Test("bad input is exit 2 before anything connects", arguments: [
+        ["--ws-url", "http://127.0.0.1:1"], ["--ws-url", "ws://"], ["--ws-url", "ws://host/stream?streams=x"], ["--dry-run"],
+        ["--timeframes", "1s", "--market", "futures"], ["--timeframes", "7m"], ["--lookback-hours", "0"],
+    ])
+    func badInput(_ extra: [String]) async throws {
+        let out = LineSink(), err = LineSink()
+        var args = ["follow", "--symbols", "BTCUSDT", "--mysql-uri", "mysql://u:p@127.0.0.1:1/x"]
+        if !extra.contains("--timeframes") { args += ["--timeframes", "1m"] }
+        let status = await ExtractorCLI.run(arguments: args + extra, environment: ["OTEL_SDK_DISABLED": "true"], context: RunContext(output: out, errors: err))
+        #expect(status == 2, "\(extra): \(err.text)")
     }
 }

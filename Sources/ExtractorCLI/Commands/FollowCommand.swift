@@ -30,6 +30,9 @@ struct FollowCommand: ExtractorCommand {
     @Option(name: .customLong("ws-url"), help: ArgumentHelp("WebSocket base URL (ws:// or wss://). Env: BINANCE_WS_URL, BINANCE_FUTURES_WS_URL or BINANCE_COINM_WS_URL by --market. Default: Binance's.", valueName: "url"))
     var wsURL: String?
 
+    @Option(name: .customLong("lookback-hours"), help: "Where a unit with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
+    var lookbackHours: Int?
+
     @OptionGroup var archive: ArchiveOptions
 
     @OptionGroup var common: CommonOptions
@@ -46,6 +49,7 @@ struct FollowConfiguration: Sendable {
     var streamURL: String
     var source: SourceMode
     var archiveURL: String
+    var lookbackHours: Int
 }
 
 extension ConfigurationReader {
@@ -56,7 +60,9 @@ extension ConfigurationReader {
         let variable = common.market.streamURLVariable
         let (text, from) = command.wsURL.map { ($0, "--ws-url") } ?? env[variable].map { ($0, variable) } ?? (common.market.defaultStreamBaseURL, "default")
         let (source, archiveURL) = try archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", env)
-        return FollowConfiguration(common: common, intervals: intervals, streamURL: try streamURL(text, source: from), source: source, archiveURL: archiveURL)
+        let lookback = try positive(command.lookbackHours, env: "LOOKBACK_HOURS", env, default: 24, option: "--lookback-hours")
+        return FollowConfiguration(common: common, intervals: intervals, streamURL: try streamURL(text, source: from), source: source,
+                                   archiveURL: archiveURL, lookbackHours: lookback)
     }
 
     /// A WebSocket base URL: `ws://` or `wss://`, a host, an optional path prefix; no query (the streams go there).
@@ -86,7 +92,8 @@ extension ExtractorCLI {
             describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "source": config.source.rawValue,
                        "ws_url": URLCredentials.redacted(config.streamURL)]
         ) { resources in
-            var catchUp = SymbolExtractor.Settings(batchSize: common.batchSize, sourceMode: config.source)
+            var catchUp = SymbolExtractor.Settings(planner: RangePlanner(lookbackMilliseconds: Int64(config.lookbackHours) * 3_600_000),
+                                                   batchSize: common.batchSize, sourceMode: config.source)
             catchUp.archive = resources.archive(config.source, baseURL: config.archiveURL)
             var settings = KlineFollower.Settings()
             settings.catchUp = catchUp
