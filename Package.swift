@@ -5,7 +5,8 @@ import PackageDescription
 ///
 /// Layers (each a target): C bridges -> BinanceAPI (protocol, pure) / BinanceArchive (files) / HTTPTransport (libcurl)
 /// / StoreKit (the store boundary, no C) -> Stores/MariaDB and Stores/PostgreSQL (each the only user of its C library)
-/// -> Pipeline (datasets, actors, supervisor; links no database) -> Telemetry -> ExtractorCLI (commands) -> executables.
+/// -> Pipeline (datasets, actors, supervisor, stream following; links no database) -> BinanceStreams (WebSocket over
+/// swift-websocket: the one target on SwiftNIO) -> Telemetry -> ExtractorCLI (commands) -> executables.
 /// See README.md, "Source layout".
 let package = Package(
     name: "binance-extractor",
