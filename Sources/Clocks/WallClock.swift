@@ -71,12 +71,19 @@ public final class ManualClock: WallClock, @unchecked Sendable {
         let id: UInt64 = lock.withLock { nextID += 1; return nextID }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let resumeNow: Bool = lock.withLock {
+                // Under the lock that `onCancel` takes too: a cancellation that came before this point is seen here,
+                // one after it finds the sleeper. Either way the sleeper never waits forever.
+                let wake: Bool? = lock.withLock {
+                    if Task.isCancelled { return false }
                     if deadline <= current { return true }
                     sleepers.append((deadline, id, continuation))
-                    return false
+                    return nil
                 }
-                if resumeNow { continuation.resume() }
+                switch wake {
+                case true?: continuation.resume()
+                case false?: continuation.resume(throwing: CancellationError())
+                case nil: break
+                }
             }
         } onCancel: {
             let sleeper = lock.withLock { () -> CheckedContinuation<Void, any Error>? in

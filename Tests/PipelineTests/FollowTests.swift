@@ -100,19 +100,21 @@ struct FollowTests {
         let run = Task { try await follower.run(.first) }
         let rows = { store.stored(table, "BTCUSDT") }
         // The catch-up stores 5...9 (the open candle 10 is not).
-        try await waitUntil { rows().count == 10 }
+        await inbox.idle()
+        #expect(rows().count == 10)
         // Candle 10 closes; its final comes with a value REST will not confirm.
         clock.set(Self.start + 11 * Self.minute + 100)
         inbox.push(.kline(candle(10, price: "99"), final: true, arrived: clock.now()))
-        try await waitUntil { rows().count == 11 }
-        #expect(rows()[10].close.text == "99", "the stream's candle is written at once")
+        await inbox.idle()
+        #expect(rows().count == 11 && rows()[10].close.text == "99", "the stream's candle is written at once")
         // Candle 11's final never comes: candle 12's events, past the grace, bring it from REST.
         clock.set(Self.start + 12 * Self.minute + 5_000)
         inbox.push(.kline(candle(12), final: false, arrived: clock.now()))
-        try await waitUntil { rows().count == 12 }
+        await inbox.idle()
+        #expect(rows().count == 12)
         // Confirmation is due 10 s after candle 10 closed: REST's values replace the stream's.
         inbox.push(.tick(clock.now()))
-        try await waitUntil { rows()[10].close.text == "10.5" }
+        await inbox.idle()
         inbox.finish()
         let outcome = try await run.value
         let stored = store.stored(table, "BTCUSDT")
@@ -120,15 +122,6 @@ struct FollowTests {
         #expect(stored[10] == candle(10), "REST's values replaced the stream's")
         #expect(outcome.fromStream == 1 && outcome.corrected == 1 && outcome.missedFinals == 1)
         #expect(!stored.contains { $0.openTime == candle(12).openTime })
-    }
-
-    /// Polls (yielding, no sleep) until `condition` holds; fails after many rounds.
-    func waitUntil(_ condition: () -> Bool) async throws {
-        for _ in 0..<200_000 {
-            if condition() { return }
-            await Task.yield()
-        }
-        Issue.record("condition never held")
     }
 
     // MARK: The hub
@@ -166,28 +159,22 @@ struct FollowTests {
 
 /// Connections a test drives by hand.
 final class FakeConnector: StreamConnector, @unchecked Sendable {
-    let lock = NSLock()
-    private var made: [FakeConnection] = []
-    private var taken = 0
+    private let (made, madeContinuation) = AsyncStream.makeStream(of: FakeConnection.self)
+    private let lock = NSLock()
+    private var iterator: AsyncStream<FakeConnection>.AsyncIterator?
 
     func connect(url: String) async throws -> any StreamConnection {
         let connection = FakeConnection()
-        lock.withLock { made.append(connection) }
+        madeContinuation.yield(connection)
         return connection
     }
 
-    /// The next connection the hub opened (waits, yielding, until it has).
+    /// The next connection the hub opened (awaits it).
     func nextConnection() async throws -> FakeConnection {
-        for _ in 0..<1_000_000 {
-            let next: FakeConnection? = lock.withLock {
-                guard taken < made.count else { return nil }
-                taken += 1
-                return made[taken - 1]
-            }
-            if let next { return next }
-            await Task.yield()
-        }
-        throw CancellationError()
+        var it = lock.withLock { iterator ?? made.makeAsyncIterator() }
+        guard let next = await it.next() else { throw CancellationError() }
+        lock.withLock { iterator = it }
+        return next
     }
 }
 

@@ -22,6 +22,7 @@ public final class FollowInbox: @unchecked Sendable {
     private var head = 0
     private var tickQueued = false
     private var waiter: CheckedContinuation<FollowInput?, Never>?
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
     private var finished = false
     /// Events dropped because the queue was full.
     public private(set) var dropped = 0
@@ -60,13 +61,16 @@ public final class FollowInbox: @unchecked Sendable {
         if let input = take() { return input }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<FollowInput?, Never>) in
+                var idle: [CheckedContinuation<Void, Never>] = []
                 let ready: FollowInput?? = lock.withLock {
                     if let input = takeLocked() { return .some(input) }
                     if finished || Task.isCancelled { return .some(nil) }
                     waiter = continuation
+                    swap(&idle, &idleWaiters)
                     return nil
                 }
                 if let ready { continuation.resume(returning: ready) }
+                idle.forEach { $0.resume() }
             }
         } onCancel: {
             let waiting: CheckedContinuation<FollowInput?, Never>? = lock.withLock {
@@ -77,14 +81,29 @@ public final class FollowInbox: @unchecked Sendable {
         }
     }
 
+    /// Returns once the follower has taken everything pushed so far and waits for more (tests: "processed").
+    public func idle() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now: Bool = lock.withLock {
+                if head == queue.count && (waiter != nil || finished) { return true }
+                idleWaiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
     /// Ends the inbox: a waiting follower gets nil.
     public func finish() {
+        var idle: [CheckedContinuation<Void, Never>] = []
         let waiting: CheckedContinuation<FollowInput?, Never>? = lock.withLock {
             finished = true
+            swap(&idle, &idleWaiters)
             defer { waiter = nil }
             return waiter
         }
         waiting?.resume(returning: nil)
+        idle.forEach { $0.resume() }
     }
 
     /// Inputs waiting.
