@@ -19,7 +19,8 @@ public enum StreamFault: Sendable, Equatable {
     case finalNever
     /// A final event's close differs from what REST answers for the candle (REST is the exchange's record).
     case finalLies
-    /// Spot: a `serverShutdown` event after this many messages, then the connection is closed 1 s of the clock later.
+    /// Spot: a `serverShutdown` event after this many messages, then the connection is closed 10 s of the clock later
+    /// (Binance does not say how soon; a client that reacts at once has a replacement streaming well before).
     case serverShutdownAfter(messages: Int)
 }
 
@@ -201,7 +202,7 @@ struct StreamSession: WSHandler {
                     return true
                 case .serverShutdownAfter(let n) where sent == n && market == .spot && shutdownAt == nil:
                     out.yield(WSFrame.text(#"{"e":"serverShutdown","E":\#(clock.now())}"#))
-                    shutdownAt = clock.now() + 1_000
+                    shutdownAt = clock.now() + 10_000
                 default: continue
                 }
             }

@@ -87,6 +87,74 @@ struct FollowIntegrationTests {
         #expect(hub.statistics.connections >= 3, "\(hub.statistics)")
         #expect(await sim.simulator.statistics.streamConnections >= 3)
     }
+
+    @Test("the connection is replaced before the server's cut, and on spot's serverShutdown: the new one streams first, nothing is missed, nothing reconnects")
+    func renewalBeforeTheCut() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestStore.make(.mariadb)
+        defer { Task { await sim.stop(); await db.drop() } }
+        // The 24-hour lifetime compressed to 3 minutes; the follower replaces a connection after 2. Spot's second connection
+        // announces serverShutdown after a while.
+        var rules = StreamRules.of(.spot)
+        rules.lifetime = 180_000
+        await sim.simulator.setStreamRules(rules, for: .spot)
+        await sim.simulator.setStreamFaults([.init(.serverShutdownAfter(messages: 40), connections: 1..<2)])
+        let symbol = try Symbol(validating: "BTCUSDT")
+        let unit = ExtractionUnit(market: .spot, symbol: symbol, interval: .m1)
+        let table = unit.table!
+        let store = try await db.klineWriter(creating: [table])
+        let http = CurlHTTPClient(options: .init(workers: 1))
+        defer { http.shutdown() }
+        let client = BinanceClient(market: .spot, baseURL: sim.baseURL, http: http,
+                                   limiter: RateLimiter(market: .spot, rule: Market.spot.defaultWeightLimit, clock: clock), clock: clock)
+        let logger = Logger(label: "follow-test")
+        let stream = MarketStream.kline(symbol, .m1)
+        let inbox = FollowInbox()
+        var hubSettings = StreamHub.Settings.standard(market: .spot, intervals: [.m1])
+        hubSettings.renewAfter = 120_000
+        let hub = StreamHub(url: MarketStream.url(base: sim.baseURL.replacingOccurrences(of: "http://", with: "ws://"), streams: [stream]),
+                            inboxes: [stream.name: inbox], connector: WebSocketConnector(logger: logger), attempts: ConnectionAttempts(), clock: clock,
+                            settings: hubSettings, logger: logger)
+        var settings = KlineFollower.Settings()
+        settings.missingAfter = 30_000
+        settings.catchUp = SymbolExtractor.Settings(planner: RangePlanner(lookbackMilliseconds: 3_600_000), batchSize: 500)
+        let follower = KlineFollower(unit: unit, inbox: inbox, source: client, store: store, clock: clock, settings: settings, logger: logger)
+        let supervisor = Supervisor(maxWorkers: 1, unitRetries: 0, clock: clock, logger: logger)
+        let run = Task {
+            await withTaskGroup(of: [UnitReport].self) { group in
+                group.addTask { await hub.run(); return [] }
+                group.addTask { await supervisor.follow([follower]) }
+                var reports: [UnitReport] = []
+                for await part in group { reports += part }
+                return reports
+            }
+        }
+        let end = Self.now + 8 * 60_000
+        while clock.now() < end {
+            clock.advance(by: 500)
+            try await Task.sleep(nanoseconds: 500_000)
+            await inbox.idle()
+        }
+        let lastClosed = KlineInterval.m1.openTime(containing: clock.now()) - 60_000
+        let first = KlineInterval.m1.openTime(containing: Self.now - 3_600_000)
+        let expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m1, from: first, through: lastClosed + 59_999)
+        var stored: [StoredKline] = []
+        for _ in 0..<200 {
+            stored = try await db.klines(table: table, symbol: "BTCUSDT")
+            if stored.count == expected.count { break }
+            clock.advance(by: 500)
+            try await Task.sleep(nanoseconds: 2_000_000)
+        }
+        run.cancel()
+        let reports = await run.value
+        #expect(stored.map(\.openTime) == expected.map(\.openTime), "no hole, no duplicate")
+        #expect(zip(stored, expected).allSatisfy { $0.matches($1) })
+        let statistics = hub.statistics
+        #expect(statistics.connections >= 3 && statistics.reconnects == 0, "replaced, never lost: \(statistics)")
+        let outcome = try #require(reports.first?.outcome)
+        #expect(outcome.fromStream >= 5 && outcome.missedFinals == 0, "\(outcome)")
+    }
 }
 
 /// `follow` as a user runs it: the real program, the real clock, spot's one-second candles.

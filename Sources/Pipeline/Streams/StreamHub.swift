@@ -93,7 +93,10 @@ public struct StreamHub: Sendable {
         case closedByServer
         case silent
         case replaced(Int)
+        /// The connection is due for replacement (its lifetime).
         case renew
+        /// The server announced it will close the connection (spot's `serverShutdown`): replace it at once.
+        case announced
     }
 
     /// Reads `first` (and its replacements) until one ends without a successor; returns why.
@@ -102,12 +105,13 @@ public struct StreamHub: Sendable {
         return await withTaskGroup(of: Ended.self) { group in
             group.addTask { await pump(first, id: 0, state: state) }
             group.addTask { await watch(state) }
+            group.addTask { await state.nextRenewalRequest() }
             defer { group.cancelAll() }
             while let ended = await group.next() {
                 switch ended {
                 case .replaced:
                     continue  // an old connection closed after its replacement streamed
-                case .renew:
+                case .renew, .announced:
                     // Open the replacement; the old one closes once the new one has delivered a message.
                     do {
                         try await attempts.acquire(clock: clock)
@@ -122,7 +126,8 @@ public struct StreamHub: Sendable {
                         logger.warning("replacement connection failed; keeping the current one", metadata: ["error": "\(error)"])
                         state.renewFailed(now: clock.now())
                     }
-                    group.addTask { await watch(state) }
+                    // The watcher that asked for it ended; an announcement's waiter did.
+                    if case .renew = ended { group.addTask { await watch(state) } } else { group.addTask { await state.nextRenewalRequest() } }
                 case .silent:
                     await state.closeAll()
                     return "no message for \(settings.silenceAfter) ms"
@@ -181,7 +186,7 @@ public struct StreamHub: Sendable {
             let now = clock.now()
             inboxes.values.forEach { $0.push(.tick(now)) }
             if now - state.lastHeard >= settings.silenceAfter { return .silent }
-            if state.renewalDue(now: now, after: settings.renewAfter) { return .renew }
+            if state.lifetimeOver(now: now, after: settings.renewAfter) { return .renew }
         }
     }
 }
@@ -194,7 +199,7 @@ final class ServeState: @unchecked Sendable {
     private var nextId = 1
     private var heardAt: Int64
     private var currentSince: Int64
-    private var renewalRequested = false
+    private let (renewals, renewalRequests) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
 
     init(first: any StreamConnection, now: Int64) {
         connections = [0: first]
@@ -205,17 +210,21 @@ final class ServeState: @unchecked Sendable {
     var lastHeard: Int64 { lock.withLock { heardAt } }
     func heard(now: Int64) { lock.withLock { heardAt = max(heardAt, now) } }
     func isCurrent(_ id: Int) -> Bool { lock.withLock { id == current } }
-    func requestRenewal() { lock.withLock { renewalRequested = true } }
+    /// The server announced a shutdown: the serving replaces the connection at once (`nextRenewalRequest`).
+    func requestRenewal() { renewalRequests.yield() }
 
-    func renewalDue(now: Int64, after: Int64) -> Bool {
-        lock.withLock { renewalRequested || now - currentSince >= after }
+    /// Waits for an announcement; ends when the serving is cancelled.
+    func nextRenewalRequest() async -> StreamHub.Ended {
+        var iterator = renewals.makeAsyncIterator()
+        return await iterator.next() != nil ? .announced : .silent
+    }
+
+    func lifetimeOver(now: Int64, after: Int64) -> Bool {
+        lock.withLock { now - currentSince >= after }
     }
 
     func renewFailed(now: Int64) {
-        lock.withLock {
-            renewalRequested = false
-            currentSince = now - 1  // try again after a while, not at once
-        }
+        lock.withLock { currentSince = now - 1 }  // the lifetime check tries again after a while, not at once
     }
 
     /// Makes `next` the current connection; the old one stays until `next` streams.
@@ -226,7 +235,6 @@ final class ServeState: @unchecked Sendable {
             connections[id] = next
             current = id
             currentSince = now
-            renewalRequested = false
             return id
         }
     }
