@@ -15,9 +15,23 @@ import Testing
 /// `follow` end to end: binance-sim's streams over a real WebSocket, its REST, and a real database, on a clock the test
 /// moves: through a connection whose finals never come and which then drops, one whose finals lie, and a clean one,
 /// the table ends exactly as REST has it, with no hole, no duplicate and no open candle.
+/// One suite, serialized: these tests drive sockets hard, and run one at a time beside the other suites.
 @Suite("live follow against binance-sim and a real database", .serialized, .timeLimit(.minutes(2)))
 struct FollowIntegrationTests {
     static let now: Int64 = 1_709_294_400_000 + 30_000  // 2024-03-01T12:00:30Z
+
+    /// Moves the market's clock a step at a time: each step once binance-sim's stream and the hub's watcher wait on the
+    /// clock (the simulator has sent what the moment brings; bounded, as during a reconnect nothing streams), then
+    /// after a short pause for the sockets, once the follower has taken what came. The checks never depend on the pace:
+    /// they compare the table with REST.
+    static func drive(_ clock: ManualClock, until end: Int64, step: Int64, inbox: FollowInbox) async throws {
+        while clock.now() < end {
+            for _ in 0..<50 where clock.sleeperCount < 2 { try await Task.sleep(nanoseconds: 200_000) }
+            clock.advance(by: step)
+            try await Task.sleep(nanoseconds: 500_000)
+            await inbox.idle()
+        }
+    }
 
     @Test("lost finals come from REST, a drop is caught up, lies are corrected: the table is REST's, candle for candle", arguments: StoreKind.allCases)
     func followsThroughFaults(store kind: StoreKind) async throws {
@@ -27,7 +41,7 @@ struct FollowIntegrationTests {
         defer { Task { await sim.stop(); await db.drop() } }
         await sim.simulator.setStreamFaults([
             .init(.finalNever, connections: 0..<1), .init(.dropAfter(messages: 300), connections: 0..<1),
-            .init(.finalLies, connections: 1..<2), .init(.dropAfter(messages: 600), connections: 1..<2),
+            .init(.finalLies, connections: 1..<2), .init(.dropAfter(messages: 400), connections: 1..<2),
         ])
         let symbol = try Symbol(validating: "BTCUSDT")
         let unit = ExtractionUnit(market: .futures, symbol: symbol, interval: .m1)
@@ -58,14 +72,8 @@ struct FollowIntegrationTests {
                 return reports
             }
         }
-        // Eight minutes of the market, a quarter second at a time, each step once the follower has taken what came.
-        let end = Self.now + 8 * 60_000
-        while clock.now() < end {
-            clock.advance(by: 250)
-            // Pacing for the sockets (the checks below do not rely on it), then the follower takes what came.
-            try await Task.sleep(nanoseconds: 500_000)
-            await inbox.idle()
-        }
+        // Six minutes of the market, a quarter second at a time.
+        try await Self.drive(clock, until: Self.now + 6 * 60_000, step: 250, inbox: inbox)
         let lastClosed = KlineInterval.m1.openTime(containing: clock.now()) - 60_000
         let first = KlineInterval.m1.openTime(containing: Self.now - 3_600_000)
         let expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m1, from: first, through: lastClosed + 59_999)
@@ -130,12 +138,7 @@ struct FollowIntegrationTests {
                 return reports
             }
         }
-        let end = Self.now + 8 * 60_000
-        while clock.now() < end {
-            clock.advance(by: 500)
-            try await Task.sleep(nanoseconds: 500_000)
-            await inbox.idle()
-        }
+        try await Self.drive(clock, until: Self.now + 6 * 60_000, step: 500, inbox: inbox)
         let lastClosed = KlineInterval.m1.openTime(containing: clock.now()) - 60_000
         let first = KlineInterval.m1.openTime(containing: Self.now - 3_600_000)
         let expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m1, from: first, through: lastClosed + 59_999)
@@ -155,11 +158,8 @@ struct FollowIntegrationTests {
         let outcome = try #require(reports.first?.outcome)
         #expect(outcome.fromStream >= 5 && outcome.missedFinals == 0, "\(outcome)")
     }
-}
 
-/// `follow` as a user runs it: the real program, the real clock, spot's one-second candles.
-@Suite("the follow program", .serialized, .timeLimit(.minutes(1)))
-struct FollowProgramTests {
+    // MARK: The program, as a user runs it: the real binary, the real clock, spot's one-second candles.
     @Test("writes each second's candle as it closes, and SIGTERM commits and exits 0 within 2 s, saying what came from the stream")
     func sigtermExitsZero() async throws {
         let sim = try await SimulatorFixture.start()
