@@ -24,6 +24,36 @@ struct PostgresStoreTests {
         return await sim.simulator.expectedKlines(symbol: symbol, interval: .h1, from: from, through: from + hours * 3_600_000 - 1)
     }
 
+    @Test("each committed batch is announced on the table's channel (LISTEN klines_h1): the symbol, the newest open time, the rows")
+    func notifiesListeners() async throws {
+        let db = try await TestPostgres.make()
+        defer { Task { await db.drop() } }
+        let store = PostgresKlineStore(pool: db.pool)
+        try await store.create([Self.table])
+        let listener = try PostgresConnection(uri: db.uri)
+        try listener.listen(Self.table.name)
+        let klines = try await Self.served("BTCUSDT", hours: 3)
+        let symbol = try Symbol(validating: "BTCUSDT")
+        _ = try await store.write(table: Self.table, symbol: symbol, klines: klines)
+        _ = try await store.write(table: Self.table, symbol: symbol, klines: [klines[2]])
+        // A batch that fails (a row the column cannot hold) is not announced: nothing of it was committed.
+        var bad = klines[0]
+        bad.open = DecimalString(unchecked: "1" + String(repeating: "0", count: 30))
+        _ = try? await store.write(table: Self.table, symbol: symbol, klines: [bad])
+        var heard: [PostgresConnection.Notification] = []
+        // Notifications travel on the listener's own connection: read until both came (bounded).
+        for _ in 0..<200 where heard.count < 2 {
+            heard += listener.notifications()
+            if heard.count < 2 { try await Task.sleep(nanoseconds: 5_000_000) }
+        }
+        heard += listener.notifications()
+        let last = klines[2].openTime
+        #expect(heard == [
+            .init(channel: "klines_h1", payload: "{\"symbol\":\"BTCUSDT\",\"open_time\":\(last),\"rows\":3}"),
+            .init(channel: "klines_h1", payload: "{\"symbol\":\"BTCUSDT\",\"open_time\":\(last),\"rows\":1}"),
+        ])
+    }
+
     @Test("klines land exactly: numeric(38,18) and timestamptz hold what Binance sent, meme-coin volumes and 1e-8 prices included")
     func exact() async throws {
         let db = try await TestPostgres.make()

@@ -39,6 +39,17 @@ public final class PostgresConnection {
 
     deinit { PQfinish(connection) }
 
+    /// Reads what the server sent (`PQconsumeInput`) and takes every notification libpq holds.
+    func pollNotifications() -> [Notification] {
+        guard PQconsumeInput(connection) == 1 else { return [] }
+        var out: [Notification] = []
+        while let notice = PQnotifies(connection) {
+            out.append(Notification(channel: String(cString: notice.pointee.relname), payload: String(cString: notice.pointee.extra)))
+            PQfreemem(notice)
+        }
+        return out
+    }
+
     /// Whether libpq still holds the connection as usable.
     public var isUsable: Bool { PQstatus(connection) == CONNECTION_OK }
 

@@ -53,10 +53,16 @@ public struct PostgresKlineStore: Sendable {
         let text = Self.copyText(table: table, symbol: symbol, klines: klines)
         let (name, columns) = (table.name, table.columns)
         let context = "writing \(klines.count) klines of \(symbol) to \(name)"
+        // Subscribers `LISTEN` on the table's name and hear of each committed batch: its symbol, newest open time and
+        // size, as JSON (the seed's event publishing: a reader reacts instead of polling).
+        let notification = PostgresConnection.Notification(channel: name, payload: "{\"symbol\":\"\(symbol.name)\",\"open_time\":\(klines.last!.openTime),\"rows\":\(klines.count)}")
         if fresh.contains(name, symbol.name) {
             do {
                 try await span("COPY", name, batchSize: klines.count) {
-                    try await pool.withConnection { [text] in try $0.copy(into: name, columns: columns, text: text, context: context) }
+                    try await pool.withConnection { [text] in
+                        try $0.copy(into: name, columns: columns, text: text, context: context)
+                        try $0.send(notification, context: context)
+                    }
                 }
                 return klines.count
             } catch let error as PostgresError where error.sqlState == "23505" {
@@ -66,7 +72,7 @@ public struct PostgresKlineStore: Sendable {
         }
         try await span("INSERT", name, batchSize: klines.count) {
             try await pool.withConnection { [text] in
-                try $0.upsert(into: name, columns: columns, key: ["symbol", "open_time"], copyText: text, context: context)
+                try $0.upsert(into: name, columns: columns, key: ["symbol", "open_time"], copyText: text, context: context, notify: notification)
             }
         }
         return klines.count

@@ -51,7 +51,8 @@ extension PostgresConnection {
     /// `INSERT … SELECT … ON CONFLICT (key) DO UPDATE` of every other column, so a row read again replaces its values
     /// and a row the table cannot hold fails the whole batch.
     /// With `keepStoredWhenNull`, a NULL in the batch keeps the stored value (`COALESCE`).
-    func upsert(into table: String, columns: [String], key: [String], copyText: [UInt8], context: String, keepStoredWhenNull: Bool = false) throws {
+    func upsert(into table: String, columns: [String], key: [String], copyText: [UInt8], context: String, keepStoredWhenNull: Bool = false,
+                notify: Notification? = nil) throws {
         let stage = "bx_stage_\(table)"
         let target = Self.identifier(table)
         if !stagingTables.contains(stage) {
@@ -69,7 +70,34 @@ extension PostgresConnection {
             try copy(into: stage, columns: columns, text: copyText, context: context)
             try execute("INSERT INTO \(target) (\(list)) SELECT \(list) FROM \(Self.identifier(stage)) "
                         + "ON CONFLICT (\(key.map(Self.identifier).joined(separator: ", "))) DO UPDATE SET \(updates)", context: context)
+            // Delivered when the batch commits, and only then.
+            if let notify { try send(notify, context: context) }
         }
+    }
+
+    /// A `NOTIFY` on `channel` with `payload` (PostgreSQL delivers it to the channel's listeners when the
+    /// transaction commits; outside one, at once).
+    public struct Notification: Sendable, Equatable {
+        public let channel: String
+        public let payload: String
+        public init(channel: String, payload: String) {
+            self.channel = channel
+            self.payload = payload
+        }
+    }
+
+    func send(_ notification: Notification, context: String) throws {
+        _ = try query("SELECT pg_notify($1, $2)", [notification.channel, notification.payload], context: context)
+    }
+
+    /// `LISTEN channel`: this session receives the channel's notifications (`notifications()`).
+    public func listen(_ channel: String) throws {
+        try execute("LISTEN \(Self.identifier(channel))", context: "listening on \(channel)")
+    }
+
+    /// The notifications that arrived for this session's channels since the last call (none waits).
+    public func notifications() -> [Notification] {
+        pollNotifications()
     }
 
     /// The decimal digits of `value` (with `-` when negative), without an intermediate string.
