@@ -31,32 +31,33 @@ public struct StreamEventParser: Sendable {
     public func parse(_ text: String) throws(StreamEventError) -> (stream: String?, event: StreamEvent) {
         guard text.utf8.count <= Self.maxMessageBytes else { throw StreamEventError("a message of \(text.utf8.count) bytes") }
         let data = Data(text.utf8)
-        let envelope: Envelope
-        do { envelope = try JSONDecoder().decode(Envelope.self, from: data) } catch {
+        // A combined message wraps the payload (`{"stream":..,"data":..}`); a raw one (a `/ws/` connection) is the payload.
+        let stream: String?, payload: Payload
+        do {
+            let envelope = try JSONDecoder().decode(Envelope.self, from: data)
+            stream = envelope.stream
+            payload = try envelope.data ?? JSONDecoder().decode(Payload.self, from: data)
+        } catch {
             throw StreamEventError("not a JSON object of a market stream (\(Self.excerpt(text)))")
         }
-        guard let type = envelope.data?.e ?? envelope.e else { return (envelope.stream, .ignored) }
-        switch type {
+        switch payload.e {
         case "kline":
-            guard let wire = envelope.data?.k ?? envelope.k else { throw StreamEventError("a kline event without its candle (\"k\")") }
-            let symbol = envelope.data?.s ?? envelope.s ?? wire.s
-            let event = try Self.kline(wire, symbol: symbol, eventTime: envelope.data?.E ?? envelope.E ?? 0)
-            if let stream = envelope.stream, case .kline(let s, let interval, _, _, _) = event, stream != "\(s.lowercased())@kline_\(interval.rawValue)" {
+            guard let wire = payload.k else { throw StreamEventError("a kline event without its candle (\"k\")") }
+            let event = try Self.kline(wire, symbol: payload.s ?? wire.s, eventTime: payload.E ?? 0)
+            if let stream, case .kline(let s, let interval, _, _, _) = event, stream != "\(s.lowercased())@kline_\(interval.rawValue)" {
                 throw StreamEventError("stream \(stream) carried a kline of \(s) \(interval.rawValue)")
             }
-            return (envelope.stream, event)
+            return (stream, event)
         case "aggTrade":
-            let raw = envelope.data ?? Payload(e: envelope.e, E: envelope.E, s: envelope.s, k: nil, a: envelope.a, p: envelope.p, q: envelope.q,
-                                               f: envelope.f, l: envelope.l, T: envelope.T, m: envelope.m)
-            let event = try Self.aggTrade(raw)
-            if let stream = envelope.stream, case .aggTrade(let s, _, _) = event, stream != "\(s.lowercased())@aggTrade" {
+            let event = try Self.aggTrade(payload)
+            if let stream, case .aggTrade(let s, _, _) = event, stream != "\(s.lowercased())@aggTrade" {
                 throw StreamEventError("stream \(stream) carried a trade of \(s)")
             }
-            return (envelope.stream, event)
+            return (stream, event)
         case "serverShutdown":
-            return (envelope.stream, .serverShutdown(eventTime: envelope.data?.E ?? envelope.E ?? 0))
+            return (stream, .serverShutdown(eventTime: payload.E ?? 0))
         default:
-            return (envelope.stream, .ignored)
+            return (stream, .ignored)
         }
     }
 
@@ -94,23 +95,13 @@ public struct StreamEventParser: Sendable {
         return .aggTrade(symbol: symbol, trade: trade, eventTime: p.E ?? 0)
     }
 
-    /// A combined message, or a raw payload (a `/ws/` connection): the same keys at the top.
+    /// A combined message: the stream's name and its payload.
     struct Envelope: Decodable {
         var stream: String?
         var data: Payload?
-        var e: String?
-        var E: Int64?
-        var s: String?
-        var k: KlineWire?
-        var a: Int64?
-        var p: String?
-        var q: String?
-        var f: Int64?
-        var l: Int64?
-        var T: Int64?
-        var m: Bool?
     }
 
+    /// An event's payload, as documented ("Kline/Candlestick Streams", "Aggregate Trade Streams").
     struct Payload: Decodable {
         var e: String?
         var E: Int64?

@@ -150,15 +150,11 @@ struct JobRunner {
     /// Runs the hubs and the followers until the run is stopped; a follower stopped by it ends as it should
     /// (`succeeded`: what arrived was committed), one that failed for good stays failed.
     static func follow(_ units: [any LongRunningUnit], hubs: [StreamHub], supervisor: Supervisor) async -> [UnitReport] {
-        await withTaskGroup(of: [UnitReport].self) { group in
-            for hub in hubs { group.addTask { await hub.run(); return [] } }
-            let reports = await supervisor.follow(units)
-            group.cancelAll()
-            return reports.map { report in
-                var report = report
-                if report.status == .interrupted { report.status = .succeeded }
-                return report
-            }
+        let reports = await supervisor.follow(units, fedBy: hubs)
+        return reports.map { report in
+            var report = report
+            if report.status == .interrupted { report.status = .succeeded }
+            return report
         }
     }
 }

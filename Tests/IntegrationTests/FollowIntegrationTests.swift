@@ -43,35 +43,13 @@ struct FollowIntegrationTests {
             .init(.finalNever, connections: 0..<1), .init(.dropAfter(messages: 300), connections: 0..<1),
             .init(.finalLies, connections: 1..<2), .init(.dropAfter(messages: 400), connections: 1..<2),
         ])
-        let symbol = try Symbol(validating: "BTCUSDT")
-        let unit = ExtractionUnit(market: .futures, symbol: symbol, interval: .m1)
-        let table = unit.table!
-        let store = try await db.klineWriter(creating: [table])
-        let http = CurlHTTPClient(options: .init(workers: 1))
-        defer { http.shutdown() }
-        let client = BinanceClient(market: .futures, baseURL: sim.baseURL, http: http,
-                                   limiter: RateLimiter(market: .futures, rule: Market.futures.defaultWeightLimit, clock: clock), clock: clock)
-        let logger = Logger(label: "follow-test")
-        let stream = MarketStream.kline(symbol, .m1)
-        let inbox = FollowInbox()
-        let wsBase = sim.baseURL.replacingOccurrences(of: "http://", with: "ws://") + "/market"
-        let hub = StreamHub(url: MarketStream.url(base: wsBase, streams: [stream]), inboxes: [stream.name: inbox], connector: WebSocketConnector(logger: logger),
-                            attempts: ConnectionAttempts(), clock: clock, settings: .standard(market: .futures, intervals: [.m1]), logger: logger)
         var settings = KlineFollower.Settings()
         // Generous: the test's clock runs ahead of the sockets; a final is late only when truly lost.
         settings.missingAfter = 30_000
-        settings.catchUp = SymbolExtractor.Settings(planner: RangePlanner(lookbackMilliseconds: 3_600_000), batchSize: 500)
-        let follower = KlineFollower(unit: unit, inbox: inbox, source: client, store: store, clock: clock, settings: settings, logger: logger)
-        let supervisor = Supervisor(maxWorkers: 1, unitRetries: 0, clock: clock, logger: logger)
-        let run = Task {
-            await withTaskGroup(of: [UnitReport].self) { group in
-                group.addTask { await hub.run(); return [] }
-                group.addTask { await supervisor.follow([follower]) }
-                var reports: [UnitReport] = []
-                for await part in group { reports += part }
-                return reports
-            }
-        }
+        let rig = try await FollowRig(market: .futures, streamPath: "/market", sim: sim, db: db, clock: clock, settings: settings,
+                                      hub: .standard(market: .futures, intervals: [.m1]))
+        defer { rig.http.shutdown() }
+        let (inbox, hub, table, run) = (rig.inbox, rig.hub, rig.table, rig.run)
         // Six minutes of the market, a quarter second at a time.
         try await Self.drive(clock, until: Self.now + 6 * 60_000, step: 250, inbox: inbox)
         let lastClosed = KlineInterval.m1.openTime(containing: clock.now()) - 60_000
@@ -108,36 +86,13 @@ struct FollowIntegrationTests {
         rules.lifetime = 180_000
         await sim.simulator.setStreamRules(rules, for: .spot)
         await sim.simulator.setStreamFaults([.init(.serverShutdownAfter(messages: 40), connections: 1..<2)])
-        let symbol = try Symbol(validating: "BTCUSDT")
-        let unit = ExtractionUnit(market: .spot, symbol: symbol, interval: .m1)
-        let table = unit.table!
-        let store = try await db.klineWriter(creating: [table])
-        let http = CurlHTTPClient(options: .init(workers: 1))
-        defer { http.shutdown() }
-        let client = BinanceClient(market: .spot, baseURL: sim.baseURL, http: http,
-                                   limiter: RateLimiter(market: .spot, rule: Market.spot.defaultWeightLimit, clock: clock), clock: clock)
-        let logger = Logger(label: "follow-test")
-        let stream = MarketStream.kline(symbol, .m1)
-        let inbox = FollowInbox()
         var hubSettings = StreamHub.Settings.standard(market: .spot, intervals: [.m1])
         hubSettings.renewAfter = 120_000
-        let hub = StreamHub(url: MarketStream.url(base: sim.baseURL.replacingOccurrences(of: "http://", with: "ws://"), streams: [stream]),
-                            inboxes: [stream.name: inbox], connector: WebSocketConnector(logger: logger), attempts: ConnectionAttempts(), clock: clock,
-                            settings: hubSettings, logger: logger)
         var settings = KlineFollower.Settings()
         settings.missingAfter = 30_000
-        settings.catchUp = SymbolExtractor.Settings(planner: RangePlanner(lookbackMilliseconds: 3_600_000), batchSize: 500)
-        let follower = KlineFollower(unit: unit, inbox: inbox, source: client, store: store, clock: clock, settings: settings, logger: logger)
-        let supervisor = Supervisor(maxWorkers: 1, unitRetries: 0, clock: clock, logger: logger)
-        let run = Task {
-            await withTaskGroup(of: [UnitReport].self) { group in
-                group.addTask { await hub.run(); return [] }
-                group.addTask { await supervisor.follow([follower]) }
-                var reports: [UnitReport] = []
-                for await part in group { reports += part }
-                return reports
-            }
-        }
+        let rig = try await FollowRig(market: .spot, streamPath: "", sim: sim, db: db, clock: clock, settings: settings, hub: hubSettings)
+        defer { rig.http.shutdown() }
+        let (inbox, hub, table, run) = (rig.inbox, rig.hub, rig.table, rig.run)
         try await Self.drive(clock, until: Self.now + 6 * 60_000, step: 500, inbox: inbox)
         let lastClosed = KlineInterval.m1.openTime(containing: clock.now()) - 60_000
         let first = KlineInterval.m1.openTime(containing: Self.now - 3_600_000)
@@ -211,5 +166,36 @@ struct FollowIntegrationTests {
         if !extra.contains("--timeframes") { args += ["--timeframes", "1m"] }
         let status = await ExtractorCLI.run(arguments: args + extra, environment: ["OTEL_SDK_DISABLED": "true"], context: RunContext(output: out, errors: err))
         #expect(status == 2, "\(extra): \(err.text)")
+    }
+}
+
+/// `follow`'s parts for BTCUSDT 1m on `market`, against binance-sim and a test store: the real WebSocket connector, a
+/// hub, a follower that catches up an hour, and the supervisor running them (`run`, cancelled by the test).
+struct FollowRig {
+    let inbox = FollowInbox()
+    let hub: StreamHub
+    let table: KlineTable
+    let http = CurlHTTPClient(options: .init(workers: 1))
+    let run: Task<[UnitReport], Never>
+
+    init(market: Market, streamPath: String, sim: SimulatorFixture, db: TestStore, clock: ManualClock, settings given: KlineFollower.Settings,
+         hub hubSettings: StreamHub.Settings) async throws {
+        let symbol = try Symbol(validating: "BTCUSDT")
+        let unit = ExtractionUnit(market: market, symbol: symbol, interval: .m1)
+        table = unit.table!
+        let store = try await db.klineWriter(creating: [table])
+        let client = BinanceClient(market: market, baseURL: sim.baseURL, http: http,
+                                   limiter: RateLimiter(market: market, rule: market.defaultWeightLimit, clock: clock), clock: clock)
+        let logger = Logger(label: "follow-test")
+        let stream = MarketStream.kline(symbol, .m1)
+        let base = sim.baseURL.replacingOccurrences(of: "http://", with: "ws://") + streamPath
+        let hub = StreamHub(url: MarketStream.url(base: base, streams: [stream]), inboxes: [stream.name: inbox], connector: WebSocketConnector(logger: logger),
+                            attempts: ConnectionAttempts(), clock: clock, settings: hubSettings, logger: logger)
+        self.hub = hub
+        var settings = given
+        settings.catchUp = SymbolExtractor.Settings(planner: RangePlanner(lookbackMilliseconds: 3_600_000), batchSize: 500)
+        let follower = KlineFollower(unit: unit, inbox: inbox, source: client, store: store, clock: clock, settings: settings, logger: logger)
+        let supervisor = Supervisor(maxWorkers: 1, unitRetries: 0, clock: clock, logger: logger)
+        run = Task { await supervisor.follow([follower], fedBy: [hub]) }
     }
 }

@@ -28,6 +28,17 @@ extension Supervisor {
         }
     }
 
+    /// Runs the followers and the hubs that feed their inboxes until the calling task is cancelled (or every follower
+    /// has ended); the hubs stop with them.
+    public func follow(_ units: [any LongRunningUnit], fedBy hubs: [StreamHub], healthyMilliseconds: Int64 = 60_000) async -> [UnitReport] {
+        await withTaskGroup(of: [UnitReport].self) { group in
+            for hub in hubs { group.addTask { await hub.run(); return [] } }
+            let reports = await follow(units, healthyMilliseconds: healthyMilliseconds)
+            group.cancelAll()
+            return reports
+        }
+    }
+
     private func keep(_ long: any LongRunningUnit, healthyMilliseconds: Int64) async -> UnitReport {
         let started = clock.now()
         var accumulated = UnitOutcome()

@@ -59,14 +59,14 @@ public struct KlineFollower: LongRunningUnit {
                 }
             }
         } catch {
-            outcome.duplicatesAndMisses(state)
+            outcome.missedFinals += state.missedFinals
             if error is CancellationError || Task.isCancelled {
                 outcome.interrupted = true
                 return outcome
             }
             throw UnitFailure(underlying: error, partial: outcome)
         }
-        outcome.duplicatesAndMisses(state)
+        outcome.missedFinals += state.missedFinals
         outcome.interrupted = true
         return outcome
     }
@@ -140,11 +140,5 @@ public struct KlineFollower: LongRunningUnit {
             cursor = interval.nextOpenTime(after: last.openTime)
         }
         return rows
-    }
-}
-
-extension UnitOutcome {
-    mutating func duplicatesAndMisses(_ state: KlineFollowState) {
-        missedFinals += state.missedFinals
     }
 }
