@@ -33,9 +33,10 @@ final class WebSocketStreamConnection: StreamConnection, @unchecked Sendable {
     private var writer: WriterBox?
 
     init() {
-        // Bounded: a reader that falls far behind loses the oldest messages, not memory; a lost final event is noticed
-        // by the follower when the next candle starts, and fetched from REST.
-        (messages, continuation) = AsyncThrowingStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(50_000))
+        // Bounded (10,000 messages of a few hundred bytes: a few MiB): a reader that falls far behind loses the oldest
+        // messages, not memory; a lost final event is noticed by the follower when the next candle starts, and fetched
+        // from REST.
+        (messages, continuation) = AsyncThrowingStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(10_000))
     }
 
     /// Connects; returns once the upgrade succeeded (the first callback of the handler), or throws why it failed.

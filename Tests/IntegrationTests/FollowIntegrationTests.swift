@@ -157,7 +157,7 @@ struct FollowIntegrationTests {
     }
 
     @Test("bad input is exit 2 before anything connects", arguments: [
-        ["--ws-url", "http://127.0.0.1:1"], ["--ws-url", "ws://"], ["--ws-url", "ws://host/stream?streams=x"], ["--dry-run"],
+        ["--ws-url", "http://127.0.0.1:1"], ["--ws-url", "ws://"], ["--ws-url", "http://user:secretpw@127.0.0.1:1"], ["--ws-url", "ws://host/stream?streams=x"], ["--dry-run"],
         ["--timeframes", "1s", "--market", "futures"], ["--timeframes", "7m"], ["--lookback-hours", "0"],
     ])
     func badInput(_ extra: [String]) async throws {
@@ -166,6 +166,7 @@ struct FollowIntegrationTests {
         if !extra.contains("--timeframes") { args += ["--timeframes", "1m"] }
         let status = await ExtractorCLI.run(arguments: args + extra, environment: ["OTEL_SDK_DISABLED": "true"], context: RunContext(output: out, errors: err))
         #expect(status == 2, "\(extra): \(err.text)")
+        #expect(!err.text.contains("secretpw") && !out.text.contains("secretpw"), "a URL's password shown: \(err.text)")
     }
 }
 

@@ -124,6 +124,12 @@ struct FollowTests {
         #expect(!stored.contains { $0.openTime == candle(12).openTime })
     }
 
+    @Test("a stream URL's credentials never reach a message")
+    func urlCredentialsHidden() {
+        let error = StreamConnectError(url: "wss://user:secretpw@stream.example/market/stream?streams=btcusdt@kline_1m", reason: "refused")
+        #expect(!error.description.contains("secretpw") && error.description.contains("stream.example"))
+    }
+
     // MARK: The hub
 
     @Test("the hub routes each stream's events to its unit, tells every unit of each connection, and reconnects after a drop")

@@ -1,3 +1,5 @@
+import HTTPTransport
+
 /// Opens WebSocket connections to Binance's market streams. The pipeline sees only this protocol: the WebSocket
 /// implementation (`BinanceStreams`, on SwiftNIO) is the one target that knows how frames travel, and tests feed
 /// messages without a network.
@@ -23,5 +25,6 @@ public struct StreamConnectError: Error, CustomStringConvertible {
         self.url = url
         self.reason = reason
     }
-    public var description: String { "stream connection to \(url): \(reason)" }
+    /// Never shows credentials a URL carried.
+    public var description: String { "stream connection to \(URLCredentials.redacted(url)): \(reason)" }
 }

@@ -1,6 +1,7 @@
 import BinanceAPI
 import Clocks
 import Foundation
+import HTTPTransport
 import Logging
 
 /// One WebSocket connection's worth of streams (at most the market's `maxStreamsPerConnection`), kept open for as long
@@ -36,6 +37,8 @@ public struct StreamHub: Sendable {
     }
 
     public let url: String
+    /// The URL as logs show it: without credentials (a base URL may carry userinfo; it is never printed).
+    var shownURL: String { URLCredentials.redacted(url) }
     let inboxes: [String: FollowInbox]
     let connector: any StreamConnector
     let attempts: ConnectionAttempts
@@ -69,17 +72,17 @@ public struct StreamHub: Sendable {
                 let connection = try await connector.connect(url: url)
                 let connectedAt = clock.now()
                 counters.add(\.connections)
-                logger.info("stream connected", metadata: ["url": "\(url)", "streams": "\(inboxes.count)", "connections": "\(counters.snapshot.connections)"])
+                logger.info("stream connected", metadata: ["url": "\(shownURL)", "streams": "\(inboxes.count)", "connections": "\(counters.snapshot.connections)"])
                 inboxes.values.forEach { $0.push(.connected) }
                 let cause = await serve(connection)
                 if clock.now() - connectedAt >= settings.healthyAfter { failures = 0 }
                 guard !Task.isCancelled else { return }
                 counters.add(\.reconnects)
-                logger.warning("stream connection lost; reconnecting", metadata: ["url": "\(url)", "cause": "\(cause)"])
+                logger.warning("stream connection lost; reconnecting", metadata: ["url": "\(shownURL)", "cause": "\(cause)"])
             } catch is CancellationError {
                 return
             } catch {
-                logger.warning("stream connect failed", metadata: ["url": "\(url)", "error": "\(error)", "failures": "\(failures + 1)"])
+                logger.warning("stream connect failed", metadata: ["url": "\(shownURL)", "error": "\(error)", "failures": "\(failures + 1)"])
             }
             let delay = settings.backoff.delay(attempt: failures, unitRandom: Double.random(in: 0..<1))
             failures += 1
@@ -119,7 +122,7 @@ public struct StreamHub: Sendable {
                         let next = try await connector.connect(url: url)
                         counters.add(\.connections)
                         let id = state.replace(with: next, now: clock.now())
-                        logger.info("stream connection replaced before Binance's cut", metadata: ["url": "\(url)"])
+                        logger.info("stream connection replaced before Binance's cut", metadata: ["url": "\(shownURL)"])
                         inboxes.values.forEach { $0.push(.connected) }
                         group.addTask { await pump(next, id: id, state: state) }
                     } catch {
@@ -167,7 +170,7 @@ public struct StreamHub: Sendable {
                     guard let stream = parsed.stream, let inbox = inboxes[stream] else { continue }
                     inbox.push(.kline(kline, final: final, arrived: now))
                 case .serverShutdown:
-                    logger.info("Binance announced serverShutdown; opening a replacement connection", metadata: ["url": "\(url)"])
+                    logger.info("Binance announced serverShutdown; opening a replacement connection", metadata: ["url": "\(shownURL)"])
                     state.requestRenewal()
                 case .aggTrade, .ignored:
                     continue
