@@ -15,6 +15,8 @@ DEMO_DB_PORT ?= auto
 DEMO_PG_DIR ?= .build-demo/postgres
 # The store the demo writes: mariadb or postgresql (make run STORE=postgresql).
 STORE ?= mariadb
+# The whole test run's limit (coreutils timeout): a hang fails with diagnostics instead of holding CI.
+TEST_TIMEOUT ?= 25m
 
 .PHONY: help deps python-deps build release run demo-stop test bench clean image k8s-validate deploy k8s-status k8s-logs
 
@@ -73,7 +75,8 @@ test: deps python-deps k8s-validate
 	@uri=$$(scripts/mariadb.sh start $(TEST_DB_DIR) $(TEST_DB_PORT)) || exit 1; \
 	trap 'scripts/mariadb.sh stop $(TEST_DB_DIR); scripts/postgres.sh stop $(TEST_PG_DIR)' EXIT; \
 	pg=$$(scripts/postgres.sh start $(TEST_PG_DIR) $(TEST_PG_PORT)) || exit 1; \
-	TEST_MYSQL_URI=$$uri TEST_POSTGRES_URI=$$pg swift test --skip-build
+	status=0; TEST_MYSQL_URI=$$uri TEST_POSTGRES_URI=$$pg timeout --kill-after=30s $(TEST_TIMEOUT) swift test --skip-build || status=$$?; \
+	if [ $$status -ne 0 ]; then scripts/test-diagnostics.sh $(TEST_DB_DIR) $(TEST_PG_DIR) $$status; fi; exit $$status
 
 BENCH_DB_DIR ?= .build-bench/mariadb
 BENCH_PG_DIR ?= .build-bench/postgres

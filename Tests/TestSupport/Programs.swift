@@ -80,13 +80,18 @@ public enum Programs {
 
         public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
-        /// Waits for the exit and the end of its output; returns the status.
-        public func wait() async -> Int32 {
+        /// Waits for the exit and the end of its output; returns the status. A child still running after `killAfter`
+        /// seconds (hung: the test has failed anyway) is killed, so no test waits forever on one.
+        public func wait(killAfter seconds: Double = 120) async -> Int32 {
+            let pid = process.processIdentifier
+            let deadline = DispatchWorkItem { [process] in if process.isRunning { kill(pid, SIGKILL) } }
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: deadline)
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 exited.notify(queue: .global()) {
                     self.readers.notify(queue: .global()) { c.resume() }
                 }
             }
+            deadline.cancel()
             return process.terminationStatus
         }
 

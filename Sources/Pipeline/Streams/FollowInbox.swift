@@ -22,7 +22,7 @@ public final class FollowInbox: @unchecked Sendable {
     private var head = 0
     private var tickQueued = false
     private var waiter: CheckedContinuation<FollowInput?, Never>?
-    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    private var idleWaiters: [(UUID, CheckedContinuation<Void, Never>)] = []
     private var finished = false
     /// Events dropped because the queue was full.
     public private(set) var dropped = 0
@@ -61,7 +61,7 @@ public final class FollowInbox: @unchecked Sendable {
         if let input = take() { return input }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<FollowInput?, Never>) in
-                var idle: [CheckedContinuation<Void, Never>] = []
+                var idle: [(UUID, CheckedContinuation<Void, Never>)] = []
                 let ready: FollowInput?? = lock.withLock {
                     if let input = takeLocked() { return .some(input) }
                     if finished || Task.isCancelled { return .some(nil) }
@@ -70,7 +70,7 @@ public final class FollowInbox: @unchecked Sendable {
                     return nil
                 }
                 if let ready { continuation.resume(returning: ready) }
-                idle.forEach { $0.resume() }
+                idle.forEach { $0.1.resume() }
             }
         } onCancel: {
             let waiting: CheckedContinuation<FollowInput?, Never>? = lock.withLock {
@@ -81,21 +81,31 @@ public final class FollowInbox: @unchecked Sendable {
         }
     }
 
-    /// Returns once the follower has taken everything pushed so far and waits for more (tests: "processed").
+    /// Returns once the follower has taken everything pushed so far and waits for more (tests: "processed"), or once
+    /// the calling task is cancelled (a follower held up elsewhere, in a backoff say, never takes more).
     public func idle() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let now: Bool = lock.withLock {
-                if head == queue.count && (waiter != nil || finished) { return true }
-                idleWaiters.append(continuation)
-                return false
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now: Bool = lock.withLock {
+                    if Task.isCancelled || (head == queue.count && (waiter != nil || finished)) { return true }
+                    idleWaiters.append((id, continuation))
+                    return false
+                }
+                if now { continuation.resume() }
             }
-            if now { continuation.resume() }
+        } onCancel: {
+            let waiting: CheckedContinuation<Void, Never>? = lock.withLock {
+                guard let index = idleWaiters.firstIndex(where: { $0.0 == id }) else { return nil }
+                return idleWaiters.remove(at: index).1
+            }
+            waiting?.resume()
         }
     }
 
     /// Ends the inbox: a waiting follower gets nil.
     public func finish() {
-        var idle: [CheckedContinuation<Void, Never>] = []
+        var idle: [(UUID, CheckedContinuation<Void, Never>)] = []
         let waiting: CheckedContinuation<FollowInput?, Never>? = lock.withLock {
             finished = true
             swap(&idle, &idleWaiters)
@@ -103,7 +113,7 @@ public final class FollowInbox: @unchecked Sendable {
             return waiter
         }
         waiting?.resume(returning: nil)
-        idle.forEach { $0.resume() }
+        idle.forEach { $0.1.resume() }
     }
 
     /// Inputs waiting.
