@@ -80,7 +80,7 @@ let package = Package(
         ], path: "Sources/BinanceStreams"),
         // The command line (library so tests can build configurations; executable is a thin main).
         .target(name: "ExtractorCLI", dependencies: [
-            "Pipeline", "BinanceStreams", "StoreKit", "MariaDBStore", "PostgresStore", "Telemetry", "BinanceAPI", "HTTPTransport", "BuildInfo",
+            "Pipeline", "BinanceStreams", "HealthEndpoint", "StoreKit", "MariaDBStore", "PostgresStore", "Telemetry", "BinanceAPI", "HTTPTransport", "BuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -97,6 +97,8 @@ let package = Package(
         ], path: "Sources/Executables/binance-sim"),
 
         // A small OTLP/HTTP receiver: tests export to it, `make run` shows the run's trace tree from it.
+        // `follow`'s /healthz and /readyz (FlyingFox: Swift concurrency on BSD sockets, no SwiftNIO).
+        .target(name: "HealthEndpoint", dependencies: [.product(name: "FlyingFox", package: "FlyingFox")], path: "Sources/HealthEndpoint"),
         .target(name: "OTLPReceiver", dependencies: [.product(name: "FlyingFox", package: "FlyingFox")], path: "Sources/OTLPReceiver"),
         .executableTarget(name: "otlp-receiver", dependencies: [
             "OTLPReceiver", "BuildInfo", .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -119,7 +121,7 @@ let package = Package(
         ], path: "Tests/TelemetryTests"),
         .testTarget(name: "IntegrationTests", dependencies: [
             "TestSupport", "Pipeline", "StoreKit", "MariaDBStore", "BinanceSimulator", "ExtractorCLI", "HTTPTransport", "BinanceAPI", "Clocks",
-            "Telemetry", "OTLPReceiver", "BuildInfo", "BinanceArchive", "PostgresStore", "BinanceStreams",
+            "Telemetry", "OTLPReceiver", "BuildInfo", "BinanceArchive", "PostgresStore", "BinanceStreams", "HealthEndpoint",
             .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/IntegrationTests"),
     ]

@@ -123,7 +123,7 @@ enum ConfigurationReader {
         "--http-timeout": 1...3_600, "--max-ban-wait": 0...86_400, "--max-outage-wait": 1...86_400,
         "--shutdown-timeout": 1...3_600, "--db-lock-wait-timeout": 1...86_400, "--db-reconnect-window": 0...86_400,
         "--lookback-hours": 1...87_600, "--max-catch-up-days": 1...3_650, "--max-gap-days": 1...36_500,
-        "--max-pages": 1...1_000_000,
+        "--max-pages": 1...1_000_000, "--health-port": 1...65_535,
     ]
 
     /// A whole number from the flag, else the environment variable `name`, else `value`, within the option's range.

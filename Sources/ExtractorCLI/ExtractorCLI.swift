@@ -166,7 +166,16 @@ struct TelemetryService: Service {
     let session: TelemetrySession
     let deadline: ShutdownDeadline
     func run() async throws {
+        // Meanwhile, every OTEL_METRIC_EXPORT_INTERVAL: the metrics so far (a `follow` runs for weeks).
+        let interval = UInt64(session.configuration.metricExportIntervalMilliseconds) * 1_000_000
+        let periodic = Task { [session] in
+            while !Task.isCancelled {
+                do { try await Task.sleep(nanoseconds: interval) } catch { return }
+                await session.exportMetrics()
+            }
+        }
         try? await gracefulShutdown()
+        periodic.cancel()
         await session.shutdown(notAfter: deadline.deadline)
     }
 }

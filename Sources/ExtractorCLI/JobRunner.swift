@@ -62,7 +62,7 @@ enum JobPlan: Sendable {
     case run(units: [ExtractionUnit], work: @Sendable (ExtractionUnit, UnitAttempt) async throws -> UnitOutcome)
     /// Long-running units (`follow`), fed by the hubs that keep their streams connected; both run until SIGTERM, whose
     /// stop is their normal end.
-    case follow(units: [any LongRunningUnit], hubs: [StreamHub])
+    case follow(FollowPlan)
     /// A report for a person (`text`) and, where output is read by a program (`--summary json`, a pipe), one JSON line.
     case report(String, json: String? = nil)
 }
@@ -132,10 +132,12 @@ struct JobRunner {
                                             closing: resources, onDeadline: context.onShutdownDeadline) {
                 await supervisor.run(units: units, work: work)
             }
-        case .follow(let units, let hubs):
+        case .follow(let plan):
+            progress?.following(plan.monitor)
+            let reporter = FollowReporter(monitor: plan.monitor, clock: context.clock, logger: makeLogger("follow"), metrics: RunMetrics.current)
             reports = await GracefulRun.run(logger: logger, deadlineSeconds: config.shutdownTimeoutSeconds, shutdown: context.shutdown,
                                             closing: resources, onDeadline: context.onShutdownDeadline) {
-                await Self.follow(units, hubs: hubs, supervisor: supervisor)
+                await plan.run(supervisor: supervisor, reporter: reporter, logger: logger)
             }
         }
         progress?.stop()
@@ -145,16 +147,5 @@ struct JobRunner {
         summary.usesArchives = describe["source"].map { $0 != SourceMode.rest.rawValue } ?? false
         if case .follow = jobPlan { summary.follows = true }
         return finish(summary, logger: logger)
-    }
-
-    /// Runs the hubs and the followers until the run is stopped; a follower stopped by it ends as it should
-    /// (`succeeded`: what arrived was committed), one that failed for good stays failed.
-    static func follow(_ units: [any LongRunningUnit], hubs: [StreamHub], supervisor: Supervisor) async -> [UnitReport] {
-        let reports = await supervisor.follow(units, fedBy: hubs)
-        return reports.map { report in
-            var report = report
-            if report.status == .interrupted { report.status = .succeeded }
-            return report
-        }
     }
 }

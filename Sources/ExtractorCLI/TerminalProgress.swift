@@ -17,6 +17,8 @@ final class TerminalProgress: ProgressObserver, @unchecked Sendable {
     private let clock: any WallClock
     private let started: Int64
     private var timer: Task<Void, Never>?
+    /// A follower's state: once set, the line shows streams, catch-up, events and lag instead of candles planned.
+    private var follow: (monitor: FollowMonitor, since: Int64, events: Int)?
 
     init(sink: LineSink, clock: any WallClock) {
         self.sink = sink
@@ -40,8 +42,19 @@ final class TerminalProgress: ProgressObserver, @unchecked Sendable {
         }
     }
 
+    /// From now on the line is the follower's.
+    func following(_ monitor: FollowMonitor) {
+        lock.withLock { follow = (monitor, clock.now(), monitor.snapshot.events) }
+    }
+
     private func draw() {
         let text: String = lock.withLock {
+            if let (monitor, since, events) = follow {
+                let now = clock.now()
+                let snapshot = monitor.snapshot
+                follow = (monitor, now, snapshot.events)
+                return Self.followLine(snapshot, eventsPerSecond: Double(snapshot.events - events) * 1000 / Double(max(1, now - since)))
+            }
             let total: Int64 = planned.values.reduce(0, +)
             let complete: Int64 = done.values.reduce(0, +)
             return Self.line(units: finishedUnits, of: planned.count, candles: complete, planned: total,
@@ -60,6 +73,14 @@ final class TerminalProgress: ProgressObserver, @unchecked Sendable {
         var text = String(format: "%d/%d units done | %lld/%lld candles (%.0f%%) | %.0f/s | ~%.0f s left",
                           units, count, complete, total, percent, rate, left)
         if files > 0 { text += " | \(files) archive files" + (lastFile.map { ", last \($0)" } ?? "") }
+        return text
+    }
+
+    /// The follower's line: streams, caught up, events a second, lag, corrections, reconnects.
+    static func followLine(_ s: FollowMonitor.Snapshot, eventsPerSecond: Double) -> String {
+        var text = String(format: "follow: %d/%d units streaming, %d caught up | %.0f events/s", s.streaming, s.units, s.caughtUp, eventsPerSecond)
+        if let p50 = s.lagP50, let p99 = s.lagP99 { text += " | lag p50 \(p50) ms, p99 \(p99) ms" }
+        text += " | \(s.committed) candles from the stream, \(s.corrected) corrected, \(s.reconnects) reconnects"
         return text
     }
 

@@ -8,6 +8,9 @@ public protocol KlineStoring: Sendable {
     func lastOpenTime(table: KlineTable, symbol: Symbol) async throws -> Int64?
     /// Writes one batch atomically; returns the number of rows written (0 when nothing is written).
     func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int
+    /// Writes several symbols' candles of one table as one transaction (a follower's group commit: the finals of many
+    /// units that closed together, in one statement); returns the number of rows written.
+    func write(table: KlineTable, groups: [KlineGroup]) async throws -> Int
     /// Records ranges Binance answered with no candles between two it has (an outage, a halt), so `gaps` does
     /// not ask for them again. A store that keeps no such record (a dry run) ignores them.
     func recordOutages(table: KlineTable, holes: [KlineHole]) async throws
@@ -15,6 +18,23 @@ public protocol KlineStoring: Sendable {
 
 extension KlineStoring {
     public func recordOutages(table: KlineTable, holes: [KlineHole]) async throws {}
+
+    /// A store without a statement of its own for it writes the groups one by one.
+    public func write(table: KlineTable, groups: [KlineGroup]) async throws -> Int {
+        var written = 0
+        for group in groups { written += try await write(table: table, symbol: group.symbol, klines: group.klines) }
+        return written
+    }
+}
+
+/// One symbol's candles in a write of several symbols.
+public struct KlineGroup: Sendable, Equatable {
+    public let symbol: Symbol
+    public let klines: [Kline]
+    public init(symbol: Symbol, klines: [Kline]) {
+        self.symbol = symbol
+        self.klines = klines
+    }
 }
 
 /// Funding rates: where a symbol stands, and a way to write batches.

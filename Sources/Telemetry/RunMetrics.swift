@@ -15,6 +15,7 @@ public final class RunMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var counters: [Key: Double] = [:]
     private var histograms: [Key: Histogram] = [:]
+    private var gauges: [Key: Int64] = [:]
     private var descriptions: [String: (unit: String, text: String, integer: Bool)] = [:]
     public let startNanoseconds: UInt64
 
@@ -42,6 +43,14 @@ public final class RunMetrics: @unchecked Sendable {
         }
     }
 
+    /// Sets a gauge (a value at this moment: units behind, streams connected).
+    public func set(_ name: String, _ value: Int64, unit: String, description: String, attributes: [String: String] = [:]) {
+        lock.withLock {
+            descriptions[name] = (unit, description, true)
+            gauges[Key(name: name, attributes: attributes)] = value
+        }
+    }
+
     /// Records one value in a histogram of durations in seconds.
     public func record(_ name: String, seconds: Double, description: String, attributes: [String: String] = [:]) {
         lock.withLock {
@@ -63,11 +72,11 @@ public final class RunMetrics: @unchecked Sendable {
         lock.withLock { counters.filter { $0.key.name == name }.values.reduce(0, +) }
     }
 
-    public var isEmpty: Bool { lock.withLock { counters.isEmpty && histograms.isEmpty } }
+    public var isEmpty: Bool { lock.withLock { counters.isEmpty && histograms.isEmpty && gauges.isEmpty } }
 
     /// `ExportMetricsServiceRequest` as OTLP JSON.
     public func otlpJSON(resource: [(String, SpanAttribute)], now: UInt64) -> String {
-        let (counters, histograms, descriptions) = lock.withLock { (self.counters, self.histograms, self.descriptions) }
+        let (counters, histograms, gauges, descriptions) = lock.withLock { (self.counters, self.histograms, self.gauges, self.descriptions) }
         func attrs(_ a: [String: String]) -> String {
             OTLPJSON.attributes(a.sorted { $0.key < $1.key }.map { ($0.key, SpanAttribute.string($0.value)) })
         }
@@ -91,6 +100,14 @@ public final class RunMetrics: @unchecked Sendable {
             }
             metrics.append("{\"name\":\(OTLPJSON.quote(name)),\"description\":\(OTLPJSON.quote(d.text)),\"unit\":\"s\","
                            + "\"histogram\":{\"dataPoints\":[\(points.joined(separator: ","))],\"aggregationTemporality\":2}}")
+        }
+        for name in Set(gauges.keys.map(\.name)).sorted() {
+            let d = descriptions[name]!
+            let points = gauges.filter { $0.key.name == name }.sorted { "\($0.key.attributes)" < "\($1.key.attributes)" }.map { key, value in
+                "{\"attributes\":\(attrs(key.attributes)),\"timeUnixNano\":\"\(now)\",\"asInt\":\"\(value)\"}"
+            }
+            metrics.append("{\"name\":\(OTLPJSON.quote(name)),\"description\":\(OTLPJSON.quote(d.text)),\"unit\":\(OTLPJSON.quote(d.unit)),"
+                           + "\"gauge\":{\"dataPoints\":[\(points.joined(separator: ","))]}}")
         }
         return "{\"resourceMetrics\":[{\"resource\":{\"attributes\":\(OTLPJSON.attributes(resource))},\"scopeMetrics\":[{\"scope\":"
             + "{\"name\":\"binance-extractor\",\"version\":\(OTLPJSON.quote(TelemetryConfiguration.version))},\"metrics\":["

@@ -18,6 +18,8 @@ public struct TelemetryConfiguration: Sendable {
     public var headers: [(String, String)]
     /// `OTEL_EXPORTER_OTLP_TIMEOUT` (ms, default 10000): one export request, and the whole flush at exit.
     public var timeoutMilliseconds: Int
+    /// `OTEL_METRIC_EXPORT_INTERVAL` (ms, default 60000): how often a long run (`follow`) exports its metrics.
+    public var metricExportIntervalMilliseconds: Int
     public var resource: [(String, SpanAttribute)]
     /// `TRACEPARENT`: the run's root span becomes a child of this context.
     public var parent: OTelSpanContext?
@@ -82,6 +84,14 @@ public struct TelemetryConfiguration: Sendable {
             }
         } else {
             timeoutMilliseconds = 10_000
+        }
+        if let text = env["OTEL_METRIC_EXPORT_INTERVAL"], !text.isEmpty {
+            if let ms = Int(text), ms > 0 { metricExportIntervalMilliseconds = ms } else {
+                warnings.append("OTEL_METRIC_EXPORT_INTERVAL='\(text)' is not a positive number of milliseconds; using 60000")
+                metricExportIntervalMilliseconds = 60_000
+            }
+        } else {
+            metricExportIntervalMilliseconds = 60_000
         }
         // Resource: defaults, then OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME (which wins for service.name).
         var resource: [String: SpanAttribute] = [

@@ -76,6 +76,15 @@ public final class TelemetrySession: Sendable {
         }
     }
 
+    /// Exports the metrics so far (cumulative: each export carries the totals since the start), for a long run that
+    /// should not wait for its end (`follow`, every `OTEL_METRIC_EXPORT_INTERVAL`). False when not delivered.
+    @discardableResult
+    public func exportMetrics() async -> Bool {
+        guard let url = configuration.metricsEndpoint, let exporter, !metrics.isEmpty else { return true }
+        let body = metrics.otlpJSON(resource: configuration.resource, now: DefaultTracerClock.now.nanosecondsSinceEpoch)
+        return await exporter.export(Array(body.utf8), to: url, deadline: clock.now() + Int64(configuration.timeoutMilliseconds)).delivered
+    }
+
     /// Flushes spans, then metrics, both within one deadline (`OTEL_EXPORTER_OTLP_TIMEOUT` from now, and never past
     /// `notAfter`, the end of a requested shutdown); logs one warning if anything was lost.
     public func shutdown(notAfter: Int64? = nil) async {

@@ -26,6 +26,7 @@ struct FollowIntegrationTests {
     /// they compare the table with REST.
     static func drive(_ clock: ManualClock, until end: Int64, step: Int64, inbox: FollowInbox) async throws {
         while clock.now() < end {
+            try Task.checkCancellation()  // the time limit: a follower that stopped taking (a database away) never idles
             for _ in 0..<50 where clock.sleeperCount < 2 { try await Task.sleep(nanoseconds: 200_000) }
             clock.advance(by: step)
             try await Task.sleep(nanoseconds: 500_000)
@@ -48,7 +49,7 @@ struct FollowIntegrationTests {
         settings.missingAfter = 30_000
         let rig = try await FollowRig(market: .futures, streamPath: "/market", sim: sim, db: db, clock: clock, settings: settings,
                                       hub: .standard(market: .futures, intervals: [.m1]))
-        defer { rig.http.shutdown() }
+        defer { rig.run.cancel(); rig.http.shutdown() }
         let (inbox, hub, table, run) = (rig.inbox, rig.hub, rig.table, rig.run)
         // Six minutes of the market, a quarter second at a time.
         try await Self.drive(clock, until: Self.now + 6 * 60_000, step: 250, inbox: inbox)
@@ -91,7 +92,7 @@ struct FollowIntegrationTests {
         var settings = KlineFollower.Settings()
         settings.missingAfter = 30_000
         let rig = try await FollowRig(market: .spot, streamPath: "", sim: sim, db: db, clock: clock, settings: settings, hub: hubSettings)
-        defer { rig.http.shutdown() }
+        defer { rig.run.cancel(); rig.http.shutdown() }
         let (inbox, hub, table, run) = (rig.inbox, rig.hub, rig.table, rig.run)
         try await Self.drive(clock, until: Self.now + 6 * 60_000, step: 500, inbox: inbox)
         let lastClosed = KlineInterval.m1.openTime(containing: clock.now()) - 60_000
@@ -195,7 +196,7 @@ struct FollowRig {
         self.hub = hub
         var settings = given
         settings.catchUp = SymbolExtractor.Settings(planner: RangePlanner(lookbackMilliseconds: 3_600_000), batchSize: 500)
-        let follower = KlineFollower(unit: unit, inbox: inbox, source: client, store: store, clock: clock, settings: settings, logger: logger)
+        let follower = KlineFollower(unit: unit, inbox: inbox, source: client, writer: FollowWriter(store: store), clock: clock, settings: settings, logger: logger)
         let supervisor = Supervisor(maxWorkers: 1, unitRetries: 0, clock: clock, logger: logger)
         run = Task { await supervisor.follow([follower], fedBy: [hub]) }
     }

@@ -95,7 +95,7 @@ struct FollowTests {
         let inbox = FollowInbox()
         var settings = KlineFollower.Settings()
         settings.confirmAfter = 10_000
-        let follower = KlineFollower(unit: unit, inbox: inbox, source: source, store: store, clock: clock, settings: settings,
+        let follower = KlineFollower(unit: unit, inbox: inbox, source: source, writer: FollowWriter(store: store), clock: clock, settings: settings,
                                      logger: Logger(label: "test"))
         let run = Task { try await follower.run(.first) }
         let rows = { store.stored(table, "BTCUSDT") }

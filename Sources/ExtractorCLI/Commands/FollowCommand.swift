@@ -3,6 +3,7 @@ import BinanceAPI
 import BinanceStreams
 import Foundation
 import HTTPTransport
+import HealthEndpoint
 import Logging
 import Pipeline
 import StoreKit
@@ -33,6 +34,12 @@ struct FollowCommand: ExtractorCommand {
     @Option(name: .customLong("lookback-hours"), help: "Where a unit with nothing stored starts. Env: LOOKBACK_HOURS. Default: 24.")
     var lookbackHours: Int?
 
+    @Option(name: .customLong("health-port"), help: ArgumentHelp("Serve GET /healthz and /readyz (ready: every unit streams and has caught up) on this port. Env: HEALTH_PORT. Default: none.", valueName: "port"))
+    var healthPort: Int?
+
+    @Option(name: .customLong("health-address"), help: ArgumentHelp("The IPv4 address the health port listens on. Env: HEALTH_ADDRESS. Default: 0.0.0.0 (a pod's probes come from the kubelet).", valueName: "ip"))
+    var healthAddress: String?
+
     @OptionGroup var archive: ArchiveOptions
 
     @OptionGroup var common: CommonOptions
@@ -50,6 +57,8 @@ struct FollowConfiguration: Sendable {
     var source: SourceMode
     var archiveURL: String
     var lookbackHours: Int
+    /// `/healthz` and `/readyz`: address and port, or nil.
+    var health: (host: String, port: UInt16)?
 }
 
 extension ConfigurationReader {
@@ -61,8 +70,17 @@ extension ConfigurationReader {
         let (text, from) = command.wsURL.map { ($0, "--ws-url") } ?? env[variable].map { ($0, variable) } ?? (common.market.defaultStreamBaseURL, "default")
         let (source, archiveURL) = try archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", env)
         let lookback = try positive(command.lookbackHours, env: "LOOKBACK_HOURS", env, default: 24, option: "--lookback-hours")
+        var health: (String, UInt16)?
+        if command.healthPort != nil || !(env["HEALTH_PORT"] ?? "").isEmpty {
+            let port = try positive(command.healthPort, env: "HEALTH_PORT", env, default: 0, option: "--health-port")
+            let host = command.healthAddress ?? env["HEALTH_ADDRESS"].flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
+            do { try HealthServer.checkAvailable(host: host, port: UInt16(port)) } catch {
+                throw ConfigurationError("invalid health port (--health-port / HEALTH_PORT, --health-address / HEALTH_ADDRESS): \(error); pick a free port")
+            }
+            health = (host, UInt16(port))
+        }
         return FollowConfiguration(common: common, intervals: intervals, streamURL: try streamURL(text, source: from), source: source,
-                                   archiveURL: archiveURL, lookbackHours: lookback)
+                                   archiveURL: archiveURL, lookbackHours: lookback, health: health)
     }
 
     /// A WebSocket base URL: `ws://` or `wss://`, a host, an optional path prefix; no query (the streams go there).
@@ -101,9 +119,12 @@ extension ExtractorCLI {
             let connector = WebSocketConnector(logger: streamLogger)
             let attempts = ConnectionAttempts()
             let hubSettings = StreamHub.Settings.standard(market: common.market, intervals: config.intervals)
+            let streams = resources.symbols.flatMap { symbol in config.intervals.map { (symbol, $0) } }
+            let monitor = FollowMonitor(units: streams.map { MarketStream.kline($0.0, $0.1).name })
+            // One writer for every unit: finals that close together commit together.
+            let writer = FollowWriter(store: resources.klineStore)
             var followers: [any LongRunningUnit] = []
             var hubs: [StreamHub] = []
-            let streams = resources.symbols.flatMap { symbol in config.intervals.map { (symbol, $0) } }
             for group in stride(from: 0, to: streams.count, by: common.market.maxStreamsPerConnection) {
                 let part = streams[group..<min(group + common.market.maxStreamsPerConnection, streams.count)]
                 var inboxes: [String: FollowInbox] = [:]
@@ -111,14 +132,17 @@ extension ExtractorCLI {
                     let inbox = FollowInbox()
                     inboxes[MarketStream.kline(symbol, interval).name] = inbox
                     followers.append(KlineFollower(unit: ExtractionUnit(market: common.market, symbol: symbol, interval: interval), inbox: inbox,
-                                                   source: resources.client, store: resources.klineStore, clock: resources.clock,
-                                                   settings: settings, logger: resources.logger))
+                                                   source: resources.client, writer: writer, clock: resources.clock,
+                                                   settings: settings, logger: resources.logger, monitor: monitor))
                 }
                 let url = MarketStream.url(base: config.streamURL, streams: part.map { MarketStream.kline($0.0, $0.1) })
                 hubs.append(StreamHub(url: url, inboxes: inboxes, connector: connector, attempts: attempts, clock: resources.clock,
-                                      settings: hubSettings, logger: streamLogger))
+                                      settings: hubSettings, logger: streamLogger, monitor: monitor))
             }
-            return .follow(units: followers, hubs: hubs)
+            let health = try config.health.map { health in
+                try HealthServer(host: health.host, port: health.port) { monitor.readiness() }
+            }
+            return .follow(FollowPlan(units: followers, hubs: hubs, monitor: monitor, health: health))
         }
     }
 }

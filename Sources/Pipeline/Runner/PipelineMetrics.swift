@@ -14,6 +14,8 @@ public protocol PipelineMetrics: Sendable {
     func written(metricRows count: Int)
     /// Time a task waited for request weight.
     func waitedForWeight(seconds: Double, market: Market)
+    /// A candle from its stream's final event committed, `seconds` after the event arrived (`follow`).
+    func committedFromStream(lagSeconds: Double, table: KlineTable)
 }
 
 extension PipelineMetrics {
@@ -23,6 +25,7 @@ extension PipelineMetrics {
     public func written(trades count: Int, market: Market) {}
     public func written(metricRows count: Int) {}
     public func waitedForWeight(seconds: Double, market: Market) {}
+    public func committedFromStream(lagSeconds: Double, table: KlineTable) {}
 }
 
 /// Counts nothing (a unit test, a run without telemetry).
@@ -72,5 +75,10 @@ public struct RunPipelineMetrics: PipelineMetrics {
     public func waitedForWeight(seconds: Double, market: Market) {
         sink.add("binance_extractor.rate_limit.wait", seconds, unit: "s", description: "Time tasks waited for request weight.", integer: false,
                  attributes: ["market": market.rawValue])
+    }
+
+    public func committedFromStream(lagSeconds: Double, table: KlineTable) {
+        sink.record("binance_extractor.follow.commit_lag", seconds: lagSeconds,
+                    description: "From a candle's final stream event arriving to its commit.", attributes: Self.attributes(table))
     }
 }

@@ -3,6 +3,7 @@ import Clocks
 import Logging
 import StoreKit
 import Telemetry
+import Tracing
 
 /// Keeps one kline unit's table current from its stream (a `LongRunningUnit`): at start and whenever a (new)
 /// connection carries its stream, it catches up from the last stored row through the same `SymbolExtractor` the jobs
@@ -21,21 +22,28 @@ public struct KlineFollower: LongRunningUnit {
     public let unit: ExtractionUnit
     let inbox: FollowInbox
     let source: any KlineSource
-    let store: any KlineStoring
+    /// Every write goes through the followers' shared writer (group commit across units).
+    let writer: FollowWriter
+    var store: any KlineStoring { writer.store }
     let clock: any WallClock
     let settings: Settings
     let logger: Logger
+    let monitor: FollowMonitor?
+    /// The unit's name for the monitor: its stream's.
+    let name: String
 
-    public init(unit: ExtractionUnit, inbox: FollowInbox, source: any KlineSource, store: any KlineStoring, clock: any WallClock,
-                settings: Settings, logger: Logger) {
+    public init(unit: ExtractionUnit, inbox: FollowInbox, source: any KlineSource, writer: FollowWriter, clock: any WallClock,
+                settings: Settings, logger: Logger, monitor: FollowMonitor? = nil) {
         precondition(unit.interval != nil, "KlineFollower follows klines")
         self.unit = unit
         self.inbox = inbox
         self.source = source
-        self.store = store
+        self.writer = writer
         self.clock = clock
         self.settings = settings
         self.logger = logger
+        self.monitor = monitor
+        name = MarketStream.kline(unit.symbol, unit.interval!).name
     }
 
     var table: KlineTable { unit.table! }
@@ -52,7 +60,7 @@ public struct KlineFollower: LongRunningUnit {
                     try await catchUp(&state, outcome: &outcome)
                 case .kline(let kline, let final, let arrived):
                     for action in state.receive(kline, final: final, now: arrived) {
-                        try await perform(action, &state, outcome: &outcome)
+                        try await perform(action, arrived: arrived, &state, outcome: &outcome)
                     }
                 case .tick(let now):
                     if let range = state.confirmationDue(now: now) { try await confirm(range, &state, outcome: &outcome) }
@@ -75,20 +83,30 @@ public struct KlineFollower: LongRunningUnit {
     private func catchUp(_ state: inout KlineFollowState, outcome: inout UnitOutcome) async throws {
         let extractor = SymbolExtractor(unit: unit, source: source, store: store, clock: clock, settings: settings.catchUp, logger: logger)
         var attempt = UnitAttempt.first
-        while true {
-            let part = try await extractor.run(attempt)
-            outcome.absorb(part)
-            if part.caughtUp != false || part.written == 0 { break }
-            attempt = .first  // the cap stopped it: plan again from what is now stored
+        var written = 0
+        try await withSpan("follow catch-up", ofKind: .internal) { span in
+            span.attributes["binance_extractor.unit"] = "\(unit)"
+            while true {
+                let part = try await extractor.run(attempt)
+                outcome.absorb(part)
+                written += part.written
+                if part.caughtUp != false || part.written == 0 { break }
+                attempt = .first  // the cap stopped it: plan again from what is now stored
+            }
+            span.attributes["binance_extractor.written"] = Int64(written)
         }
         state.caughtUp(through: try await store.lastOpenTime(table: table, symbol: unit.symbol))
         outcome.caughtUp = true
+        monitor?.caughtUp(name)
     }
 
-    private func perform(_ action: KlineFollowState.Action, _ state: inout KlineFollowState, outcome: inout UnitOutcome) async throws {
+    private func perform(_ action: KlineFollowState.Action, arrived: Int64, _ state: inout KlineFollowState, outcome: inout UnitOutcome) async throws {
         switch action {
         case .write(let kline):
-            let n = try await store.write(table: table, symbol: unit.symbol, klines: [kline])
+            let n = try await writer.write(table: table, symbol: unit.symbol, klines: [kline])
+            let lag = clock.now() - arrived
+            monitor?.committed(lag: lag)
+            RunPipelineMetrics.current.committedFromStream(lagSeconds: Double(lag) / 1000, table: table)
             state.wrote(kline)
             outcome.written += n
             outcome.fromStream += 1
@@ -100,7 +118,7 @@ public struct KlineFollower: LongRunningUnit {
             ])
             let rows = try await rest(from, through, outcome: &outcome)
             if !rows.isEmpty {
-                outcome.written += try await store.write(table: table, symbol: unit.symbol, klines: rows)
+                outcome.written += try await writer.write(table: table, symbol: unit.symbol, klines: rows)
                 outcome.lastTime = max(outcome.lastTime ?? through, rows.last!.openTime)
             }
             state.fetched(from: from, through: through, newest: rows.last?.openTime)
@@ -114,8 +132,13 @@ public struct KlineFollower: LongRunningUnit {
         let (corrections, confirmed) = state.confirm(range, rest: rows)
         outcome.confirmed += confirmed
         guard !corrections.isEmpty else { return }
-        _ = try await store.write(table: table, symbol: unit.symbol, klines: corrections)
+        try await withSpan("follow correction", ofKind: .internal) { span in
+            span.attributes["binance_extractor.unit"] = "\(unit)"
+            span.attributes["binance_extractor.corrected"] = Int64(corrections.count)
+            _ = try await writer.write(table: table, symbol: unit.symbol, klines: corrections)
+        }
         outcome.corrected += corrections.count
+        monitor?.corrected(corrections.count)
         logger.warning("REST's candles differ from the stream's; written with REST's values", metadata: [
             "unit": "\(unit)", "candles": "\(corrections.count)", "first": "\(UTCCalendar.iso8601(corrections[0].openTime))",
         ])

@@ -3,6 +3,7 @@ import Clocks
 import Foundation
 import HTTPTransport
 import Logging
+import Tracing
 
 /// One WebSocket connection's worth of streams (at most the market's `maxStreamsPerConnection`), kept open for as long
 /// as the follower runs: it reads the combined stream, hands each checked event to its unit's `FollowInbox`, and
@@ -46,9 +47,11 @@ public struct StreamHub: Sendable {
     let settings: Settings
     let logger: Logger
     let counters = HubCounters()
+    let monitor: FollowMonitor?
 
     public init(url: String, inboxes: [String: FollowInbox], connector: any StreamConnector, attempts: ConnectionAttempts, clock: any WallClock,
-                settings: Settings, logger: Logger) {
+                settings: Settings, logger: Logger, monitor: FollowMonitor? = nil) {
+        self.monitor = monitor
         self.url = url
         self.inboxes = inboxes
         self.connector = connector
@@ -65,23 +68,33 @@ public struct StreamHub: Sendable {
     public func run() async {
         defer { inboxes.values.forEach { $0.finish() } }
         var failures = 0
+        var lastCause: String?
         while !Task.isCancelled {
             do {
                 try await attempts.acquire(clock: clock)
                 counters.add(\.attempts)
-                let connection = try await connector.connect(url: url)
+                let connection = try await withSpan(lastCause == nil ? "stream connect" : "stream reconnect", ofKind: .client) { span in
+                    span.attributes["url.full"] = shownURL
+                    span.attributes["binance_extractor.streams"] = Int64(inboxes.count)
+                    if let lastCause { span.attributes["binance_extractor.reconnect_cause"] = lastCause }
+                    return try await connector.connect(url: url)
+                }
                 let connectedAt = clock.now()
                 counters.add(\.connections)
                 logger.info("stream connected", metadata: ["url": "\(shownURL)", "streams": "\(inboxes.count)", "connections": "\(counters.snapshot.connections)"])
+                monitor?.streaming(inboxes.keys, true)
                 inboxes.values.forEach { $0.push(.connected) }
                 let cause = await serve(connection)
                 if clock.now() - connectedAt >= settings.healthyAfter { failures = 0 }
                 guard !Task.isCancelled else { return }
+                monitor?.streaming(inboxes.keys, false)
                 counters.add(\.reconnects)
+                lastCause = cause
                 logger.warning("stream connection lost; reconnecting", metadata: ["url": "\(shownURL)", "cause": "\(cause)"])
             } catch is CancellationError {
                 return
             } catch {
+                lastCause = "\(error)"
                 logger.warning("stream connect failed", metadata: ["url": "\(shownURL)", "error": "\(error)", "failures": "\(failures + 1)"])
             }
             let delay = settings.backoff.delay(attempt: failures, unitRandom: Double.random(in: 0..<1))
@@ -159,6 +172,7 @@ public struct StreamHub: Sendable {
                     await state.streaming(id)
                 }
                 counters.add(\.messages)
+                monitor?.events(1)
                 let parsed: (stream: String?, event: StreamEvent)
                 do { parsed = try parser.parse(text) } catch {
                     counters.add(\.refused)

@@ -22,29 +22,43 @@ public struct KlineStore: Sendable {
     /// Writes `klines` of `symbol` as one atomic upsert statement. Returns the affected row count.
     @discardableResult
     public func upsert(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> UInt64 {
-        guard !klines.isEmpty else { return 0 }
+        try await upsert(table: table, groups: [KlineGroup(symbol: symbol, klines: klines)])
+    }
+
+    /// Writes the candles of several symbols as one atomic upsert statement (rows carry their symbol). Returns the
+    /// affected row count.
+    @discardableResult
+    public func upsert(table: KlineTable, groups: [KlineGroup]) async throws -> UInt64 {
+        let groups = groups.filter { !$0.klines.isEmpty }
+        guard !groups.isEmpty else { return 0 }
         let check = checks[table.name]
-        try check?.verify(klines, table: table.name)
         var statement = table.upsertSQL
-        var bound = Self.columns(table: table, symbol: symbol, klines: klines, closeTimeToTheSecond: check?.closeTimeToTheSecond == true)
-        if let petrosa = check?.petrosaRows {
-            statement = table.petrosaUpsertSQL
-            let n = klines.count
-            bound = [
-                .string(klines.map { "\(symbol.name)_\($0.openTime)" }), .int64(klines.map(\.openTime)),
-                .string(Array(repeating: table.interval.rawValue, count: n)),
-                .string(Array(repeating: petrosa.extractorVersion, count: n)), .string(Array(repeating: table.petrosaSource, count: n)),
-            ] + bound
+        var parts: [[BulkColumn]] = []
+        for group in groups {
+            let (symbol, klines) = (group.symbol, group.klines)
+            try check?.verify(klines, table: table.name)
+            var bound = Self.columns(table: table, symbol: symbol, klines: klines, closeTimeToTheSecond: check?.closeTimeToTheSecond == true)
+            if let petrosa = check?.petrosaRows {
+                statement = table.petrosaUpsertSQL
+                let n = klines.count
+                bound = [
+                    .string(klines.map { "\(symbol.name)_\($0.openTime)" }), .int64(klines.map(\.openTime)),
+                    .string(Array(repeating: table.interval.rawValue, count: n)),
+                    .string(Array(repeating: petrosa.extractorVersion, count: n)), .string(Array(repeating: table.petrosaSource, count: n)),
+                ] + bound
+            }
+            parts.append(bound)
         }
-        let (sql, columns) = (statement, bound)
-        let n = klines.count
+        let (sql, columns) = (statement, BulkColumn.concatenated(parts))
+        let n = groups.reduce(0) { $0 + $1.klines.count }
         do {
             return try await databaseSpan(pool, "INSERT", table.name, batchSize: n) {
                 try await pool.withConnection { try $0.executeBatch(sql, columns: columns, rows: n) }
             }
         } catch let error as DatabaseError {
+            let whose = groups.count == 1 ? "\(groups[0].symbol)" : "\(groups.count) symbols"
             throw DatabaseError(code: error.code, message: error.message,
-                                context: "writing \(n) klines of \(symbol) to \(table.name)")
+                                context: "writing \(n) klines of \(whose) to \(table.name)")
         }
     }
 

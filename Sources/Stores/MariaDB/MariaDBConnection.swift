@@ -238,6 +238,18 @@ public enum BulkColumn: Sendable {
         case .string(let v): v.count
         }
     }
+
+    /// Batches of the same columns, one after the other: column i of the result holds column i of every part.
+    static func concatenated(_ parts: [[BulkColumn]]) -> [BulkColumn] {
+        guard let first = parts.first else { return [] }
+        guard parts.count > 1 else { return first }
+        return first.indices.map { i in
+            switch first[i] {
+            case .int64: .int64(parts.flatMap { if case .int64(let v) = $0[i] { v } else { [Int64]() } })
+            case .string: .string(parts.flatMap { if case .string(let v) = $0[i] { v } else { [String]() } })
+            }
+        }
+    }
 }
 
 /// `mysql_optionsv` is variadic; `mysql_options` takes the value as `const void *`, which is what we need here.

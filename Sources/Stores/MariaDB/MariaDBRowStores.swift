@@ -218,6 +218,11 @@ extension KlineStore: KlineStoring {
         return klines.count
     }
 
+    public func write(table: KlineTable, groups: [KlineGroup]) async throws -> Int {
+        try await upsert(table: table, groups: groups)
+        return groups.reduce(0) { $0 + $1.klines.count }
+    }
+
     public func recordOutages(table: KlineTable, holes: [KlineHole]) async throws {
         try await GapStore(pool: pool).recordConfirmed(table: table, holes: holes)
     }

@@ -53,9 +53,7 @@ public struct PostgresKlineStore: Sendable {
         let text = Self.copyText(table: table, symbol: symbol, klines: klines)
         let (name, columns) = (table.name, table.columns)
         let context = "writing \(klines.count) klines of \(symbol) to \(name)"
-        // Subscribers `LISTEN` on the table's name and hear of each committed batch: its symbol, newest open time and
-        // size, as JSON (the seed's event publishing: a reader reacts instead of polling).
-        let notification = PostgresConnection.Notification(channel: name, payload: "{\"symbol\":\"\(symbol.name)\",\"open_time\":\(klines.last!.openTime),\"rows\":\(klines.count)}")
+        let notification = Self.notification(table: table, symbol: symbol, klines: klines)
         if fresh.contains(name, symbol.name) {
             do {
                 try await span("COPY", name, batchSize: klines.count) {
@@ -72,10 +70,36 @@ public struct PostgresKlineStore: Sendable {
         }
         try await span("INSERT", name, batchSize: klines.count) {
             try await pool.withConnection { [text] in
-                try $0.upsert(into: name, columns: columns, key: ["symbol", "open_time"], copyText: text, context: context, notify: notification)
+                try $0.upsert(into: name, columns: columns, key: ["symbol", "open_time"], copyText: text, context: context, notify: [notification])
             }
         }
         return klines.count
+    }
+
+    /// Writes the candles of several symbols as one transaction (an upsert through the staging table), announcing
+    /// each symbol's batch on the table's channel when it commits.
+    public func upsert(table: KlineTable, groups: [KlineGroup]) async throws -> Int {
+        let groups = groups.filter { !$0.klines.isEmpty }
+        guard !groups.isEmpty else { return 0 }
+        var text: [UInt8] = []
+        for group in groups { text += Self.copyText(table: table, symbol: group.symbol, klines: group.klines) }
+        let (name, columns) = (table.name, table.columns)
+        let n = groups.reduce(0) { $0 + $1.klines.count }
+        let context = "writing \(n) klines of \(groups.count == 1 ? "\(groups[0].symbol)" : "\(groups.count) symbols") to \(name)"
+        let notifications = groups.map { Self.notification(table: table, symbol: $0.symbol, klines: $0.klines) }
+        try await span("INSERT", name, batchSize: n) {
+            try await pool.withConnection { [text] in
+                try $0.upsert(into: name, columns: columns, key: ["symbol", "open_time"], copyText: text, context: context, notify: notifications)
+            }
+        }
+        groups.forEach { fresh.remove(name, $0.symbol.name) }
+        return n
+    }
+
+    /// Subscribers `LISTEN` on the table's name and hear of each committed batch: its symbol, newest open time and
+    /// size, as JSON (the seed's event publishing: a reader reacts instead of polling).
+    static func notification(table: KlineTable, symbol: Symbol, klines: [Kline]) -> PostgresConnection.Notification {
+        PostgresConnection.Notification(channel: table.name, payload: "{\"symbol\":\"\(symbol.name)\",\"open_time\":\(klines.last?.openTime ?? 0),\"rows\":\(klines.count)}")
     }
 
     /// The batch in COPY's text format, columns in `table.columns` order; times as ISO 8601 in UTC. A price series'
@@ -131,6 +155,10 @@ public struct PostgresKlineStore: Sendable {
 extension PostgresKlineStore: KlineStoring {
     public func write(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int {
         try await upsert(table: table, symbol: symbol, klines: klines)
+    }
+
+    public func write(table: KlineTable, groups: [KlineGroup]) async throws -> Int {
+        try await upsert(table: table, groups: groups)
     }
 
     /// Holes Binance answered with no candles for, kept so `gaps` does not ask again.

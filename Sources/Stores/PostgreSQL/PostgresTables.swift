@@ -52,7 +52,7 @@ extension PostgresConnection {
     /// and a row the table cannot hold fails the whole batch.
     /// With `keepStoredWhenNull`, a NULL in the batch keeps the stored value (`COALESCE`).
     func upsert(into table: String, columns: [String], key: [String], copyText: [UInt8], context: String, keepStoredWhenNull: Bool = false,
-                notify: Notification? = nil) throws {
+                notify: [Notification] = []) throws {
         let stage = "bx_stage_\(table)"
         let target = Self.identifier(table)
         if !stagingTables.contains(stage) {
@@ -71,7 +71,7 @@ extension PostgresConnection {
             try execute("INSERT INTO \(target) (\(list)) SELECT \(list) FROM \(Self.identifier(stage)) "
                         + "ON CONFLICT (\(key.map(Self.identifier).joined(separator: ", "))) DO UPDATE SET \(updates)", context: context)
             // Delivered when the batch commits, and only then.
-            if let notify { try send(notify, context: context) }
+            for notification in notify { try send(notification, context: context) }
         }
     }
 
