@@ -14,6 +14,9 @@ The schema check (kubernetes-validate) says a manifest is well-formed; this says
     a Service that the same rendering deploys (never a collector that does not exist), on a port the telemetry
     policy opens; the database URL of a rendered Secret (MYSQL_URI or DATABASE_URL) goes to a port the database policy
     opens, and without one, the port of the store the overlay declares (DB_ADAPTER) is open;
+  * every `follow` Deployment serves its probes on its --health-port (HEALTH_PORT): liveness /healthz, readiness /readyz,
+    a rollout never takes the only follower away before its successor is ready (maxUnavailable 0), its grace period
+    keeps 5 s above --shutdown-timeout, and the egress policy opens its market's stream port (spot: 9443);
   * LICENSE exists and is the license the image's label names.
 
 Usage: k8s_policy_check.py DIR=RENDERED.yaml ...   (DIR as in k8s/overlays/production; what is deployed as is: the
@@ -126,6 +129,51 @@ def check(where, docs, version, license_label):
                 if days is None or int(days) < 3650:
                     fail(f"{name}: a backfill Job must reach its end in one run: --max-catch-up-days {days} (want 3650)")
 
+    # `follow` Deployments: probes on the health port, no gap in a rollout, a shutdown margin, the stream port open.
+    stream_ports = {"spot": 9443, "futures": 443, "coinm": 443}
+    egress_ports = {p.get("port") for pol in by_kind.get("NetworkPolicy", []) if pol["metadata"]["name"] == "binance-extractor"
+                    for rule in pol.get("spec", {}).get("egress", []) for p in rule.get("ports", [])}
+    for obj in by_kind.get("Deployment", []):
+        name = f"Deployment/{obj['metadata']['name']}"
+        spec = obj["spec"]["template"]["spec"]
+        pod_labels = obj["spec"]["template"].get("metadata", {}).get("labels", {})
+        missing = [k for k in REQUIRED_LABELS if k not in pod_labels]
+        if missing:
+            fail(f"{name}: its pods lack labels {missing}")
+        for c in spec["containers"]:
+            args = args_of(c)
+            if args[:1] != ["follow"]:
+                continue
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            if c.get("imagePullPolicy") != "IfNotPresent":
+                fail(f"{name}: container {c['name']} pulls {c.get('imagePullPolicy')}, versioned tags want IfNotPresent")
+            tag = c["image"].rsplit(":", 1)[1] if ":" in c["image"].rsplit("/", 1)[-1] else None
+            if tag not in (None, "dev") and tag != version:
+                fail(f"{name}: image tag {tag} is not the release {version}")
+            port = option(args, "--health-port") or env.get("HEALTH_PORT")
+            if port is None:
+                fail(f"{name}: follow without --health-port serves no probes")
+                continue
+            named = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
+
+            def probe_port(probe):
+                value = probe.get("httpGet", {}).get("port")
+                return named.get(value) if isinstance(value, str) else value
+
+            for kind, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+                probe = c.get(kind) or {}
+                if probe.get("httpGet", {}).get("path") != path or str(probe_port(probe)) != str(port):
+                    fail(f"{name}: {kind} must GET {path} on the health port {port}")
+            rolling = obj["spec"].get("strategy", {})
+            if rolling.get("type", "RollingUpdate") != "RollingUpdate" or str(rolling.get("rollingUpdate", {}).get("maxUnavailable", "25%")) not in ("0", "0%"):
+                fail(f"{name}: a rollout must start the new follower before stopping the old (RollingUpdate, maxUnavailable 0)")
+            shutdown = option(args, "--shutdown-timeout") or env.get("SHUTDOWN_TIMEOUT") or 20
+            if int(spec.get("terminationGracePeriodSeconds", 30)) < int(shutdown) + 5:
+                fail(f"{name}: terminationGracePeriodSeconds leaves less than 5 s above --shutdown-timeout {shutdown}")
+            market = option(args, "--market") or "futures"
+            if by_kind.get("NetworkPolicy") and stream_ports.get(market) not in egress_ports:
+                fail(f"{name}: NetworkPolicy binance-extractor does not open {market}'s stream port {stream_ports.get(market)}")
+
     # The nightly gaps jobs cover every kline table the klines CronJobs fill: (market, series, timeframe).
     def tables(args):
         market = option(args, "--market") or "futures"
@@ -225,6 +273,9 @@ def self_test(rendered, version, license_label):
     def cronjob(docs, name):
         return next(d for d in docs if d["kind"] == "CronJob" and d["metadata"]["name"] == name)
 
+    def deployment(docs, name):
+        return next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
+
     def breaks(docs, mutate):
         docs = copy.deepcopy(docs)
         mutate(docs)
@@ -254,6 +305,14 @@ def self_test(rendered, version, license_label):
                                                                and p["metadata"]["name"] == "binance-extractor-database")["spec"]["egress"][0]["ports"][0]
                                     .update(port=3306)),
         "no shutdown margin": breaks(production, lambda d: pod_spec(cronjob(d, "klines-1h"))[1]["spec"].update(terminationGracePeriodSeconds=20)),
+        "follow without readiness": breaks(production, lambda d: deployment(d, "follow-futures")["spec"]["template"]["spec"]["containers"][0]
+                                           .pop("readinessProbe")),
+        "follow probed elsewhere": breaks(production, lambda d: deployment(d, "follow-coinm")["spec"]["template"]["spec"]["containers"][0]
+                                          ["livenessProbe"]["httpGet"].update(port=9090)),
+        "follow rollout with a gap": breaks(production, lambda d: deployment(d, "follow-spot")["spec"].update(strategy={"type": "Recreate"})),
+        "spot stream port closed": breaks(production, lambda d: next(p for p in d if p["kind"] == "NetworkPolicy"
+                                                                     and p["metadata"]["name"] == "binance-extractor")["spec"]["egress"][1]
+                                          .update(ports=[{"protocol": "TCP", "port": 443}])),
         "capped backfill": breaks(scale, lambda d: [c for c in d if c["kind"] == "Job"][0]["spec"]["template"]["spec"]["containers"][0]
                                   .update(args=["klines", "--timeframes", "1m", "--from-listing"])),
     }

@@ -106,7 +106,7 @@ public struct TelemetryConfiguration: Sendable {
         // Kubernetes' downward API (k8s/ sets these).
         for (variable, key) in [("K8S_POD_NAME", "k8s.pod.name"), ("K8S_JOB_NAME", "k8s.job.name"),
                                 ("K8S_NAMESPACE_NAME", "k8s.namespace.name"), ("K8S_NODE_NAME", "k8s.node.name"),
-                                ("K8S_CRONJOB_NAME", "k8s.cronjob.name")] {
+                                ("K8S_CRONJOB_NAME", "k8s.cronjob.name"), ("K8S_DEPLOYMENT_NAME", "k8s.deployment.name")] {
             if let value = env[variable], !value.isEmpty { resource[key] = .string(value) }
         }
         for (key, value) in Self.keyValues(env["OTEL_RESOURCE_ATTRIBUTES"] ?? "", name: "OTEL_RESOURCE_ATTRIBUTES", warnings: &warnings) {
