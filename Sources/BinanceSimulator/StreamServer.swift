@@ -22,6 +22,10 @@ public enum StreamFault: Sendable, Equatable {
     /// Spot: a `serverShutdown` event after this many messages, then the connection is closed 10 s of the clock later
     /// (Binance does not say how soon; a client that reacts at once has a replacement streaming well before).
     case serverShutdownAfter(messages: Int)
+    /// Aggregate trades whose id is a multiple of this never come on the stream (REST has them).
+    case tradesSkipped(every: Int64)
+    /// Every aggregate trade is sent twice.
+    case tradesTwice
 }
 
 /// A stream fault for the connections numbered `connections` (0 for the first the simulator accepts; nil: every one).
@@ -98,11 +102,17 @@ extension BinanceSimulator {
         }
         var streams: [StreamSession.Stream] = []
         for name in names {
-            // "All symbols for streams are lowercase": `btcusdt@kline_1m`.
+            // "All symbols for streams are lowercase": `btcusdt@kline_1m`, `btcusdt@aggTrade`.
             let parts = name.split(separator: "@", maxSplits: 1).map(String.init)
-            guard parts.count == 2, parts[0] == parts[0].lowercased(), parts[1].hasPrefix("kline_"),
-                  let interval = KlineInterval(rawValue: String(parts[1].dropFirst("kline_".count))),
+            guard parts.count == 2, parts[0] == parts[0].lowercased(),
                   let symbol = market.symbolsListed(in: self.market).first(where: { $0.name.lowercased() == parts[0] }) else {
+                return HTTPResponse(statusCode: .badRequest, body: Data("unknown stream \(name)".utf8))
+            }
+            if parts[1] == "aggTrade" {
+                streams.append(.init(name: name, symbol: symbol, interval: nil))
+                continue
+            }
+            guard parts[1].hasPrefix("kline_"), let interval = KlineInterval(rawValue: String(parts[1].dropFirst("kline_".count))) else {
                 return HTTPResponse(statusCode: .badRequest, body: Data("unknown stream \(name)".utf8))
             }
             streams.append(.init(name: name, symbol: symbol, interval: interval))
@@ -120,6 +130,15 @@ extension BinanceSimulator {
     }
 
     func countStreamMessage() { stats.streamMessages += 1 }
+
+    /// The aggregate trades of `symbol` with ids after `after` (nil: none yet, start from the newest) traded by `now`.
+    func streamTrades(symbol: SimulatedSymbol, after: Int64?, now: Int64) -> [AggTrade] {
+        let newest = market.aggTrades(symbol: symbol, fromId: nil, start: nil, end: nil, limit: 1, now: now)
+        guard let last = newest.last else { return [] }
+        guard let after else { return [last] }
+        guard last.id > after else { return [] }
+        return market.aggTrades(symbol: symbol, fromId: after + 1, start: nil, end: nil, limit: 1_000, now: now)
+    }
 }
 
 extension Market {
@@ -134,7 +153,8 @@ struct StreamSession: WSHandler {
     struct Stream: Sendable {
         let name: String
         let symbol: SimulatedSymbol
-        let interval: KlineInterval
+        /// nil: the symbol's aggregate trades (`<symbol>@aggTrade`).
+        let interval: KlineInterval?
     }
 
     let simulator: BinanceSimulator
@@ -189,7 +209,10 @@ struct StreamSession: WSHandler {
         var sent = 0
         var nextPing = opened + rules.pingEvery
         var shutdownAt: Int64?
-        let period = streams.map { market.klineUpdateMilliseconds($0.interval) }.min() ?? 1_000
+        // Kline streams update every 250 ms (futures) or 1-2 s (spot); USD-M's aggregate trades every 100 ms ("Update
+        // Speed: 100ms"), spot's in real time (100 ms here).
+        let period = streams.map { $0.interval.map(market.klineUpdateMilliseconds) ?? 100 }.min() ?? 1_000
+        var lastTrade: [String: Int64] = [:]
         var tick = opened
         func send(_ text: String) -> Bool {
             sent += 1
@@ -228,15 +251,27 @@ struct StreamSession: WSHandler {
                 nextPing = now + rules.pingEvery
             }
             for stream in streams {
-                let open = stream.interval.openTime(containing: now)
+                guard let interval = stream.interval else {
+                    // Aggregate trades: each once it has traded, in id order ("Aggregate Trade Streams").
+                    let trades = await simulator.streamTrades(symbol: stream.symbol, after: lastTrade[stream.name], now: now)
+                    if let last = trades.last { lastTrade[stream.name] = last.id }
+                    for trade in trades {
+                        if faults.contains(where: { if case .tradesSkipped(let n) = $0 { trade.id % n == 0 } else { false } }) { continue }
+                        let text = tradeEvent(stream, trade, now: now)
+                        guard send(text) else { return }
+                        if faults.contains(.tradesTwice) { guard send(text) else { return } }
+                    }
+                    continue
+                }
+                let open = interval.openTime(containing: now)
                 var messages: [String] = []
                 if let previous = lastOpen[stream.name], previous < open {
                     // The candles that closed since the last update: their final events.
                     var t = previous
                     while t < open {
-                        if var kline = await simulator.streamKline(symbol: stream.symbol, interval: stream.interval, openTime: t, now: now) {
+                        if var kline = await simulator.streamKline(symbol: stream.symbol, interval: interval, openTime: t, now: now) {
                             if faults.contains(.finalLies) { kline.close = kline.close == kline.high ? kline.low : kline.high }
-                            let text = event(stream, kline, final: true, now: now)
+                            let text = event(stream, interval, kline, final: true, now: now)
                             if faults.contains(.finalNever) {
                             } else if case .finalLate(let delay)? = faults.first(where: { if case .finalLate = $0 { true } else { false } }) {
                                 late.append((now + delay, text))
@@ -245,12 +280,12 @@ struct StreamSession: WSHandler {
                                 if faults.contains(.finalTwice) { messages.append(text) }
                             }
                         }
-                        t = stream.interval.nextOpenTime(after: t)
+                        t = interval.nextOpenTime(after: t)
                     }
                 }
                 lastOpen[stream.name] = open
-                if let kline = await simulator.streamKline(symbol: stream.symbol, interval: stream.interval, openTime: open, now: now) {
-                    messages.append(event(stream, kline, final: false, now: now))
+                if let kline = await simulator.streamKline(symbol: stream.symbol, interval: interval, openTime: open, now: now) {
+                    messages.append(event(stream, interval, kline, final: false, now: now))
                 }
                 for text in messages { guard send(text) else { return } }
             }
@@ -263,9 +298,17 @@ struct StreamSession: WSHandler {
     }
 
     /// A kline event as Binance sends it ("Kline/Candlestick Streams"), combined or raw.
-    private func event(_ stream: Stream, _ k: Kline, final: Bool, now: Int64) -> String {
+    private func event(_ stream: Stream, _ interval: KlineInterval, _ k: Kline, final: Bool, now: Int64) -> String {
         let s = stream.symbol.name
-        let payload = #"{"e":"kline","E":\#(now),"s":"\#(s)","k":{"t":\#(k.openTime),"T":\#(k.closeTime),"s":"\#(s)","i":"\#(stream.interval.rawValue)","f":100,"L":200,"o":"\#(k.open.text)","c":"\#(k.close.text)","h":"\#(k.high.text)","l":"\#(k.low.text)","v":"\#(k.volume.text)","n":\#(k.numberOfTrades),"x":\#(final),"q":"\#(k.quoteAssetVolume.text)","V":"\#(k.takerBuyBaseAssetVolume.text)","Q":"\#(k.takerBuyQuoteAssetVolume.text)","B":"0"}}"#
+        let payload = #"{"e":"kline","E":\#(now),"s":"\#(s)","k":{"t":\#(k.openTime),"T":\#(k.closeTime),"s":"\#(s)","i":"\#(interval.rawValue)","f":100,"L":200,"o":"\#(k.open.text)","c":"\#(k.close.text)","h":"\#(k.high.text)","l":"\#(k.low.text)","v":"\#(k.volume.text)","n":\#(k.numberOfTrades),"x":\#(final),"q":"\#(k.quoteAssetVolume.text)","V":"\#(k.takerBuyBaseAssetVolume.text)","Q":"\#(k.takerBuyQuoteAssetVolume.text)","B":"0"}}"#
+        return combined ? #"{"stream":"\#(stream.name)","data":\#(payload)}"# : payload
+    }
+
+    /// An aggregate trade event as Binance sends it ("Aggregate Trade Streams": e, E, s, a, p, q, f, l, T, m; spot adds
+    /// the ignored "M").
+    private func tradeEvent(_ stream: Stream, _ t: AggTrade, now: Int64) -> String {
+        let spot = market == .spot ? #","M":true"# : ""
+        let payload = #"{"e":"aggTrade","E":\#(now),"s":"\#(stream.symbol.name)","a":\#(t.id),"p":"\#(t.price.text)","q":"\#(t.quantity.text)","f":\#(t.firstTradeId),"l":\#(t.lastTradeId),"T":\#(t.time),"m":\#(t.isBuyerMaker)\#(spot)}"#
         return combined ? #"{"stream":"\#(stream.name)","data":\#(payload)}"# : payload
     }
 }

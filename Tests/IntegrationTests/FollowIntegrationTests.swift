@@ -115,6 +115,88 @@ struct FollowIntegrationTests {
         #expect(outcome.fromStream >= 5 && outcome.missedFinals == 0, "\(outcome)")
     }
 
+    @Test("a refused upgrade is tried again after a backoff; a connection gone silent (open, no message) is replaced; the table is REST's")
+    func refusedAndSilent() async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestStore.make(.postgresql)
+        defer { Task { await sim.stop(); await db.drop() } }
+        // The first two upgrades answered 503 (maintenance), the next connection falls silent after 200 messages.
+        await sim.simulator.setStreamFaults([
+            .init(.refuse(status: 503), connections: 0..<2), .init(.silentAfter(messages: 200), connections: 2..<3),
+        ])
+        var settings = KlineFollower.Settings()
+        settings.missingAfter = 30_000
+        let rig = try await FollowRig(market: .futures, streamPath: "/market", sim: sim, db: db, clock: clock, settings: settings,
+                                      hub: .standard(market: .futures, intervals: [.m1]))
+        defer { rig.run.cancel(); rig.http.shutdown() }
+        let (inbox, hub, table, run) = (rig.inbox, rig.hub, rig.table, rig.run)
+        try await Self.drive(clock, until: Self.now + 5 * 60_000, step: 250, inbox: inbox)
+        let lastClosed = KlineInterval.m1.openTime(containing: clock.now()) - 60_000
+        let first = KlineInterval.m1.openTime(containing: Self.now - 3_600_000)
+        let expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m1, from: first, through: lastClosed + 59_999)
+        var stored: [StoredKline] = []
+        for _ in 0..<400 {
+            stored = try await db.klines(table: table, symbol: "BTCUSDT")
+            if stored.count == expected.count, zip(stored, expected).allSatisfy({ $0.matches($1) }) { break }
+            clock.advance(by: 250)
+            try await Task.sleep(nanoseconds: 2_000_000)
+        }
+        run.cancel()
+        _ = await run.value
+        #expect(stored.map(\.openTime) == expected.map(\.openTime), "no hole, no duplicate")
+        #expect(zip(stored, expected).allSatisfy { $0.matches($1) })
+        let statistics = hub.statistics
+        // Two refused, one silent and replaced, one clean: four attempts at least, two connections made, one lost to silence.
+        #expect(statistics.attempts >= 4 && statistics.connections >= 2 && statistics.reconnects >= 1, "\(statistics)")
+        #expect(await sim.simulator.statistics.streamConnections >= 2)
+    }
+
+    @Test("--trades: every aggregate trade id exactly once, through ids the stream skipped (REST fromId), repeats and a drop",
+          arguments: StoreKind.allCases)
+    func tradesExactlyOnce(store kind: StoreKind) async throws {
+        let clock = ManualClock(now: Self.now)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let db = try await TestStore.make(kind)
+        defer { Task { await sim.stop(); await db.drop() } }
+        await sim.simulator.setStreamFaults([
+            .init(.tradesSkipped(every: 4), connections: 0..<1), .init(.dropAfter(messages: 12), connections: 0..<1),
+            .init(.tradesTwice, connections: 1..<2),
+        ])
+        let symbol = try Symbol(validating: "BTCUSDT")
+        let table = TradeTable(market: .futures)
+        let store = try await db.tradeWriter(creating: table)
+        let http = CurlHTTPClient(options: .init(workers: 1))
+        defer { http.shutdown() }
+        let client = BinanceClient(market: .futures, baseURL: sim.baseURL, http: http,
+                                   limiter: RateLimiter(market: .futures, rule: Market.futures.defaultWeightLimit, clock: clock), clock: clock)
+        let logger = Logger(label: "follow-test")
+        let stream = MarketStream.aggTrade(symbol)
+        let inbox = FollowInbox()
+        let base = sim.baseURL.replacingOccurrences(of: "http://", with: "ws://") + "/market"
+        let hub = StreamHub(url: MarketStream.url(base: base, streams: [stream]), inboxes: [stream.name: inbox], connector: WebSocketConnector(logger: logger),
+                            attempts: ConnectionAttempts(), clock: clock, settings: StreamHub.Settings(silenceAfter: 60_000), logger: logger)
+        let start = Self.now - 3_600_000
+        let follower = TradeFollower(unit: ExtractionUnit(market: .futures, symbol: symbol, dataset: .aggTrades), inbox: inbox, source: client,
+                                     store: store, clock: clock, logger: logger) {
+            TradeExtractor(market: .futures, symbol: symbol, client: client, store: store, clock: clock, startTime: start, batchSize: 500,
+                           maxPages: 1_000, dryRun: false, logger: logger)
+        }
+        let run = Task { await Supervisor(maxWorkers: 1, unitRetries: 0, clock: clock, logger: logger).follow([follower], fedBy: [hub]) }
+        defer { run.cancel() }
+        // Six minutes of the market (a trade every 10 s), a quarter second at a time.
+        try await Self.drive(clock, until: Self.now + 6 * 60_000, step: 250, inbox: inbox)
+        run.cancel()
+        let reports = await run.value
+        let ids = try await db.tradeIds(table, symbol: "BTCUSDT").map(\.0)
+        let expected = await sim.simulator.expectedAggTrades(symbol: "BTCUSDT", fromId: ids.first ?? 0, throughTime: clock.now() - 10_000)
+        #expect(!ids.isEmpty && Array(ids.prefix(expected.count)) == expected.map(\.id), "every id once, none missing: \(ids.count) stored, \(expected.count) expected")
+        #expect(ids.count <= expected.count + 1, "no trade twice")
+        let outcome = try #require(reports.first?.outcome)
+        #expect(outcome.fromStream >= 10 && outcome.missedFinals >= 1, "\(outcome)")
+        #expect(hub.statistics.connections >= 2, "\(hub.statistics)")
+    }
+
     // MARK: The program, as a user runs it: the real binary, the real clock, spot's one-second candles.
     @Test("writes each second's candle as it closes, and SIGTERM commits and exits 0 within 2 s, saying what came from the stream")
     func sigtermExitsZero() async throws {

@@ -59,6 +59,17 @@ public struct TestStore: Sendable {
         return store
     }
 
+    /// The store's aggregate-trade writer, as the pipeline sees it, with `table` created from the catalogue.
+    public func tradeWriter(creating table: TradeTable) async throws -> any TradeStoring {
+        if let mariadb {
+            try await mariadb.execute(MariaDBTables.createSQL(table.definition))
+            return TradeStore(pool: mariadb.pool)
+        }
+        guard let postgres else { throw TestSetupError("no store") }
+        try await postgres.execute(PostgresTables.createSQL(table.definition))
+        return PostgresTradeStore(pool: postgres.pool)
+    }
+
     /// Every stored kline of `symbol`, oldest first.
     public func klines(table: KlineTable, symbol: String) async throws -> [StoredKline] {
         let symbol = try Symbol(validating: symbol)

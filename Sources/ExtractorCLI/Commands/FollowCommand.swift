@@ -14,7 +14,7 @@ import Tracing
 struct FollowCommand: ExtractorCommand {
     static let configuration = CommandConfiguration(
         commandName: "follow",
-        abstract: "Keep kline tables current from Binance's WebSocket streams, about a second after each candle closes.",
+        abstract: "Keep kline (and aggregate-trade) tables current from Binance's WebSocket streams, about a second after each close.",
         discussion: """
         A long-running process: each symbol x timeframe catches up from its last stored candle (REST, or the archives \
         when far behind) while its stream is already connected, then writes each closed candle when its final event \
@@ -27,6 +27,9 @@ struct FollowCommand: ExtractorCommand {
 
     @Option(help: ArgumentHelp("Comma-separated Binance intervals: 1s (spot), 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, 1M. Required.", valueName: "list"))
     var timeframes: String?
+
+    @Flag(name: .customLong("trades"), help: "Also keep the aggregate-trade table current from <symbol>@aggTrade streams: every id exactly once, a jump in ids filled from REST by fromId.")
+    var trades = false
 
     @Option(name: .customLong("ws-url"), help: ArgumentHelp("WebSocket base URL (ws:// or wss://). Env: BINANCE_WS_URL, BINANCE_FUTURES_WS_URL or BINANCE_COINM_WS_URL by --market. Default: Binance's.", valueName: "url"))
     var wsURL: String?
@@ -53,6 +56,8 @@ struct FollowCommand: ExtractorCommand {
 struct FollowConfiguration: Sendable {
     var common: CommonConfiguration
     var intervals: [KlineInterval]
+    /// `--trades`: the aggregate-trade table too.
+    var trades: Bool
     var streamURL: String
     var source: SourceMode
     var archiveURL: String
@@ -65,7 +70,8 @@ extension ConfigurationReader {
     static func follow(_ command: FollowCommand, environment env: [String: String]) throws(ConfigurationError) -> FollowConfiguration {
         guard !command.common.dryRun else { throw ConfigurationError("follow writes as it goes: --dry-run does not apply (run klines --dry-run to see a plan)") }
         let common = try common(command.common, environment: env, databaseRequired: true)
-        let intervals = try intervals(command.timeframes, market: common.market)
+        // --trades alone follows trades only; otherwise --timeframes is required, as for klines.
+        let intervals = command.trades && command.timeframes == nil ? [] : try intervals(command.timeframes, market: common.market)
         let variable = common.market.streamURLVariable
         let (text, from) = command.wsURL.map { ($0, "--ws-url") } ?? env[variable].map { ($0, variable) } ?? (common.market.defaultStreamBaseURL, "default")
         let (source, archiveURL) = try archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", env)
@@ -79,7 +85,7 @@ extension ConfigurationReader {
             }
             health = (host, UInt16(port))
         }
-        return FollowConfiguration(common: common, intervals: intervals, streamURL: try streamURL(text, source: from), source: source,
+        return FollowConfiguration(common: common, intervals: intervals, trades: command.trades, streamURL: try streamURL(text, source: from), source: source,
                                    archiveURL: archiveURL, lookbackHours: lookback, health: health)
     }
 
@@ -106,8 +112,8 @@ extension ExtractorCLI {
         let common = config.common
         return await JobRunner(command: "follow", config: common, context: context, span: span).run(
             klineTables: config.intervals.map { KlineTable(market: common.market, interval: $0) },
-            otherTables: [ConfirmedGapTable.definition],
-            describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "source": config.source.rawValue,
+            otherTables: [ConfirmedGapTable.definition] + (config.trades ? [TradeTable(market: common.market).definition] : []),
+            describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "trades": "\(config.trades)", "source": config.source.rawValue,
                        "ws_url": URLCredentials.redacted(config.streamURL)]
         ) { resources in
             var catchUp = SymbolExtractor.Settings(planner: RangePlanner(lookbackMilliseconds: Int64(config.lookbackHours) * 3_600_000),
@@ -118,24 +124,45 @@ extension ExtractorCLI {
             let streamLogger = makeLogger("streams", level: common.logLevel, context: context)
             let connector = WebSocketConnector(logger: streamLogger)
             let attempts = ConnectionAttempts()
-            let hubSettings = StreamHub.Settings.standard(market: common.market, intervals: config.intervals)
-            let streams = resources.symbols.flatMap { symbol in config.intervals.map { (symbol, $0) } }
-            let monitor = FollowMonitor(units: streams.map { MarketStream.kline($0.0, $0.1).name })
-            // One writer for every unit: finals that close together commit together.
+            // Kline streams speak every update period; a trades-only connection may be quiet for a while (an illiquid symbol).
+            let hubSettings = config.intervals.isEmpty ? StreamHub.Settings(silenceAfter: 300_000)
+                : StreamHub.Settings.standard(market: common.market, intervals: config.intervals)
+            let streams: [MarketStream] = resources.symbols.flatMap { symbol in
+                config.intervals.map { MarketStream.kline(symbol, $0) } + (config.trades ? [MarketStream.aggTrade(symbol)] : [])
+            }
+            let monitor = FollowMonitor(units: streams.map(\.name))
+            // One writer for every kline unit: finals that close together commit together.
             let writer = FollowWriter(store: resources.klineStore)
+            let tradeStore = resources.tradeStore
+            let startTime = resources.clock.now() - Int64(config.lookbackHours) * 3_600_000
+            let archive = catchUp.archive
             var followers: [any LongRunningUnit] = []
             var hubs: [StreamHub] = []
             for group in stride(from: 0, to: streams.count, by: common.market.maxStreamsPerConnection) {
                 let part = streams[group..<min(group + common.market.maxStreamsPerConnection, streams.count)]
                 var inboxes: [String: FollowInbox] = [:]
-                for (symbol, interval) in part {
+                for stream in part {
                     let inbox = FollowInbox()
-                    inboxes[MarketStream.kline(symbol, interval).name] = inbox
-                    followers.append(KlineFollower(unit: ExtractionUnit(market: common.market, symbol: symbol, interval: interval), inbox: inbox,
-                                                   source: resources.client, writer: writer, clock: resources.clock,
-                                                   settings: settings, logger: resources.logger, monitor: monitor))
+                    inboxes[stream.name] = inbox
+                    switch stream {
+                    case .kline(let symbol, let interval):
+                        followers.append(KlineFollower(unit: ExtractionUnit(market: common.market, symbol: symbol, interval: interval), inbox: inbox,
+                                                       source: resources.client, writer: writer, clock: resources.clock,
+                                                       settings: settings, logger: resources.logger, monitor: monitor))
+                    case .aggTrade(let symbol):
+                        let client = resources.client, clock = resources.clock, logger = resources.logger
+                        var tradeSettings = TradeFollower.Settings()
+                        tradeSettings.batchSize = common.batchSize
+                        followers.append(TradeFollower(unit: ExtractionUnit(market: common.market, symbol: symbol, dataset: .aggTrades), inbox: inbox,
+                                                       source: client, store: tradeStore, clock: clock, settings: tradeSettings,
+                                                       logger: logger, monitor: monitor) {
+                            TradeExtractor(market: common.market, symbol: symbol, client: client, store: tradeStore, clock: clock, startTime: startTime,
+                                           batchSize: common.batchSize, maxPages: 1_000, dryRun: false, sourceMode: config.source, archive: archive,
+                                           logger: logger)
+                        })
+                    }
                 }
-                let url = MarketStream.url(base: config.streamURL, streams: part.map { MarketStream.kline($0.0, $0.1) })
+                let url = MarketStream.url(base: config.streamURL, streams: Array(part))
                 hubs.append(StreamHub(url: url, inboxes: inboxes, connector: connector, attempts: attempts, clock: resources.clock,
                                       settings: hubSettings, logger: streamLogger, monitor: monitor))
             }

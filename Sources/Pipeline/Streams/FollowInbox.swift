@@ -5,6 +5,8 @@ import Foundation
 public enum FollowInput: Sendable, Equatable {
     /// A kline event of the unit's stream, and when it arrived (the follower's clock).
     case kline(Kline, final: Bool, arrived: Int64)
+    /// An aggregate trade of the unit's stream, and when it arrived.
+    case trade(AggTrade, arrived: Int64)
     /// A (new) connection carries the unit's stream: catch up from the last stored row while its events queue here.
     case connected
     /// Time passed (confirmations, a final that never came).

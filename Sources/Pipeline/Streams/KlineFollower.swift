@@ -64,6 +64,8 @@ public struct KlineFollower: LongRunningUnit {
                     }
                 case .tick(let now):
                     if let range = state.confirmationDue(now: now) { try await confirm(range, &state, outcome: &outcome) }
+                case .trade:
+                    continue  // a kline unit's stream carries klines
                 }
             }
         } catch {

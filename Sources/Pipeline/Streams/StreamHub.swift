@@ -186,7 +186,10 @@ public struct StreamHub: Sendable {
                 case .serverShutdown:
                     logger.info("Binance announced serverShutdown; opening a replacement connection", metadata: ["url": "\(shownURL)"])
                     state.requestRenewal()
-                case .aggTrade, .ignored:
+                case .aggTrade(_, let trade, _):
+                    guard let stream = parsed.stream, let inbox = inboxes[stream] else { continue }
+                    inbox.push(.trade(trade, arrived: now))
+                case .ignored:
                     continue
                 }
             }
