@@ -13,12 +13,18 @@ public struct WebSocketConnector: StreamConnector {
     /// A message larger than this ends the connection (a kline event is under 400 bytes; Binance sends no large ones).
     public static let maxMessageBytes = 64 * 1024
     let logger: Logger
+    /// A connect (TCP, TLS and the upgrade) that has not succeeded by then fails, and the hub backs off and tries again:
+    /// a server that accepts and never answers must not hold the streams forever.
+    let connectTimeoutSeconds: Double
 
-    public init(logger: Logger) { self.logger = logger }
+    public init(logger: Logger, connectTimeoutSeconds: Double = 10) {
+        self.logger = logger
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+    }
 
     public func connect(url: String) async throws -> any StreamConnection {
         let connection = WebSocketStreamConnection()
-        try await connection.start(url: url, logger: logger)
+        try await connection.start(url: url, logger: logger, timeoutSeconds: connectTimeoutSeconds)
         return connection
     }
 }
@@ -40,7 +46,7 @@ final class WebSocketStreamConnection: StreamConnection, @unchecked Sendable {
     }
 
     /// Connects; returns once the upgrade succeeded (the first callback of the handler), or throws why it failed.
-    func start(url: String, logger: Logger) async throws {
+    func start(url: String, logger: Logger, timeoutSeconds: Double) async throws {
         let upgraded = AsyncThrowingStream<Void, any Error>.makeStream()
         var configuration = WebSocketClientConfiguration()
         configuration.maxFrameSize = WebSocketConnector.maxMessageBytes
@@ -78,6 +84,11 @@ final class WebSocketStreamConnection: StreamConnection, @unchecked Sendable {
             self.task = task
             self.writer = writerBox
         }
+        let deadline = Task {
+            try await Task.sleep(nanoseconds: UInt64(timeoutSeconds * 1e9))
+            upgraded.continuation.finish(throwing: StreamConnectError(url: url, reason: "no WebSocket upgrade within \(timeoutSeconds) s"))
+        }
+        defer { deadline.cancel() }
         var iterator = upgraded.stream.makeAsyncIterator()
         do {
             guard try await iterator.next() != nil else {

@@ -145,7 +145,10 @@ struct JobRunner {
                                  requests: client.requestStats, weightUsed: await client.limiter.weightGranted,
                                  rateLimitWaitMilliseconds: await client.limiter.waitedMilliseconds)
         summary.usesArchives = describe["source"].map { $0 != SourceMode.rest.rawValue } ?? false
-        if case .follow = jobPlan { summary.follows = true }
+        if case .follow(let plan) = jobPlan {
+            summary.follows = true
+            summary.following = plan.monitor.snapshot
+        }
         return finish(summary, logger: logger)
     }
 }

@@ -16,6 +16,8 @@ struct RunSummary {
     var usesArchives = false
     /// The run followed streams (`follow`): each unit says what came from the stream and what REST confirmed.
     var follows = false
+    /// `follow`'s whole-run figures: events, candles committed from final events and their event-to-commit lag.
+    var following: FollowMonitor.Snapshot?
 
     var totalFetched: Int { reports.reduce(0) { $0 + $1.outcome.fetched } }
     /// Attempts of units started again after a failure (requests retried inside an attempt are `requests.retries`).
@@ -90,7 +92,17 @@ struct RunSummary {
             + "\"fetched\":\(totalFetched),\"written\":\(totalWritten),\"requests\":\(requests.sent),"
             + "\"retries\":\(requests.retries + unitRetries),\"request_retries\":\(requests.retries),\"unit_retries\":\(unitRetries),"
             + "\"responses\":{\(statuses)},\"weight_used\":\(weightUsed),\"rate_limit_wait_ms\":\(rateLimitWaitMilliseconds),"
-            + "\"duration_ms\":\(durationMilliseconds)},\"units\":[\(units.joined(separator: ","))]}"
+            + "\"duration_ms\":\(durationMilliseconds)}" + followJSON + ",\"units\":[\(units.joined(separator: ","))]}"
+    }
+
+    /// `,"follow":{...}` for a follow run: events, candles from final events, the lag's p50 / p99 / max, corrections,
+    /// reconnects.
+    var followJSON: String {
+        guard let f = following else { return "" }
+        func ms(_ v: Int64?) -> String { v.map(String.init) ?? "null" }
+        return ",\"follow\":{\"units\":\(f.units),\"events\":\(f.events),\"committed_from_stream\":\(f.committed),"
+            + "\"lag_p50_ms\":\(ms(f.lagP50)),\"lag_p99_ms\":\(ms(f.lagP99)),\"lag_max_ms\":\(ms(f.lagMax)),"
+            + "\"corrected\":\(f.corrected),\"reconnects\":\(f.reconnects)}"
     }
 
     func table() -> String {
@@ -111,6 +123,11 @@ struct RunSummary {
             + (dryRun ? "wrote nothing (dry run)" : "wrote \(totalWritten)")
             + "; \(requests.sent) requests, weight \(weightUsed), \(String(format: "%.1f", Double(durationMilliseconds) / 1000)) s\n"
         for r in reports { if case .failed(let m) = r.status { text += "  \(r.unit): \(m)\n" } }
+        if let f = following {
+            text += "follow: \(f.events) events; \(f.committed) candles from final events"
+                + (f.lagP50.map { p50 in ", lag p50 \(p50) ms, p99 \(f.lagP99 ?? p50) ms, max \(f.lagMax ?? p50) ms" } ?? "")
+                + "; \(f.corrected) corrected by REST; \(f.reconnects) reconnects\n"
+        }
         if dryRun {
             for r in reports where !r.outcome.plannedFiles.isEmpty || !r.outcome.restRanges.isEmpty {
                 let bytes = r.outcome.plannedFiles.compactMap(\.bytes).reduce(0, +)

@@ -1,8 +1,10 @@
 import BinanceAPI
+import BinanceStreams
 import Clocks
 import Foundation
 import HealthEndpoint
 import HTTPTransport
+import Logging
 import Pipeline
 import PostgresStore
 import StoreKit
@@ -135,6 +137,19 @@ struct FollowWriterTests {
         #expect(try await get("/metrics").0 == 404)
         #expect(throws: HealthPortError.self) { try HealthServer.checkAvailable(host: "127.0.0.1", port: probe) }
         #expect(throws: HealthPortError.self) { try HealthServer.checkAvailable(host: "not-an-ip", port: 1) }
+    }
+
+    @Test("a server that accepts the connection and never answers the upgrade: the connect fails after its timeout, naming it")
+    func connectTimeout() async throws {
+        let silent = try LoopbackPort.silent()
+        defer { close(silent.fd) }
+        let connector = WebSocketConnector(logger: Logger(label: "test"), connectTimeoutSeconds: 0.5)
+        do {
+            _ = try await connector.connect(url: "ws://127.0.0.1:\(silent.port)/stream?streams=btcusdt@kline_1m")
+            Issue.record("connected to a server that never answered")
+        } catch let error as StreamConnectError {
+            #expect("\(error)".contains("no WebSocket upgrade within 0.5 s"), "\(error)")
+        }
     }
 
     @Test("the monitor's lag percentiles come from every commit, in fixed memory")

@@ -71,11 +71,11 @@ struct FollowTests {
         let inbox = FollowInbox(capacity: 3)
         inbox.push(.tick(1))
         inbox.push(.tick(2))
-        inbox.push(.connected)
+        inbox.push(.connected(at: 1))
         inbox.push(.kline(candle(1), final: true, arrived: 5))
         inbox.push(.kline(candle(2), final: true, arrived: 6))
         #expect(inbox.dropped == 1 && inbox.count == 3)
-        #expect(await inbox.next() == .connected)
+        #expect(await inbox.next() == .connected(at: 1))
         #expect(await inbox.next() == .kline(candle(1), final: true, arrived: 5))
         #expect(await inbox.next() == .kline(candle(2), final: true, arrived: 6))
         inbox.finish()
@@ -142,7 +142,7 @@ struct FollowTests {
                             attempts: ConnectionAttempts(), clock: clock, settings: .init(silenceAfter: 60_000), logger: Logger(label: "test"))
         let run = Task { await hub.run() }
         let first = try await connector.nextConnection()
-        #expect(await inbox.next() == .connected)
+        #expect(await inbox.next() == .connected(at: Self.start))
         first.send(#"{"stream":"btcusdt@kline_1m","data":{"e":"kline","E":1,"s":"BTCUSDT","k":{"t":1704067200000,"T":1704067259999,"s":"BTCUSDT","i":"1m","o":"10.5","c":"10.5","h":"11","l":"10","v":"1.5","n":3,"x":true,"q":"15.75","V":"0.5","Q":"5.25"}}}"#)
         first.send(#"{"stream":"ethusdt@kline_1m","data":{"e":"kline","E":1,"s":"ETHUSDT","k":{"t":1704067200000,"T":1704067259999,"s":"ETHUSDT","i":"1m","o":"1","c":"1","h":"1","l":"1","v":"1","n":1,"x":true,"q":"1","V":"0","Q":"0"}}}"#)
         first.send("not json")
@@ -153,7 +153,7 @@ struct FollowTests {
         let second = try await clock.drive(step: 1_000) { try await connector.nextConnection() }
         var sawConnected = false
         while let input = await inbox.next() {
-            if input == .connected { sawConnected = true; break }
+            if case .connected = input { sawConnected = true; break }
         }
         #expect(sawConnected)
         #expect(hub.statistics.refused == 1 && hub.statistics.connections == 2 && hub.statistics.reconnects == 1)

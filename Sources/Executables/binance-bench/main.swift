@@ -338,6 +338,80 @@ if row(9), let postgresAdminText {
     if run.status != 0 { print("PostgreSQL backfill exited \(run.status): \(run.stdout.prefix(300))") }
 }
 
+// 10. Live follow at 1,000 streams: 200 USD-M symbols x 5 timeframes at Binance's update rate (a futures kline stream
+// sends 4 events a second: 4,000 a second in all), into MariaDB, on the real clock. Then the hole a 10-minute absence
+// leaves (the newest 10 minutes of every table deleted), closed by a restarted follower's catch-up.
+if row(10) {
+    func waitReady(_ port: UInt16, seconds: Double) async throws -> Double? {
+        let began = Date()
+        while Date().timeIntervalSince(began) < seconds {
+            if let answer = localGet(port: port, path: "/readyz"), answer.status == 200 { return Date().timeIntervalSince(began) }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        return nil
+    }
+    let sim = try Simulator(["--extra-symbols", "200"])
+    defer { sim.stop() }
+    let symbols = (0..<200).map { "BENCH" + String(format: "%03d", $0) + "USDT" }.joined(separator: ",")
+    let timeframes: [KlineInterval] = [.m1, .m3, .m5, .m15, .m30]
+    let uri = try await database("bench_follow")
+    let port = freePort()
+    let args = ["follow", "--market", "futures", "--symbols", symbols, "--timeframes", timeframes.map(\.rawValue).joined(separator: ","),
+                "--ws-url", sim.url.replacingOccurrences(of: "http://", with: "ws://") + "/market", "--api-url", sim.url,
+                "--mysql-uri", uriText(uri), "--lookback-hours", "1", "--source", "rest", "--summary", "json",
+                "--health-port", "\(port)", "--health-address", "127.0.0.1"]
+    let follower = try Running(extractor, args)
+    let ready = try await waitReady(port, seconds: 300)
+    // Steady state through two or more minute closes: every 1m final, and the longer timeframes' that fall due.
+    let cpuBefore = follower.cpuSeconds, steadyFrom = Date()
+    try await Task.sleep(nanoseconds: UInt64((quick ? 70 : 130) * 1e9))
+    let cores = (follower.cpuSeconds - cpuBefore) / Date().timeIntervalSince(steadyFrom)
+    let peak = follower.peakMiB
+    let (status, out) = follower.stop()
+    let line = out.split(separator: "\n").last.map(String.init) ?? "{}"
+    let follow = ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["follow"] as? [String: Any] ?? [:]
+    let p50 = Double(follow["lag_p50_ms"] as? Int ?? -1), p99 = Double(follow["lag_p99_ms"] as? Int ?? -1)
+    // The database's own bulk path for what a minute's close brings: 1,000 candles of 200 symbols in one statement.
+    let pool = ConnectionPool(uri: uri, size: 1)
+    defer { pool.shutdown() }
+    let market = SimulatedMarket.standard(now: Int64(Date().timeIntervalSince1970 * 1000))
+    let candles = market.klines(symbol: market.symbols["BTCUSDT"]!, interval: .m1, start: start2024, end: start2024 + 5 * 60_000 - 1, limit: 5, now: .max)
+    let groups = try (0..<200).map { KlineGroup(symbol: try Symbol(validating: "BULK" + String(format: "%03d", $0) + "USDT"), klines: candles) }
+    var bulk: [Double] = []
+    for _ in 0..<5 {
+        let began = Date()
+        try await KlineStore(pool: pool).upsert(table: KlineTable(market: .futures, interval: .m1), groups: groups)
+        bulk.append(Date().timeIntervalSince(began) * 1000)
+    }
+    let bulkMs = bulk.sorted()[bulk.count / 2]
+    record("follow_ready_s", "10. follow 1,000 streams (200 symbols x 5 timeframes): ready (caught up an hour, streaming)", ready ?? -1, unit: "s",
+           ok: ready != nil, digits: 1)
+    record("follow_lag_p50_ms", "   event-to-commit lag p50 (\(follow["committed_from_stream"] as? Int ?? 0) candles from final events)", p50, unit: "ms", digits: 0)
+    record("follow_lag_p99_ms", "   event-to-commit lag p99", p99, unit: "ms", target: "<= 100 ms", ok: p99 >= 0 && p99 <= 100, digits: 0)
+    record("follow_bulk_commit_ms", "   the database's bulk path: 1,000 candles in one statement (median of 5)", bulkMs, unit: "ms", digits: 1)
+    record("follow_lag_p99_ratio_to_bulk", "   lag p99 as a multiple of that bulk commit", p99 / bulkMs, unit: "x", digits: 1)
+    record("follow_cpu_cores", "   CPU while streaming (\(follow["events"] as? Int ?? 0) events)", cores, unit: "cores", target: "< 1", ok: cores < 1, digits: 2)
+    record("follow_peak_rss_mib", "   peak memory", peak, unit: "MiB", target: "<= 64 MiB", ok: peak <= 64, digits: 1)
+    if status != 0 { print("follow exited \(status): \(out.suffix(300))") }
+    // The hole: the newest 10 minutes of every table gone, as after a 10-minute absence; a new follower closes it.
+    var deleted = 0
+    for interval in timeframes {
+        let table = KlineTable(market: .futures, interval: interval).name
+        let n = try await pool.withConnection { db -> UInt64 in
+            try db.execute("DELETE t FROM `\(table)` t JOIN (SELECT MAX(open_time) AS m FROM `\(table)`) x ON t.open_time > x.m - INTERVAL 10 MINUTE")
+        }
+        deleted += Int(n)
+    }
+    let second = try Running(extractor, args)
+    let closed = try await waitReady(port, seconds: 300)
+    let (secondStatus, _) = second.stop()
+    let ceiling = json["db_ceiling_rows_per_s"] as? Double ?? .nan
+    record("follow_hole_close_s", "   a 10-minute hole (\(deleted) candles) closed: start to ready", closed ?? -1, unit: "s", ok: closed != nil, digits: 1)
+    record("follow_hole_ratio_to_ceiling", "   as a multiple of the database ceiling's time for those rows", (closed ?? .nan) / (Double(deleted) / ceiling),
+           unit: "x", digits: 0)
+    if secondStatus != 0 { print("the second follow exited \(secondStatus)") }
+}
+
 // Report.
 let width = results.map(\.name.count).max() ?? 40
 print("\nbinance-extractor benchmark (\(ProcessInfo.processInfo.processorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB)\n")

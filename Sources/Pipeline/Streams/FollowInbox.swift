@@ -7,8 +7,9 @@ public enum FollowInput: Sendable, Equatable {
     case kline(Kline, final: Bool, arrived: Int64)
     /// An aggregate trade of the unit's stream, and when it arrived.
     case trade(AggTrade, arrived: Int64)
-    /// A (new) connection carries the unit's stream: catch up from the last stored row while its events queue here.
-    case connected
+    /// A (new) connection carries the unit's stream from `at` (the follower's clock): catch up from the last stored row
+    /// while its events queue here.
+    case connected(at: Int64)
     /// Time passed (confirmations, a final that never came).
     case tick(Int64)
 }

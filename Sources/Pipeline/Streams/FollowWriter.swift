@@ -17,7 +17,7 @@ public actor FollowWriter {
     public private(set) var statements = 0
     public private(set) var candles = 0
 
-    struct Entry {
+    struct Entry: Sendable {
         let table: KlineTable
         let group: KlineGroup
         let done: CheckedContinuation<Int, any Error>
@@ -37,7 +37,8 @@ public actor FollowWriter {
         }
     }
 
-    /// Writes what is pending, and what arrives meanwhile, until nothing is.
+    /// Writes what is pending, and what arrives meanwhile, until nothing is. The tables of one moment (a 5m close is
+    /// also a 1m close) are written at once, each on its own pooled connection.
     private func drain() async {
         while !pending.isEmpty {
             let batch = pending
@@ -48,22 +49,39 @@ public actor FollowWriter {
                 if byTable[entry.table] == nil { order.append(entry.table) }
                 byTable[entry.table, default: []].append(entry)
             }
-            for table in order { await write(table, byTable[table]!) }
+            let store = store
+            let done = await withTaskGroup(of: (Int, Int).self) { group in
+                for table in order {
+                    let entries = byTable[table]!
+                    group.addTask { await Self.write(store, table, entries) }
+                }
+                var total = (0, 0)
+                for await (statements, candles) in group { total = (total.0 + statements, total.1 + candles) }
+                return total
+            }
+            statements += done.0
+            candles += done.1
         }
         running = false
     }
 
-    private func write(_ table: KlineTable, _ entries: [Entry]) async {
+    /// One table's part of a moment; returns the statements that committed and their candles.
+    private static func write(_ store: any KlineStoring, _ table: KlineTable, _ entries: [Entry]) async -> (Int, Int) {
         do {
-            let n = try await store.write(table: table, groups: Self.merged(entries.map(\.group)))
-            statements += 1
-            candles += n
+            let n = try await store.write(table: table, groups: merged(entries.map(\.group)))
             entries.forEach { $0.done.resume(returning: $0.group.klines.count) }
+            return (1, n)
         } catch where entries.count > 1 {
             // Each unit alone: the one whose rows the table refuses fails; the others are written.
-            for entry in entries { await write(table, [entry]) }
+            var total = (0, 0)
+            for entry in entries {
+                let (statements, candles) = await write(store, table, [entry])
+                total = (total.0 + statements, total.1 + candles)
+            }
+            return total
         } catch {
             entries.forEach { $0.done.resume(throwing: error) }
+            return (0, 0)
         }
     }
 

@@ -14,6 +14,10 @@ public struct KlineFollower: LongRunningUnit {
     public struct Settings: Sendable {
         public var missingAfter: Int64 = 3_000
         public var confirmAfter: Int64 = 10_000
+        /// A connection made this soon after the last catch-up began needs none of its own: the few candles between
+        /// (a lost final) are fetched when a later candle shows the hole. A process starting 1,000 units so spends
+        /// one catch-up each, not two.
+        public var catchUpAgainAfter: Int64 = 60_000
         /// The catch-up's settings (source mode, archives, batch size); its planner resumes from the last stored row.
         public var catchUp = SymbolExtractor.Settings()
         public init() {}
@@ -52,11 +56,17 @@ public struct KlineFollower: LongRunningUnit {
     public func run(_ attempt: UnitAttempt) async throws -> UnitOutcome {
         var outcome = UnitOutcome()
         var state = KlineFollowState(interval: interval, stored: nil, missingAfter: settings.missingAfter, confirmAfter: settings.confirmAfter)
+        var caughtUpFrom = clock.now()
         do {
             try await catchUp(&state, outcome: &outcome)
             while let input = await inbox.next() {
                 switch input {
-                case .connected:
+                case .connected(let at):
+                    guard at - caughtUpFrom >= settings.catchUpAgainAfter else {
+                        monitor?.caughtUp(name)
+                        continue
+                    }
+                    caughtUpFrom = clock.now()
                     try await catchUp(&state, outcome: &outcome)
                 case .kline(let kline, let final, let arrived):
                     for action in state.receive(kline, final: final, now: arrived) {

@@ -83,7 +83,7 @@ public struct StreamHub: Sendable {
                 counters.add(\.connections)
                 logger.info("stream connected", metadata: ["url": "\(shownURL)", "streams": "\(inboxes.count)", "connections": "\(counters.snapshot.connections)"])
                 monitor?.streaming(inboxes.keys, true)
-                inboxes.values.forEach { $0.push(.connected) }
+                inboxes.values.forEach { $0.push(.connected(at: connectedAt)) }
                 let cause = await serve(connection)
                 if clock.now() - connectedAt >= settings.healthyAfter { failures = 0 }
                 guard !Task.isCancelled else { return }
@@ -135,8 +135,9 @@ public struct StreamHub: Sendable {
                         let next = try await connector.connect(url: url)
                         counters.add(\.connections)
                         let id = state.replace(with: next, now: clock.now())
+                        // The old connection streams until the new one does: nothing is lost, so no unit catches up (a
+                        // final lost anyway is fetched by the unit when a later candle shows the hole).
                         logger.info("stream connection replaced before Binance's cut", metadata: ["url": "\(shownURL)"])
-                        inboxes.values.forEach { $0.push(.connected) }
                         group.addTask { await pump(next, id: id, state: state) }
                     } catch {
                         logger.warning("replacement connection failed; keeping the current one", metadata: ["error": "\(error)"])

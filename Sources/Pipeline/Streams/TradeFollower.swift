@@ -16,6 +16,9 @@ public struct TradeFollower: LongRunningUnit {
         public var batchSize = 1_000
         /// The most REST pages one hole may take; a longer one ends the attempt and the restart's catch-up takes it.
         public var maxFillPages = 50
+        /// A connection made this soon after the last catch-up began needs none of its own: a jump in ids fills the few
+        /// trades between.
+        public var catchUpAgainAfter: Int64 = 60_000
         public init() {}
     }
 
@@ -52,11 +55,17 @@ public struct TradeFollower: LongRunningUnit {
         var outcome = UnitOutcome()
         var pending: [AggTrade] = []
         var last: Int64?
+        var caughtUpFrom = clock.now()
         do {
             last = try await catchUp(outcome: &outcome)
             while let input = await inbox.next() {
                 switch input {
-                case .connected:
+                case .connected(let at):
+                    guard at - caughtUpFrom >= settings.catchUpAgainAfter else {
+                        monitor?.caughtUp(name)
+                        continue
+                    }
+                    caughtUpFrom = clock.now()
                     try await flush(&pending, outcome: &outcome)
                     last = try await catchUp(outcome: &outcome)
                 case .trade(let trade, _):
