@@ -148,6 +148,17 @@ final class Running {
         return kib / 1024
     }
 
+    /// Resident memory now (VmRSS) and the private part of it (anonymous pages: what is not the shared code of the
+    /// binary and its libraries), MiB.
+    var residentMiB: (all: Double, private: Double) {
+        func kib(_ file: String, _ key: String) -> Double {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8),
+                  let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return 0 }
+            return Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+        }
+        return (kib("/proc/\(pid)/status", "VmRSS:") / 1024, kib("/proc/\(pid)/smaps_rollup", "Anonymous:") / 1024)
+    }
+
     /// SIGTERM, then its exit status and standard output.
     func stop() -> (status: Int32, stdout: String) {
         kill(pid, SIGTERM)

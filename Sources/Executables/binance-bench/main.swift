@@ -364,9 +364,12 @@ if row(10) {
     let ready = try await waitReady(port, seconds: 300)
     // Steady state through two or more minute closes: every 1m final, and the longer timeframes' that fall due.
     let cpuBefore = follower.cpuSeconds, steadyFrom = Date()
-    try await Task.sleep(nanoseconds: UInt64((quick ? 70 : 130) * 1e9))
+    try await Task.sleep(nanoseconds: 5_000_000_000)
+    let settled = follower.residentMiB
+    try await Task.sleep(nanoseconds: UInt64((quick ? 65 : 125) * 1e9))
     let cores = (follower.cpuSeconds - cpuBefore) / Date().timeIntervalSince(steadyFrom)
     let peak = follower.peakMiB
+    let end = follower.residentMiB
     let (status, out) = follower.stop()
     let line = out.split(separator: "\n").last.map(String.init) ?? "{}"
     let follow = ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["follow"] as? [String: Any] ?? [:]
@@ -391,7 +394,10 @@ if row(10) {
     record("follow_bulk_commit_ms", "   the database's bulk path: 1,000 candles in one statement (median of 5)", bulkMs, unit: "ms", digits: 1)
     record("follow_lag_p99_ratio_to_bulk", "   lag p99 as a multiple of that bulk commit", p99 / bulkMs, unit: "x", digits: 1)
     record("follow_cpu_cores", "   CPU while streaming (\(follow["events"] as? Int ?? 0) events)", cores, unit: "cores", target: "< 1", ok: cores < 1, digits: 2)
-    record("follow_peak_rss_mib", "   peak memory", peak, unit: "MiB", target: "<= 64 MiB", ok: peak <= 64, digits: 1)
+    record("follow_peak_rss_mib", "   peak memory (resident, shared library code included)", peak, unit: "MiB", target: "<= 64 MiB", ok: peak <= 64, digits: 1)
+    record("follow_private_mib", "   of which private (anonymous) at the end", end.private, unit: "MiB", digits: 1)
+    record("follow_rss_growth_mib", "   resident growth over the steady minutes", end.all - settled.all, unit: "MiB", target: "~ 0 (flat)",
+           ok: end.all - settled.all < 4, digits: 1)
     if status != 0 { print("follow exited \(status): \(out.suffix(300))") }
     // The hole: the newest 10 minutes of every table gone, as after a 10-minute absence; a new follower closes it.
     var deleted = 0

@@ -119,8 +119,11 @@ extension ExtractorCLI {
             var catchUp = SymbolExtractor.Settings(planner: RangePlanner(lookbackMilliseconds: Int64(config.lookbackHours) * 3_600_000),
                                                    batchSize: common.batchSize, sourceMode: config.source)
             catchUp.archive = resources.archive(config.source, baseURL: config.archiveURL)
+            // Catch-ups a few at a time (four per worker): the weight budget and the database set their pace anyway.
+            let gate = CatchUpGate(slots: common.maxWorkers * 4)
             var settings = KlineFollower.Settings()
             settings.catchUp = catchUp
+            settings.gate = gate
             let streamLogger = makeLogger("streams", level: common.logLevel, context: context)
             let connector = WebSocketConnector(logger: streamLogger)
             let attempts = ConnectionAttempts()
@@ -153,6 +156,7 @@ extension ExtractorCLI {
                         let client = resources.client, clock = resources.clock, logger = resources.logger
                         var tradeSettings = TradeFollower.Settings()
                         tradeSettings.batchSize = common.batchSize
+                        tradeSettings.gate = gate
                         followers.append(TradeFollower(unit: ExtractionUnit(market: common.market, symbol: symbol, dataset: .aggTrades), inbox: inbox,
                                                        source: client, store: tradeStore, clock: clock, settings: tradeSettings,
                                                        logger: logger, monitor: monitor) {

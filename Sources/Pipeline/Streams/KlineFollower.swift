@@ -18,6 +18,8 @@ public struct KlineFollower: LongRunningUnit {
         /// (a lost final) are fetched when a later candle shows the hole. A process starting 1,000 units so spends
         /// one catch-up each, not two.
         public var catchUpAgainAfter: Int64 = 60_000
+        /// Shared by the process's followers: how many catch up at once (nil: no limit).
+        public var gate: CatchUpGate?
         /// The catch-up's settings (source mode, archives, batch size); its planner resumes from the last stored row.
         public var catchUp = SymbolExtractor.Settings()
         public init() {}
@@ -94,20 +96,27 @@ public struct KlineFollower: LongRunningUnit {
     /// Everything closed since the last stored row, through the jobs' extractor, until it has caught up.
     private func catchUp(_ state: inout KlineFollowState, outcome: inout UnitOutcome) async throws {
         let extractor = SymbolExtractor(unit: unit, source: source, store: store, clock: clock, settings: settings.catchUp, logger: logger)
-        var attempt = UnitAttempt.first
-        var written = 0
-        try await withSpan("follow catch-up", ofKind: .internal) { span in
-            span.attributes["binance_extractor.unit"] = "\(unit)"
-            while true {
-                let part = try await extractor.run(attempt)
-                outcome.absorb(part)
-                written += part.written
-                if part.caughtUp != false || part.written == 0 { break }
-                attempt = .first  // the cap stopped it: plan again from what is now stored
+        let unit = unit
+        let work: @Sendable () async throws -> UnitOutcome = {
+            try await withSpan("follow catch-up", ofKind: .internal) { span in
+                span.attributes["binance_extractor.unit"] = "\(unit)"
+                var total = UnitOutcome()
+                while true {
+                    let part = try await extractor.run(.first)
+                    total.absorb(part)
+                    if part.caughtUp != false || part.written == 0 { break }  // the cap stopped it: plan again from what is stored
+                }
+                span.attributes["binance_extractor.written"] = Int64(total.written)
+                return total
             }
-            span.attributes["binance_extractor.written"] = Int64(written)
         }
-        state.caughtUp(through: try await store.lastOpenTime(table: table, symbol: unit.symbol))
+        let (gate, store, table) = (settings.gate, store, table)
+        let (part, last) = try await inChildTask { () -> (UnitOutcome, Int64?) in
+            let total = if let gate { try await gate.run(work) } else { try await work() }
+            return (total, try await store.lastOpenTime(table: table, symbol: unit.symbol))
+        }
+        outcome.absorb(part)
+        state.caughtUp(through: last)
         outcome.caughtUp = true
         monitor?.caughtUp(name)
     }
@@ -128,7 +137,7 @@ public struct KlineFollower: LongRunningUnit {
             logger.info("final event missing; the candles come from REST", metadata: [
                 "unit": "\(unit)", "from": "\(UTCCalendar.iso8601(from))", "through": "\(UTCCalendar.iso8601(through))",
             ])
-            let rows = try await rest(from, through, outcome: &outcome)
+            let rows = try await pages(from, through, outcome: &outcome)
             if !rows.isEmpty {
                 outcome.written += try await writer.write(table: table, symbol: unit.symbol, klines: rows)
                 outcome.lastTime = max(outcome.lastTime ?? through, rows.last!.openTime)
@@ -140,7 +149,7 @@ public struct KlineFollower: LongRunningUnit {
     /// REST confirms what the stream wrote: one request for every candle unconfirmed so far; what differs is
     /// written again with REST's values, and counted.
     private func confirm(_ range: ClosedRange<Int64>, _ state: inout KlineFollowState, outcome: inout UnitOutcome) async throws {
-        let rows = try await rest(range.lowerBound, range.upperBound, outcome: &outcome)
+        let rows = try await pages(range.lowerBound, range.upperBound, outcome: &outcome)
         let (corrections, confirmed) = state.confirm(range, rest: rows)
         outcome.confirmed += confirmed
         guard !corrections.isEmpty else { return }
@@ -157,6 +166,17 @@ public struct KlineFollower: LongRunningUnit {
     }
 
     /// Closed candles `[from, through]` from REST, checked as the jobs check them, page by page.
+    /// `rest` in a child task (its frames freed when it ends); counts the requests.
+    private func pages(_ from: Int64, _ through: Int64, outcome: inout UnitOutcome) async throws -> [Kline] {
+        let (rows, requests) = try await inChildTask { [self] in
+            var counted = UnitOutcome()
+            let rows = try await rest(from, through, outcome: &counted)
+            return (rows, counted.requests)
+        }
+        outcome.requests += requests
+        return rows
+    }
+
     private func rest(_ from: Int64, _ through: Int64, outcome: inout UnitOutcome) async throws -> [Kline] {
         var rows: [Kline] = []
         var cursor = from

@@ -19,6 +19,8 @@ public struct TradeFollower: LongRunningUnit {
         /// A connection made this soon after the last catch-up began needs none of its own: a jump in ids fills the few
         /// trades between.
         public var catchUpAgainAfter: Int64 = 60_000
+        /// Shared by the process's followers: how many catch up at once (nil: no limit).
+        public var gate: CatchUpGate?
         public init() {}
     }
 
@@ -101,19 +103,27 @@ public struct TradeFollower: LongRunningUnit {
     /// Everything since the last stored trade, by id, through the jobs' extractor; returns the last stored id.
     private func catchUp(outcome: inout UnitOutcome) async throws -> Int64? {
         let work = catchUpWork()
-        try await withSpan("follow catch-up", ofKind: .internal) { span in
-            span.attributes["binance_extractor.unit"] = "\(unit)"
-            var written = 0
-            while true {
-                let part = try await work.run(.first)
-                outcome.absorb(part)
-                written += part.written
-                if part.caughtUp != false || part.written == 0 { break }  // a page cap: go on from what is stored
+        let unit = unit
+        let run: @Sendable () async throws -> UnitOutcome = {
+            try await withSpan("follow catch-up", ofKind: .internal) { span in
+                span.attributes["binance_extractor.unit"] = "\(unit)"
+                var total = UnitOutcome()
+                while true {
+                    let part = try await work.run(.first)
+                    total.absorb(part)
+                    if part.caughtUp != false || part.written == 0 { break }  // a page cap: go on from what is stored
+                }
+                span.attributes["binance_extractor.written"] = Int64(total.written)
+                return total
             }
-            span.attributes["binance_extractor.written"] = Int64(written)
         }
+        let (gate, store, table) = (settings.gate, store, table)
+        let (part, last) = try await inChildTask { () -> (UnitOutcome, Int64?) in
+            let total = if let gate { try await gate.run(run) } else { try await run() }
+            return (total, try await store.lastTradeId(table: table, symbol: unit.symbol))
+        }
+        outcome.absorb(part)
         outcome.caughtUp = true
-        let last = try await store.lastTradeId(table: table, symbol: unit.symbol)
         monitor?.caughtUp(name)
         return last
     }
