@@ -36,6 +36,37 @@ public struct StreamFaultPlan: Sendable, Equatable {
         self.fault = fault
         self.connections = connections
     }
+
+    /// `KIND[:N][@FIRST..END]` (binance-sim's `--stream-fault`): refuse:STATUS, drop:MESSAGES, silent:MESSAGES,
+    /// final-twice, final-late:MS, final-never, final-lies, server-shutdown:MESSAGES, trades-skipped:EVERY,
+    /// trades-twice; `@0..2`: the first two connections only.
+    public init?(parsing text: String) {
+        let pieces = text.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let spec = pieces[0]
+        let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+        let n = parts.count == 2 ? Int64(parts[1]) : nil
+        if parts.count == 2 && (n ?? -1) < 0 { return nil }
+        switch (parts[0], n) {
+        case ("refuse", let n?): fault = .refuse(status: Int(n))
+        case ("drop", let n?): fault = .dropAfter(messages: Int(n))
+        case ("silent", let n?): fault = .silentAfter(messages: Int(n))
+        case ("final-twice", nil): fault = .finalTwice
+        case ("final-late", let n?): fault = .finalLate(milliseconds: n)
+        case ("final-never", nil): fault = .finalNever
+        case ("final-lies", nil): fault = .finalLies
+        case ("server-shutdown", let n?): fault = .serverShutdownAfter(messages: Int(n))
+        case ("trades-skipped", let n?) where n > 0: fault = .tradesSkipped(every: n)
+        case ("trades-twice", nil): fault = .tradesTwice
+        default: return nil
+        }
+        if pieces.count == 1 {
+            connections = nil
+        } else {
+            let bounds = pieces[1].components(separatedBy: "..")
+            guard bounds.count == 2, let a = Int(bounds[0]), let b = Int(bounds[1]), a >= 0, a < b else { return nil }
+            connections = a..<b
+        }
+    }
 }
 
 /// The stream rules the simulator enforces and follows, per market (spot "WebSocket Streams", USD-M and COIN-M

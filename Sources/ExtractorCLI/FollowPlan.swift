@@ -50,10 +50,18 @@ struct FollowReporter: Sendable {
         var last = monitor.snapshot
         var lastLog = clock.now()
         var eventsAtLog = last.events
+        var trimmedReady = false
+        var lastTrim = clock.now()
         while !Task.isCancelled {
             do { try await clock.sleep(until: clock.now() + 1_000) } catch { return }
             let s = monitor.snapshot
             publish(s, since: last)
+            // Once every unit has caught up for the first time, and then each minute: what the catch-ups freed goes back.
+            if s.ready && !trimmedReady || (clock.now() - lastTrim >= 60_000) {
+                MemoryPolicy.trim()
+                trimmedReady = trimmedReady || s.ready
+                lastTrim = clock.now()
+            }
             last = s
             let now = clock.now()
             if now - lastLog >= logEvery {

@@ -14,9 +14,20 @@ public enum MemoryPolicy {
         _ = glibcMallopt(mmapThreshold, 256 << 10)
         #endif
     }
+
+    /// Gives the pages of freed memory back to the system (glibc malloc_trim(3), every arena): a long run (`follow`)
+    /// calls it now and then, so what a burst (the first catch-up of a thousand units) freed does not stay resident.
+    public static func trim() {
+        #if os(Linux)
+        _ = glibcMallocTrim(0)
+        #endif
+    }
 }
 
 #if os(Linux)
 @_silgen_name("mallopt")
 private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
 #endif

@@ -37,9 +37,10 @@ public final class HealthServer: Sendable {
         }
     }
 
-    /// Waits until the server listens; returns its port (the one asked, or the system's pick for 0).
-    public func listening() async throws -> UInt16 {
-        try await server.waitUntilListening()
+    /// Waits (up to `timeout` seconds) until the server listens; returns its port (the one asked, or the system's pick
+    /// for 0).
+    public func listening(timeout: Double = 60) async throws -> UInt16 {
+        try await server.waitUntilListening(timeout: timeout)
         if case .ip4(_, let port)? = await server.listeningAddress { return port }
         return 0
     }

@@ -1,4 +1,5 @@
 import BinanceAPI
+import BinanceSimulator
 import BinanceStreams
 import Clocks
 import Foundation
@@ -13,7 +14,7 @@ import Testing
 
 /// The followers' shared writer against real databases: what many units hand it at once commits in few statements,
 /// every candle exactly once, and one unit's row the table refuses fails that unit only.
-@Suite("follow's group commit and probes")
+@Suite("follow: group commit, probes, connects, the simulator's stream flags")
 struct FollowWriterTests {
     static let table = KlineTable(market: .futures, interval: .m1)
     static let from = UTCCalendar.parse("2024-03-01")!
@@ -149,6 +150,18 @@ struct FollowWriterTests {
             Issue.record("connected to a server that never answered")
         } catch let error as StreamConnectError {
             #expect("\(error)".contains("no WebSocket upgrade within 0.5 s"), "\(error)")
+        }
+    }
+
+    @Test("binance-sim's --stream-fault: each kind, with a count and a range of connections; anything else refused")
+    func streamFaultFlags() {
+        #expect(StreamFaultPlan(parsing: "drop:300@0..1") == .init(.dropAfter(messages: 300), connections: 0..<1))
+        #expect(StreamFaultPlan(parsing: "refuse:503") == .init(.refuse(status: 503)))
+        #expect(StreamFaultPlan(parsing: "final-lies@1..3") == .init(.finalLies, connections: 1..<3))
+        #expect(StreamFaultPlan(parsing: "trades-skipped:4") == .init(.tradesSkipped(every: 4)))
+        #expect(StreamFaultPlan(parsing: "final-late:1500") == .init(.finalLate(milliseconds: 1500)))
+        for bad in ["drop", "drop:x", "drop:-1", "final-never:3", "nope", "drop:5@", "drop:5@2..1", "trades-skipped:0"] {
+            #expect(StreamFaultPlan(parsing: bad) == nil, "\(bad)")
         }
     }
 

@@ -52,6 +52,16 @@ struct BinanceSim: AsyncParsableCommand {
     @Option(name: .customLong("extra-symbols"), help: "Also list BENCH000USDT ... (N symbols, listed since 2019), for benchmarks.")
     var extraSymbols = 0
 
+    @Option(name: .customLong("stream-lifetime"), help: "Seconds a stream connection lives before the server closes it (Binance: 86400, its 24-hour cut; compress it to see a follower renew).")
+    var streamLifetime: Double?
+
+    @Option(name: .customLong("stream-fault"), help: """
+        Stream fault: KIND[:N][@FIRST..END] with KIND one of refuse:STATUS, drop:MESSAGES, silent:MESSAGES, final-twice, \
+        final-late:MS, final-never, final-lies, server-shutdown:MESSAGES, trades-skipped:EVERY, trades-twice; @0..1 limits it to \
+        the first connection. Repeatable.
+        """)
+    var streamFaults: [String] = []
+
     @Flag(name: .customLong("cache-pages"), help: "Keep historical klines answers once computed (benchmarks: measure the client, not the simulator).")
     var cachePages = false
 
@@ -97,6 +107,20 @@ struct BinanceSim: AsyncParsableCommand {
             faultsByFile[parts[0]] = fault
         }
         await simulator.setArchiveFaults(faultsByFile)
+        if let streamLifetime {
+            guard streamLifetime > 0 else { throw ValidationError("--stream-lifetime must be a positive number of seconds") }
+            for market in Market.allCases {
+                var rules = StreamRules.of(market)
+                rules.lifetime = Int64(streamLifetime * 1000)
+                await simulator.setStreamRules(rules, for: market)
+            }
+        }
+        await simulator.setStreamFaults(try streamFaults.map { text in
+            guard let plan = StreamFaultPlan(parsing: text) else {
+                throw ValidationError("--stream-fault '\(text)' is not KIND[:N][@FIRST..END] (see --help)")
+            }
+            return plan
+        })
         let bound = try await simulator.start()
         // Scripts wait for this line to learn the port.
         FileHandle.standardOutput.write(Data("binance-sim listening on http://\(host):\(bound)\n".utf8))

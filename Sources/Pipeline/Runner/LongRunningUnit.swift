@@ -40,43 +40,66 @@ extension Supervisor {
     }
 
     private func keep(_ long: any LongRunningUnit, healthyMilliseconds: Int64) async -> UnitReport {
-        let started = clock.now()
-        var accumulated = UnitOutcome()
-        var restarts = 0, backoffAttempt = 0
+        // What the keeping accumulates lives on the heap, and the decisions are made in a synchronous function: a
+        // thousand of these tasks live as long as the process, each with the async frames of this loop.
+        let kept = Kept(started: clock.now())
         while true {
             let attemptStarted = clock.now()
+            var failure: (any Error)?
             do {
-                accumulated.absorb(try await long.run(UnitAttempt(retry: restarts, previous: accumulated)))
-                return UnitReport(unit: long.unit, status: .interrupted, outcome: accumulated, retries: restarts,
-                                  durationMilliseconds: clock.now() - started)
+                kept.accumulated.absorb(try await long.run(UnitAttempt(retry: kept.restarts, previous: kept.accumulated)))
             } catch {
-                let underlying = (error as? UnitFailure)?.underlying ?? error
-                if let partial = (error as? UnitFailure)?.partial { accumulated.absorb(partial) }
-                if underlying is CancellationError || Task.isCancelled {
-                    return UnitReport(unit: long.unit, status: .interrupted, outcome: accumulated, retries: restarts,
-                                      durationMilliseconds: clock.now() - started)
-                }
-                guard !Self.endsFollowing(underlying) else {
-                    logger.error("unit failed; not started again", metadata: ["unit": "\(long.unit)", "error": "\(underlying)"])
-                    var report = UnitReport(unit: long.unit, status: .failed("\(underlying)"), outcome: accumulated, retries: restarts,
-                                            durationMilliseconds: clock.now() - started)
-                    report.badConfiguration = underlying is SchemaError || (underlying as? StoreFailure)?.isConfiguration == true
-                    return report
-                }
-                // A unit that ran well for a while before failing starts again from the shortest wait.
-                if clock.now() - attemptStarted >= healthyMilliseconds { backoffAttempt = 0 }
-                let delay = backoff.delay(attempt: backoffAttempt, unitRandom: Double.random(in: 0..<1))
-                restarts += 1
-                backoffAttempt += 1
-                logger.warning("unit failed; starting it again", metadata: [
-                    "unit": "\(long.unit)", "restarts": "\(restarts)", "delay_ms": "\(delay)", "error": "\(underlying)",
-                ])
+                failure = error
+            }
+            switch next(after: failure, long.unit, kept, attemptStarted: attemptStarted, healthyMilliseconds: healthyMilliseconds) {
+            case .report(let report):
+                return report
+            case .wait(let delay):
                 do { try await clock.sleep(until: clock.now() + delay) } catch {
-                    return UnitReport(unit: long.unit, status: .interrupted, outcome: accumulated, retries: restarts,
-                                      durationMilliseconds: clock.now() - started)
+                    return kept.report(long.unit, .interrupted, now: clock.now())
                 }
             }
         }
+    }
+
+    /// A kept unit's totals and restarts.
+    private final class Kept: @unchecked Sendable {
+        let started: Int64
+        var accumulated = UnitOutcome()
+        var restarts = 0, backoffAttempt = 0
+        init(started: Int64) { self.started = started }
+
+        func report(_ unit: ExtractionUnit, _ status: UnitReport.Status, now: Int64) -> UnitReport {
+            UnitReport(unit: unit, status: status, outcome: accumulated, retries: restarts, durationMilliseconds: now - started)
+        }
+    }
+
+    private enum Next {
+        case report(UnitReport)
+        case wait(Int64)
+    }
+
+    /// After an attempt ended (`failure` nil: stopped as asked): the report to end with, or the wait before the next.
+    private func next(after failure: (any Error)?, _ unit: ExtractionUnit, _ kept: Kept, attemptStarted: Int64, healthyMilliseconds: Int64) -> Next {
+        guard let error = failure else { return .report(kept.report(unit, .interrupted, now: clock.now())) }
+        let underlying = (error as? UnitFailure)?.underlying ?? error
+        if let partial = (error as? UnitFailure)?.partial { kept.accumulated.absorb(partial) }
+        if underlying is CancellationError || Task.isCancelled { return .report(kept.report(unit, .interrupted, now: clock.now())) }
+        guard !Self.endsFollowing(underlying) else {
+            logger.error("unit failed; not started again", metadata: ["unit": "\(unit)", "error": "\(underlying)"])
+            var report = kept.report(unit, .failed("\(underlying)"), now: clock.now())
+            report.badConfiguration = underlying is SchemaError || (underlying as? StoreFailure)?.isConfiguration == true
+            return .report(report)
+        }
+        // A unit that ran well for a while before failing starts again from the shortest wait.
+        if clock.now() - attemptStarted >= healthyMilliseconds { kept.backoffAttempt = 0 }
+        let delay = backoff.delay(attempt: kept.backoffAttempt, unitRandom: Double.random(in: 0..<1))
+        kept.restarts += 1
+        kept.backoffAttempt += 1
+        logger.warning("unit failed; starting it again", metadata: [
+            "unit": "\(unit)", "restarts": "\(kept.restarts)", "delay_ms": "\(delay)", "error": "\(underlying)",
+        ])
+        return .wait(delay)
     }
 
     /// Failures that no restart mends: a table that cannot take the rows, wrong credentials or privileges, a request

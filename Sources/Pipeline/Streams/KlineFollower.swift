@@ -14,10 +14,6 @@ public struct KlineFollower: LongRunningUnit {
     public struct Settings: Sendable {
         public var missingAfter: Int64 = 3_000
         public var confirmAfter: Int64 = 10_000
-        /// A connection made this soon after the last catch-up began needs none of its own: the few candles between
-        /// (a lost final) are fetched when a later candle shows the hole. A process starting 1,000 units so spends
-        /// one catch-up each, not two.
-        public var catchUpAgainAfter: Int64 = 60_000
         /// Shared by the process's followers: how many catch up at once (nil: no limit).
         public var gate: CatchUpGate?
         /// The catch-up's settings (source mode, archives, batch size); its planner resumes from the last stored row.
@@ -58,18 +54,22 @@ public struct KlineFollower: LongRunningUnit {
     public func run(_ attempt: UnitAttempt) async throws -> UnitOutcome {
         var outcome = UnitOutcome()
         var state = KlineFollowState(interval: interval, stored: nil, missingAfter: settings.missingAfter, confirmAfter: settings.confirmAfter)
-        var caughtUpFrom = clock.now()
+        // When the last catch-up ended: a connection made before that was already buffering while it ran, so it needs
+        // no catch-up of its own (a process starting 1,000 units spends one each, not two); what little may lie between
+        // the catch-up's last page and the first buffered event is a hole the unit fills from REST when it shows.
+        var caughtUpAt = Int64.min
         do {
             try await catchUp(&state, outcome: &outcome)
+            caughtUpAt = clock.now()
             while let input = await inbox.next() {
                 switch input {
                 case .connected(let at):
-                    guard at - caughtUpFrom >= settings.catchUpAgainAfter else {
+                    guard at > caughtUpAt else {
                         monitor?.caughtUp(name)
                         continue
                     }
-                    caughtUpFrom = clock.now()
                     try await catchUp(&state, outcome: &outcome)
+                    caughtUpAt = clock.now()
                 case .kline(let kline, let final, let arrived):
                     for action in state.receive(kline, final: final, now: arrived) {
                         try await perform(action, arrived: arrived, &state, outcome: &outcome)

@@ -16,9 +16,6 @@ public struct TradeFollower: LongRunningUnit {
         public var batchSize = 1_000
         /// The most REST pages one hole may take; a longer one ends the attempt and the restart's catch-up takes it.
         public var maxFillPages = 50
-        /// A connection made this soon after the last catch-up began needs none of its own: a jump in ids fills the few
-        /// trades between.
-        public var catchUpAgainAfter: Int64 = 60_000
         /// Shared by the process's followers: how many catch up at once (nil: no limit).
         public var gate: CatchUpGate?
         public init() {}
@@ -57,19 +54,23 @@ public struct TradeFollower: LongRunningUnit {
         var outcome = UnitOutcome()
         var pending: [AggTrade] = []
         var last: Int64?
-        var caughtUpFrom = clock.now()
+        // When the last catch-up ended: a connection made before that was already buffering while it ran, so it needs
+        // no catch-up of its own (a process starting 1,000 units spends one each, not two); what little may lie between
+        // the catch-up's last page and the first buffered event is a hole the unit fills from REST when it shows.
+        var caughtUpAt = Int64.min
         do {
             last = try await catchUp(outcome: &outcome)
+            caughtUpAt = clock.now()
             while let input = await inbox.next() {
                 switch input {
                 case .connected(let at):
-                    guard at - caughtUpFrom >= settings.catchUpAgainAfter else {
+                    guard at > caughtUpAt else {
                         monitor?.caughtUp(name)
                         continue
                     }
-                    caughtUpFrom = clock.now()
                     try await flush(&pending, outcome: &outcome)
                     last = try await catchUp(outcome: &outcome)
+                    caughtUpAt = clock.now()
                 case .trade(let trade, _):
                     if let stored = last, trade.id <= stored { continue }  // a repeat, or what the catch-up stored
                     if let stored = last, trade.id > stored + 1 {
