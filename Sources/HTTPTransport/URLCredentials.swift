@@ -10,3 +10,37 @@ public enum URLCredentials {
         return String(url[..<authorityStart]) + "REDACTED:REDACTED" + String(url[at...])
     }
 }
+
+/// The parts of an `http(s)://` or `ws(s)://` URL this project reads, without Foundation's URL types: those run every
+/// host through ICU's IDNA tables, whose megabytes then stay resident for the life of a long-running process, for
+/// hosts that are ASCII here (Binance's, a proxy's, a test server's).
+public enum URLParts {
+    /// The host of `scheme://[userinfo@]host[:port][/path][?query]`, lowercased; an IPv6 literal without its brackets.
+    /// Nil when there is no `://`, or the host is empty or not plain ASCII.
+    public static func host(_ url: String) -> String? {
+        guard let schemeEnd = url.range(of: "://") else { return nil }
+        let rest = url[schemeEnd.upperBound...]
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let hostPort = authority.lastIndex(of: "@").map { authority[authority.index(after: $0)...] } ?? authority
+        let host: Substring
+        if hostPort.hasPrefix("[") {
+            guard let close = hostPort.firstIndex(of: "]") else { return nil }
+            host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
+        } else {
+            host = hostPort.prefix { $0 != ":" }
+        }
+        guard !host.isEmpty, host.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 }) else { return nil }
+        return host.lowercased()
+    }
+
+    /// The port a URL names, else its scheme's (80 for http and ws, 443 for https and wss); nil without a scheme.
+    public static func port(_ url: String) -> Int? {
+        guard let schemeEnd = url.range(of: "://") else { return nil }
+        let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        let authority = url[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let hostPort = authority.lastIndex(of: "@").map { authority[authority.index(after: $0)...] } ?? authority
+        let afterHost = hostPort.hasPrefix("[") ? hostPort.drop { $0 != "]" }.dropFirst() : hostPort.drop { $0 != ":" }
+        if afterHost.hasPrefix(":"), let port = Int(afterHost.dropFirst()), (1...65_535).contains(port) { return port }
+        return scheme == "http" || scheme == "ws" ? 80 : 443
+    }
+}

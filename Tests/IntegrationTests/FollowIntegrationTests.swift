@@ -34,6 +34,23 @@ struct FollowIntegrationTests {
         }
     }
 
+    /// REST's candles from the catch-up's first through the last closed minute, and the table's, once they match: the clock
+    /// moves on a step at a time (bounded) until the last candles are confirmed.
+    static func settle(_ clock: ManualClock, sim: SimulatorFixture, db: TestStore, table: KlineTable, step: Int64, tries: Int) async throws
+        -> (stored: [StoredKline], expected: [Kline]) {
+        let lastClosed = KlineInterval.m1.openTime(containing: clock.now()) - 60_000
+        let first = KlineInterval.m1.openTime(containing: Self.now - 3_600_000)
+        let expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m1, from: first, through: lastClosed + 59_999)
+        var stored: [StoredKline] = []
+        for _ in 0..<tries {
+            stored = try await db.klines(table: table, symbol: "BTCUSDT")
+            if stored.count == expected.count, zip(stored, expected).allSatisfy({ $0.matches($1) }) { break }
+            clock.advance(by: step)
+            try await Task.sleep(nanoseconds: 2_000_000)
+        }
+        return (stored, expected)
+    }
+
     @Test("lost finals come from REST, a drop is caught up, lies are corrected: the table is REST's, candle for candle", arguments: StoreKind.allCases)
     func followsThroughFaults(store kind: StoreKind) async throws {
         let clock = ManualClock(now: Self.now)
@@ -53,17 +70,7 @@ struct FollowIntegrationTests {
         let (inbox, hub, table, run) = (rig.inbox, rig.hub, rig.table, rig.run)
         // Six minutes of the market, a quarter second at a time.
         try await Self.drive(clock, until: Self.now + 6 * 60_000, step: 250, inbox: inbox)
-        let lastClosed = KlineInterval.m1.openTime(containing: clock.now()) - 60_000
-        let first = KlineInterval.m1.openTime(containing: Self.now - 3_600_000)
-        let expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m1, from: first, through: lastClosed + 59_999)
-        // The last candles are confirmed 10 s after their close: move on until they are.
-        var stored: [StoredKline] = []
-        for _ in 0..<400 {
-            stored = try await db.klines(table: table, symbol: "BTCUSDT")
-            if stored.count == expected.count, zip(stored, expected).allSatisfy({ $0.matches($1) }) { break }
-            clock.advance(by: 250)
-            try await Task.sleep(nanoseconds: 2_000_000)
-        }
+        let (stored, expected) = try await Self.settle(clock, sim: sim, db: db, table: table, step: 250, tries: 400)
         run.cancel()
         let reports = await run.value
         #expect(stored.map(\.openTime) == expected.map(\.openTime), "no hole, no duplicate, no open candle")
@@ -95,16 +102,7 @@ struct FollowIntegrationTests {
         defer { rig.run.cancel(); rig.http.shutdown() }
         let (inbox, hub, table, run) = (rig.inbox, rig.hub, rig.table, rig.run)
         try await Self.drive(clock, until: Self.now + 6 * 60_000, step: 500, inbox: inbox)
-        let lastClosed = KlineInterval.m1.openTime(containing: clock.now()) - 60_000
-        let first = KlineInterval.m1.openTime(containing: Self.now - 3_600_000)
-        let expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m1, from: first, through: lastClosed + 59_999)
-        var stored: [StoredKline] = []
-        for _ in 0..<200 {
-            stored = try await db.klines(table: table, symbol: "BTCUSDT")
-            if stored.count == expected.count { break }
-            clock.advance(by: 500)
-            try await Task.sleep(nanoseconds: 2_000_000)
-        }
+        let (stored, expected) = try await Self.settle(clock, sim: sim, db: db, table: table, step: 500, tries: 200)
         run.cancel()
         let reports = await run.value
         #expect(stored.map(\.openTime) == expected.map(\.openTime), "no hole, no duplicate")
@@ -132,16 +130,7 @@ struct FollowIntegrationTests {
         defer { rig.run.cancel(); rig.http.shutdown() }
         let (inbox, hub, table, run) = (rig.inbox, rig.hub, rig.table, rig.run)
         try await Self.drive(clock, until: Self.now + 5 * 60_000, step: 250, inbox: inbox)
-        let lastClosed = KlineInterval.m1.openTime(containing: clock.now()) - 60_000
-        let first = KlineInterval.m1.openTime(containing: Self.now - 3_600_000)
-        let expected = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .m1, from: first, through: lastClosed + 59_999)
-        var stored: [StoredKline] = []
-        for _ in 0..<400 {
-            stored = try await db.klines(table: table, symbol: "BTCUSDT")
-            if stored.count == expected.count, zip(stored, expected).allSatisfy({ $0.matches($1) }) { break }
-            clock.advance(by: 250)
-            try await Task.sleep(nanoseconds: 2_000_000)
-        }
+        let (stored, expected) = try await Self.settle(clock, sim: sim, db: db, table: table, step: 250, tries: 400)
         run.cancel()
         _ = await run.value
         #expect(stored.map(\.openTime) == expected.map(\.openTime), "no hole, no duplicate")

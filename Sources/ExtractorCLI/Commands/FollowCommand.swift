@@ -94,7 +94,7 @@ extension ConfigurationReader {
         let lower = text.lowercased()
         let scheme = lower.hasPrefix("wss://") ? 6 : lower.hasPrefix("ws://") ? 5 : 0
         guard scheme > 0, text.count > scheme, !text.contains(" "), !text.contains("?"), !text.contains("#"),
-              let host = URLComponents(string: text)?.host, !host.isEmpty else {
+              URLParts.host(text) != nil else {
             let shown = String(URLCredentials.redacted(text).prefix { $0 != "?" }.prefix(120))
             throw ConfigurationError("invalid WebSocket URL '\(shown)' (\(source)): expected ws://host[:port][/prefix] or wss://...")
         }

@@ -1,3 +1,5 @@
+import Tracing
+
 /// How many units catch up at once. A thousand units starting (or reconnecting) together would otherwise run a thousand
 /// catch-ups at once: the requests queue behind the weight budget anyway, and their buffers would all be held together.
 /// A few at a time finish as fast (the budget and the database set the pace) in a fraction of the memory.
@@ -37,5 +39,30 @@ func inChildTask<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) 
         group.addTask(operation: body)
         guard let value = try await group.next() else { throw CancellationError() }
         return value
+    }
+}
+
+/// A follower's catch-up, in a child task of its own and a slot of `gate`: the jobs' extractor (`attempt`, one run)
+/// again and again until it has caught up (a page cap stops one run; the next plans from what is now stored), in one
+/// span, then `position`, the unit's last stored row. Returns the runs' totals and that position.
+func followCatchUp<Position: Sendable>(_ unit: ExtractionUnit, gate: CatchUpGate?,
+                                       attempt: @escaping @Sendable () async throws -> UnitOutcome,
+                                       position: @escaping @Sendable () async throws -> Position) async throws -> (UnitOutcome, Position) {
+    let runs: @Sendable () async throws -> UnitOutcome = {
+        try await withSpan("follow catch-up", ofKind: .internal) { span in
+            span.attributes["binance_extractor.unit"] = "\(unit)"
+            var total = UnitOutcome()
+            while true {
+                let part = try await attempt()
+                total.absorb(part)
+                if part.caughtUp != false || part.written == 0 { break }
+            }
+            span.attributes["binance_extractor.written"] = Int64(total.written)
+            return total
+        }
+    }
+    return try await inChildTask {
+        let total = if let gate { try await gate.run(runs) } else { try await runs() }
+        return (total, try await position())
     }
 }

@@ -97,24 +97,9 @@ public struct KlineFollower: LongRunningUnit {
     private func catchUp(_ state: inout KlineFollowState, outcome: inout UnitOutcome) async throws {
         let extractor = SymbolExtractor(unit: unit, source: source, store: store, clock: clock, settings: settings.catchUp, logger: logger)
         let unit = unit
-        let work: @Sendable () async throws -> UnitOutcome = {
-            try await withSpan("follow catch-up", ofKind: .internal) { span in
-                span.attributes["binance_extractor.unit"] = "\(unit)"
-                var total = UnitOutcome()
-                while true {
-                    let part = try await extractor.run(.first)
-                    total.absorb(part)
-                    if part.caughtUp != false || part.written == 0 { break }  // the cap stopped it: plan again from what is stored
-                }
-                span.attributes["binance_extractor.written"] = Int64(total.written)
-                return total
-            }
-        }
-        let (gate, store, table) = (settings.gate, store, table)
-        let (part, last) = try await inChildTask { () -> (UnitOutcome, Int64?) in
-            let total = if let gate { try await gate.run(work) } else { try await work() }
-            return (total, try await store.lastOpenTime(table: table, symbol: unit.symbol))
-        }
+        let (store, table) = (store, table)
+        let (part, last) = try await followCatchUp(unit, gate: settings.gate, attempt: { try await extractor.run(.first) },
+                                                   position: { try await store.lastOpenTime(table: table, symbol: unit.symbol) })
         outcome.absorb(part)
         state.caughtUp(through: last)
         outcome.caughtUp = true
@@ -167,12 +152,17 @@ public struct KlineFollower: LongRunningUnit {
 
     /// Closed candles `[from, through]` from REST, checked as the jobs check them, page by page.
     /// `rest` in a child task (its frames freed when it ends); counts the requests.
+    /// `rest` in a child task (its frames freed when it ends), through the gate: when every unit's candle closes at
+    /// once (a 30m close is also a 15m, 5m, 3m and 1m close), a thousand confirmations queue for a few slots instead of
+    /// a thousand requests and their buffers being held at once. They are due within 30 s and take a few here.
     private func pages(_ from: Int64, _ through: Int64, outcome: inout UnitOutcome) async throws -> [Kline] {
-        let (rows, requests) = try await inChildTask { [self] in
+        let fetch: @Sendable () async throws -> ([Kline], Int) = { [self] in
             var counted = UnitOutcome()
             let rows = try await rest(from, through, outcome: &counted)
             return (rows, counted.requests)
         }
+        let gate = settings.gate
+        let (rows, requests) = try await inChildTask { if let gate { try await gate.run(fetch) } else { try await fetch() } }
         outcome.requests += requests
         return rows
     }

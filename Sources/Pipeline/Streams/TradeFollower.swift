@@ -105,24 +105,9 @@ public struct TradeFollower: LongRunningUnit {
     private func catchUp(outcome: inout UnitOutcome) async throws -> Int64? {
         let work = catchUpWork()
         let unit = unit
-        let run: @Sendable () async throws -> UnitOutcome = {
-            try await withSpan("follow catch-up", ofKind: .internal) { span in
-                span.attributes["binance_extractor.unit"] = "\(unit)"
-                var total = UnitOutcome()
-                while true {
-                    let part = try await work.run(.first)
-                    total.absorb(part)
-                    if part.caughtUp != false || part.written == 0 { break }  // a page cap: go on from what is stored
-                }
-                span.attributes["binance_extractor.written"] = Int64(total.written)
-                return total
-            }
-        }
-        let (gate, store, table) = (settings.gate, store, table)
-        let (part, last) = try await inChildTask { () -> (UnitOutcome, Int64?) in
-            let total = if let gate { try await gate.run(run) } else { try await run() }
-            return (total, try await store.lastTradeId(table: table, symbol: unit.symbol))
-        }
+        let (store, table) = (store, table)
+        let (part, last) = try await followCatchUp(unit, gate: settings.gate, attempt: { try await work.run(.first) },
+                                                   position: { try await store.lastTradeId(table: table, symbol: unit.symbol) })
         outcome.absorb(part)
         outcome.caughtUp = true
         monitor?.caughtUp(name)

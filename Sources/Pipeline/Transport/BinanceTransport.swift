@@ -36,9 +36,8 @@ public final class BinanceTransport: Sendable {
         self.backoff = backoff
         self.maxAttempts = max(1, maxAttempts)
         self.logger = logger
-        let components = URLComponents(string: self.baseURL)
-        serverAddress = components?.host ?? ""
-        serverPort = components?.port ?? (components?.scheme == "http" ? 80 : 443)
+        serverAddress = URLParts.host(self.baseURL) ?? ""
+        serverPort = URLParts.port(self.baseURL) ?? 443
     }
 
     /// Requests sent, retries, and answers by status, for the summary.
