@@ -1,4 +1,7 @@
 import CCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// SHA-256 through OpenSSL's libcrypto (already on every machine that has libcurl built against OpenSSL).
 public enum SHA256 {
@@ -18,6 +21,30 @@ public enum SHA256 {
             out.append(digits[Int(byte & 0x0f)])
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension SHA256 {
+    /// The digest of the file at `path`, read a MiB at a time; nil when it cannot be read.
+    public static func hex(fileAt path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard let context = EVP_MD_CTX_new() else { return nil }
+        defer { EVP_MD_CTX_free(context) }
+        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            guard buffer.withUnsafeBytes({ EVP_DigestUpdate(context, $0.baseAddress, n) }) == 1 else { return nil }
+        }
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        guard EVP_DigestFinal_ex(context, &digest, &length) == 1, length == 32 else { return nil }
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: digest.prefix(32).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0f)]] }, as: UTF8.self)
     }
 }
 
@@ -49,6 +76,9 @@ public struct ArchiveChecksum: Sendable, Equatable {
 
     /// Whether `bytes` are the file the CHECKSUM describes.
     public func matches(_ bytes: [UInt8]) -> Bool { SHA256.hex(bytes) == sha256 }
+
+    /// Whether the file at `path` (a spooled download) is the file the CHECKSUM describes.
+    public func matches(fileAt path: String) -> Bool { SHA256.hex(fileAt: path) == sha256 }
 
     /// The CHECKSUM text for `bytes` named `fileName`, as Binance writes it.
     public static func text(for bytes: [UInt8], fileName: String) -> String { "\(SHA256.hex(bytes))  \(fileName)\n" }

@@ -1,4 +1,7 @@
 import CZlib
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The one entry of a Binance archive file (each `.zip` holds one CSV), read from the central directory and
 /// inflated with zlib; the entry's CRC-32 is checked. ZIP64 is not needed: no archive file comes near 4 GiB.
@@ -22,32 +25,42 @@ public enum ZipArchive {
         public let size: Int
     }
 
-    public static func entry(of zip: [UInt8]) throws(Invalid) -> Entry {
-        func u16(_ i: Int) -> Int { Int(zip[i]) | Int(zip[i + 1]) << 8 }
-        func u32(_ i: Int) -> Int { u16(i) | u16(i + 2) << 16 }
+    public static func entry(of zip: [UInt8]) throws(Invalid) -> Entry { try entry(in: zip) }
+
+    /// The entry of a zip read through `source` (a download held in memory, or a file on disk read where needed).
+    public static func entry(in source: some ZipSource) throws(Invalid) -> Entry {
+        let total = source.count
         // End of central directory: 22 bytes plus a comment of up to 65,535 bytes, at the end.
-        guard zip.count >= 22 else { throw Invalid(reason: "\(zip.count) bytes") }
+        guard total >= 22 else { throw Invalid(reason: "\(total) bytes") }
+        let tailStart = max(0, total - 22 - 65_535)
+        let tail = try source.bytes(tailStart..<total)
+        func u16(_ b: [UInt8], _ i: Int) -> Int { Int(b[i]) | Int(b[i + 1]) << 8 }
+        func u32(_ b: [UInt8], _ i: Int) -> Int { u16(b, i) | u16(b, i + 2) << 16 }
         var eocd = -1
-        var i = zip.count - 22
-        while i >= max(0, zip.count - 22 - 65_535) {
-            if u32(i) == 0x0605_4b50 { eocd = i; break }
+        var i = tail.count - 22
+        while i >= 0 {
+            if u32(tail, i) == 0x0605_4b50 { eocd = i; break }
             i -= 1
         }
         guard eocd >= 0 else { throw Invalid(reason: "no end of central directory") }
-        guard u16(eocd + 10) >= 1 else { throw Invalid(reason: "no entry") }
-        let central = u32(eocd + 16)
-        guard central <= zip.count - 46, u32(central) == 0x0201_4b50 else { throw Invalid(reason: "no central directory entry") }
-        let method = u16(central + 10), crc = UInt32(truncatingIfNeeded: u32(central + 16))
-        let compressed = u32(central + 20), size = u32(central + 24)
-        let nameLength = u16(central + 28), local = u32(central + 42)
+        guard u16(tail, eocd + 10) >= 1 else { throw Invalid(reason: "no entry") }
+        let central = u32(tail, eocd + 16)
+        guard central <= total - 46 else { throw Invalid(reason: "no central directory entry") }
+        let header = try source.bytes(central..<(central + 46))
+        guard u32(header, 0) == 0x0201_4b50 else { throw Invalid(reason: "no central directory entry") }
+        let method = u16(header, 10), crc = UInt32(truncatingIfNeeded: u32(header, 16))
+        let compressed = u32(header, 20), size = u32(header, 24)
+        let nameLength = u16(header, 28), local = u32(header, 42)
         guard compressed != 0xFFFF_FFFF, size != 0xFFFF_FFFF, local != 0xFFFF_FFFF else { throw Invalid(reason: "ZIP64 entry") }
         // The largest real file (a month of 1s spot klines) unpacks to well under this; a header claiming more is damage.
         guard size <= Self.maxEntryBytes else { throw Invalid(reason: "entry claims \(size) bytes, more than \(Self.maxEntryBytes)") }
-        guard nameLength <= zip.count - central - 46 else { throw Invalid(reason: "truncated central directory") }
-        let name = String(decoding: zip[(central + 46)..<(central + 46 + nameLength)], as: UTF8.self)
-        guard local <= zip.count - 30, u32(local) == 0x0403_4b50 else { throw Invalid(reason: "no local header") }
-        let start = local + 30 + u16(local + 26) + u16(local + 28)
-        guard start <= zip.count, compressed <= zip.count - start else { throw Invalid(reason: "truncated entry data") }
+        guard nameLength <= total - central - 46 else { throw Invalid(reason: "truncated central directory") }
+        let name = String(decoding: try source.bytes((central + 46)..<(central + 46 + nameLength)), as: UTF8.self)
+        guard local <= total - 30 else { throw Invalid(reason: "no local header") }
+        let localHeader = try source.bytes(local..<(local + 30))
+        guard u32(localHeader, 0) == 0x0403_4b50 else { throw Invalid(reason: "no local header") }
+        let start = local + 30 + u16(localHeader, 26) + u16(localHeader, 28)
+        guard start <= total, compressed <= total - start else { throw Invalid(reason: "truncated entry data") }
         guard method == 0 || method == 8 else { throw Invalid(reason: "compression method \(method)") }
         guard method == 8 || compressed == size else { throw Invalid(reason: "a stored entry of \(compressed) bytes claims \(size)") }
         return Entry(name: name, method: method, crc: crc, data: start..<(start + compressed), size: size)
@@ -67,16 +80,21 @@ public enum ZipArchive {
     /// when the last chunk is read (a chunk is handed out before that check: a caller that must not act on a
     /// damaged entry verifies the download's SHA-256 first, as the archive client does).
     public final class EntryReader {
+        /// Compressed bytes read from the source at a time.
+        static let inputBytes = 256 << 10
         public let entry: Entry
-        private let zip: [UInt8]
+        private let zip: any ZipSource
         private let stream: UnsafeMutablePointer<z_stream>?
         private var consumed = 0
         private var produced = 0
         private var crc: uLong = 0
         private var ended = false
 
-        public init(_ zip: [UInt8]) throws(Invalid) {
-            entry = try ZipArchive.entry(of: zip)
+        public convenience init(_ zip: [UInt8]) throws(Invalid) { try self.init(source: zip) }
+
+        /// Reads the entry of `source`, compressed input a piece at a time (a spooled download is never held whole).
+        public init(source zip: any ZipSource) throws(Invalid) {
+            entry = try ZipArchive.entry(in: zip)
             self.zip = zip
             guard entry.method == 8 else {
                 stream = nil
@@ -106,18 +124,20 @@ public enum ZipArchive {
             if let stream {
                 chunk = [UInt8](repeating: 0, count: max(maxBytes, 1))
                 let data = entry.data
-                let before = consumed
-                let (status, wrote, left) = zip.withUnsafeBufferPointer { input in
+                // Compressed input a piece at a time (256 KiB): what zlib leaves unread is read again next time.
+                let from = data.lowerBound + consumed
+                let input = try zip.bytes(from..<min(from + Self.inputBytes, data.upperBound))
+                let (status, wrote, left) = input.withUnsafeBufferPointer { input in
                     chunk.withUnsafeMutableBufferPointer { output -> (Int32, Int, Int) in
-                        stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress.map { $0 + data.lowerBound + before })
-                        stream.pointee.avail_in = uInt(data.count - before)
+                        stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
+                        stream.pointee.avail_in = uInt(input.count)
                         stream.pointee.next_out = output.baseAddress
                         stream.pointee.avail_out = uInt(output.count)
                         let status = CZlib.inflate(stream, Z_NO_FLUSH)
                         return (status, output.count - Int(stream.pointee.avail_out), Int(stream.pointee.avail_in))
                     }
                 }
-                consumed = data.count - left
+                consumed += input.count - left
                 chunk.removeLast(chunk.count - wrote)
                 switch status {
                 case Z_STREAM_END: ended = true
@@ -125,12 +145,12 @@ public enum ZipArchive {
                 default: throw Invalid(reason: "damaged DEFLATE data (zlib status \(status))")
                 }
                 // No progress before the stream's end: the input is used up (truncated) or damaged.
-                if !ended && wrote == 0 {
+                if !ended && wrote == 0 && (left == input.count || consumed >= data.count) {
                     throw Invalid(reason: "truncated DEFLATE data")
                 }
             } else {
                 let end = min(consumed + max(maxBytes, 1), entry.data.count)
-                chunk = Array(zip[(entry.data.lowerBound + consumed)..<(entry.data.lowerBound + end)])
+                chunk = try zip.bytes((entry.data.lowerBound + consumed)..<(entry.data.lowerBound + end))
                 consumed = end
                 ended = consumed == entry.data.count
             }
@@ -195,5 +215,49 @@ public enum ZipArchive {
         precondition(status == Z_STREAM_END, "zlib deflate did not finish")
         output.removeLast(output.count - Int(stream.total_out))
         return output
+    }
+}
+
+/// Where a zip's bytes are read from: a download in memory, or a file on disk (a spooled download), read where needed.
+public protocol ZipSource {
+    var count: Int { get }
+    func bytes(_ range: Range<Int>) throws(ZipArchive.Invalid) -> [UInt8]
+}
+
+extension Array: ZipSource where Element == UInt8 {
+    public func bytes(_ range: Range<Int>) throws(ZipArchive.Invalid) -> [UInt8] {
+        guard range.lowerBound >= 0, range.upperBound <= count else { throw ZipArchive.Invalid(reason: "truncated") }
+        return Array(self[range])
+    }
+}
+
+/// A zip file on disk, read with pread(2) where needed: the whole file is never in memory.
+public final class ZipFile: ZipSource {
+    public let count: Int
+    private let fd: Int32
+
+    public init(path: String) throws(ZipArchive.Invalid) {
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ZipArchive.Invalid(reason: "cannot open \(path): errno \(errno)") }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            close(fd)
+            throw ZipArchive.Invalid(reason: "cannot stat \(path): errno \(errno)")
+        }
+        count = Int(info.st_size)
+    }
+
+    deinit { close(fd) }
+
+    public func bytes(_ range: Range<Int>) throws(ZipArchive.Invalid) -> [UInt8] {
+        guard range.lowerBound >= 0, range.upperBound <= count else { throw ZipArchive.Invalid(reason: "truncated") }
+        var out = [UInt8](repeating: 0, count: range.count)
+        var done = 0
+        while done < range.count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, range.count - done, off_t(range.lowerBound + done)) }
+            guard n > 0 else { throw ZipArchive.Invalid(reason: "read failed at \(range.lowerBound + done): errno \(errno)") }
+            done += n
+        }
+        return out
     }
 }

@@ -14,6 +14,8 @@ public final class CurlHTTPClient: HTTPClient, @unchecked Sendable {
         public var connectTimeoutMilliseconds: Int
         public var totalTimeoutMilliseconds: Int
         public var maxBodyBytes: Int
+        /// The most a download to a file may write (16 GiB: a month of a busy symbol's trades is gigabytes).
+        public var maxDownloadBytes = 16 << 30
         public var userAgent: String
         /// TLS certificate and host name verification; off only for test endpoints, and the caller warns.
         public var verifyTLS: Bool
@@ -47,6 +49,21 @@ public final class CurlHTTPClient: HTTPClient, @unchecked Sendable {
         let transfer = Transfer(maxBodyBytes: options.maxBodyBytes)
         // A cancelled task (SIGTERM) aborts its transfer at libcurl's next progress callback instead of waiting
         // for the answer or the timeout.
+        return try await withTaskCancellationHandler {
+            try await worker.thread.run { try worker.perform(request, transfer: transfer) }
+        } onCancel: {
+            transfer.abort()
+        }
+    }
+
+    /// The body goes to the file at `path` as it arrives (up to `maxDownloadBytes`), never into memory.
+    public func download(_ request: HTTPRequest, to path: String) async throws -> HTTPResponse {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw HTTPTransportError(kind: .other, detail: "cannot create \(path): errno \(errno)", url: request.url) }
+        defer { close(fd) }
+        let worker = try await pool.acquire()
+        defer { pool.release(worker) }
+        let transfer = Transfer(maxBodyBytes: options.maxDownloadBytes, file: fd)
         return try await withTaskCancellationHandler {
             try await worker.thread.run { try worker.perform(request, transfer: transfer) }
         } onCancel: {
@@ -145,6 +162,7 @@ final class CurlWorker: @unchecked Sendable {
 
     static func kind(of code: CURLcode, transfer: Transfer) -> HTTPTransportError.Kind {
         if transfer.tooLarge { return .tooLarge }
+        if transfer.writeFailed { return .other }
         switch code {
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: return .connect
         case CURLE_OPERATION_TIMEDOUT: return .timeout
@@ -160,13 +178,20 @@ final class CurlWorker: @unchecked Sendable {
 /// What one transfer has received so far. Filled on the worker thread; `abort()` may come from any thread.
 final class Transfer: @unchecked Sendable {
     var body: [UInt8] = []
+    /// A download's file (the body goes there), or -1; bytes written to it.
+    let file: Int32
+    var written = 0
+    var writeFailed = false
     var headers: [String: String] = [:]
     var tooLarge = false
     let maxBodyBytes: Int
     private let lock = NSLock()
     private var aborted = false
 
-    init(maxBodyBytes: Int) { self.maxBodyBytes = maxBodyBytes }
+    init(maxBodyBytes: Int, file: Int32 = -1) {
+        self.maxBodyBytes = maxBodyBytes
+        self.file = file
+    }
 
     func abort() { lock.withLock { aborted = true } }
     var isAborted: Bool { lock.withLock { aborted } }
@@ -181,9 +206,22 @@ private let curlWriteBody: @convention(c) (UnsafeMutablePointer<CChar>?, Int, In
     data, size, count, context in
     let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
     let n = size * count
-    guard transfer.body.count + n <= transfer.maxBodyBytes else {
+    guard (transfer.file >= 0 ? transfer.written : transfer.body.count) + n <= transfer.maxBodyBytes else {
         transfer.tooLarge = true
         return 0  // makes libcurl abort with CURLE_WRITE_ERROR
+    }
+    if transfer.file >= 0 {
+        var done = 0
+        while done < n {
+            let w = Glibc.write(transfer.file, data! + done, n - done)
+            guard w > 0 else {
+                transfer.writeFailed = true
+                return 0
+            }
+            done += w
+        }
+        transfer.written += n
+        return n
     }
     data!.withMemoryRebound(to: UInt8.self, capacity: n) {
         transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
@@ -206,7 +244,7 @@ private let curlWriteHeader: @convention(c) (UnsafeMutablePointer<CChar>?, Int, 
         let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
         transfer.headers[name] = value
         // Room for the whole body at once (an archive file is megabytes): growing by doubling would hold up to twice it.
-        if name == "content-length", let length = Int(value), length > 0, length <= transfer.maxBodyBytes {
+        if transfer.file < 0, name == "content-length", let length = Int(value), length > 0, length <= transfer.maxBodyBytes {
             transfer.body.reserveCapacity(length)
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 /// An HTTP response with lower-cased header names.
 public struct HTTPResponse: Sendable {
     public var status: Int
@@ -57,9 +58,22 @@ public struct HTTPRequest: Sendable {
 /// HTTP as the project uses it: the Binance client GETs, the OTLP exporter POSTs.
 public protocol HTTPClient: Sendable {
     func send(_ request: HTTPRequest) async throws -> HTTPResponse
+    /// Sends `request` and writes the answer's body into the file at `path` (created, or emptied) instead of memory;
+    /// returns the status and headers, with an empty body.
+    func download(_ request: HTTPRequest, to path: String) async throws -> HTTPResponse
 }
 
 extension HTTPClient {
+    /// A client without a streaming download of its own writes the body it received.
+    public func download(_ request: HTTPRequest, to path: String) async throws -> HTTPResponse {
+        var response = try await send(request)
+        guard FileManager.default.createFile(atPath: path, contents: Data(response.body)) else {
+            throw HTTPTransportError(kind: .other, detail: "cannot write \(path)", url: request.url)
+        }
+        response.body = []
+        return response
+    }
+
     public func get(_ url: String) async throws -> HTTPResponse {
         try await send(HTTPRequest(url: url))
     }

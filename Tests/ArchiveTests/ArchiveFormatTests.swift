@@ -1,3 +1,4 @@
+import Foundation
 import BinanceAPI
 import BinanceArchive
 import Testing
@@ -81,6 +82,34 @@ struct ArchiveFormatTests {
             let reader = try ZipArchive.EntryReader(cut)
             while try reader.next(maxBytes: 4096) != nil {}
         }
+    }
+
+    @Test("a zip on disk (a spooled download) reads as it does in memory, the compressed bytes a piece at a time; and its SHA-256 read from disk")
+    func spooledFile() throws {
+        // Rows that compress poorly enough to span several 256 KiB reads of compressed input.
+        var rng = SystemRandomNumberGenerator()
+        let csv = Array((0..<40_000).map { i in "\(i),\(UInt64.random(in: 0...UInt64.max, using: &rng)),\(UInt32.random(in: 0...UInt32.max, using: &rng))\n" }.joined().utf8)
+        let zip = ZipArchive.make(name: "f.csv", bytes: csv)
+        #expect(zip.count > 2 * (256 << 10), "\(zip.count) bytes: more than two reads of compressed input")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("zip-\(UUID().uuidString).zip").path
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(zip)))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = try ZipFile(path: path)
+        #expect(file.count == zip.count)
+        #expect(try ZipArchive.entry(in: file) == ZipArchive.entry(of: zip))
+        let reader = try ZipArchive.EntryReader(source: file)
+        var unpacked: [UInt8] = []
+        while let chunk = try reader.next(maxBytes: 100_000) { unpacked += chunk }
+        #expect(unpacked == csv)
+        #expect(SHA256.hex(fileAt: path) == SHA256.hex(zip))
+        let checksum = try ArchiveChecksum(parsing: ArchiveChecksum.text(for: zip, fileName: "f.zip"), fileName: "f.zip")
+        #expect(checksum.matches(fileAt: path) && !checksum.matches(fileAt: path + ".missing"))
+        // Cut short on disk: refused while reading, never silently.
+        let cutPath = path + ".cut"
+        #expect(FileManager.default.createFile(atPath: cutPath, contents: Data(zip.prefix(zip.count / 2))))
+        defer { try? FileManager.default.removeItem(atPath: cutPath) }
+        #expect(throws: ZipArchive.Invalid.self) { _ = try ZipArchive.EntryReader(source: try ZipFile(path: cutPath)) }
+        #expect(SHA256.hex(fileAt: path + ".missing") == nil)
     }
 
     @Test("futures klines with a header, spot without; microseconds become REST's milliseconds; rows sorted and de-duplicated")

@@ -35,6 +35,12 @@ struct ArchiveTreeTests {
         let rows = try ArchiveCSV.klines(entry.bytes, file: file.fileName)
         let rest = await sim.simulator.expectedKlines(symbol: "BTCUSDT", interval: .h1, from: file.range.lowerBound, through: file.range.upperBound - 1)
         #expect(rows.count == 31 * 24 && rows == rest, "byte for byte what REST serves")
+        // Downloaded into a file instead of memory (as the archive client spools): the same bytes.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dl-\(UUID().uuidString).zip").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let spooled = try await http.download(HTTPRequest(url: sim.baseURL + "/" + file.path), to: path)
+        #expect(spooled.status == 200 && spooled.body.isEmpty)
+        #expect(FileManager.default.contents(atPath: path).map(Array.init) == zip.body && sum.matches(fileAt: path))
         let month = ArchiveFile(market: .futures, dataset: .klines(.mo1), symbol: btc, period: .month(year: 2023, month: 12))
         #expect(month.path.contains("/1mo/BTCUSDT-1mo-2023-12.zip"))
         #expect(try await http.get(sim.baseURL + "/" + month.path).status == 200)

@@ -102,7 +102,12 @@ public struct ArchiveClient: ArchiveSource {
     /// takes everything from REST, with one warning.
     private let unreachable = UnreachableFlag()
 
-    public init(baseURL: String, http: any HTTPClient, clock: any WallClock, logger: Logger) {
+    /// Where downloads are spooled while they are read (a file is never held in memory whole); nil: in memory.
+    let spoolDirectory: String?
+
+    public init(baseURL: String, http: any HTTPClient, clock: any WallClock, logger: Logger,
+                spoolDirectory: String? = FileManager.default.temporaryDirectory.path) {
+        self.spoolDirectory = spoolDirectory
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.http = http
         self.clock = clock
@@ -110,12 +115,13 @@ public struct ArchiveClient: ArchiveSource {
     }
 
     /// GET (or HEAD) with retries on 5xx and transfer errors; nil for 404/403 (S3 answers 403 for some missing keys).
-    func request(_ path: String, head: Bool = false) async throws -> HTTPResponse? {
+    func request(_ path: String, head: Bool = false, into file: String? = nil) async throws -> HTTPResponse? {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                let response = try await http.send(HTTPRequest(method: head ? .head : .get, url: baseURL + "/" + path))
+                let request = HTTPRequest(method: head ? .head : .get, url: baseURL + "/" + path)
+                let response = if let file { try await http.download(request, to: file) } else { try await http.send(request) }
                 if response.status == 200 { return response }
                 if response.status == 404 || response.status == 403 { return nil }
                 if response.status < 500 || attempt >= attempts {
@@ -153,14 +159,23 @@ public struct ArchiveClient: ArchiveSource {
         if unreachable.isSet { return .unreachable }
         await slots.acquire()
         defer { Task { await slots.release() } }
-        let zip: [UInt8]
+        let zip: any ZipSource
+        // The download goes to a file of its own under the spool folder, read from there and removed when done; where
+        // no file can be made there (a read-only filesystem), it is held in memory.
+        let spool = spoolFile(for: file)
+        defer { if let spool { unlink(spool) } }
         do {
             guard let checksumResponse = try await request(file.checksumPath) else { return .absent }
             let checksum = try ArchiveChecksum(parsing: String(decoding: checksumResponse.body, as: UTF8.self), fileName: file.fileName)
-            var verified: [UInt8]?
+            var verified: (any ZipSource)?
             for _ in 0..<2 {
-                guard let response = try await request(file.path) else { return .absent }
-                if checksum.matches(response.body) { verified = response.body; break }
+                guard let response = try await request(file.path, into: spool) else { return .absent }
+                if let spool {
+                    if checksum.matches(fileAt: spool) { verified = try ZipFile(path: spool); break }
+                } else if checksum.matches(response.body) {
+                    verified = response.body
+                    break
+                }
                 logger.info("archive file does not match its CHECKSUM; downloading it again", metadata: ["file": "\(file.fileName)"])
             }
             guard let verified else { return .refused("\(file.fileName) does not match its CHECKSUM, twice") }
@@ -177,7 +192,7 @@ public struct ArchiveClient: ArchiveSource {
         var last: Row?
         var straggler = false
         do {
-            let entry = try ZipArchive.EntryReader(zip)
+            let entry = try ZipArchive.EntryReader(source: zip)
             try Self.checkEntryName(entry.entry.name, of: file)
             var rows = format.reader(file.fileName)
             let position = rows.position
@@ -241,6 +256,18 @@ public struct ArchiveClient: ArchiveSource {
         return try await readOutOfOrder(file, zip: zip, format: format, alreadySeen: seenWhenDelivered, delivered: delivered, deliver: deliver)
     }
 
+    /// A new spool file's path for `file` (its folder made if missing), or nil where none can be made.
+    func spoolFile(for file: ArchiveFile) -> String? {
+        guard let spoolDirectory else { return nil }
+        let folder = (spoolDirectory as NSString).appendingPathComponent("binance-extractor-spool")
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let path = (folder as NSString).appendingPathComponent("\(UUID().uuidString)-\(file.fileName)")
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return nil }
+        close(fd)
+        return path
+    }
+
     /// The one CSV inside `SYMBOL-1h-2026-10.zip` is `SYMBOL-1h-2026-10.csv` (binance-public-data's files, every
     /// dataset): an entry named for another symbol, interval or period is another file's rows under this file's name,
     /// whatever its CHECKSUM says, and the file is refused.
@@ -254,12 +281,15 @@ public struct ArchiveClient: ArchiveSource {
 
     /// The whole file, sorted and de-duplicated; delivers the rows the streaming pass did not (the first
     /// `alreadySeen` accepted rows in file order were delivered or were repeats of delivered ones).
-    private func readOutOfOrder<Row>(_ file: ArchiveFile, zip: [UInt8], format: ArchiveRowFormat<Row>, alreadySeen: Int, delivered: Int,
+    private func readOutOfOrder<Row>(_ file: ArchiveFile, zip: any ZipSource, format: ArchiveRowFormat<Row>, alreadySeen: Int, delivered: Int,
                                      deliver: ([Row]) async throws -> Void) async throws -> ArchiveRead {
         let sorted: [Row], seen: Set<Int64>
         do {
             // The entry's name was checked by the streaming pass that found the file out of order.
-            let all = try ArchiveCSV.all(format.reader(file.fileName), ZipArchive.firstEntry(of: zip).bytes).filter(format.accept)
+            let reader = try ZipArchive.EntryReader(source: zip)
+            var bytes: [UInt8] = []
+            while let chunk = try reader.next() { bytes += chunk }
+            let all = try ArchiveCSV.all(format.reader(file.fileName), bytes).filter(format.accept)
             seen = Set(all.prefix(alreadySeen).map(format.key))
             sorted = try ArchiveCSV.sortedUnique(all, file: file.fileName, key: format.key)
         } catch {
