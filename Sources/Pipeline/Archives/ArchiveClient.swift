@@ -108,6 +108,7 @@ public struct ArchiveClient: ArchiveSource {
     public init(baseURL: String, http: any HTTPClient, clock: any WallClock, logger: Logger,
                 spoolDirectory: String? = FileManager.default.temporaryDirectory.path) {
         self.spoolDirectory = spoolDirectory
+        Self.sweep(spoolDirectory)
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.http = http
         self.clock = clock
@@ -254,6 +255,19 @@ public struct ArchiveClient: ArchiveSource {
         }
         guard straggler else { return .rows(delivered) }
         return try await readOutOfOrder(file, zip: zip, format: format, alreadySeen: seenWhenDelivered, delivered: delivered, deliver: deliver)
+    }
+
+    /// Spool files a day old are what a killed process left (a live one removes its own once read): gone.
+    public static func sweep(_ spoolDirectory: String?) {
+        guard let spoolDirectory else { return }
+        let folder = (spoolDirectory as NSString).appendingPathComponent("binance-extractor-spool")
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] {
+            let path = (folder as NSString).appendingPathComponent(name)
+            if let modified = (try? fm.attributesOfItem(atPath: path))?[.modificationDate] as? Date, modified.timeIntervalSinceNow < -86_400 {
+                try? fm.removeItem(atPath: path)
+            }
+        }
     }
 
     /// A new spool file's path for `file` (its folder made if missing), or nil where none can be made.
