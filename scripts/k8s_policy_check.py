@@ -17,6 +17,8 @@ The schema check (kubernetes-validate) says a manifest is well-formed; this says
   * every `follow` Deployment serves its probes on its --health-port (HEALTH_PORT): liveness /healthz, readiness /readyz,
     a rollout never takes the only follower away before its successor is ready (maxUnavailable 0), its grace period
     keeps 5 s above --shutdown-timeout, and the egress policy opens its market's stream port (spot: 9443);
+  * every extractor container whose root filesystem is read-only mounts a writable /tmp (TMPDIR): the archive
+    downloads are spooled there (without it they are held in memory);
   * LICENSE exists and is the license the image's label names.
 
 Usage: k8s_policy_check.py DIR=RENDERED.yaml ...   (DIR as in k8s/overlays/production; what is deployed as is: the
@@ -174,6 +176,19 @@ def check(where, docs, version, license_label):
             if by_kind.get("NetworkPolicy") and stream_ports.get(market) not in egress_ports:
                 fail(f"{name}: NetworkPolicy binance-extractor does not open {market}'s stream port {stream_ports.get(market)}")
 
+    # The archive spool: a writable /tmp (or TMPDIR) wherever the root filesystem is read-only.
+    for obj in jobs + by_kind.get("Deployment", []):
+        if obj["metadata"].get("labels", {}).get("app.kubernetes.io/name") != "binance-extractor":
+            continue  # the development collector has no spool
+        spec = pod_spec(obj)[1]["spec"] if obj["kind"] != "Deployment" else obj["spec"]["template"]["spec"]
+        volumes = {v["name"] for v in spec.get("volumes", [])}
+        for c in spec["containers"]:
+            if not c.get("securityContext", {}).get("readOnlyRootFilesystem"):
+                continue
+            tmpdir = next((e.get("value") for e in c.get("env", []) if e["name"] == "TMPDIR"), None) or "/tmp"
+            if not any(m.get("mountPath") == tmpdir and m.get("name") in volumes and not m.get("readOnly") for m in c.get("volumeMounts", [])):
+                fail(f"{obj['kind']}/{obj['metadata']['name']}: container {c['name']} has a read-only root filesystem and no writable {tmpdir} for the archive spool")
+
     # The nightly gaps jobs cover every kline table the klines CronJobs fill: (market, series, timeframe).
     def tables(args):
         market = option(args, "--market") or "futures"
@@ -313,6 +328,7 @@ def self_test(rendered, version, license_label):
         "spot stream port closed": breaks(production, lambda d: next(p for p in d if p["kind"] == "NetworkPolicy"
                                                                      and p["metadata"]["name"] == "binance-extractor")["spec"]["egress"][1]
                                           .update(ports=[{"protocol": "TCP", "port": 443}])),
+        "no spool folder": breaks(production, lambda d: container(cronjob(d, "klines-1d")).pop("volumeMounts")),
         "capped backfill": breaks(scale, lambda d: [c for c in d if c["kind"] == "Job"][0]["spec"]["template"]["spec"]["containers"][0]
                                   .update(args=["klines", "--timeframes", "1m", "--from-listing"])),
     }
