@@ -34,7 +34,6 @@ struct FollowPlan: Sendable {
             }
         }
     }
-
 }
 
 /// Publishes the follower's state: every second as metrics (events, reconnects and corrections counted; units behind and

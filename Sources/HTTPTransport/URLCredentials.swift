@@ -18,10 +18,7 @@ public enum URLParts {
     /// The host of `scheme://[userinfo@]host[:port][/path][?query]`, lowercased; an IPv6 literal without its brackets.
     /// Nil when there is no `://`, or the host is empty or not plain ASCII.
     public static func host(_ url: String) -> String? {
-        guard let schemeEnd = url.range(of: "://") else { return nil }
-        let rest = url[schemeEnd.upperBound...]
-        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
-        let hostPort = authority.lastIndex(of: "@").map { authority[authority.index(after: $0)...] } ?? authority
+        guard let (_, hostPort) = authority(url) else { return nil }
         let host: Substring
         if hostPort.hasPrefix("[") {
             guard let close = hostPort.firstIndex(of: "]") else { return nil }
@@ -35,12 +32,17 @@ public enum URLParts {
 
     /// The port a URL names, else its scheme's (80 for http and ws, 443 for https and wss); nil without a scheme.
     public static func port(_ url: String) -> Int? {
-        guard let schemeEnd = url.range(of: "://") else { return nil }
-        let scheme = url[..<schemeEnd.lowerBound].lowercased()
-        let authority = url[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
-        let hostPort = authority.lastIndex(of: "@").map { authority[authority.index(after: $0)...] } ?? authority
+        guard let (scheme, hostPort) = authority(url) else { return nil }
         let afterHost = hostPort.hasPrefix("[") ? hostPort.drop { $0 != "]" }.dropFirst() : hostPort.drop { $0 != ":" }
         if afterHost.hasPrefix(":"), let port = Int(afterHost.dropFirst()), (1...65_535).contains(port) { return port }
         return scheme == "http" || scheme == "ws" ? 80 : 443
+    }
+
+    /// The lowercased scheme, and the authority's `host[:port]` (user information dropped); nil without `://`.
+    private static func authority(_ url: String) -> (scheme: String, hostPort: Substring)? {
+        guard let schemeEnd = url.range(of: "://") else { return nil }
+        let authority = url[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let hostPort = authority.lastIndex(of: "@").map { authority[authority.index(after: $0)...] } ?? authority
+        return (url[..<schemeEnd.lowerBound].lowercased(), hostPort)
     }
 }

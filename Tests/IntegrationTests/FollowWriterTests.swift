@@ -97,11 +97,7 @@ struct FollowWriterTests {
         let klines = try await Self.candles("BTCUSDT", count: 2)
         let groups = try ["BTCUSDT", "ETHUSDT"].map { KlineGroup(symbol: try Symbol(validating: $0), klines: klines) }
         #expect(try await store.write(table: Self.table, groups: groups) == 4)
-        var heard: [PostgresConnection.Notification] = []
-        for _ in 0..<200 where heard.count < 2 {
-            heard += listener.notifications()
-            if heard.count < 2 { try await Task.sleep(nanoseconds: 5_000_000) }
-        }
+        let heard = try await listener.notifications(awaiting: 2)
         let last = klines[1].openTime
         #expect(Set(heard.map(\.payload)) == [
             "{\"symbol\":\"BTCUSDT\",\"open_time\":\(last),\"rows\":2}", "{\"symbol\":\"ETHUSDT\",\"open_time\":\(last),\"rows\":2}",

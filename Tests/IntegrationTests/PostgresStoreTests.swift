@@ -40,13 +40,7 @@ struct PostgresStoreTests {
         var bad = klines[0]
         bad.open = DecimalString(unchecked: "1" + String(repeating: "0", count: 30))
         _ = try? await store.write(table: Self.table, symbol: symbol, klines: [bad])
-        var heard: [PostgresConnection.Notification] = []
-        // Notifications travel on the listener's own connection: read until both came (bounded).
-        for _ in 0..<200 where heard.count < 2 {
-            heard += listener.notifications()
-            if heard.count < 2 { try await Task.sleep(nanoseconds: 5_000_000) }
-        }
-        heard += listener.notifications()
+        let heard = try await listener.notifications(awaiting: 2)
         let last = klines[2].openTime
         #expect(heard == [
             .init(channel: "klines_h1", payload: "{\"symbol\":\"BTCUSDT\",\"open_time\":\(last),\"rows\":3}"),

@@ -53,3 +53,16 @@ public struct TestPostgres: Sendable {
         admin.shutdown()
     }
 }
+
+extension PostgresConnection {
+    /// The notifications that arrive for this session's channels until there are `count` (bounded: a second or so), and
+    /// any that came with them. Notifications travel on the listener's own connection, so it is read until then.
+    public func notifications(awaiting count: Int) async throws -> [Notification] {
+        var heard: [Notification] = []
+        for _ in 0..<200 where heard.count < count {
+            heard += notifications()
+            if heard.count < count { try await Task.sleep(nanoseconds: 5_000_000) }
+        }
+        return heard + notifications()
+    }
+}

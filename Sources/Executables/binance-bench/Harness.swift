@@ -23,30 +23,16 @@ let defaultEnvironment = env.filter { !$0.key.hasPrefix("OTEL_") }
 /// Runs a program to its end in the default environment plus `extra`; wall time, CPU time and peak resident memory
 /// are the child's own (wait4).
 func measure(_ program: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Measured {
-    let environment = defaultEnvironment.merging(extra) { _, new in new }
     let outFile = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString).out").path
-    var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, outFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    let argv: [UnsafeMutablePointer<CChar>?] = ([program] + arguments).map { strdup($0) } + [nil]
-    let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { (argv + envp).forEach { free($0) } }
-    var pid: pid_t = 0
     let start = Date()
-    guard posix_spawn(&pid, program, &actions, nil, argv, envp) == 0 else { throw BenchError("cannot start \(program)") }
+    let pid = try spawn(program, arguments, environment: extra, stdout: outFile)
     var status: Int32 = 0
     var usage = rusage()
     // Peak memory from the child's own VmHWM: Linux carries ru_maxrss across exec, so wait4's figure would include
     // this (larger) benchmark process.
     var peakKiB = 0.0
     while wait4(pid, &status, WNOHANG, &usage) == 0 {
-        if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-           let kib = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") {
-            peakKiB = max(peakKiB, kib)
-        }
+        if let kib = procKiB(pid, "status", "VmHWM:") { peakKiB = max(peakKiB, kib) }
         usleep(5_000)
     }
     let wall = Date().timeIntervalSince(start)
@@ -112,22 +98,10 @@ func summary(_ stdout: String) -> [String: Any] {
 final class Running {
     let pid: pid_t
     let outFile: String
-    let started = Date()
 
     init(_ program: String, _ arguments: [String], environment extra: [String: String] = [:]) throws {
-        let environment = defaultEnvironment.merging(extra) { _, new in new }
         outFile = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString).out").path
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, outFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([program] + arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, program, &actions, nil, argv, envp) == 0 else { throw BenchError("cannot start \(program)") }
-        self.pid = pid
+        pid = try spawn(program, arguments, environment: extra, stdout: outFile)
     }
 
     /// CPU seconds so far (user + system, from /proc/PID/stat).
@@ -141,22 +115,12 @@ final class Running {
     }
 
     /// Peak resident memory so far (VmHWM), MiB.
-    var peakMiB: Double {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kib = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return 0 }
-        return kib / 1024
-    }
+    var peakMiB: Double { (procKiB(pid, "status", "VmHWM:") ?? 0) / 1024 }
 
     /// Resident memory now (VmRSS) and the private part of it (anonymous pages: what is not the shared code of the
     /// binary and its libraries), MiB.
     var residentMiB: (all: Double, private: Double) {
-        func kib(_ file: String, _ key: String) -> Double {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8),
-                  let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return 0 }
-            return Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
-        }
-        return (kib("/proc/\(pid)/status", "VmRSS:") / 1024, kib("/proc/\(pid)/smaps_rollup", "Anonymous:") / 1024)
+        ((procKiB(pid, "status", "VmRSS:") ?? 0) / 1024, (procKiB(pid, "smaps_rollup", "Anonymous:") ?? 0) / 1024)
     }
 
     /// SIGTERM, then its exit status and standard output.
@@ -168,6 +132,30 @@ final class Running {
         try? FileManager.default.removeItem(atPath: outFile)
         return ((status >> 8) & 0xff, out)
     }
+}
+
+/// Starts `program` in the default environment plus `extra`, its standard output into the file `stdout` and its
+/// standard error discarded; returns its pid.
+func spawn(_ program: String, _ arguments: [String], environment extra: [String: String], stdout: String) throws -> pid_t {
+    let environment = defaultEnvironment.merging(extra) { _, new in new }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([program] + arguments).map { strdup($0) } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, program, &actions, nil, argv, envp) == 0 else { throw BenchError("cannot start \(program)") }
+    return pid
+}
+
+/// A `KEY:  N kB` figure of `/proc/PID/FILE` (status, smaps_rollup), in KiB; nil when it cannot be read.
+func procKiB(_ pid: pid_t, _ file: String, _ key: String) -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/\(file)", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }
+    return Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
 }
 
 /// GET on 127.0.0.1: the status and body (nil when nothing answers).

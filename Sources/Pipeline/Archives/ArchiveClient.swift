@@ -257,10 +257,14 @@ public struct ArchiveClient: ArchiveSource {
         return try await readOutOfOrder(file, zip: zip, format: format, alreadySeen: seenWhenDelivered, delivered: delivered, deliver: deliver)
     }
 
+    /// `DIRECTORY/binance-extractor-spool`, the folder of this program's spool files.
+    static func spoolFolder(_ spoolDirectory: String?) -> String? {
+        spoolDirectory.map { ($0 as NSString).appendingPathComponent("binance-extractor-spool") }
+    }
+
     /// Spool files a day old are what a killed process left (a live one removes its own once read): gone.
     public static func sweep(_ spoolDirectory: String?) {
-        guard let spoolDirectory else { return }
-        let folder = (spoolDirectory as NSString).appendingPathComponent("binance-extractor-spool")
+        guard let folder = spoolFolder(spoolDirectory) else { return }
         let fm = FileManager.default
         for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] {
             let path = (folder as NSString).appendingPathComponent(name)
@@ -272,8 +276,7 @@ public struct ArchiveClient: ArchiveSource {
 
     /// A new spool file's path for `file` (its folder made if missing), or nil where none can be made.
     func spoolFile(for file: ArchiveFile) -> String? {
-        guard let spoolDirectory else { return nil }
-        let folder = (spoolDirectory as NSString).appendingPathComponent("binance-extractor-spool")
+        guard let folder = Self.spoolFolder(spoolDirectory) else { return nil }
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let path = (folder as NSString).appendingPathComponent("\(UUID().uuidString)-\(file.fileName)")
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)

@@ -137,9 +137,7 @@ public struct TradeFollower: LongRunningUnit {
             let page = try await source.aggTrades(symbol: unit.symbol, fromId: next, startTime: nil, endTime: nil, limit: AggTrade.maxLimit)
             outcome.requests += 1
             pages += 1
-            guard page.first.map({ $0.id >= next }) ?? true, zip(page, page.dropFirst()).allSatisfy({ $0.id < $1.id }) else {
-                throw BinanceError.malformedBody("aggregate trades out of order or before fromId \(next)")
-            }
+            try AggTrade.check(page, fromId: next, limit: AggTrade.maxLimit, latest: clock.now() + 60_000)
             let wanted = page.filter { $0.id < before }
             if !wanted.isEmpty {
                 outcome.written += try await store.write(table: table, symbol: unit.symbol, trades: wanted)

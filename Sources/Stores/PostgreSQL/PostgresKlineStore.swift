@@ -46,15 +46,16 @@ public struct PostgresKlineStore: Sendable {
         return newest
     }
 
-    /// Writes `klines` of `symbol` as one transaction; returns the number of rows written.
+    /// Writes `klines` of `symbol` as one transaction; returns the number of rows written. A series with nothing stored
+    /// takes plain COPY; any other goes through the staging-table upsert of `upsert(table:groups:)`.
     @discardableResult
     public func upsert(table: KlineTable, symbol: Symbol, klines: [Kline]) async throws -> Int {
         guard !klines.isEmpty else { return 0 }
-        let text = Self.copyText(table: table, symbol: symbol, klines: klines)
         let (name, columns) = (table.name, table.columns)
-        let context = "writing \(klines.count) klines of \(symbol) to \(name)"
-        let notification = Self.notification(table: table, symbol: symbol, klines: klines)
         if fresh.contains(name, symbol.name) {
+            let text = Self.copyText(table: table, symbol: symbol, klines: klines)
+            let context = "writing \(klines.count) klines of \(symbol) to \(name)"
+            let notification = Self.notification(table: table, symbol: symbol, klines: klines)
             do {
                 try await span("COPY", name, batchSize: klines.count) {
                     try await pool.withConnection { [text] in
@@ -68,12 +69,7 @@ public struct PostgresKlineStore: Sendable {
                 fresh.remove(name, symbol.name)
             }
         }
-        try await span("INSERT", name, batchSize: klines.count) {
-            try await pool.withConnection { [text] in
-                try $0.upsert(into: name, columns: columns, key: ["symbol", "open_time"], copyText: text, context: context, notify: [notification])
-            }
-        }
-        return klines.count
+        return try await upsert(table: table, groups: [KlineGroup(symbol: symbol, klines: klines)])
     }
 
     /// Writes the candles of several symbols as one transaction (an upsert through the staging table), announcing
