@@ -98,6 +98,12 @@ public enum ArchiveCSV {
 
         /// Parses every whole line of `chunk` (and the line the previous chunk left open) and hands each row to `emit`.
         public mutating func feed(_ chunk: [UInt8], _ emit: (Row) throws(Invalid) -> Void) throws(Invalid) {
+            try feedLines(chunk) { row, _ throws(Invalid) in try emit(row) }
+        }
+
+        /// As `feed`, also handing over each row's line as it stands in the file (without its line end), valid only
+        /// during the call: what a file sorted on disk writes out.
+        public mutating func feedLines(_ chunk: [UInt8], _ emit: (Row, UnsafeBufferPointer<UInt8>) throws(Invalid) -> Void) throws(Invalid) {
             guard let lastNewline = chunk.lastIndex(of: 0x0A) else {
                 try checkLength(carry.count + chunk.count)
                 carry.append(contentsOf: chunk)
@@ -125,13 +131,17 @@ public enum ArchiveCSV {
 
         /// The last line, when the file does not end with a newline.
         public mutating func finish(_ emit: (Row) throws(Invalid) -> Void) throws(Invalid) {
+            try finishLines { row, _ throws(Invalid) in try emit(row) }
+        }
+
+        public mutating func finishLines(_ emit: (Row, UnsafeBufferPointer<UInt8>) throws(Invalid) -> Void) throws(Invalid) {
             let rest = carry
             carry = []
             try lines(rest, from: 0, to: rest.count, emit)
         }
 
         /// The lines of `bytes[from..<to]` (`to` is a newline or the end).
-        private mutating func lines(_ bytes: [UInt8], from: Int, to: Int, _ emit: (Row) throws(Invalid) -> Void) throws(Invalid) {
+        private mutating func lines(_ bytes: [UInt8], from: Int, to: Int, _ emit: (Row, UnsafeBufferPointer<UInt8>) throws(Invalid) -> Void) throws(Invalid) {
             var bounds = self.bounds
             defer { self.bounds = bounds }
             var line = self.line
@@ -168,7 +178,7 @@ public enum ArchiveCSV {
                             guard columns.contains(fields.count) else {
                                 throw Invalid(file: file, line: line, reason: "\(fields.count) columns, expected \(columns.sorted().map(String.init).joined(separator: " or "))")
                             }
-                            try emit(try parse(fields))
+                            try emit(try parse(fields), UnsafeBufferPointer(rebasing: p[start..<stop]))
                         }
                     }
                     start = end + 1

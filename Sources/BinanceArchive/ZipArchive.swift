@@ -4,10 +4,11 @@ import Glibc
 #endif
 
 /// The one entry of a Binance archive file (each `.zip` holds one CSV), read from the central directory and
-/// inflated with zlib; the entry's CRC-32 is checked. ZIP64 is not needed: no archive file comes near 4 GiB.
+/// inflated with zlib a piece at a time; the entry's CRC-32 and size are checked. ZIP64 is read: a busy symbol's
+/// monthly aggTrades file unpacks to more than 4 GiB.
 public enum ZipArchive {
-    /// The most one entry may unpack to (1 GiB).
-    public static let maxEntryBytes = 1 << 30
+    /// The most one entry may claim to unpack to (256 GiB): a sanity bound on a header, not a memory bound.
+    public static let maxEntryBytes = 1 << 38
 
     public struct Invalid: Error, CustomStringConvertible, Equatable {
         public let reason: String
@@ -36,6 +37,8 @@ public enum ZipArchive {
         let tail = try source.bytes(tailStart..<total)
         func u16(_ b: [UInt8], _ i: Int) -> Int { Int(b[i]) | Int(b[i + 1]) << 8 }
         func u32(_ b: [UInt8], _ i: Int) -> Int { u16(b, i) | u16(b, i + 2) << 16 }
+        /// An 8-byte field as Int (negative when past Int64.max: refused by the range checks that follow).
+        func u64(_ b: [UInt8], _ i: Int) -> Int { Int(truncatingIfNeeded: UInt64(u32(b, i)) | UInt64(u32(b, i + 4)) << 32) }
         var eocd = -1
         var i = tail.count - 22
         while i >= 0 {
@@ -43,16 +46,57 @@ public enum ZipArchive {
             i -= 1
         }
         guard eocd >= 0 else { throw Invalid(reason: "no end of central directory") }
-        guard u16(tail, eocd + 10) >= 1 else { throw Invalid(reason: "no entry") }
-        let central = u32(tail, eocd + 16)
-        guard central <= total - 46 else { throw Invalid(reason: "no central directory entry") }
+        var central = u32(tail, eocd + 16)
+        var entries = u16(tail, eocd + 10)
+        // A ZIP64 end of central directory locator sits just before the end record (APPNOTE 4.3.15); its record holds
+        // the 8-byte count and offset that a file past 4 GiB cannot write in the end record (4.3.14).
+        if eocd >= 20, u32(tail, eocd - 20) == 0x0706_4b50 {
+            let locator = Array(tail[(eocd - 20)..<eocd])
+            let at = u64(locator, 8)
+            guard at >= 0, at <= total - 56 else { throw Invalid(reason: "ZIP64 end of central directory past the file's end") }
+            let record = try source.bytes(at..<(at + 56))
+            guard u32(record, 0) == 0x0606_4b50 else { throw Invalid(reason: "no ZIP64 end of central directory") }
+            entries = u64(record, 32)
+            central = u64(record, 48)
+        }
+        guard entries >= 1 else { throw Invalid(reason: "no entry") }
+        guard central >= 0, central <= total - 46 else { throw Invalid(reason: "no central directory entry") }
         let header = try source.bytes(central..<(central + 46))
         guard u32(header, 0) == 0x0201_4b50 else { throw Invalid(reason: "no central directory entry") }
         let method = u16(header, 10), crc = UInt32(truncatingIfNeeded: u32(header, 16))
-        let compressed = u32(header, 20), size = u32(header, 24)
-        let nameLength = u16(header, 28), local = u32(header, 42)
-        guard compressed != 0xFFFF_FFFF, size != 0xFFFF_FFFF, local != 0xFFFF_FFFF else { throw Invalid(reason: "ZIP64 entry") }
-        // The largest real file (a month of 1s spot klines) unpacks to well under this; a header claiming more is damage.
+        var compressed = u32(header, 20), size = u32(header, 24)
+        let nameLength = u16(header, 28), extraLength = u16(header, 30)
+        var local = u32(header, 42)
+        if compressed == 0xFFFF_FFFF || size == 0xFFFF_FFFF || local == 0xFFFF_FFFF {
+            // ZIP64 extended information (header 0x0001): the 8-byte original size, compressed size and local header
+            // offset, each present only where its 4-byte field says 0xFFFFFFFF, in that order (APPNOTE 4.5.3).
+            guard extraLength <= total - central - 46 - nameLength else { throw Invalid(reason: "truncated central directory") }
+            let extra = try source.bytes((central + 46 + nameLength)..<(central + 46 + nameLength + extraLength))
+            var at = 0
+            var found = false
+            while at + 4 <= extra.count {
+                let id = u16(extra, at), length = u16(extra, at + 2)
+                guard at + 4 + length <= extra.count else { break }
+                if id == 1 {
+                    var field = at + 4
+                    func next() throws(Invalid) -> Int {
+                        guard field + 8 <= at + 4 + length else { throw Invalid(reason: "short ZIP64 extra field") }
+                        defer { field += 8 }
+                        return u64(extra, field)
+                    }
+                    if size == 0xFFFF_FFFF { size = try next() }
+                    if compressed == 0xFFFF_FFFF { compressed = try next() }
+                    if local == 0xFFFF_FFFF { local = try next() }
+                    found = true
+                    break
+                }
+                at += 4 + length
+            }
+            guard found else { throw Invalid(reason: "ZIP64 sizes without their extra field") }
+            guard size >= 0, compressed >= 0, local >= 0 else { throw Invalid(reason: "ZIP64 sizes out of range") }
+        }
+        // No real file comes near this (a month of a busy symbol's trades unpacks to a few GB); a header claiming more
+        // is damage. Nothing is held by size: the entry streams, and its unpacked bytes are counted against the claim.
         guard size <= Self.maxEntryBytes else { throw Invalid(reason: "entry claims \(size) bytes, more than \(Self.maxEntryBytes)") }
         guard nameLength <= total - central - 46 else { throw Invalid(reason: "truncated central directory") }
         let name = String(decoding: try source.bytes((central + 46)..<(central + 46 + nameLength)), as: UTF8.self)
@@ -166,55 +210,21 @@ public enum ZipArchive {
         }
     }
 
-    /// Points `stream` at the whole of `input` and `output` and runs one zlib step (`inflate` or `deflate` with
-    /// Z_FINISH) over them; returns zlib's status.
-    private static func finish(_ stream: inout z_stream, _ input: [UInt8], into output: inout [UInt8],
-                               _ step: (UnsafeMutablePointer<z_stream>) -> Int32) -> Int32 {
-        var input = input
-        return input.withUnsafeMutableBufferPointer { inBuffer in
-            output.withUnsafeMutableBufferPointer { outBuffer in
-                stream.next_in = inBuffer.baseAddress
-                stream.avail_in = uInt(inBuffer.count)
-                stream.next_out = outBuffer.baseAddress
-                stream.avail_out = uInt(outBuffer.count)
-                return step(&stream)
-            }
-        }
-    }
-
     public static func crc32(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBufferPointer { UInt32(CZlib.crc32(0, $0.baseAddress, uInt($0.count))) }
     }
 
-    /// A zip file of one entry, DEFLATE-compressed: what binance-sim serves and tests read.
+    /// A zip file of one entry, DEFLATE-compressed, in memory (tests; binance-sim writes its files with `ZipWriter`).
     public static func make(name: String, bytes: [UInt8]) -> [UInt8] {
-        let data = deflate(bytes)
-        let crc = crc32(bytes)
-        let nameBytes = Array(name.utf8)
-        func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xff), UInt8((v >> 8) & 0xff)] }
-        func le32(_ v: Int) -> [UInt8] { le16(v & 0xffff) + le16((v >> 16) & 0xffff) }
-        let crcBytes = le32(Int(crc))
-        // Version 20, no flags, DEFLATE, DOS time and date 1980-01-01 00:00.
-        let common = le16(20) + le16(0) + le16(8) + le16(0) + le16(0x21) + crcBytes + le32(data.count) + le32(bytes.count)
-            + le16(nameBytes.count) + le16(0)
-        let local = le32(0x0403_4b50) + common + nameBytes
-        let central = le32(0x0201_4b50) + le16(20) + common + le16(0) + le16(0) + le16(0) + le32(0) + le32(0) + nameBytes
-        let end = le32(0x0605_4b50) + le16(0) + le16(0) + le16(1) + le16(1) + le32(central.count)
-            + le32(local.count + data.count) + le16(0)
-        return local + data + central + end
-    }
-
-    static func deflate(_ input: [UInt8]) -> [UInt8] {
-        var stream = z_stream()
-        let initialised = deflateInit2_(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
-                                        ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
-        precondition(initialised == Z_OK, "zlib deflateInit2 failed")
-        defer { deflateEnd(&stream) }
-        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(input.count))))
-        let status = finish(&stream, input, into: &output) { CZlib.deflate($0, Z_FINISH) }
-        precondition(status == Z_STREAM_END, "zlib deflate did not finish")
-        output.removeLast(output.count - Int(stream.total_out))
-        return output
+        var zip: [UInt8] = []
+        do {
+            let writer = try ZipWriter(entryName: name) { zip += $0 }
+            try writer.write(bytes)
+            try writer.finish()
+        } catch {
+            preconditionFailure("zlib failed in memory: \(error)")
+        }
+        return zip
     }
 }
 

@@ -30,9 +30,12 @@ public enum ArchiveFault: Sendable, Equatable {
     /// The zip's CRC-32 fields do not match its data, but the CHECKSUM is computed over that zip: the fault shows
     /// only once the entry has been read to its end.
     case badCRC
+    /// The first `times` downloads that reach byte `byte` of the zip stop there: the server closes the connection
+    /// mid-body (a dropped transfer), after announcing the whole length. A `Range` request resumes it (206).
+    case drop(byte: Int, times: Int)
 
     /// `missing`, `wrong-checksum`, `damaged[:N]`, `incomplete:ROWS`, `disordered`, `entry:NAME`, `runaway-line:BYTES`,
-    /// `bad-crc`.
+    /// `bad-crc`, `drop:BYTE[:N]`.
     public init?(parsing text: String) {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         switch parts.first {
@@ -46,6 +49,12 @@ public enum ArchiveFault: Sendable, Equatable {
         case "runaway-line":
             guard parts.count > 1, let bytes = Int(parts[1]), bytes > 0 else { return nil }
             self = .runawayLine(bytes: bytes)
+        case "drop":
+            let numbers = parts.count > 1 ? parts[1].split(separator: ":").map { Int($0) } : []
+            guard let byte = numbers.first ?? nil, byte >= 0, numbers.count <= 2 else { return nil }
+            let times = numbers.count == 2 ? numbers[1] : 1
+            guard let times, times >= 1 else { return nil }
+            self = .drop(byte: byte, times: times)
         case "damaged": self = .damaged(times: parts.count > 1 ? (Int(parts[1]) ?? 1) : 1)
         case "incomplete":
             guard parts.count > 1, let rows = Int(parts[1]), rows >= 0 else { return nil }
@@ -62,14 +71,6 @@ struct ArchiveTree {
     static let futuresKlinesHeaderSince = UTCCalendar.parse("2022-05-01") ?? 0
     static let futuresTradesHeaderSince = UTCCalendar.parse("2022-08-11") ?? 0
     static let spotMicrosecondsSince = UTCCalendar.parse("2025-01-01") ?? 0
-
-    /// Flips the CRC-32 in a one-entry zip's local and central headers (offsets 14 and 16 after their signatures).
-    static func breakCRC(_ zip: inout [UInt8]) {
-        for (signature, offset) in [([0x50, 0x4b, 0x03, 0x04] as [UInt8], 14), ([0x50, 0x4b, 0x01, 0x02], 16)] {
-            guard let at = (0...(zip.count - 4)).first(where: { Array(zip[$0..<($0 + 4)]) == signature }), at + offset < zip.count else { continue }
-            zip[at + offset] ^= 0xFF
-        }
-    }
 
     /// The file a request path names (`/data/futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip[.CHECKSUM]`).
     static func file(at path: String) -> (file: ArchiveFile, checksum: Bool)? {
@@ -131,8 +132,9 @@ struct ArchiveTree {
         }
     }
 
-    /// The CSV rows of a file, as Binance writes them.
-    static func csv(_ file: ArchiveFile, market: SimulatedMarket, now: Int64, keepRows: Int? = nil, disordered: Bool = false) -> [UInt8]? {
+    /// The CSV lines of a file, as Binance writes them: the header row if the file has one, and its rows (made as they
+    /// are read: a month of a busy symbol's trades is tens of millions).
+    static func lines(_ file: ArchiveFile, market: SimulatedMarket, now: Int64) -> (header: String?, rows: AnySequence<String>)? {
         // COIN-M's index files are the pair's (`indexPriceKlines/BTCUSD/...`), made from its perpetual.
         var name = file.symbol.name
         if file.market == .coinm, case .priceKlines(.index, _) = file.dataset { name += "_PERP" }
@@ -144,7 +146,7 @@ struct ArchiveTree {
         let micro = file.market == .spot && range.lowerBound >= spotMicrosecondsSince
         func time(_ ms: Int64, close: Bool) -> String { micro ? "\(ms * 1000 + (close ? 999 : 0))" : "\(ms)" }
         var lines: [String] = []
-        var header = false
+        var header: String?
         switch file.dataset {
         case .klines(let interval), .priceKlines(_, let interval):
             // The price series' files have the klines' columns: volumes and taker volumes zero, the count of basic data
@@ -154,8 +156,7 @@ struct ArchiveTree {
             if file.market != .spot && range.lowerBound >= futuresKlinesHeaderSince {
                 // COIN-M files name the same columns, though `quote_volume` holds the base asset's volume and the taker
                 // columns contracts and base asset (binance-public-data #267).
-                header = true
-                lines.append("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore")
+                header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore"
             }
             for k in market.klines(symbol: symbol, series: series, interval: interval, start: range.lowerBound, end: range.upperBound - 1,
                                    limit: .max, now: now) {
@@ -164,20 +165,22 @@ struct ArchiveTree {
             }
         case .aggTrades:
             if file.market != .spot && range.lowerBound >= futuresTradesHeaderSince {
-                header = true
-                lines.append("agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker")
+                header = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker"
             }
-            for t in market.aggTrades(symbol: symbol, fromId: nil, start: range.lowerBound, end: range.upperBound - 1, limit: .max, now: now) {
+            guard let ids = market.aggTradeIds(symbol: symbol, fromId: nil, start: range.lowerBound, end: range.upperBound - 1, limit: .max, now: now)
+            else { return (header, AnySequence([])) }
+            let spot = file.market == .spot
+            return (header, AnySequence(ids.lazy.map { id -> String in
+                let t = market.aggTrade(symbol: symbol, id: id)
                 let base = "\(t.id),\(t.price),\(t.quantity),\(t.firstTradeId),\(t.lastTradeId),\(time(t.time, close: false))"
-                lines.append(file.market != .spot ? base + ",\(t.isBuyerMaker)" : base + ",\(t.isBuyerMaker ? "True" : "False"),True")
-            }
+                return spot ? base + ",\(t.isBuyerMaker ? "True" : "False"),True" : base + ",\(t.isBuyerMaker)"
+            }))
         case .metrics:
             // Always a header; create_time as text; decimals padded with zeros to 8 places and ratios to 10, the taker
             // ratio of every 7th row in exponent notation (what a file written from floats may hold); a value Binance
             // lacks is empty. REST writes the same values plainly.
-            header = true
-            lines.append("create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,"
-                         + "sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio")
+            header = "create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,"
+                + "sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio"
             func padded(_ value: DecimalString?, _ places: Int) -> String {
                 guard let text = value?.text else { return "" }
                 let parts = text.split(separator: ".", omittingEmptySubsequences: false)
@@ -197,18 +200,6 @@ struct ArchiveTree {
                              + "\(padded(m.topTraderAccountRatio, 10)),\(padded(m.topTraderPositionRatio, 10)),\(padded(m.globalAccountRatio, 10)),\(taker)")
             }
         }
-        if let keepRows { lines = Array(lines.prefix(keepRows + (header ? 1 : 0))) }
-        if disordered {
-            // Every 50th row swapped with the one after it, every 97th written three times.
-            let first = header ? 1 : 0
-            for i in stride(from: first + 5, to: lines.count - 1, by: 50) { lines.swapAt(i, i + 1) }
-            var out: [String] = []
-            for (i, line) in lines.enumerated() {
-                out.append(line)
-                if i >= first && (i - first) % 97 == 3 { out += [line, line] }
-            }
-            lines = out
-        }
-        return Array((lines.joined(separator: "\n") + "\n").utf8)
+        return (header, AnySequence(lines))
     }
 }

@@ -23,6 +23,11 @@ public actor BinanceSimulator {
         public var cachePages = false
         /// Extra symbols BENCH000USDT, BENCH001USDT, ... listed since 2019 (benchmarks).
         public var extraSymbols = 0
+        /// Where archive files are written and kept between runs (benchmarks: a gigabyte file is made once); nil: a
+        /// folder of this simulator's own under the temporary directory, removed when it stops.
+        public var archiveCacheFolder: String?
+        /// Aggregate trades per minute by symbol (`SimulatedSymbol.tradesPerMinute`).
+        public var tradesPerMinute: [String: Int64] = [:]
         /// How far back the trading data endpoints answer (Binance: "the latest 30 days"); an older `startTime` is -1130.
         public var metricsHistoryMilliseconds: Int64 = FuturesMetrics.restHistoryMilliseconds
 
@@ -86,10 +91,14 @@ public actor BinanceSimulator {
     private var serverTask: Task<Void, any Error>?
     public private(set) var port: UInt16 = 0
     private var pageCache: [String: Data] = [:]
-    /// Archive files built so far, by path (they never change once published).
-    private var archiveCache: [String: [UInt8]] = [:]
+    /// Archive files built so far, by path (they never change once published), and the folder they are written to.
+    private var archiveBuilds: [String: Task<BuiltArchive?, any Error>] = [:]
+    private let archiveFolder: String
+    /// Whether `archiveFolder` is this simulator's own (removed by `stop`), not a cache kept between runs.
+    private let ownsArchiveFolder: Bool
     private var archiveFaults: [String: ArchiveFault] = [:]
     private var archiveDownloads: [String: Int] = [:]
+    private var archiveDrops: [String: Int] = [:]
 
     public init(configuration: Configuration = Configuration(), market: SimulatedMarket? = nil, clock: any WallClock = SystemClock()) {
         self.configuration = configuration
@@ -100,7 +109,23 @@ public actor BinanceSimulator {
             market.symbols[name] = SimulatedSymbol(name: name, listedAt: 1_546_300_800_000, basePriceTicks: 100_000_000 + Int64(i) * 1_000_000,
                                                    baseVolumePerMinute: 10_000)
         }
+        for (name, pace) in configuration.tradesPerMinute { market.symbols[name]?.tradesPerMinute = pace }
         self.market = market
+        if let folder = configuration.archiveCacheFolder {
+            archiveFolder = folder
+            ownsArchiveFolder = false
+        } else {
+            let temporary = NSTemporaryDirectory()
+            // What a killed simulator left a day ago goes.
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? [] where name.hasPrefix("binance-sim-") {
+                let path = (temporary as NSString).appendingPathComponent(name)
+                if let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                   modified.timeIntervalSinceNow < -86_400 { try? FileManager.default.removeItem(atPath: path) }
+            }
+            archiveFolder = (temporary as NSString).appendingPathComponent("binance-sim-\(UUID().uuidString)")
+            ownsArchiveFolder = true
+        }
+        try? FileManager.default.createDirectory(atPath: archiveFolder, withIntermediateDirectories: true)
         ledgers = [
             .futures: WeightLedger(rule: configuration.futuresRule, requestsBeforeBan: configuration.requestsBeforeBan,
                                    firstBanMilliseconds: configuration.firstBanMilliseconds),
@@ -140,6 +165,7 @@ public actor BinanceSimulator {
         await server?.stop(timeout: 1)
         serverTask?.cancel()
         server = nil
+        if ownsArchiveFolder { try? FileManager.default.removeItem(atPath: archiveFolder) }
     }
 
     // MARK: Controls for tests
@@ -149,7 +175,10 @@ public actor BinanceSimulator {
         faultCounts = Array(repeating: 0, count: faults.count)
     }
 
-    public func setOutages(_ outages: [Range<Int64>]) { market.outages = outages }
+    public func setOutages(_ outages: [Range<Int64>]) {
+        market.outages = outages
+        archiveBuilds = [:]
+    }
 
     /// Faults of stream connections (by the order the simulator accepts them).
     public func setStreamFaults(_ faults: [StreamFaultPlan]) { streamFaults = faults }
@@ -160,11 +189,21 @@ public actor BinanceSimulator {
     /// Faults of archive files, by file name (`BTCUSDT-1m-2024-01.zip`).
     public func setArchiveFaults(_ faults: [String: ArchiveFault]) {
         archiveFaults = faults
-        archiveCache = [:]
+        archiveBuilds = [:]
         archiveDownloads = [:]
+        archiveDrops = [:]
     }
 
-    public func addSymbol(_ symbol: SimulatedSymbol) { market.symbols[symbol.name] = symbol }
+    public func addSymbol(_ symbol: SimulatedSymbol) {
+        market.symbols[symbol.name] = symbol
+        archiveBuilds = [:]
+    }
+
+    /// Aggregate trades per minute of `symbol` (REST, streams and archive files alike).
+    public func setTradesPerMinute(_ pace: Int64, for symbol: String) {
+        market.symbols[symbol]?.tradesPerMinute = max(1, pace)
+        archiveBuilds = [:]
+    }
 
     public func resetStatistics() { stats = Stats() }
 
@@ -200,7 +239,7 @@ public actor BinanceSimulator {
         stats.requests += 1
         if stats.firstRequestAt == nil { stats.firstRequestAt = clock.now() }
         let path = request.path
-        if path.hasPrefix("/data/") { return archive(path: path, head: request.method == .HEAD) }
+        if path.hasPrefix("/data/") { return await archive(request) }
         if path.hasPrefix("/futures/data/") {
             let query = Dictionary(request.query.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
             let answer = tradingData(path: path, query: query, now: clock.now())
@@ -361,52 +400,77 @@ public actor BinanceSimulator {
 
     /// GET or HEAD of a file of the archive tree (data.binance.vision): the zip, or its CHECKSUM; 404 for what does not
     /// exist or is not published yet (Binance's own answer then is a 404 from its storage, with an XML body).
-    private func archive(path: String, head: Bool) -> HTTPResponse {
+    /// A zip is written to disk once and sent from there, with what S3 sends for an object (Amazon S3 API Reference,
+    /// GetObject and HeadObject): `Content-Length`, `ETag`, `Accept-Ranges: bytes`; a `Range: bytes=N-` request is
+    /// answered 206 with `Content-Range`, unless an `If-Range` names another ETag (then 200 and the whole file, RFC 9110
+    /// 13.1.5); a first byte past the end is 416.
+    private func archive(_ request: FlyingFox.HTTPRequest) async -> HTTPResponse {
         stats.archiveRequests += 1
+        let head = request.method == .HEAD
         let notFound = HTTPResponse(statusCode: .notFound, headers: [.contentType: "application/xml"],
                                     body: Data("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code></Error>".utf8))
-        guard let (file, isChecksum) = ArchiveTree.file(at: path), ArchiveTree.isPublished(file, now: clock.now()) else { return notFound }
+        guard let (file, isChecksum) = ArchiveTree.file(at: request.path), ArchiveTree.isPublished(file, now: clock.now()) else { return notFound }
         let fault = archiveFaults[file.fileName]
         if fault == .missing { return notFound }
-        let zip: [UInt8]
-        if let cached = archiveCache[file.path] {
-            zip = cached
-        } else {
-            var keep: Int?
-            if case .incomplete(let rows) = fault { keep = rows }
-            // A mixed-up upload: the entry named for another symbol holds that symbol's rows.
-            var source = file
-            if case .entryNamed(let name) = fault, let other = name.split(separator: "-").first.flatMap({ try? Symbol(validating: String($0)) }) {
-                source = ArchiveFile(market: file.market, dataset: file.dataset, symbol: other, period: file.period)
-            }
-            guard var csv = ArchiveTree.csv(source, market: market, now: clock.now(), keepRows: keep, disordered: fault == .disordered)
-            else { return notFound }
-            var entry = String(file.fileName.dropLast(4)) + ".csv"
-            switch fault {
-            case .entryNamed(let name): entry = name
-            case .runawayLine(let bytes): csv += [UInt8](repeating: 0x37, count: bytes)
-            default: break
-            }
-            var made = ZipArchive.make(name: entry, bytes: csv)
-            if fault == .badCRC { ArchiveTree.breakCRC(&made) }
-            zip = made
-            archiveCache[file.path] = zip
+        let built: BuiltArchive
+        do {
+            guard let made = try await archiveFile(file, fault: fault) else { return notFound }
+            built = made
+        } catch {
+            return HTTPResponse(statusCode: .internalServerError, headers: [.contentType: "text/plain"], body: Data("\(error)".utf8))
         }
-        var body = zip
         if isChecksum {
-            body = Array(ArchiveChecksum.text(for: fault == .wrongChecksum ? zip + [0] : zip, fileName: file.fileName).utf8)
-        } else if !head {
-            archiveDownloads[file.path, default: 0] += 1
-            if case .damaged(let times) = fault, archiveDownloads[file.path, default: 0] <= times, body.count > 64 {
-                body[body.count / 2] ^= 0x5A
-            }
-            stats.archiveDownloads += 1
+            // `<sha256>  NAME.zip`, as `sha256sum` writes it; a wrong one names the digest of other bytes.
+            let digest = fault == .wrongChecksum ? SHA256.hex(Array(built.sha256.utf8)) : built.sha256
+            let body = Data("\(digest)  \(file.fileName)\n".utf8)
+            if head { return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain", .contentLength: "\(body.count)"], body: Data()) }
+            return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain"], body: body)
         }
-        let type = isChecksum ? "text/plain" : "application/zip"
+        var headers: [HTTPHeader: String] = [.contentType: "application/zip", HTTPHeader("ETag"): built.etag, HTTPHeader("Accept-Ranges"): "bytes"]
         if head {
-            return HTTPResponse(statusCode: .ok, headers: [.contentType: type, .contentLength: "\(body.count)"], body: Data())
+            headers[.contentLength] = "\(built.size)"
+            return HTTPResponse(statusCode: .ok, headers: headers, body: Data())
         }
-        return HTTPResponse(statusCode: .ok, headers: [.contentType: type], body: Data(body))
+        var range = ByteRange(header: request.headers[HTTPHeader("Range")], size: built.size)
+        if let ifRange = request.headers[HTTPHeader("If-Range")], ifRange != built.etag { range = .whole }
+        var status = HTTPStatusCode.ok
+        var bytes = 0..<built.size
+        switch range {
+        case .whole: break
+        case .unsatisfiable:
+            headers = [HTTPHeader("Content-Range"): "bytes */\(built.size)"]
+            return HTTPResponse(statusCode: HTTPStatusCode(416, phrase: "Range Not Satisfiable"), headers: headers, body: Data())
+        case .part(let part):
+            status = HTTPStatusCode(206, phrase: "Partial Content")
+            bytes = part
+            headers[HTTPHeader("Content-Range")] = "bytes \(part.lowerBound)-\(part.upperBound - 1)/\(built.size)"
+        }
+        archiveDownloads[file.path, default: 0] += 1
+        let downloads = archiveDownloads[file.path, default: 0]
+        var body = FileBytes(path: built.path, range: bytes)
+        if case .damaged(let times) = fault, downloads <= times, built.size > 64 { body.flip = built.size / 2 }
+        if case .drop(let byte, let times) = fault, bytes.contains(byte) {
+            archiveDrops[file.path, default: 0] += 1
+            if archiveDrops[file.path, default: 0] <= times { body.dropAt = byte }
+        }
+        stats.archiveDownloads += 1
+        return HTTPResponse(statusCode: status, headers: headers, body: HTTPBodySequence(from: body, count: bytes.count, suggestedBufferSize: 64 << 10))
+    }
+
+    /// The zip of `file` on disk: built once (off the actor: a gigabyte file takes a minute), shared by every request
+    /// that asks while it is being built.
+    private func archiveFile(_ file: ArchiveFile, fault: ArchiveFault?) async throws -> BuiltArchive? {
+        let key = file.path
+        if let task = archiveBuilds[key] { return try await task.value }
+        let (market, now, folder) = (market, clock.now(), archiveFolder)
+        let task = Task.detached { try ArchiveTree.build(file, fault: fault, market: market, now: now, folder: folder) }
+        archiveBuilds[key] = task
+        do {
+            return try await task.value
+        } catch {
+            archiveBuilds[key] = nil
+            throw error
+        }
     }
 
     /// A correct answer altered by one lie (see `FaultKind`); errors and empty pages pass unchanged.

@@ -16,6 +16,9 @@ public struct SimulatedSymbol: Sendable, Hashable {
     /// A COIN-M delivery contract's delivery (`BTCUSD_240628`: 08:00 UTC that day): no candles from then on, though its
     /// history is still answered.
     public var deliveredAt: Int64?
+    /// Aggregate trades per minute (6 by default: one every 10 s); binance-sim's `--trades-per-minute` raises it so a
+    /// monthly aggTrades file reaches Binance's real sizes (tens of millions of rows).
+    public var tradesPerMinute: Int64 = 6
 
     public init(name: String, listedAt: Int64, delistedAt: Int64? = nil, basePriceTicks: Int64, baseVolumePerMinute: Int64,
                 contractSize: Int64? = nil) {
@@ -109,7 +112,7 @@ public struct SimulatedMarket: Sendable {
         return FundingRate(fundingTime: t, fundingRate: rate, markPrice: mark)
     }
 
-    /// One aggregate trade every `tradeSpacingMilliseconds` from listing; ids count from 0.
+    /// One aggregate trade every `tradeSpacingMilliseconds` from listing at the default pace; ids count from 0.
     public static let tradeSpacingMilliseconds: Int64 = 10_000
 
     func firstTradeTime(_ symbol: SimulatedSymbol) -> Int64 {
@@ -117,8 +120,27 @@ public struct SimulatedMarket: Sendable {
         return (symbol.listedAt + step - 1) / step * step
     }
 
+    /// Trade `id`'s time: `tradesPerMinute` trades a minute, evenly spread (several share a millisecond past 60,000).
+    func tradeTime(_ symbol: SimulatedSymbol, id: Int64) -> Int64 {
+        firstTradeTime(symbol) + Int64(Int128(id) * 60_000 / Int128(max(1, symbol.tradesPerMinute)))
+    }
+
+    /// The first trade at or after `time` (0 before the first trade).
+    func firstTrade(_ symbol: SimulatedSymbol, atOrAfter time: Int64) -> Int64 {
+        let elapsed = Int128(max(0, time - firstTradeTime(symbol))), pace = Int128(max(1, symbol.tradesPerMinute))
+        return Int64((elapsed * pace + 59_999) / 60_000)
+    }
+
+    /// The last trade at or before `time` (-1 before the first trade).
+    func lastTrade(_ symbol: SimulatedSymbol, atOrBefore time: Int64) -> Int64 {
+        let elapsed = Int128(time - firstTradeTime(symbol)), pace = Int128(max(1, symbol.tradesPerMinute))
+        guard elapsed >= 0 else { return -1 }
+        // time(id) <= time  <=>  id * 60,000 < (elapsed + 1) * pace
+        return Int64(((elapsed + 1) * pace - 1) / 60_000)
+    }
+
     public func aggTrade(symbol: SimulatedSymbol, id: Int64) -> AggTrade {
-        let time = firstTradeTime(symbol) + id * Self.tradeSpacingMilliseconds
+        let time = tradeTime(symbol, id: id)
         var rng = SplitMix64(seed: Self.seed(symbol.name, "trade", id))
         let span = max(1, symbol.basePriceTicks / 100)
         let price = symbol.basePriceTicks + Int64(rng.next() % UInt64(span))
@@ -129,30 +151,34 @@ public struct SimulatedMarket: Sendable {
                         time: time, isBuyerMaker: rng.next() & 1 == 1)
     }
 
-    /// Trades with id >= fromId, or time in [start, end], never after now, at most `limit`, oldest first.
-    public func aggTrades(symbol: SimulatedSymbol, fromId: Int64?, start: Int64?, end: Int64?, limit: Int, now: Int64) -> [AggTrade] {
-        let step = Self.tradeSpacingMilliseconds
-        let base = firstTradeTime(symbol)
+    /// The ids of the trades `aggTrades` answers: id >= fromId, or time in [start, end], never after now, at most
+    /// `limit`, oldest first.
+    public func aggTradeIds(symbol: SimulatedSymbol, fromId: Int64?, start: Int64?, end: Int64?, limit: Int, now: Int64) -> ClosedRange<Int64>? {
         let lastTime = min(now, symbol.delistedAt.map { $0 - 1 } ?? now)
-        guard lastTime >= base else { return [] }
-        let lastId = (lastTime - base) / step
+        let lastId = lastTrade(symbol, atOrBefore: lastTime)
+        guard lastId >= 0 else { return nil }
         let firstId: Int64
         var maxId = lastId
         if let fromId {
             firstId = max(0, fromId)
         } else if let start {
-            firstId = max(0, (start - base + step - 1) / step)
-            if let end { maxId = min(maxId, (end - base) / step) }
+            firstId = firstTrade(symbol, atOrAfter: start)
+            if let end { maxId = min(maxId, lastTrade(symbol, atOrBefore: end)) }
         } else if let end {
-            maxId = min(maxId, (end - base) / step)
+            maxId = min(maxId, lastTrade(symbol, atOrBefore: end))
             firstId = max(0, maxId - Int64(limit) + 1)
         } else {
             firstId = max(0, lastId - Int64(limit) + 1)
         }
-        guard firstId <= maxId else { return [] }
-        // `limit` may be Int.max (the archive files take a whole day): no overflow.
+        guard firstId <= maxId else { return nil }
+        // `limit` may be Int.max (the archive files take a whole month): no overflow.
         let upper = Int64(limit) > maxId - firstId ? maxId : firstId + Int64(limit) - 1
-        return (firstId...upper).map { aggTrade(symbol: symbol, id: $0) }
+        return firstId...upper
+    }
+
+    public func aggTrades(symbol: SimulatedSymbol, fromId: Int64?, start: Int64?, end: Int64?, limit: Int, now: Int64) -> [AggTrade] {
+        guard let ids = aggTradeIds(symbol: symbol, fromId: fromId, start: start, end: end, limit: limit, now: now) else { return [] }
+        return ids.map { aggTrade(symbol: symbol, id: $0) }
     }
 
     /// The candle opening at `openTime`, as Binance would serve it at `now`: nil if it does not exist (before

@@ -55,7 +55,7 @@ public struct KlinesConfiguration: Sendable {
     public var planner: RangePlanner
     public var pageLimit: Int?
     public var source: SourceMode = .auto
-    public var archiveURL = ConfigurationReader.defaultArchiveURL
+    public var archive = ArchiveSettings()
 }
 
 enum ConfigurationReader {
@@ -319,7 +319,7 @@ enum ConfigurationReader {
         planner.fromListing = command.fromListing
         var config = KlinesConfiguration(common: common, intervals: intervals, planner: planner, pageLimit: command.pageLimit)
         config.series = try series(command.series, market: common.market, env)
-        (config.source, config.archiveURL) = try archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", env)
+        (config.source, config.archive) = try archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", env)
         return config
     }
 
@@ -343,11 +343,11 @@ enum ConfigurationReader {
     }
 
     /// data.binance.vision, Binance's public archives (binance-public-data).
-    static let defaultArchiveURL = "https://data.binance.vision"
+    static let defaultArchiveURL = ArchiveSettings().url
 
-    /// `--source` (or its variable) and `--archive-url` / `BINANCE_ARCHIVE_URL`.
+    /// `--source` (or its variable), `--archive-url` / `BINANCE_ARCHIVE_URL` and `--spool-dir` / `BINANCE_SPOOL_DIR`.
     static func archive(_ options: ArchiveOptions, sourceVariable: String, _ env: [String: String]) throws(ConfigurationError)
-        -> (SourceMode, String) {
+        -> (SourceMode, ArchiveSettings) {
         let sourceText = options.source ?? env[sourceVariable].flatMap { $0.isEmpty ? nil : $0 } ?? "auto"
         guard let source = SourceMode(rawValue: sourceText.lowercased()) else {
             throw ConfigurationError("invalid source '\(sourceText)' (--source or \(sourceVariable)): use auto, rest or archive")
@@ -356,6 +356,31 @@ enum ConfigurationReader {
         if let text = options.archiveURL ?? env["BINANCE_ARCHIVE_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
             archiveURL = try url(text, source: options.archiveURL != nil ? "--archive-url" : "BINANCE_ARCHIVE_URL")
         }
-        return (source, archiveURL)
+        var spool = env["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        if let text = options.spoolDirectory ?? env["BINANCE_SPOOL_DIR"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            let name = options.spoolDirectory != nil ? "--spool-dir" : "BINANCE_SPOOL_DIR"
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: text, isDirectory: &isFolder), isFolder.boolValue else {
+                throw ConfigurationError("spool folder '\(text.prefix(200))' (\(name)) does not exist: create it, or name another (archive downloads are written there while they are read)")
+            }
+            guard FileManager.default.isWritableFile(atPath: text) else {
+                throw ConfigurationError("spool folder '\(text.prefix(200))' (\(name)) is not writable by this user: name a folder it may write")
+            }
+            spool = text
+        }
+        return (source, ArchiveSettings(url: archiveURL, spoolDirectory: spool))
+    }
+}
+
+/// Where archive files come from, and the folder downloads are spooled to while they are read.
+public struct ArchiveSettings: Sendable, Equatable {
+    public var url: String
+    /// `--spool-dir` / `BINANCE_SPOOL_DIR`, else `TMPDIR`, else /tmp: each download is a file under
+    /// `binance-extractor-spool/` there until it is read.
+    public var spoolDirectory: String
+
+    public init(url: String = "https://data.binance.vision", spoolDirectory: String = "/tmp") {
+        self.url = url
+        self.spoolDirectory = spoolDirectory
     }
 }

@@ -25,9 +25,9 @@ struct JobResources: Sendable {
     var http: (any HTTPClient)?
 
     /// The archive files of `--source auto|archive`, through the run's HTTP client; nil for `rest`.
-    func archive(_ source: SourceMode, baseURL: String) -> ArchiveClient? {
+    func archive(_ source: SourceMode, _ settings: ArchiveSettings) -> ArchiveClient? {
         guard source != .rest, let http else { return nil }
-        return ArchiveClient(baseURL: baseURL, http: http, clock: clock, logger: logger)
+        return ArchiveClient(baseURL: settings.url, http: http, clock: clock, logger: logger, spoolDirectory: settings.spoolDirectory)
     }
 
     /// Tables that exist (a dry run treats missing ones as empty).
@@ -145,6 +145,7 @@ struct JobRunner {
                                  requests: client.requestStats, weightUsed: await client.limiter.weightGranted,
                                  rateLimitWaitMilliseconds: await client.limiter.waitedMilliseconds)
         summary.usesArchives = describe["source"].map { $0 != SourceMode.rest.rawValue } ?? false
+        if summary.usesArchives, let folder = describe["spool_dir"] { summary.spool = (folder, ArchiveClient.freeBytes(under: folder)) }
         if case .follow(let plan) = jobPlan {
             summary.follows = true
             summary.following = plan.monitor.snapshot

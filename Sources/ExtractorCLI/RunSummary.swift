@@ -18,6 +18,22 @@ struct RunSummary {
     var follows = false
     /// `follow`'s whole-run figures: events, candles committed from final events and their event-to-commit lag.
     var following: FollowMonitor.Snapshot?
+    /// The spool folder of a run that reads archives, and its disk's free bytes (nil: unknown).
+    var spool: (folder: String, free: Int?)?
+
+    /// What the spool must hold at once: the largest planned files, as many as are read at once (`--dry-run`).
+    var spoolNeededBytes: Int? {
+        let sizes = reports.flatMap { $0.outcome.plannedFiles.compactMap(\.bytes) }.sorted(by: >)
+        return sizes.isEmpty ? nil : sizes.prefix(ArchiveClient.filesInFlight).reduce(0, +)
+    }
+
+    /// The process's peak resident memory so far (`VmHWM` in /proc/self/status), in bytes; nil where not readable.
+    static var peakMemoryBytes: Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
+        return kib * 1024
+    }
 
     var totalFetched: Int { reports.reduce(0) { $0 + $1.outcome.fetched } }
     /// Attempts of units started again after a failure (requests retried inside an attempt are `requests.retries`).
@@ -69,6 +85,8 @@ struct RunSummary {
                 fields.append("\"from_rest\":\(r.outcome.fetched - r.outcome.fromArchive)")
                 fields.append("\"archive_files\":\(r.outcome.archiveFiles)")
                 fields.append("\"archive_lacked\":\(r.outcome.archiveLacked)")
+                // What neither a file nor REST gave (`--source archive`): from_archive + from_rest + lacking is the range.
+                fields.append("\"lacking\":\(r.outcome.archiveLacked)")
                 if r.outcome.unreadFileCount > 0 { fields.append("\"archive_files_unread\":\(r.outcome.unreadFileCount)") }
             }
             if follows {
@@ -92,7 +110,13 @@ struct RunSummary {
             + "\"fetched\":\(totalFetched),\"written\":\(totalWritten),\"requests\":\(requests.sent),"
             + "\"retries\":\(requests.retries + unitRetries),\"request_retries\":\(requests.retries),\"unit_retries\":\(unitRetries),"
             + "\"responses\":{\(statuses)},\"weight_used\":\(weightUsed),\"rate_limit_wait_ms\":\(rateLimitWaitMilliseconds),"
-            + "\"duration_ms\":\(durationMilliseconds)}" + followJSON + ",\"units\":[\(units.joined(separator: ","))]}"
+            + "\"duration_ms\":\(durationMilliseconds)\(spoolJSON),\"peak_memory_bytes\":\(Self.peakMemoryBytes.map(String.init) ?? "null")}" + followJSON + ",\"units\":[\(units.joined(separator: ","))]}"
+    }
+
+    /// `,"spool_needed_bytes":N,"spool_free_bytes":M` for a dry run that plans archive files.
+    var spoolJSON: String {
+        guard dryRun, let needed = spoolNeededBytes else { return "" }
+        return ",\"spool_needed_bytes\":\(needed),\"spool_free_bytes\":\(spool?.free.map(String.init) ?? "null")"
     }
 
     /// `,"follow":{...}` for a follow run: events, candles from final events, the lag's p50 / p99 / max, corrections,
@@ -121,7 +145,8 @@ struct RunSummary {
         var text = out.joined(separator: "\n") + "\n"
         text += "\(reports.count) units, \(reports.filter { !$0.succeeded }.count) not ok; fetched \(totalFetched), "
             + (dryRun ? "wrote nothing (dry run)" : "wrote \(totalWritten)")
-            + "; \(requests.sent) requests, weight \(weightUsed), \(String(format: "%.1f", Double(durationMilliseconds) / 1000)) s\n"
+            + "; \(requests.sent) requests, weight \(weightUsed), \(String(format: "%.1f", Double(durationMilliseconds) / 1000)) s"
+            + (Self.peakMemoryBytes.map { String(format: ", peak memory %.1f MiB", Double($0) / 1_048_576) } ?? "") + "\n"
         for r in reports { if case .failed(let m) = r.status { text += "  \(r.unit): \(m)\n" } }
         if let f = following {
             text += "follow: \(f.events) events; \(f.committed) candles from final events"
@@ -135,6 +160,14 @@ struct RunSummary {
                     + String(format: " (%.1f MB)", Double(bytes) / 1_000_000) + ", the rest from REST\n"
                 for f in r.outcome.plannedFiles { text += "  file  \(f.name)  \(f.bytes.map { "\($0) bytes" } ?? "size unknown")\n" }
                 for range in r.outcome.restRanges { text += "  REST  \(UTCCalendar.iso8601(range.from)) .. \(UTCCalendar.iso8601(range.to))\n" }
+            }
+            if let needed = spoolNeededBytes {
+                let mb = { (b: Int) in String(format: "%.1f MB", Double(b) / 1_000_000) }
+                text += "spool: needs \(mb(needed)) free (the \(ArchiveClient.filesInFlight) largest files, read at once)"
+                if let (folder, free) = spool {
+                    text += " in \(folder)" + (free.map { ", which has \(mb($0))" + ($0 < needed ? ": NOT ENOUGH, set --spool-dir" : "") } ?? "")
+                }
+                text += "\n"
             }
         }
         return text

@@ -56,14 +56,16 @@ public final class CurlHTTPClient: HTTPClient, @unchecked Sendable {
         }
     }
 
-    /// The body goes to the file at `path` as it arrives (up to `maxDownloadBytes`), never into memory.
-    public func download(_ request: HTTPRequest, to path: String) async throws -> HTTPResponse {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    /// The body goes to the file at `path` as it arrives (up to `maxDownloadBytes`), never into memory: from byte
+    /// `offset` for a 206 answer, from the start (the file emptied) for any other. An announced length that does not
+    /// fit on the file's disk is refused before a byte is written (`noSpace`).
+    public func download(_ request: HTTPRequest, to path: String, from offset: Int) async throws -> HTTPResponse {
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw HTTPTransportError(kind: .other, detail: "cannot create \(path): errno \(errno)", url: request.url) }
         defer { close(fd) }
         let worker = try await pool.acquire()
         defer { pool.release(worker) }
-        let transfer = Transfer(maxBodyBytes: options.maxDownloadBytes, file: fd)
+        let transfer = Transfer(maxBodyBytes: options.maxDownloadBytes, file: fd, resumeAt: max(0, offset))
         return try await withTaskCancellationHandler {
             try await worker.thread.run { try worker.perform(request, transfer: transfer) }
         } onCancel: {
@@ -129,8 +131,9 @@ final class CurlWorker: @unchecked Sendable {
         }
         // Signals are not safe for multi-threaded processes; timeouts then rely on libcurl's own resolver.
         bx_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-        // "" asks for every encoding libcurl was built with (gzip, deflate, ...), and decodes the answer.
-        bx_curl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "")
+        // "" asks for every encoding libcurl was built with (gzip, deflate, ...), and decodes the answer. A download asks
+        // for none: a resumed range counts the bytes as stored, not as decoded.
+        bx_curl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, transfer.file >= 0 ? "identity" : "")
         bx_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeoutMilliseconds)
         bx_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, request.timeoutMilliseconds ?? options.totalTimeoutMilliseconds)
         bx_curl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
@@ -153,7 +156,11 @@ final class CurlWorker: @unchecked Sendable {
             curl_easy_cleanup(handle)
             self.handle = nil
             if code == CURLE_ABORTED_BY_CALLBACK { throw CancellationError() }
-            throw HTTPTransportError(kind: Self.kind(of: code, transfer: transfer), detail: detail, url: url)
+            if let (needed, free) = transfer.noSpace {
+                throw HTTPTransportError(kind: .noSpace, detail: "the answer is \(needed) bytes and the disk its file is on has \(free) free", url: url)
+            }
+            let partial = transfer.status > 0 ? HTTPResponse(status: transfer.status, headers: transfer.headers, body: []) : nil
+            throw HTTPTransportError(kind: Self.kind(of: code, transfer: transfer), detail: detail, url: url, partial: partial)
         }
         var status = 0
         bx_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
@@ -181,6 +188,13 @@ final class Transfer: @unchecked Sendable {
     /// A download's file (the body goes there), or -1; bytes written to it.
     let file: Int32
     var written = 0
+    /// Where a 206 answer's bytes go in the file (any other answer starts at 0); nil until the first body byte.
+    let resumeAt: Int
+    var position: Int?
+    /// The last status line's code.
+    var status = 0
+    /// Set when an announced length does not fit on the download file's disk: (length, free bytes).
+    var noSpace: (Int, Int)?
     var writeFailed = false
     var headers: [String: String] = [:]
     var tooLarge = false
@@ -188,9 +202,10 @@ final class Transfer: @unchecked Sendable {
     private let lock = NSLock()
     private var aborted = false
 
-    init(maxBodyBytes: Int, file: Int32 = -1) {
+    init(maxBodyBytes: Int, file: Int32 = -1, resumeAt: Int = 0) {
         self.maxBodyBytes = maxBodyBytes
         self.file = file
+        self.resumeAt = resumeAt
     }
 
     func abort() { lock.withLock { aborted = true } }
@@ -206,22 +221,37 @@ private let curlWriteBody: @convention(c) (UnsafeMutablePointer<CChar>?, Int, In
     data, size, count, context in
     let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
     let n = size * count
-    guard (transfer.file >= 0 ? transfer.written : transfer.body.count) + n <= transfer.maxBodyBytes else {
-        transfer.tooLarge = true
-        return 0  // makes libcurl abort with CURLE_WRITE_ERROR
-    }
+    if transfer.noSpace != nil { return 0 }
     if transfer.file >= 0 {
+        if transfer.position == nil {
+            // The first body byte: a 206 continues the file at the offset asked for, anything else replaces it.
+            let start = transfer.status == 206 ? transfer.resumeAt : 0
+            guard ftruncate(transfer.file, off_t(start)) == 0 else {
+                transfer.writeFailed = true
+                return 0
+            }
+            transfer.position = start
+        }
+        guard transfer.position! + n <= transfer.maxBodyBytes else {
+            transfer.tooLarge = true
+            return 0  // makes libcurl abort with CURLE_WRITE_ERROR
+        }
         var done = 0
         while done < n {
-            let w = Glibc.write(transfer.file, data! + done, n - done)
+            let w = pwrite(transfer.file, data! + done, n - done, off_t(transfer.position! + done))
             guard w > 0 else {
                 transfer.writeFailed = true
                 return 0
             }
             done += w
         }
+        transfer.position! += n
         transfer.written += n
         return n
+    }
+    guard transfer.body.count + n <= transfer.maxBodyBytes else {
+        transfer.tooLarge = true
+        return 0  // makes libcurl abort with CURLE_WRITE_ERROR
     }
     data!.withMemoryRebound(to: UInt8.self, capacity: n) {
         transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
@@ -239,6 +269,7 @@ private let curlWriteHeader: @convention(c) (UnsafeMutablePointer<CChar>?, Int, 
     if line.hasPrefix("HTTP/") {
         // A new status line (after a 100 Continue or a redirect): headers start over.
         transfer.headers.removeAll()
+        transfer.status = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
     } else if let colon = line.firstIndex(of: ":") {
         let name = line[..<colon].lowercased()
         let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
@@ -246,6 +277,14 @@ private let curlWriteHeader: @convention(c) (UnsafeMutablePointer<CChar>?, Int, 
         // Room for the whole body at once (an archive file is megabytes): growing by doubling would hold up to twice it.
         if transfer.file < 0, name == "content-length", let length = Int(value), length > 0, length <= transfer.maxBodyBytes {
             transfer.body.reserveCapacity(length)
+        }
+        // A download checks its disk first: a gigabyte file on a full spool would fail late, after minutes.
+        if transfer.file >= 0, name == "content-length", (200..<300).contains(transfer.status), let length = Int(value), length > 0 {
+            var info = statvfs()
+            if fstatvfs(transfer.file, &info) == 0 {
+                let free = Int(clamping: UInt64(info.f_bavail) &* UInt64(info.f_frsize))
+                if free < length { transfer.noSpace = (length, free) }
+            }
         }
     }
     return n

@@ -15,24 +15,29 @@ public struct HTTPResponse: Sendable {
 /// A failure below HTTP: no status line arrived (connection refused or reset, timeout, TLS, truncated body).
 public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Sendable, Equatable {
-        case connect, timeout, tls, truncated, reset, tooLarge, other
+        /// `noSpace`: a download's announced length does not fit on the disk its file is on.
+        case connect, timeout, tls, truncated, reset, tooLarge, noSpace, other
     }
     public let kind: Kind
     public let detail: String
     public let url: String
+    /// The status and headers of an answer cut off mid-body (its body empty), when they had arrived: a download can be
+    /// resumed from them (`ETag`, `Accept-Ranges`).
+    public var partial: HTTPResponse?
 
     /// `url` is kept with its credentials redacted: the error reaches logs and spans.
-    public init(kind: Kind, detail: String, url: String) {
+    public init(kind: Kind, detail: String, url: String, partial: HTTPResponse? = nil) {
         self.kind = kind
         self.detail = detail
         self.url = URLCredentials.redacted(url)
+        self.partial = partial
     }
 
     public var description: String { "HTTP request to \(url) failed (\(kind)): \(detail)" }
 
-    /// Every transport failure may pass if tried again, except TLS errors (certificates do not fix themselves) and
-    /// oversized bodies.
-    public var isRetryable: Bool { kind != .tls && kind != .tooLarge }
+    /// Every transport failure may pass if tried again, except TLS errors (certificates do not fix themselves),
+    /// oversized bodies and a full disk.
+    public var isRetryable: Bool { kind != .tls && kind != .tooLarge && kind != .noSpace }
 }
 
 /// An HTTP request: GET or HEAD without a body, or POST with one.
@@ -58,20 +63,29 @@ public struct HTTPRequest: Sendable {
 /// HTTP as the project uses it: the Binance client GETs, the OTLP exporter POSTs.
 public protocol HTTPClient: Sendable {
     func send(_ request: HTTPRequest) async throws -> HTTPResponse
-    /// Sends `request` and writes the answer's body into the file at `path` (created, or emptied) instead of memory;
-    /// returns the status and headers, with an empty body.
-    func download(_ request: HTTPRequest, to path: String) async throws -> HTTPResponse
+    /// Sends `request` and writes the answer's body into the file at `path` instead of memory; returns the status and
+    /// headers, with an empty body. A 206 answer is written from byte `offset` on (the caller asked `Range:
+    /// bytes=OFFSET-`, and the file holds the bytes before it); any other answer replaces the file's contents.
+    func download(_ request: HTTPRequest, to path: String, from offset: Int) async throws -> HTTPResponse
 }
 
 extension HTTPClient {
     /// A client without a streaming download of its own writes the body it received.
-    public func download(_ request: HTTPRequest, to path: String) async throws -> HTTPResponse {
+    public func download(_ request: HTTPRequest, to path: String, from offset: Int) async throws -> HTTPResponse {
         var response = try await send(request)
-        guard FileManager.default.createFile(atPath: path, contents: Data(response.body)) else {
-            throw HTTPTransportError(kind: .other, detail: "cannot write \(path)", url: request.url)
-        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw HTTPTransportError(kind: .other, detail: "cannot write \(path)", url: request.url) }
+        defer { close(fd) }
+        let start = response.status == 206 ? offset : 0
+        let written = response.body.withUnsafeBytes { ftruncate(fd, off_t(start)) == 0 ? pwrite(fd, $0.baseAddress, $0.count, off_t(start)) : -1 }
+        guard written == response.body.count else { throw HTTPTransportError(kind: .other, detail: "cannot write \(path)", url: request.url) }
         response.body = []
         return response
+    }
+
+    /// The whole body into the file at `path`.
+    public func download(_ request: HTTPRequest, to path: String) async throws -> HTTPResponse {
+        try await download(request, to: path, from: 0)
     }
 
     public func get(_ url: String) async throws -> HTTPResponse {

@@ -48,6 +48,64 @@ struct ArchiveFormatTests {
         #expect(throws: ZipArchive.Invalid.self) { try ZipArchive.firstEntry(of: Array("not a zip at all, just text".utf8)) }
     }
 
+    @Test("ZIP64: a zip written with ZIP64 sizes, offsets and end records (as one past 4 GiB is) reads back; a short ZIP64 field is refused")
+    func zip64() throws {
+        let csv = Array((0..<20_000).map { "\($0),42000.\($0 % 97),0.5,\($0 * 2),\($0 * 2 + 1),1704067200000,true\n" }.joined().utf8)
+        var zip: [UInt8] = []
+        let writer = try ZipWriter(entryName: "BTCUSDT-aggTrades-2024-01.csv") { zip += $0 }
+        writer.alwaysZIP64 = true
+        for start in stride(from: 0, to: csv.count, by: 7_777) { try writer.write(Array(csv[start..<min(start + 7_777, csv.count)])) }
+        try writer.finish()
+        // The central entry says 0xFFFFFFFF for both sizes, and a ZIP64 end record and locator come before the end record.
+        let locator = zip.count - 22 - 20
+        #expect(Array(zip[locator..<(locator + 4)]) == [0x50, 0x4b, 0x06, 0x07])
+        let entry = try ZipArchive.entry(in: zip)
+        #expect(entry.size == csv.count && entry.name == "BTCUSDT-aggTrades-2024-01.csv")
+        let read = try ZipArchive.firstEntry(of: zip)
+        #expect(read.bytes == csv)
+        // The ZIP64 extra field cut to 8 bytes (its length says 8, the compressed size is missing): refused, not guessed.
+        var short = zip
+        let central = try #require((0..<(short.count - 4)).last { Array(short[$0..<($0 + 4)]) == [0x50, 0x4b, 0x01, 0x02] })
+        let nameLength = Int(short[central + 28]) | Int(short[central + 29]) << 8
+        short[central + 46 + nameLength + 2] = 8
+        #expect(throws: ZipArchive.Invalid.self) { try ZipArchive.entry(in: short) }
+    }
+
+    @Test("sorted runs: lines put in key order on disk in runs, merged in passes, ties in the order added, marks kept, files removed")
+    func sortedRuns() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("runs-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var rng = SystemRandomNumberGenerator()
+        let keys = (0..<5_000).map { _ in Int64.random(in: 0..<1_500, using: &rng) }
+        var expected: [(Int64, Bool, String)] = []
+        do {
+            // 1 KiB runs, 3 at a time: dozens of runs and several merge passes.
+            let runs = SortedRuns(folder: folder, runBytes: 1 << 10, fanIn: 3)
+            for (i, key) in keys.enumerated() {
+                let line = "\(key),line \(i)"
+                let marked = i % 7 == 0
+                try Array(line.utf8).withUnsafeBufferPointer { try runs.add(key: key, marked: marked, line: $0) }
+                expected.append((key, marked, line))
+            }
+            #expect(runs.runCount > 9, "\(runs.runCount) runs")
+            expected = expected.enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }.map(\.element)
+            var merged: [(Int64, Bool, String)] = []
+            let merger = try runs.merger()
+            while try merger.read(upTo: 333, { key, marked, line in merged.append((key, marked, String(decoding: line, as: UTF8.self))) }) {}
+            #expect(merged.count == expected.count)
+            #expect(Swift.zip(merged, expected).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 && $0.2 == $1.2 })
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty, "run files removed")
+        // Few lines: sorted in memory, no file.
+        let small = SortedRuns(folder: folder)
+        for key: Int64 in [3, 1, 2, 1] { try Array("\(key)".utf8).withUnsafeBufferPointer { try small.add(key: key, marked: false, line: $0) } }
+        var order: [String] = []
+        let merger = try small.merger()
+        while try merger.read(upTo: 10, { _, _, line in order.append(String(decoding: line, as: UTF8.self)) }) {}
+        #expect(order == ["1", "1", "2", "3"] && small.runCount == 0)
+    }
+
     @Test("streamed a chunk at a time (any size, lines cut anywhere, CRLF, no final newline), a file reads as it does whole")
     func streamed() throws {
         let header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\r\n"

@@ -45,7 +45,7 @@ struct BinanceSim: AsyncParsableCommand {
     var outage: [String] = []
 
     @Option(name: .customLong("archive-fault"), help: """
-        Fault of one archive file (data.binance.vision tree under /data/): NAME=KIND, e.g.         BTCUSDT-1m-2024-01.zip=wrong-checksum; KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS, disordered. Repeatable.
+        Fault of one archive file (data.binance.vision tree under /data/): NAME=KIND, e.g.         BTCUSDT-1m-2024-01.zip=wrong-checksum; KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS, disordered, entry:NAME, runaway-line:BYTES, bad-crc, drop:BYTE[:N] (the first N downloads reaching that byte of the zip are cut there; a Range request resumes). Repeatable.
         """)
     var archiveFaults: [String] = []
 
@@ -62,8 +62,19 @@ struct BinanceSim: AsyncParsableCommand {
         """)
     var streamFaults: [String] = []
 
+    @Option(name: .customLong("trades-per-minute"), help: """
+        Aggregate trades per minute of one symbol: SYMBOL=N (default 6, one every 10 s). 25000 makes a month of about a \
+        billion bytes zipped, as a busy symbol's real monthly aggTrades file. Repeatable.
+        """)
+    var tradesPerMinute: [String] = []
+
+    @Option(name: .customLong("archive-cache"), help: "Folder where archive files are written once and kept between runs (default: a temporary folder removed on exit).")
+    var archiveCache: String?
+
     @Flag(name: .customLong("cache-pages"), help: "Keep historical klines answers once computed (benchmarks: measure the client, not the simulator).")
     var cachePages = false
+
+    nonisolated(unsafe) static var signalSources: [any DispatchSourceSignal] = []
 
     func run() async throws {
         var configuration = BinanceSimulator.Configuration()
@@ -81,6 +92,14 @@ struct BinanceSim: AsyncParsableCommand {
         configuration.requestsBeforeBan = requestsBeforeBan
         configuration.extraSymbols = extraSymbols
         configuration.cachePages = cachePages
+        configuration.archiveCacheFolder = archiveCache
+        for text in tradesPerMinute {
+            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let pace = Int64(parts[1]), (1...6_000_000).contains(pace) else {
+                throw ValidationError("--trades-per-minute '\(text)' is not SYMBOL=N with N from 1 to 6000000")
+            }
+            configuration.tradesPerMinute[parts[0]] = pace
+        }
         configuration.firstBanMilliseconds = Int64(banSeconds * 1000)
         configuration.faults = try faults.map { text in
             guard let plan = FaultPlan(parsing: text) else {
@@ -102,7 +121,7 @@ struct BinanceSim: AsyncParsableCommand {
         for text in archiveFaults {
             let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, parts[0].hasSuffix(".zip"), let fault = ArchiveFault(parsing: parts[1]) else {
-                throw ValidationError("--archive-fault '\(text)' is not NAME.zip=KIND with KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS, disordered")
+                throw ValidationError("--archive-fault '\(text)' is not NAME.zip=KIND with KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS, disordered, entry:NAME, runaway-line:BYTES, bad-crc, drop:BYTE[:N]")
             }
             faultsByFile[parts[0]] = fault
         }
@@ -121,6 +140,19 @@ struct BinanceSim: AsyncParsableCommand {
             }
             return plan
         })
+        // SIGTERM or SIGINT: stop, which removes the simulator's own archive folder (a gigabyte file may be in it).
+        for signal in [SIGTERM, SIGINT] {
+            Foundation.signal(signal, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+            source.setEventHandler {
+                Task {
+                    await simulator.stop()
+                    Foundation.exit(0)
+                }
+            }
+            source.resume()
+            Self.signalSources.append(source)
+        }
         let bound = try await simulator.start()
         // Scripts wait for this line to learn the port.
         FileHandle.standardOutput.write(Data("binance-sim listening on http://\(host):\(bound)\n".utf8))

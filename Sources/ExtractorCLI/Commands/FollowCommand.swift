@@ -60,7 +60,7 @@ struct FollowConfiguration: Sendable {
     var trades: Bool
     var streamURL: String
     var source: SourceMode
-    var archiveURL: String
+    var archive: ArchiveSettings
     var lookbackHours: Int
     /// `/healthz` and `/readyz`: address and port, or nil.
     var health: (host: String, port: UInt16)?
@@ -74,7 +74,7 @@ extension ConfigurationReader {
         let intervals = command.trades && command.timeframes == nil ? [] : try intervals(command.timeframes, market: common.market)
         let variable = common.market.streamURLVariable
         let (text, from) = command.wsURL.map { ($0, "--ws-url") } ?? env[variable].map { ($0, variable) } ?? (common.market.defaultStreamBaseURL, "default")
-        let (source, archiveURL) = try archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", env)
+        let (source, archive) = try archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", env)
         let lookback = try positive(command.lookbackHours, env: "LOOKBACK_HOURS", env, default: 24, option: "--lookback-hours")
         var health: (String, UInt16)?
         if command.healthPort != nil || !(env["HEALTH_PORT"] ?? "").isEmpty {
@@ -86,7 +86,7 @@ extension ConfigurationReader {
             health = (host, UInt16(port))
         }
         return FollowConfiguration(common: common, intervals: intervals, trades: command.trades, streamURL: try streamURL(text, source: from), source: source,
-                                   archiveURL: archiveURL, lookbackHours: lookback, health: health)
+                                   archive: archive, lookbackHours: lookback, health: health)
     }
 
     /// A WebSocket base URL: `ws://` or `wss://`, a host, an optional path prefix; no query (the streams go there).
@@ -113,12 +113,12 @@ extension ExtractorCLI {
         return await JobRunner(command: "follow", config: common, context: context, span: span).run(
             klineTables: config.intervals.map { KlineTable(market: common.market, interval: $0) },
             otherTables: [ConfirmedGapTable.definition] + (config.trades ? [TradeTable(market: common.market).definition] : []),
-            describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "trades": "\(config.trades)", "source": config.source.rawValue,
+            describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "trades": "\(config.trades)", "source": config.source.rawValue, "spool_dir": config.archive.spoolDirectory,
                        "ws_url": URLCredentials.redacted(config.streamURL)]
         ) { resources in
             var catchUp = SymbolExtractor.Settings(planner: RangePlanner(lookbackMilliseconds: Int64(config.lookbackHours) * 3_600_000),
                                                    batchSize: common.batchSize, sourceMode: config.source)
-            catchUp.archive = resources.archive(config.source, baseURL: config.archiveURL)
+            catchUp.archive = resources.archive(config.source, config.archive)
             // Catch-ups a few at a time (four per worker): the weight budget and the database set their pace anyway.
             let gate = CatchUpGate(slots: common.maxWorkers * 4)
             var settings = KlineFollower.Settings()

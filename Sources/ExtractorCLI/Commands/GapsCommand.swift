@@ -63,12 +63,12 @@ extension GapsCommand {
 
 extension ExtractorCLI {
     static func runGaps(_ command: GapsCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
-        let common: CommonConfiguration, intervals: [KlineInterval], since: Int64?, maxGapDays: Int?, source: SourceMode, archiveURL: String
+        let common: CommonConfiguration, intervals: [KlineInterval], since: Int64?, maxGapDays: Int?, source: SourceMode, archive: ArchiveSettings
         let series: [PriceSeries]
         do throws(ConfigurationError) {
             common = try ConfigurationReader.common(command.common, environment: environment, databaseRequired: true)
             series = try ConfigurationReader.series(command.series, market: common.market, environment)
-            (source, archiveURL) = try ConfigurationReader.archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", environment)
+            (source, archive) = try ConfigurationReader.archive(command.archive, sourceVariable: "BINANCE_KLINES_SOURCE", environment)
             let named = try ConfigurationReader.alias(try ConfigurationReader.alias(command.timeframes, command.timeframe, option: "--timeframes", alias: "--timeframe"),
                                           command.period, option: "--timeframes", alias: "--period")
             if command.metrics {
@@ -97,7 +97,7 @@ extension ExtractorCLI {
         return await JobRunner(command: "gaps", config: common, context: context, span: span).run(
             klineTables: klineTables, otherTables: [ConfirmedGapTable.definition] + (metrics ? [MetricsTable.definition] : []),
             describe: (metrics ? ["table": MetricsTable.name] : ["timeframes": intervals.map(\.rawValue).joined(separator: ",")])
-                .merging(["source": source.rawValue]) { a, _ in a }
+                .merging(["source": source.rawValue, "spool_dir": archive.spoolDirectory]) { a, _ in a }
         ) { resources in
             guard let gaps = resources.tables?.gaps else { return .report("no database: nothing to check\n") }
             let hasConfirmations = resources.existingTables.contains(ConfirmedGapTable.name)
@@ -147,17 +147,17 @@ extension ExtractorCLI {
             }
             if !report.isEmpty { resources.logger.info("\(report.trimmingCharacters(in: .newlines))") }
             let store = resources.klineStore
-            let archive = resources.archive(source, baseURL: archiveURL)
+            let files = resources.archive(source, archive)
             let plannedHoles = holesByUnit
             let metricsStore = resources.tables?.metrics
             return .run(units: units) { unit, attempt in
                 if unit.dataset == .metricsGaps, let metricsStore {
                     return try await GapFiller(metrics: unit, holes: plannedHoles[unit] ?? [], client: resources.client, store: metricsStore,
                                                       gaps: gaps, clock: resources.clock, batchSize: common.batchSize, sourceMode: source,
-                                                      archive: archive, logger: resources.logger).run(attempt)
+                                                      archive: files, logger: resources.logger).run(attempt)
                 }
                 return try await GapFiller(unit: unit, holes: plannedHoles[unit] ?? [], client: resources.client, store: store, gaps: gaps,
-                                    clock: resources.clock, batchSize: common.batchSize, sourceMode: source, archive: archive,
+                                    clock: resources.clock, batchSize: common.batchSize, sourceMode: source, archive: files,
                                     logger: resources.logger).run(attempt)
             }
         }

@@ -73,17 +73,17 @@ extension ExtractorCLI {
         let series = config.series, intervals = config.intervals
         let settings = SymbolExtractor.Settings(planner: config.planner, pageLimit: config.pageLimit, batchSize: common.batchSize,
                                                 sourceMode: config.source, listArchiveFiles: common.dryRun)
-        let archiveURL = config.archiveURL
+        let archive = config.archive
         return await JobRunner(command: "klines", config: common, context: context, span: span).run(
             // The confirmed-gaps table: a silence the run crosses is recorded there.
             klineTables: config.series.flatMap { series in config.intervals.map { KlineTable(market: common.market, interval: $0, series: series) } },
             otherTables: [ConfirmedGapTable.definition],
             describe: ["timeframes": config.intervals.map(\.rawValue).joined(separator: ","), "series": config.series.map(\.rawValue).joined(separator: ","),
-                       "source": config.source.rawValue]
+                       "source": config.source.rawValue, "spool_dir": config.archive.spoolDirectory]
         ) { resources in
             let store = resources.klineStore
             var withArchive = settings
-            withArchive.archive = resources.archive(settings.sourceMode, baseURL: archiveURL)
+            withArchive.archive = resources.archive(settings.sourceMode, archive)
             let settings = withArchive
             // The index is a pair's: the contracts of one pair share one index unit.
             let units = series.flatMap { series in

@@ -41,7 +41,7 @@ extension MetricsCommand {
 
 extension ExtractorCLI {
     static func runMetrics(_ command: MetricsCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
-        let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int, source: SourceMode, archiveURL: String
+        let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int, source: SourceMode, archive: ArchiveSettings
         do throws(ConfigurationError) {
             common = try ConfigurationReader.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
             guard common.market == .futures else {
@@ -50,7 +50,7 @@ extension ExtractorCLI {
             guard common.families.isEmpty else {
                 throw ConfigurationError("metrics are a symbol's (BTCUSDT), not a contract family's: list the symbols instead of \(common.families.map { $0.name + "_*" }.joined(separator: ","))")
             }
-            (source, archiveURL) = try ConfigurationReader.archive(command.archive, sourceVariable: "BINANCE_METRICS_SOURCE", environment)
+            (source, archive) = try ConfigurationReader.archive(command.archive, sourceVariable: "BINANCE_METRICS_SOURCE", environment)
             range = try ConfigurationReader.range(command.range, now: context.clock.now())
             lookback = try ConfigurationReader.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
         } catch {
@@ -58,15 +58,15 @@ extension ExtractorCLI {
             return fail(error, context: context)
         }
         return await JobRunner(command: "metrics", config: common, context: context, span: span).run(
-            klineTables: [], otherTables: [MetricsTable.definition], describe: ["source": source.rawValue]
+            klineTables: [], otherTables: [MetricsTable.definition], describe: ["source": source.rawValue, "spool_dir": archive.spoolDirectory]
         ) { resources in
             let units = resources.symbols.map { ExtractionUnit(market: .futures, symbol: $0, dataset: .metrics) }
             let store = resources.metricsStore
-            let archive = resources.archive(source, baseURL: archiveURL)
+            let files = resources.archive(source, archive)
             return .run(units: units) { unit, attempt in
                 try await MetricsExtractor(unit: unit, client: resources.client, store: store, clock: resources.clock,
                                            lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitRange: range, batchSize: common.batchSize,
-                                           sourceMode: source, archive: archive, dryRun: common.dryRun, logger: resources.logger).run(attempt)
+                                           sourceMode: source, archive: files, dryRun: common.dryRun, logger: resources.logger).run(attempt)
             }
         }
     }

@@ -127,4 +127,9 @@ struct ArchiveOptions: ParsableArguments {
 
     @Option(name: .customLong("archive-url"), help: "Base URL of the archives. Env: BINANCE_ARCHIVE_URL. Default: https://data.binance.vision.")
     var archiveURL: String?
+
+    @Option(name: .customLong("spool-dir"), help: """
+        Folder where archive downloads are written while they are read (a month of a busy symbol's trades is over a gigabyte; the disk must hold the largest file, twice with files in flight). Env: BINANCE_SPOOL_DIR. Default: TMPDIR, else /tmp.
+        """)
+    var spoolDirectory: String?
 }

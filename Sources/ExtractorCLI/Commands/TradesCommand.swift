@@ -37,10 +37,10 @@ extension TradesCommand {
 
 extension ExtractorCLI {
     static func runTrades(_ command: TradesCommand, environment: [String: String], context: RunContext, span: any Span) async -> Int32 {
-        let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int, maxPages: Int, source: SourceMode, archiveURL: String
+        let common: CommonConfiguration, range: ClosedRange<Int64>?, lookback: Int, maxPages: Int, source: SourceMode, archive: ArchiveSettings
         do throws(ConfigurationError) {
             common = try ConfigurationReader.common(command.common, environment: environment, databaseRequired: !command.common.dryRun)
-            (source, archiveURL) = try ConfigurationReader.archive(command.archive, sourceVariable: "BINANCE_TRADES_SOURCE", environment)
+            (source, archive) = try ConfigurationReader.archive(command.archive, sourceVariable: "BINANCE_TRADES_SOURCE", environment)
             range = try ConfigurationReader.range(command.range, now: context.clock.now())
             lookback = try ConfigurationReader.positive(command.lookbackHours, env: "LOOKBACK_HOURS", environment, default: 24, option: "--lookback-hours")
             maxPages = try ConfigurationReader.positive(command.maxPages, env: nil, environment, default: 1000, option: "--max-pages")
@@ -50,16 +50,16 @@ extension ExtractorCLI {
         }
         let table = TradeTable(market: common.market)
         return await JobRunner(command: "trades", config: common, context: context, span: span).run(
-            klineTables: [], otherTables: [table.definition], describe: ["source": source.rawValue]
+            klineTables: [], otherTables: [table.definition], describe: ["source": source.rawValue, "spool_dir": archive.spoolDirectory]
         ) { resources in
             let units = resources.symbols.map { ExtractionUnit(market: common.market, symbol: $0, dataset: .aggTrades) }
             let store = resources.tradeStore
             let startTime = range?.lowerBound ?? (resources.clock.now() - Int64(lookback) * 3_600_000)
-            let archive = resources.archive(source, baseURL: archiveURL)
+            let files = resources.archive(source, archive)
             return .run(units: units) { unit, attempt in
                 try await TradeExtractor(market: common.market, symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
                                          startTime: startTime, backfill: range, batchSize: common.batchSize, maxPages: maxPages, dryRun: common.dryRun,
-                                         sourceMode: source, archive: archive, logger: resources.logger).run(attempt)
+                                         sourceMode: source, archive: files, logger: resources.logger).run(attempt)
             }
         }
     }

@@ -101,6 +101,8 @@ public struct ArchiveClient: ArchiveSource {
     /// Set once the archive host cannot be reached at all (no route, refused, TLS): the run stops asking it and
     /// takes everything from REST, with one warning.
     private let unreachable = UnreachableFlag()
+    /// Downloads resumed with a `Range` request after a cut (tests and logs).
+    public let resumed = SharedCount()
 
     /// Where downloads are spooled while they are read (a file is never held in memory whole); nil: in memory.
     let spoolDirectory: String?
@@ -116,14 +118,30 @@ public struct ArchiveClient: ArchiveSource {
     }
 
     /// GET (or HEAD) with retries on 5xx and transfer errors; nil for 404/403 (S3 answers 403 for some missing keys).
+    /// A download into `file` that is cut off mid-body resumes where it stopped: `Range: bytes=N-` with `If-Range`
+    /// naming the ETag it began with (RFC 9110 14.2, 13.1.5; S3 answers 206, or 200 and the whole object when it has
+    /// changed since). A resume that brought bytes does not count as a failed attempt; one that did not does.
     func request(_ path: String, head: Bool = false, into file: String? = nil) async throws -> HTTPResponse? {
         var attempt = 0
+        var resumeFrom = 0, etag: String?
         while true {
             attempt += 1
             do {
-                let request = HTTPRequest(method: head ? .head : .get, url: baseURL + "/" + path)
-                let response = if let file { try await http.download(request, to: file) } else { try await http.send(request) }
+                var request = HTTPRequest(method: head ? .head : .get, url: baseURL + "/" + path)
+                if let etag, resumeFrom > 0 { request.headers = [("Range", "bytes=\(resumeFrom)-"), ("If-Range", etag)] }
+                let response = if let file { try await http.download(request, to: file, from: resumeFrom) } else { try await http.send(request) }
                 if response.status == 200 { return response }
+                if response.status == 206, resumeFrom > 0, Self.rangeStart(response.headers["content-range"]) == resumeFrom {
+                    resumed.add()
+                    logger.info("archive download resumed to its end", metadata: ["path": "\(path)", "from_byte": "\(resumeFrom)"])
+                    return HTTPResponse(status: 200, headers: response.headers, body: response.body)
+                }
+                if response.status == 206 || response.status == 416 {
+                    // A range that is not the one asked for: start over, whole.
+                    (resumeFrom, etag) = (0, nil)
+                    if attempt >= attempts { throw ArchiveError("GET \(path) answered \(response.status) to a resumed download") }
+                    continue
+                }
                 if response.status == 404 || response.status == 403 { return nil }
                 if response.status < 500 || attempt >= attempts {
                     throw ArchiveError("\(head ? "HEAD" : "GET") \(path) answered \(response.status)")
@@ -135,11 +153,38 @@ public struct ArchiveClient: ArchiveSource {
                     ])
                 }
                 throw error
-            } catch let error as HTTPTransportError where attempt < attempts && error.isRetryable {
-                logger.debug("archive download failed; retrying", metadata: ["path": "\(path)", "error": "\(error)"])
+            } catch let error as HTTPTransportError where error.isRetryable && (attempt < attempts || Self.progress(error, file, beyond: resumeFrom)) {
+                if let file, let partial = error.partial, partial.status == 200 || partial.status == 206,
+                   let tag = partial.headers["etag"], partial.headers["accept-ranges"]?.lowercased() == "bytes",
+                   let onDisk = Self.size(of: file), onDisk > 0 {
+                    // What arrived stays; the rest is asked for. Bytes gained this time make the attempt free.
+                    if onDisk > resumeFrom && (partial.status == 200 || etag == tag) { attempt = 0 }
+                    (resumeFrom, etag) = (onDisk, tag)
+                    logger.info("archive download cut off; resuming", metadata: ["path": "\(path)", "from_byte": "\(onDisk)", "error": "\(error)"])
+                } else {
+                    (resumeFrom, etag) = (0, nil)
+                    logger.debug("archive download failed; retrying", metadata: ["path": "\(path)", "error": "\(error)"])
+                }
             }
-            try await clock.sleep(until: clock.now() + Int64(200 << attempt))
+            try await clock.sleep(until: clock.now() + Int64(200 << min(attempt, 5)))
         }
+    }
+
+    /// The first byte of a `Content-Range: bytes FIRST-LAST/SIZE`.
+    static func rangeStart(_ header: String?) -> Int? {
+        guard let header, header.hasPrefix("bytes ") else { return nil }
+        return header.dropFirst(6).split(separator: "-").first.flatMap { Int($0) }
+    }
+
+    /// Whether a cut-off download left more bytes on disk than it started from (so it may resume past the attempts).
+    static func progress(_ error: HTTPTransportError, _ file: String?, beyond start: Int) -> Bool {
+        guard let file, error.partial != nil, let size = size(of: file) else { return false }
+        return size > start
+    }
+
+    static func size(of path: String) -> Int? {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : nil
     }
 
     public func size(of file: ArchiveFile) async -> ArchiveSize {
@@ -257,6 +302,13 @@ public struct ArchiveClient: ArchiveSource {
         return try await readOutOfOrder(file, zip: zip, format: format, alreadySeen: seenWhenDelivered, delivered: delivered, deliver: deliver)
     }
 
+    /// The free bytes of the disk `folder` is on (for unprivileged users), nil where it cannot be asked.
+    public static func freeBytes(under folder: String) -> Int? {
+        var info = statvfs()
+        guard statvfs(folder, &info) == 0 else { return nil }
+        return Int(clamping: UInt64(info.f_bavail) &* UInt64(info.f_frsize))
+    }
+
     /// `DIRECTORY/binance-extractor-spool`, the folder of this program's spool files.
     static func spoolFolder(_ spoolDirectory: String?) -> String? {
         spoolDirectory.map { ($0 as NSString).appendingPathComponent("binance-extractor-spool") }
@@ -296,28 +348,91 @@ public struct ArchiveClient: ArchiveSource {
         }
     }
 
-    /// The whole file, sorted and de-duplicated; delivers the rows the streaming pass did not (the first
-    /// `alreadySeen` accepted rows in file order were delivered or were repeats of delivered ones).
+    /// The whole file, sorted and de-duplicated without holding it (`SortedRuns`: runs of 8 MiB sorted on the spool
+    /// folder's disk, then merged); delivers the rows the streaming pass did not. The first `alreadySeen` accepted rows
+    /// in file order were delivered, or were repeats of delivered ones: they are marked, and a key with a marked row
+    /// is not delivered again. Two different rows under one key refuse the file, wherever they are.
     private func readOutOfOrder<Row>(_ file: ArchiveFile, zip: any ZipSource, format: ArchiveRowFormat<Row>, alreadySeen: Int, delivered: Int,
                                      deliver: ([Row]) async throws -> Void) async throws -> ArchiveRead {
-        let sorted: [Row], seen: Set<Int64>
+        let folder = Self.spoolFolder(spoolDirectory) ?? NSTemporaryDirectory()
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let runs = SortedRuns(folder: folder)
+        var rest = 0
         do {
             // The entry's name was checked by the streaming pass that found the file out of order.
             let reader = try ZipArchive.EntryReader(source: zip)
-            var bytes: [UInt8] = []
-            while let chunk = try reader.next() { bytes += chunk }
-            let all = try ArchiveCSV.all(format.reader(file.fileName), bytes).filter(format.accept)
-            seen = Set(all.prefix(alreadySeen).map(format.key))
-            sorted = try ArchiveCSV.sortedUnique(all, file: file.fileName, key: format.key)
+            var rows = format.reader(file.fileName)
+            var accepted = 0
+            var failure: (any Error)?
+            func spill(_ row: Row, _ line: UnsafeBufferPointer<UInt8>) {
+                guard failure == nil else { return }
+                do {
+                    guard try format.accept(row) else { return }
+                    try runs.add(key: format.key(row), marked: accepted < alreadySeen, line: line)
+                    accepted += 1
+                } catch { failure = error }
+            }
+            while let chunk = try reader.next(maxBytes: Self.chunkBytes) {
+                try rows.feedLines(chunk) { row, line throws(ArchiveCSV.Invalid) in spill(row, line) }
+                if let failure { throw failure }
+                try Task.checkCancellation()
+            }
+            try rows.finishLines { row, line throws(ArchiveCSV.Invalid) in spill(row, line) }
+            if let failure { throw failure }
+            // The merge: lines come back in key order and are parsed again a batch at a time (a header line first, so
+            // the reader takes the batch's first row as a row). A key's rows must agree; one marked row means done.
+            var pending: [UInt8] = Array("header\n".utf8)
+            var keys: [(Int64, Bool)] = []
+            var group: (key: Int64, row: Row, delivered: Bool)?
+            var batch: [Row] = []
+            func parsePending() throws {
+                var parser = format.reader(file.fileName)
+                var parsed: [Row] = []
+                try parser.feed(pending) { parsed.append($0) }
+                try parser.finish { parsed.append($0) }
+                guard parsed.count == keys.count else { throw ArchiveError("a sorted line did not parse back") }
+                for (row, (key, marked)) in Swift.zip(parsed, keys) {
+                    if let current = group, current.key == key {
+                        guard row == current.row else {
+                            throw ArchiveCSV.Invalid(file: file.fileName, line: 0, reason: "two different rows for the key \(key)")
+                        }
+                        group!.delivered = current.delivered || marked
+                    } else {
+                        if let done = group, !done.delivered { batch.append(done.row) }
+                        group = (key, row, marked)
+                    }
+                }
+                pending.removeAll(keepingCapacity: true)
+                pending.append(contentsOf: "header\n".utf8)
+                keys.removeAll(keepingCapacity: true)
+            }
+            let merger = try runs.merger()
+            while try merger.read(upTo: 2000, { key, marked, line in
+                pending.append(contentsOf: line)
+                pending.append(0x0A)
+                keys.append((key, marked))
+            }) {
+                try parsePending()
+                if batch.count >= 2000 {
+                    rest += batch.count
+                    do { try await deliver(batch) } catch { throw ArchiveDeliveryError(underlying: error) }
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
+            if let done = group, !done.delivered { batch.append(done.row) }
+            if !batch.isEmpty {
+                rest += batch.count
+                do { try await deliver(batch) } catch { throw ArchiveDeliveryError(underlying: error) }
+            }
+        } catch let error as ArchiveDeliveryError {
+            throw error.underlying
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
             return .refused("\(file.fileName): \(error)")
         }
-        logger.info("archive file rows out of order; sorted", metadata: ["file": "\(file.fileName)"])
-        let rest = sorted.filter { !seen.contains(format.key($0)) }
-        for start in stride(from: 0, to: rest.count, by: 2000) {
-            try await deliver(Array(rest[start..<min(start + 2000, rest.count)]))
-        }
-        return .rows(delivered + rest.count)
+        logger.info("archive file rows out of order; sorted", metadata: ["file": "\(file.fileName)", "sorted_runs": "\(runs.runCount)"])
+        return .rows(delivered + rest)
     }
 }
 
@@ -344,6 +459,14 @@ actor FileSlots {
     func release() {
         if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
     }
+}
+
+/// A count shared by the copies of a client.
+public final class SharedCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.withLock { count += 1 } }
+    public var value: Int { lock.withLock { count } }
 }
 
 final class UnreachableFlag: @unchecked Sendable {

@@ -59,6 +59,8 @@ public struct TradeExtractor: UnitWork {
         var capped = false
         /// A backfill's end: trades after it are not stored.
         var lastTime: Int64?
+        /// The time of the last trade taken from a file (where a hole in ids starts, for `--source archive`'s message).
+        var lastTakenTime: Int64?
     }
 
     /// Runs one attempt; a retry continues by id after the last trade an earlier attempt wrote.
@@ -220,7 +222,7 @@ extension TradeExtractor: ArchivedWork {
                     try await ArchiveWalk<Self>.append(take, into: writer, outcome: &outcome)
                     take.removeAll(keepingCapacity: true)
                     if sourceMode == .archive {
-                        outcome.lack(trade.id - next, from: outcome.lastTime ?? file.range.lowerBound, to: trade.time)
+                        outcome.lack(trade.id - next, from: plan.cursor.lastTakenTime ?? file.range.lowerBound, to: trade.time)
                     } else {
                         try await page(&plan.cursor, before: trade.id, until: plan.until, writer: writer, outcome: &outcome)
                         if plan.cursor.capped {
@@ -232,6 +234,7 @@ extension TradeExtractor: ArchivedWork {
             }
             take.append(trade)
             plan.cursor.nextId = trade.id + 1
+            plan.cursor.lastTakenTime = trade.time
         }
         try await ArchiveWalk<Self>.append(take, into: writer, outcome: &outcome)
     }
