@@ -188,7 +188,7 @@ enum ByteRange: Equatable {
             self = .part(max(0, size - suffix)..<size)
         } else {
             guard let first = Int(spec[0]), first >= 0 else { self = .whole; return }
-            let last = spec[1].isEmpty ? size - 1 : Int(spec[1])
+            let last = spec[1].isEmpty ? Int.max : Int(spec[1])
             guard let last, last >= first else { self = .whole; return }
             guard first < size else { self = .unsatisfiable; return }
             self = .part(first..<(min(last, size - 1) + 1))

@@ -55,6 +55,9 @@ public actor BinanceSimulator {
         /// Requests to the archive tree, and zip downloads among them.
         public var archiveRequests = 0
         public var archiveDownloads = 0
+        /// 206 answers to `Range` requests, and the first byte each asked for.
+        public var archivePartialAnswers = 0
+        public var archiveRangeStarts: [Int] = []
         public var aggTradesRequests = 0
         /// Stream connections accepted, and messages sent on them.
         public var streamConnections = 0
@@ -443,6 +446,8 @@ public actor BinanceSimulator {
         case .part(let part):
             status = HTTPStatusCode(206, phrase: "Partial Content")
             bytes = part
+            stats.archivePartialAnswers += 1
+            stats.archiveRangeStarts.append(part.lowerBound)
             headers[HTTPHeader("Content-Range")] = "bytes \(part.lowerBound)-\(part.upperBound - 1)/\(built.size)"
         }
         archiveDownloads[file.path, default: 0] += 1
