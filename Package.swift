@@ -105,7 +105,7 @@ let package = Package(
         ], path: "Sources/Executables/otlp-receiver"),
 
         // `make bench`: throughput, budget use, memory and start-up, measured against binance-sim and MariaDB.
-        .executableTarget(name: "binance-bench", dependencies: ["StoreKit", "MariaDBStore", "PostgresStore", "BinanceSimulator", "BinanceAPI", "BuildInfo"],
+        .executableTarget(name: "binance-bench", dependencies: ["StoreKit", "MariaDBStore", "PostgresStore", "BinanceSimulator", "BinanceAPI", "BinanceArchive", "HTTPTransport", "BuildInfo"],
                           path: "Sources/Executables/binance-bench"),
 
         // Test support: MariaDB fixture, simulator launcher, process runner.

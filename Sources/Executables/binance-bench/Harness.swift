@@ -84,6 +84,20 @@ func database(_ name: String) async throws -> DatabaseURI {
     return admin.with(database: name)
 }
 
+/// A PostgreSQL database of `name`, dropped and made again.
+func freshPostgresDatabase(_ name: String, admin text: String) async throws -> PostgresURI {
+    let admin = try PostgresURI(parsing: text)
+    let pool = PostgresPool(uri: admin, size: 1)
+    defer { pool.shutdown() }
+    _ = try await pool.withConnection { db in
+        try db.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+        return try db.execute("CREATE DATABASE \(name)")
+    }
+    var uri = admin
+    uri.database = name
+    return uri
+}
+
 /// `2024-01-31`: the date form --start and --end take.
 func day(_ ms: Int64) -> String { String(UTCCalendar.iso8601(ms).prefix(10)) }
 

@@ -276,18 +276,7 @@ if row(8) {
 // the same schema (4 connections, as the extractor's pool), measured in the same run.
 if row(9), let postgresAdminText {
     let days: Int64 = quick ? 7 : 30
-    let admin = try PostgresURI(parsing: postgresAdminText)
-    func postgresDatabase(_ name: String) async throws -> PostgresURI {
-        let pool = PostgresPool(uri: admin, size: 1)
-        defer { pool.shutdown() }
-        _ = try await pool.withConnection { db in
-            try db.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-            return try db.execute("CREATE DATABASE \(name)")
-        }
-        var uri = admin
-        uri.database = name
-        return uri
-    }
+    func postgresDatabase(_ name: String) async throws -> PostgresURI { try await freshPostgresDatabase(name, admin: postgresAdminText) }
     // The ceiling: COPY straight into an empty table, 4 writers, 50,000 rows a COPY.
     let ceilingURI = try await postgresDatabase("bench_pg_ceiling")
     let pool = PostgresPool(uri: ceilingURI, size: 4)
@@ -417,6 +406,9 @@ if row(10) {
            unit: "x", digits: 0)
     if secondStatus != 0 { print("the second follow exited \(secondStatus)") }
 }
+
+// 11. A monthly aggTrades file of a busy symbol (about 1 GB zipped), in each store, against the store's own bulk load.
+if row(11) { try await tradesFileRow() }
 
 // Report.
 let width = results.map(\.name.count).max() ?? 40

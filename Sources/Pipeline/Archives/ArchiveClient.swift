@@ -81,10 +81,10 @@ public enum ArchiveSize: Sendable, Equatable {
     case unreachable
 }
 
-/// Downloads through libcurl (keep-alive, timeouts), checks the CHECKSUM before a single row is used, downloads a
-/// mismatching file once more, and retries 5xx and transfer errors with backoff. A file is held compressed (a month
-/// of 1m klines is about 2 MB) and unpacked, parsed and delivered a chunk at a time: memory does not grow with the
-/// file's rows.
+/// Downloads through libcurl (keep-alive, timeouts) into a spool file, resuming a cut transfer with a byte range;
+/// checks the CHECKSUM before a single row is used, downloads a mismatching file once more, and retries 5xx and
+/// transfer errors with backoff. The zip is read from disk 256 KiB of compressed bytes at a time and unpacked, parsed
+/// and delivered 64 KiB at a time; a file out of order is sorted on disk. Memory does not grow with a file's size.
 public struct ArchiveClient: ArchiveSource {
     public let baseURL: String
     let http: any HTTPClient
@@ -93,8 +93,8 @@ public struct ArchiveClient: ArchiveSource {
     let attempts = 3
     /// Unpacked bytes per step: about 650 klines, the rows one step holds (and the batch handed to the writer).
     static let chunkBytes = 64 << 10
-    /// Files downloaded and read at once, whatever the number of workers: each holds its compressed file (2 to 3 MB
-    /// for a month of 1m klines). Measured on a one-year backfill of 20 symbols: 4 files in flight peaked at 67 MB,
+    /// Files downloaded and read at once, whatever the number of workers: each takes its size on the spool's disk
+    /// and its buffers in memory. Measured on a one-year backfill of 20 symbols: 4 files in flight peaked at 67 MB,
     /// 2 at 55 MB, for 2 % less speed (the database is the limit either way).
     public static let filesInFlight = 2
     private let slots = FileSlots(Self.filesInFlight)

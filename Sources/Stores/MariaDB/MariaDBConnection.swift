@@ -9,6 +9,8 @@ public final class MariaDBConnection {
     private var mysql: UnsafeMutablePointer<MYSQL>?
     private var statements: [String: UnsafeMutablePointer<MYSQL_STMT>] = [:]
     public let uri: DatabaseURI
+    /// What `LOAD DATA LOCAL INFILE` may read on this connection: only the bytes `loadLocal` hands over.
+    private let localInfile = LocalInfileSource()
 
     /// `mysql_library_init` is a macro; `mysql_server_init` must run once before any thread uses the library.
     private static let libraryInit: Void = { _ = mysql_server_init(0, nil, nil) }()
@@ -25,6 +27,10 @@ public final class MariaDBConnection {
             // PREFERRED: TLS when the server offers it, plain text when it has none (CR_SSL_CONNECTION_ERROR).
             mysql = try Self.connect(uri, mode: .disabled, connectTimeout: connectTimeoutSeconds, readTimeout: readTimeoutSeconds)
         }
+        // LOAD DATA LOCAL reads through this connection's own handler, which serves the batch `loadLocal` arms and
+        // nothing else: a server asking for a file of this machine (the known LOCAL INFILE attack) gets an error.
+        mysql_set_local_infile_handler(mysql, localInfileInit, localInfileRead, localInfileEnd, localInfileError,
+                                       Unmanaged.passUnretained(localInfile).toOpaque())
         // Times are UTC everywhere (FROM_UNIXTIME/UNIX_TIMESTAMP follow the session zone); strict mode turns a value
         // that would be truncated into an error instead of a silent change.
         try execute("SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'")
@@ -40,6 +46,8 @@ public final class MariaDBConnection {
         mysql_optionsv_shim(handle, MYSQL_OPT_READ_TIMEOUT, &readTimeout)
         mysql_optionsv_shim(handle, MYSQL_OPT_WRITE_TIMEOUT, &writeTimeout)
         _ = mysql_options(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4")
+        var localInfile: UInt32 = 1
+        mysql_optionsv_shim(handle, MYSQL_OPT_LOCAL_INFILE, &localInfile)
         setTLS(handle, mode, caFile: uri.tlsCAFile)
         guard mysql_real_connect(handle, uri.host, uri.user, uri.password, uri.database, uri.port, nil, 0) != nil else {
             let error = DatabaseError(code: mysql_errno(handle), message: SecretSafe.scrub(String(cString: mysql_error(handle)), password: uri.password, user: uri.user),
@@ -103,6 +111,32 @@ public final class MariaDBConnection {
         // Drain any result set so the connection stays usable.
         if let result = mysql_store_result(h) { mysql_free_result(result) }
         return mysql_affected_rows(h)
+    }
+
+    /// Runs `LOAD DATA LOCAL INFILE …` (`sql`) with `data` as the file, inside a transaction: a row the server had to
+    /// change to store (LOCAL turns such errors into warnings) rolls the whole batch back and throws, as strict mode
+    /// would for an INSERT. Returns the affected row count.
+    @discardableResult
+    public func loadLocal(_ sql: String, data: [UInt8]) throws -> UInt64 {
+        let h = try handle
+        try execute("START TRANSACTION")
+        localInfile.arm(data)
+        defer { localInfile.disarm() }
+        do {
+            guard mysql_real_query(h, sql, UInt(sql.utf8.count)) == 0 else { throw error("running \(Self.summary(sql))") }
+            let affected = mysql_affected_rows(h)
+            let warnings = mysql_warning_count(h)
+            if warnings > 0 {
+                let first = (try? query("SHOW WARNINGS LIMIT 1").first?.compactMap { $0 }.joined(separator: " ")) ?? nil
+                throw DatabaseError(code: 1265, message: "\(warnings) warnings (\(first ?? "?")): the batch was rolled back",
+                                    context: "running \(Self.summary(sql))")
+            }
+            try execute("COMMIT")
+            return affected
+        } catch {
+            _ = try? execute("ROLLBACK")
+            throw error
+        }
     }
 
     /// Runs a query and returns its rows as text (NULL as nil).
@@ -256,4 +290,49 @@ public enum BulkColumn: Sendable {
 @inline(__always)
 private func mysql_optionsv_shim(_ mysql: UnsafeMutablePointer<MYSQL>, _ option: mysql_option, _ value: UnsafeMutablePointer<UInt32>) {
     _ = mysql_options(mysql, option, value)
+}
+
+/// The bytes one `LOAD DATA LOCAL INFILE` statement reads, armed for that statement only.
+final class LocalInfileSource {
+    private(set) var data: [UInt8] = []
+    private(set) var offset = 0
+    private(set) var armed = false
+
+    func arm(_ bytes: [UInt8]) { (data, offset, armed) = (bytes, 0, true) }
+    func disarm() { (data, offset, armed) = ([], 0, false) }
+
+    /// Copies up to `count` bytes into `buffer`; 0 at the end.
+    func read(into buffer: UnsafeMutablePointer<CChar>, count: Int) -> Int {
+        let n = min(count, data.count - offset)
+        guard n > 0 else { return 0 }
+        data.withUnsafeBytes { UnsafeMutableRawPointer(buffer).copyMemory(from: $0.baseAddress! + offset, byteCount: n) }
+        offset += n
+        return n
+    }
+}
+
+// Connector/C's LOCAL INFILE callbacks (mysql_set_local_infile_handler): the "file" is the armed batch, whatever name the
+// statement (or a server) gives.
+private let localInfileInit: @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Int32 = {
+    pointer, _, userdata in
+    pointer?.pointee = userdata
+    guard let userdata else { return 1 }
+    return Unmanaged<LocalInfileSource>.fromOpaque(userdata).takeUnretainedValue().armed ? 0 : 1
+}
+
+private let localInfileRead: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<CChar>?, UInt32) -> Int32 = { userdata, buffer, length in
+    guard let userdata, let buffer else { return -1 }
+    return Int32(Unmanaged<LocalInfileSource>.fromOpaque(userdata).takeUnretainedValue().read(into: buffer, count: Int(length)))
+}
+
+private let localInfileEnd: @convention(c) (UnsafeMutableRawPointer?) -> Void = { _ in }
+
+private let localInfileError: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<CChar>?, UInt32) -> Int32 = { _, message, length in
+    let text = "LOAD DATA LOCAL reads only this program's own batches, never a file"
+    if let message, length > 0 {
+        let bytes = Array(text.utf8.prefix(Int(length) - 1))
+        for (i, byte) in bytes.enumerated() { message[i] = CChar(bitPattern: byte) }
+        message[bytes.count] = 0
+    }
+    return 2068  // CR_LOAD_DATA_LOCAL_INFILE_REJECTED
 }
