@@ -30,21 +30,48 @@ extension SHA256 {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        guard let context = EVP_MD_CTX_new() else { return nil }
-        defer { EVP_MD_CTX_free(context) }
-        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else { return nil }
+        let digest = Stream()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 { return nil }
             if n == 0 { break }
-            guard buffer.withUnsafeBytes({ EVP_DigestUpdate(context, $0.baseAddress, n) }) == 1 else { return nil }
+            buffer.withUnsafeBytes { digest.update(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
         }
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        guard EVP_DigestFinal_ex(context, &digest, &length) == 1, length == 32 else { return nil }
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: digest.prefix(32).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0f)]] }, as: UTF8.self)
+        return digest.finish()
+    }
+
+    /// A digest computed a piece at a time (a download hashed as its bytes arrive). Not thread-safe: one writer.
+    public final class Stream: @unchecked Sendable {
+        private let context: OpaquePointer?
+        private var failed = false
+
+        public init() {
+            context = EVP_MD_CTX_new()
+            failed = context == nil || EVP_DigestInit_ex(context, EVP_sha256(), nil) != 1
+        }
+
+        deinit { EVP_MD_CTX_free(context) }
+
+        /// Starts over (a download that began again from its first byte).
+        public func reset() {
+            failed = context == nil || EVP_DigestInit_ex(context, EVP_sha256(), nil) != 1
+        }
+
+        public func update(_ bytes: UnsafeRawBufferPointer) {
+            guard !failed, bytes.count > 0 else { return }
+            failed = EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) != 1
+        }
+
+        /// The digest as 64 lowercase hex digits; nil when libcrypto failed.
+        public func finish() -> String? {
+            guard !failed else { return nil }
+            var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+            var length: UInt32 = 0
+            guard EVP_DigestFinal_ex(context, &digest, &length) == 1, length == 32 else { return nil }
+            let digits = Array("0123456789abcdef".utf8)
+            return String(decoding: digest.prefix(32).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0f)]] }, as: UTF8.self)
+        }
     }
 }
 
@@ -79,6 +106,7 @@ public struct ArchiveChecksum: Sendable, Equatable {
 
     /// Whether the file at `path` (a spooled download) is the file the CHECKSUM describes.
     public func matches(fileAt path: String) -> Bool { SHA256.hex(fileAt: path) == sha256 }
+    public func matches(hex digest: String) -> Bool { digest == sha256 }
 
     /// The CHECKSUM text for `bytes` named `fileName`, as Binance writes it.
     public static func text(for bytes: [UInt8], fileName: String) -> String { "\(SHA256.hex(bytes))  \(fileName)\n" }

@@ -59,13 +59,13 @@ public final class CurlHTTPClient: HTTPClient, @unchecked Sendable {
     /// The body goes to the file at `path` as it arrives (up to `maxDownloadBytes`), never into memory: from byte
     /// `offset` for a 206 answer, from the start (the file emptied) for any other. An announced length that does not
     /// fit on the file's disk is refused before a byte is written (`noSpace`).
-    public func download(_ request: HTTPRequest, to path: String, from offset: Int) async throws -> HTTPResponse {
+    public func download(_ request: HTTPRequest, to path: String, from offset: Int, observer: (any DownloadObserver)?) async throws -> HTTPResponse {
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw HTTPTransportError(kind: .other, detail: "cannot create \(path): errno \(errno)", url: request.url) }
         defer { close(fd) }
         let worker = try await pool.acquire()
         defer { pool.release(worker) }
-        let transfer = Transfer(maxBodyBytes: options.maxDownloadBytes, file: fd, resumeAt: max(0, offset))
+        let transfer = Transfer(maxBodyBytes: options.maxDownloadBytes, file: fd, resumeAt: max(0, offset), observer: observer)
         return try await withTaskCancellationHandler {
             try await worker.thread.run { try worker.perform(request, transfer: transfer) }
         } onCancel: {
@@ -190,6 +190,7 @@ final class Transfer: @unchecked Sendable {
     var written = 0
     /// Where a 206 answer's bytes go in the file (any other answer starts at 0); nil until the first body byte.
     let resumeAt: Int
+    let observer: (any DownloadObserver)?
     var position: Int?
     /// The last status line's code.
     var status = 0
@@ -202,10 +203,11 @@ final class Transfer: @unchecked Sendable {
     private let lock = NSLock()
     private var aborted = false
 
-    init(maxBodyBytes: Int, file: Int32 = -1, resumeAt: Int = 0) {
+    init(maxBodyBytes: Int, file: Int32 = -1, resumeAt: Int = 0, observer: (any DownloadObserver)? = nil) {
         self.maxBodyBytes = maxBodyBytes
         self.file = file
         self.resumeAt = resumeAt
+        self.observer = observer
     }
 
     func abort() { lock.withLock { aborted = true } }
@@ -231,6 +233,7 @@ private let curlWriteBody: @convention(c) (UnsafeMutablePointer<CChar>?, Int, In
                 return 0
             }
             transfer.position = start
+            transfer.observer?.started(at: start)
         }
         guard transfer.position! + n <= transfer.maxBodyBytes else {
             transfer.tooLarge = true
@@ -247,6 +250,7 @@ private let curlWriteBody: @convention(c) (UnsafeMutablePointer<CChar>?, Int, In
         }
         transfer.position! += n
         transfer.written += n
+        transfer.observer?.received(UnsafeRawBufferPointer(start: data!, count: n))
         return n
     }
     guard transfer.body.count + n <= transfer.maxBodyBytes else {

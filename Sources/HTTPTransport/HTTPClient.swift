@@ -66,12 +66,20 @@ public protocol HTTPClient: Sendable {
     /// Sends `request` and writes the answer's body into the file at `path` instead of memory; returns the status and
     /// headers, with an empty body. A 206 answer is written from byte `offset` on (the caller asked `Range:
     /// bytes=OFFSET-`, and the file holds the bytes before it); any other answer replaces the file's contents.
-    func download(_ request: HTTPRequest, to path: String, from offset: Int) async throws -> HTTPResponse
+    /// `observer` sees the body as it is written (a digest computed while the bytes arrive).
+    func download(_ request: HTTPRequest, to path: String, from offset: Int, observer: (any DownloadObserver)?) async throws -> HTTPResponse
+}
+
+/// Sees a download's body as it is written to its file, in order, on the transfer's thread.
+public protocol DownloadObserver: AnyObject, Sendable {
+    /// The body begins at `offset` of the file (0, or a resumed download's first byte): what came before is not seen.
+    func started(at offset: Int)
+    func received(_ bytes: UnsafeRawBufferPointer)
 }
 
 extension HTTPClient {
     /// A client without a streaming download of its own writes the body it received.
-    public func download(_ request: HTTPRequest, to path: String, from offset: Int) async throws -> HTTPResponse {
+    public func download(_ request: HTTPRequest, to path: String, from offset: Int, observer: (any DownloadObserver)?) async throws -> HTTPResponse {
         var response = try await send(request)
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw HTTPTransportError(kind: .other, detail: "cannot write \(path)", url: request.url) }
@@ -79,13 +87,15 @@ extension HTTPClient {
         let start = response.status == 206 ? offset : 0
         let written = response.body.withUnsafeBytes { ftruncate(fd, off_t(start)) == 0 ? pwrite(fd, $0.baseAddress, $0.count, off_t(start)) : -1 }
         guard written == response.body.count else { throw HTTPTransportError(kind: .other, detail: "cannot write \(path)", url: request.url) }
+        observer?.started(at: start)
+        response.body.withUnsafeBytes { observer?.received($0) }
         response.body = []
         return response
     }
 
     /// The whole body into the file at `path`.
     public func download(_ request: HTTPRequest, to path: String) async throws -> HTTPResponse {
-        try await download(request, to: path, from: 0)
+        try await download(request, to: path, from: 0, observer: nil)
     }
 
     public func get(_ url: String) async throws -> HTTPResponse {

@@ -166,4 +166,55 @@ struct LargeArchiveTests {
         let stats = await sim.simulator.statistics
         #expect(stats.archiveDownloads == 4, "the refused file twice, its neighbours once: \(stats)")
     }
+
+    @Test("MariaDB with local_infile off: trades go through INSERT instead of LOAD DATA LOCAL, the same rows")
+    func localInfileOff() async throws {
+        let server = try DedicatedMariaDB(serverArguments: ["--local-infile=0"])
+        defer { server.destroy() }
+        let uri = try await server.database("market")
+        let store = TestStore(TestDatabase(existing: uri))
+        let clock = ManualClock(now: E2E.now + 30 * 86_400_000)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        defer { Task { await sim.stop() } }
+        let run = try await Self.run(["--start", "2024-03-01", "--end", "2024-03-02", "--source", "archive"], sim: sim, store: store, clock: clock)
+        #expect(run.status == 0, "\(run.errors.suffix(1_000))")
+        try await Self.expectExact(store, sim: sim, from: Self.day, to: Self.day + 86_400_000)
+        let status = try await store.query("SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+                                           + "WHERE VARIABLE_NAME IN ('COM_LOAD', 'COM_INSERT') ORDER BY VARIABLE_NAME")
+        // One LOAD DATA tried and refused (the server counts it), then INSERTs for every batch.
+        #expect(status.count == 2 && status[1][1] == "1" && (Int(status[0][1] ?? "") ?? 0) > 0, "one refused LOAD DATA, INSERTs after: \(status)")
+    }
+
+    @Test("a trade LOAD DATA LOCAL would store changed (a price column too narrow): the batch rolls back, exit 1, nothing half-written")
+    func loadDataWarningRollsBack() async throws {
+        let clock = ManualClock(now: E2E.now + 30 * 86_400_000)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let store = try await TestStore.make(.mariadb)
+        defer { Task { await sim.stop(); await store.drop() } }
+        try await store.execute("CREATE TABLE agg_trades (symbol VARCHAR(20) NOT NULL, agg_trade_id BIGINT NOT NULL, price DECIMAL(20,2) NOT NULL, "
+                                + "quantity DECIMAL(36,18) NOT NULL, first_trade_id BIGINT NOT NULL, last_trade_id BIGINT NOT NULL, "
+                                + "trade_time DATETIME(3) NOT NULL, is_buyer_maker TINYINT(1) NOT NULL, PRIMARY KEY (symbol, agg_trade_id))")
+        let run = try await Self.run(["--start", "2024-03-01", "--end", "2024-03-02", "--source", "archive", "--unit-retries", "0"],
+                                     sim: sim, store: store, clock: clock)
+        #expect(run.status != 0, "a rounded price must not pass: \(run.output.suffix(600))")
+        #expect(try await store.count("agg_trades") == 0, "nothing of the batch stays")
+        #expect((run.output + run.errors).contains("price"), "\(run.output.suffix(600)) \(run.errors.suffix(600))")
+    }
+
+    @Test("--spool-dir that is missing is exit 2 naming it; a dry run says what the spool needs: the two largest files")
+    func spoolSettings() async throws {
+        let clock = ManualClock(now: E2E.now + 30 * 86_400_000)
+        let sim = try await SimulatorFixture.start(clock: clock)
+        let store = try await TestStore.make(.mariadb)
+        defer { Task { await sim.stop(); await store.drop() } }
+        let missing = try await Self.run(["--start", "2024-03-01", "--end", "2024-03-04", "--spool-dir", "/nonexistent/spool"], sim: sim, store: store, clock: clock)
+        #expect(missing.status == 2 && missing.errors.contains("/nonexistent/spool") && missing.errors.contains("--spool-dir"), "\(missing.errors)")
+        let dry = try await Self.run(["--start", "2024-03-01", "--end", "2024-03-04", "--source", "archive", "--dry-run"], sim: sim, store: store, clock: clock)
+        #expect(dry.status == 0, "\(dry.errors)")
+        let summary = Self.summary(dry.output)["summary"] as? [String: Any] ?? [:]
+        let planned = ((Self.summary(dry.output)["units"] as? [[String: Any]])?.first?["archive_files_planned"] as? [[String: Any]] ?? []).compactMap { $0["bytes"] as? Int }
+        #expect(planned.count == 3)
+        #expect(summary["spool_needed_bytes"] as? Int == planned.sorted(by: >).prefix(2).reduce(0, +), "\(summary)")
+        #expect((summary["spool_free_bytes"] as? Int ?? 0) > 0)
+    }
 }

@@ -169,6 +169,37 @@ struct ExtractorTests {
         #expect((error?.partial.fetched ?? 0) > 600, "more was fetched than stored")
     }
 
+    @Test("BatchWriter with two writes in flight: at most two at once, counted and flushed in the order made though they finish out of order; a failure waits for the other and is thrown")
+    func twoInFlight() async throws {
+        let gate = InFlightGate()
+        let writer = BatchWriter<Int>(batchSize: 10, inFlight: 2) { rows in
+            await gate.enter()
+            // The first batch finishes after the second: the writer must still count and flush in order.
+            if rows.first == 0 { await gate.waitForSecond() }
+            await gate.leave()
+            if rows.first == 40 { throw CancellationError() }
+            return rows.count
+        }
+        try await writer.append(Array(0..<35))
+        try await writer.finish()
+        let (written, batches, first, last) = (await writer.written, await writer.batches, await writer.firstFlushed, await writer.lastFlushed)
+        #expect(written == 35 && batches == 4)
+        #expect(first == 0 && last == 34)
+        #expect(await gate.most == 2, "two writes at once, never three")
+
+        let failing = BatchWriter<Int>(batchSize: 10, inFlight: 2) { rows in
+            await gate.enter()
+            await gate.leave()
+            if rows.first == 40 { throw CancellationError() }
+            return rows.count
+        }
+        await #expect(throws: CancellationError.self) {
+            try await failing.append(Array(30..<60))
+            try await failing.finish()
+        }
+        #expect(await failing.lastFlushed == 39, "the batch before the failed one is the last flushed")
+    }
+
     @Test("stalled: neither moved nor caught up; a unit that moved or caught up is not stalled")
     func stalledOutcome() {
         var o = UnitOutcome()
@@ -204,4 +235,29 @@ final class Concurrency: @unchecked Sendable {
     private(set) var total = 0
     func enter() { lock.withLock { current += 1; total += 1; peak = max(peak, current) } }
     func leave() { lock.withLock { current -= 1 } }
+}
+
+/// Counts writes running at once; lets the test hold the first batch until the second has started.
+actor InFlightGate {
+    private(set) var most = 0
+    private var now = 0
+    private var entered = 0
+    private var waiting: CheckedContinuation<Void, Never>?
+
+    func enter() {
+        now += 1
+        entered += 1
+        most = max(most, now)
+        if entered == 2, let waiting {
+            self.waiting = nil
+            waiting.resume()
+        }
+    }
+
+    func leave() { now -= 1 }
+
+    func waitForSecond() async {
+        guard entered < 2 else { return }
+        await withCheckedContinuation { waiting = $0 }
+    }
 }

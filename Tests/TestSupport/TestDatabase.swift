@@ -32,6 +32,19 @@ public struct TestDatabase: Sendable {
         return TestDatabase(uri: uri, pool: ConnectionPool(uri: uri, size: 2), admin: admin)
     }
 
+    private init(uri: DatabaseURI, pool: ConnectionPool, admin: ConnectionPool) {
+        self.uri = uri
+        self.pool = pool
+        self.admin = admin
+    }
+
+    /// A database that exists already (a dedicated server's): `drop` drops it with the same account.
+    public init(existing uri: DatabaseURI) {
+        self.uri = uri
+        pool = ConnectionPool(uri: uri, size: 2)
+        admin = ConnectionPool(uri: uri, size: 1)
+    }
+
     /// The URI with its password, as `--mysql-uri` takes it.
     public var uriText: String { Self.text(of: uri) }
 

@@ -33,20 +33,23 @@ func bulkFile(from zip: String, to path: String, symbol: String) throws -> Int {
     var buffer: [UInt8] = []
     buffer.reserveCapacity(4 << 20)
     var count = 0
-    func line(_ t: AggTrade) {
-        // `2024-04-01T00:00:00.000Z` as `2024-04-01 00:00:00.000`: DATETIME(3) and timestamptz (in UTC) alike.
-        let time = UTCCalendar.iso8601(t.time).dropLast().replacingOccurrences(of: "T", with: " ")
-        buffer.append(contentsOf: "\(symbol)\t\(t.id)\t\(t.price)\t\(t.quantity)\t\(t.firstTradeId)\t\(t.lastTradeId)\t\(time)\t\(t.isBuyerMaker ? 1 : 0)\n".utf8)
-        count += 1
-    }
-    while let chunk = try reader.next(maxBytes: 1 << 20) {
-        try rows.feed(chunk) { line($0) }
+    var trades: [AggTrade] = []
+    // The store's own formatting (DATETIME-style UTC times, 1/0 flags), which COPY reads too in a UTC session.
+    func flush() throws {
+        buffer += TradeText.lines(symbol: try Symbol(validating: symbol), trades: trades, time: .datetime, yes: 0x31, no: 0x30)
+        count += trades.count
+        trades.removeAll(keepingCapacity: true)
         if buffer.count >= 4 << 20 {
             try out.write(contentsOf: buffer)
             buffer.removeAll(keepingCapacity: true)
         }
     }
-    try rows.finish { line($0) }
+    while let chunk = try reader.next(maxBytes: 1 << 20) {
+        try rows.feed(chunk) { trades.append($0) }
+        try flush()
+    }
+    try rows.finish { trades.append($0) }
+    try flush()
     try out.write(contentsOf: buffer)
     try out.close()
     try FileManager.default.moveItem(atPath: path + ".part", toPath: path)
@@ -91,7 +94,6 @@ func bulkFile(from zip: String, to path: String, symbol: String) throws -> Int {
     let ours = try await database("bench_trades_file")
     let run = try measure(extractor, args + ["--mysql-uri", uriText(ours)])
     let written = Double(summary(run.stdout)["written"] as? Int ?? 0)
-    if run.status != 0 { print("trades file into MariaDB exited \(run.status): \(run.stdout.suffix(600))") }
     let bulkURI = try await database("bench_trades_bulk")
     let pool = ConnectionPool(uri: bulkURI, size: 1)
     _ = try await pool.withConnection { try $0.execute("CREATE TABLE agg_trades LIKE `bench_trades_file`.agg_trades") }
@@ -102,12 +104,7 @@ func bulkFile(from zip: String, to path: String, symbol: String) throws -> Int {
     let loadSeconds = Date().timeIntervalSince(loadStart)
     let loaded = try await pool.withConnection { try $0.query("SELECT COUNT(*) FROM agg_trades").first?.first ?? nil }
     pool.shutdown()
-    let bulkRate = Double(rowCount) / loadSeconds, rate = written / run.wall
-    record("trades_file_mariadb_rows_per_s", "   into MariaDB: trades a second (\(Int(written)) written)", rate, unit: "rows/s", digits: 0)
-    record("trades_file_mariadb_load_data_rows_per_s", "   LOAD DATA INFILE of the same rows (\(loaded ?? "?") loaded)", bulkRate, unit: "rows/s", digits: 0)
-    record("trades_file_mariadb_ratio", "   ratio to LOAD DATA INFILE", rate / bulkRate * 100, unit: "%", target: ">= 90 %", ok: rate / bulkRate >= 0.9)
-    record("trades_file_mariadb_peak_rss_mib", "   peak memory", run.maxRSSMiB, unit: "MiB", target: "< 64 MiB", ok: run.maxRSSMiB < 64, digits: 1)
-    record("trades_file_mariadb_wall_s", "   wall time", run.wall, unit: "s", digits: 1)
+    recordStore("mariadb", "MariaDB", bulk: "LOAD DATA INFILE", run: run, written: written, bulkRows: rowCount, bulkSeconds: loadSeconds, bulkStored: loaded)
     _ = try await database("bench_trades_file")
     _ = try await database("bench_trades_bulk")
 
@@ -118,7 +115,6 @@ func bulkFile(from zip: String, to path: String, symbol: String) throws -> Int {
     let pgURL = "postgresql://\(pgOurs.user):\(pgOurs.password)@\(pgOurs.host):\(pgOurs.port)/\(pgOurs.database)"
     let pgRun = try measure(extractor, args + ["--database-url", pgURL])
     let pgWritten = Double(summary(pgRun.stdout)["written"] as? Int ?? 0)
-    if pgRun.status != 0 { print("trades file into PostgreSQL exited \(pgRun.status): \(pgRun.stdout.suffix(600))") }
     let pgPool = PostgresPool(uri: pgOurs, size: 1)
     _ = try await pgPool.withConnection { try $0.execute("CREATE TABLE agg_trades_bulk (LIKE agg_trades INCLUDING ALL)") }
     let columns = ["symbol", "agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "trade_time", "is_buyer_maker"]
@@ -140,11 +136,18 @@ func bulkFile(from zip: String, to path: String, symbol: String) throws -> Int {
     try input.close()
     let copied = try await pgPool.withConnection { try $0.query("SELECT COUNT(*) FROM agg_trades_bulk").first?.first ?? nil }
     pgPool.shutdown()
-    let copyRate = Double(rowCount) / copySeconds, pgRate = pgWritten / pgRun.wall
-    record("trades_file_pg_rows_per_s", "   into PostgreSQL: trades a second (\(Int(pgWritten)) written)", pgRate, unit: "rows/s", digits: 0)
-    record("trades_file_pg_copy_rows_per_s", "   COPY of the same rows (\(copied ?? "?") copied)", copyRate, unit: "rows/s", digits: 0)
-    record("trades_file_pg_ratio", "   ratio to COPY", pgRate / copyRate * 100, unit: "%", target: ">= 90 %", ok: pgRate / copyRate >= 0.9)
-    record("trades_file_pg_peak_rss_mib", "   peak memory", pgRun.maxRSSMiB, unit: "MiB", target: "< 64 MiB", ok: pgRun.maxRSSMiB < 64, digits: 1)
-    record("trades_file_pg_wall_s", "   wall time", pgRun.wall, unit: "s", digits: 1)
+    recordStore("pg", "PostgreSQL", bulk: "COPY", run: pgRun, written: pgWritten, bulkRows: rowCount, bulkSeconds: copySeconds, bulkStored: copied)
     _ = try await freshPostgresDatabase("bench_trades_file", admin: postgresAdminText)
+}
+
+/// One store's figures of row 11: the extractor's rate, the bulk path's, their ratio, peak memory and wall time.
+@MainActor func recordStore(_ key: String, _ name: String, bulk: String, run: Measured, written: Double, bulkRows: Int, bulkSeconds: Double,
+                            bulkStored: String?) {
+    let rate = written / run.wall, bulkRate = Double(bulkRows) / bulkSeconds
+    record("trades_file_\(key)_rows_per_s", "   into \(name): trades a second (\(Int(written)) written)", rate, unit: "rows/s", digits: 0)
+    record("trades_file_\(key)_bulk_rows_per_s", "   \(bulk) of the same rows (\(bulkStored ?? "?") stored)", bulkRate, unit: "rows/s", digits: 0)
+    record("trades_file_\(key)_ratio", "   ratio to \(bulk)", rate / bulkRate * 100, unit: "%", target: ">= 90 %", ok: rate / bulkRate >= 0.9)
+    record("trades_file_\(key)_peak_rss_mib", "   peak memory", run.maxRSSMiB, unit: "MiB", target: "< 64 MiB", ok: run.maxRSSMiB < 64, digits: 1)
+    record("trades_file_\(key)_wall_s", "   wall time", run.wall, unit: "s", digits: 1)
+    if run.status != 0 { print("trades file into \(name) exited \(run.status): \(run.stdout.suffix(600))") }
 }

@@ -121,7 +121,7 @@ public struct ArchiveClient: ArchiveSource {
     /// A download into `file` that is cut off mid-body resumes where it stopped: `Range: bytes=N-` with `If-Range`
     /// naming the ETag it began with (RFC 9110 14.2, 13.1.5; S3 answers 206, or 200 and the whole object when it has
     /// changed since). A resume that brought bytes does not count as a failed attempt; one that did not does.
-    func request(_ path: String, head: Bool = false, into file: String? = nil) async throws -> HTTPResponse? {
+    func request(_ path: String, head: Bool = false, into file: String? = nil, observer: (any DownloadObserver)? = nil) async throws -> HTTPResponse? {
         var attempt = 0
         var resumeFrom = 0, etag: String?
         while true {
@@ -129,7 +129,7 @@ public struct ArchiveClient: ArchiveSource {
             do {
                 var request = HTTPRequest(method: head ? .head : .get, url: baseURL + "/" + path)
                 if let etag, resumeFrom > 0 { request.headers = [("Range", "bytes=\(resumeFrom)-"), ("If-Range", etag)] }
-                let response = if let file { try await http.download(request, to: file, from: resumeFrom) } else { try await http.send(request) }
+                let response = if let file { try await http.download(request, to: file, from: resumeFrom, observer: observer) } else { try await http.send(request) }
                 if response.status == 200 { return response }
                 if response.status == 206, resumeFrom > 0, Self.rangeStart(response.headers["content-range"]) == resumeFrom {
                     resumed.add()
@@ -215,9 +215,12 @@ public struct ArchiveClient: ArchiveSource {
             let checksum = try ArchiveChecksum(parsing: String(decoding: checksumResponse.body, as: UTF8.self), fileName: file.fileName)
             var verified: (any ZipSource)?
             for _ in 0..<2 {
-                guard let response = try await request(file.path, into: spool) else { return .absent }
+                // The SHA-256 is computed as the bytes arrive (a resumed download continues it); read back from disk
+                // only where the digest could not follow the transfer.
+                let digest = DownloadDigest()
+                guard let response = try await request(file.path, into: spool, observer: digest) else { return .absent }
                 if let spool {
-                    if checksum.matches(fileAt: spool) { verified = try ZipFile(path: spool); break }
+                    if let hex = digest.hex() ?? SHA256.hex(fileAt: spool), checksum.matches(hex: hex) { verified = try ZipFile(path: spool); break }
                 } else if checksum.matches(response.body) {
                     verified = response.body
                     break
@@ -434,6 +437,31 @@ public struct ArchiveClient: ArchiveSource {
         logger.info("archive file rows out of order; sorted", metadata: ["file": "\(file.fileName)", "sorted_runs": "\(runs.runCount)"])
         return .rows(delivered + rest)
     }
+}
+
+/// A download's SHA-256 as its body is written: from byte 0 on, continued by a resume that starts where the bytes
+/// seen so far end; nil where it could not follow (a resume from elsewhere).
+final class DownloadDigest: DownloadObserver, @unchecked Sendable {
+    private let stream = SHA256.Stream()
+    private var position = 0
+    private var following = false
+
+    func started(at offset: Int) {
+        if offset == 0 {
+            stream.reset()
+            (position, following) = (0, true)
+        } else if offset != position {
+            following = false
+        }
+    }
+
+    func received(_ bytes: UnsafeRawBufferPointer) {
+        guard following else { return }
+        stream.update(bytes)
+        position += bytes.count
+    }
+
+    func hex() -> String? { following ? stream.finish() : nil }
 }
 
 /// An error of the caller's `deliver` (a failed write, cancellation), kept apart from the file's own faults.

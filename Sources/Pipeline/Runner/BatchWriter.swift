@@ -3,15 +3,18 @@ import Telemetry
 /// Collects rows into batches of `DB_BATCH_SIZE` and writes each batch with one call (for klines: one atomic,
 /// idempotent upsert statement).
 ///
-/// One batch may be in flight while the next one fills: `append` waits for the previous write before starting
-/// another, so a slow database slows fetching instead of filling memory (at most two batches are held).
+/// `inFlight` batches (one by default) may be written while the next one fills: `append` waits for the oldest write
+/// before starting another past that, so a slow database slows fetching instead of filling memory (at most
+/// `inFlight + 1` batches are held). Writes are counted, and `firstFlushed`/`lastFlushed` move, in the order the
+/// batches were made, whatever order they finish in.
 /// Writes run in unstructured tasks on purpose: when a run is cancelled (SIGTERM), what was fetched is still
 /// flushed by `finish()`.
 public actor BatchWriter<Row: Sendable> {
     public let batchSize: Int
     private let write: @Sendable ([Row]) async throws -> Int
     private var buffer: [Row] = []
-    private var inFlight: (task: Task<Int, any Error>, first: Row, last: Row)?
+    private var inFlight: [(task: Task<Int, any Error>, first: Row, last: Row)] = []
+    private let maxInFlight: Int
 
     /// Rows confirmed written (none in a dry run), and batches.
     public private(set) var written = 0
@@ -22,8 +25,9 @@ public actor BatchWriter<Row: Sendable> {
     public private(set) var lastFlushed: Row?
 
     /// `write` stores one batch and returns how many rows it wrote.
-    public init(batchSize: Int, write: @escaping @Sendable ([Row]) async throws -> Int) {
+    public init(batchSize: Int, inFlight: Int = 1, write: @escaping @Sendable ([Row]) async throws -> Int) {
         self.batchSize = max(1, batchSize)
+        maxInFlight = max(1, inFlight)
         self.write = write
         buffer.reserveCapacity(self.batchSize)
     }
@@ -45,22 +49,30 @@ public actor BatchWriter<Row: Sendable> {
             buffer.removeAll()
             try await submit(batch)
         }
-        try await drain()
+        while !inFlight.isEmpty { try await drainOldest() }
     }
 
-    private func drain() async throws {
-        guard let (task, first, last) = inFlight else { return }
-        inFlight = nil
-        written += try await task.value
+    /// Waits for the oldest write. Should it fail, the others are waited for too (none is left running behind the
+    /// error, whatever they do) and the first error is thrown.
+    private func drainOldest() async throws {
+        let (task, first, last) = inFlight.removeFirst()
+        do {
+            written += try await task.value
+        } catch {
+            let rest = inFlight
+            inFlight.removeAll()
+            for other in rest { _ = try? await other.task.value }
+            throw error
+        }
         batches += 1
         if firstFlushed == nil { firstFlushed = first }
         lastFlushed = last
     }
 
     private func submit(_ batch: [Row]) async throws {
-        try await drain()
+        while inFlight.count >= maxInFlight { try await drainOldest() }
         guard let first = batch.first, let last = batch.last else { return }
         let write = write
-        inFlight = (Task { try await write(batch) }, first, last)
+        inFlight.append((Task { try await write(batch) }, first, last))
     }
 }

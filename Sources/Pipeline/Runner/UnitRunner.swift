@@ -13,6 +13,8 @@ public protocol UnitWork: Sendable {
     associatedtype Plan: Sendable
 
     var batchSize: Int { get }
+    /// Batches written at once (1 by default; see `BatchWriter`).
+    var writesInFlight: Int { get }
     /// The attempt's plan; sets `outcome.plan` (a retry keeps the first attempt's range and resumes after
     /// `attempt.resumeAfter`). Nil: nothing to fetch.
     func plan(_ attempt: UnitAttempt, outcome: inout UnitOutcome) async throws -> Plan?
@@ -29,6 +31,7 @@ public protocol UnitWork: Sendable {
 
 extension UnitWork {
     public func completed(lastStored: Int64?) async throws {}
+    public var writesInFlight: Int { 1 }
 }
 
 /// Runs one attempt of any dataset's unit (`UnitWork`).
@@ -36,7 +39,7 @@ public enum UnitRunner {
     public static func run<Work: UnitWork>(_ work: Work, _ attempt: UnitAttempt) async throws -> UnitOutcome {
         var outcome = UnitOutcome()
         guard let plan = try await work.plan(attempt, outcome: &outcome) else { return outcome }
-        let writer = BatchWriter<Work.Row>(batchSize: work.batchSize) { try await work.write($0) }
+        let writer = BatchWriter<Work.Row>(batchSize: work.batchSize, inFlight: work.writesInFlight) { try await work.write($0) }
         var failure: (any Error)?
         do {
             try await work.fetch(plan, into: writer, outcome: &outcome)

@@ -96,7 +96,7 @@ public struct TradeStore: Sendable {
     public func upsert(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int {
         guard !trades.isEmpty else { return 0 }
         if !localRefused.isSet {
-            let data = Self.loadText(symbol: symbol, trades: trades)
+            let data = TradeText.lines(symbol: symbol, trades: trades, time: .datetime, yes: 0x31, no: 0x30)
             let sql = "LOAD DATA LOCAL INFILE 'batch' REPLACE INTO TABLE `\(table.name)` CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' "
                 + "LINES TERMINATED BY '\\n' (`symbol`, `agg_trade_id`, `price`, `\(table.quantityColumn)`, `first_trade_id`, `last_trade_id`, "
                 + "`trade_time`, `is_buyer_maker`)"
@@ -118,37 +118,6 @@ public struct TradeStore: Sendable {
         ]
         try await pool.batch(table.upsertSQL, columns: columns, rows: trades.count, operation: "INSERT", collection: table.name)
         return trades.count
-    }
-
-    /// The batch as LOAD DATA's tab-separated lines: times as `YYYY-MM-DD HH:MM:SS.mmm` in UTC (DATETIME(3)), the
-    /// buyer-maker flag as 1 or 0. Symbols, numbers and Binance's decimals hold nothing LOAD DATA must escape.
-    static func loadText(symbol: Symbol, trades: [AggTrade]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(trades.count * 112)
-        let name = Array(symbol.name.utf8)
-        func integer(_ n: Int64) {
-            out.append(0x09)
-            out.append(contentsOf: String(n).utf8)
-        }
-        for t in trades {
-            out.append(contentsOf: name)
-            integer(t.id)
-            out.append(0x09)
-            out.append(contentsOf: t.price.text.utf8)
-            out.append(0x09)
-            out.append(contentsOf: t.quantity.text.utf8)
-            integer(t.firstTradeId)
-            integer(t.lastTradeId)
-            out.append(0x09)
-            let start = out.count
-            UTCCalendar.appendISO8601(t.time, into: &out)  // 2024-04-01T00:00:00.000Z
-            out[start + 10] = 0x20
-            out.removeLast()
-            out.append(0x09)
-            out.append(t.isBuyerMaker ? 0x31 : 0x30)
-            out.append(0x0A)
-        }
-        return out
     }
 
     /// Stored ids and times of a symbol, in id order (for checks).

@@ -232,7 +232,7 @@ public struct PostgresTradeStore: TradeStoring {
 
     public func write(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int {
         guard !trades.isEmpty else { return 0 }
-        let text = Self.copyText(symbol: symbol, trades: trades)
+        let text = TradeText.lines(symbol: symbol, trades: trades, time: .iso8601, yes: 0x74, no: 0x66)
         let (name, columns) = (table.name, Self.columns(table))
         let context = "writing \(trades.count) aggregate trades of \(symbol) to \(name)"
         if !overlapping.contains(name, symbol.name) {
@@ -251,34 +251,6 @@ public struct PostgresTradeStore: TradeStoring {
             }
         }
         return trades.count
-    }
-
-    /// The batch in COPY's text format, field by field into one buffer (a month of a busy symbol is tens of millions of
-    /// rows); symbols, numbers, Binance's decimals and ISO 8601 times hold nothing COPY must escape.
-    static func copyText(symbol: Symbol, trades: [AggTrade]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(trades.count * 112)
-        let name = Array(symbol.name.utf8)
-        func integer(_ n: Int64) {
-            out.append(0x09)
-            out.append(contentsOf: String(n).utf8)
-        }
-        for t in trades {
-            out.append(contentsOf: name)
-            integer(t.id)
-            out.append(0x09)
-            out.append(contentsOf: t.price.text.utf8)
-            out.append(0x09)
-            out.append(contentsOf: t.quantity.text.utf8)
-            integer(t.firstTradeId)
-            integer(t.lastTradeId)
-            out.append(0x09)
-            UTCCalendar.appendISO8601(t.time, into: &out)
-            out.append(0x09)
-            out.append(t.isBuyerMaker ? 0x74 : 0x66)
-            out.append(0x0A)
-        }
-        return out
     }
 
     /// Stored ids and times of a symbol, in id order (for checks).

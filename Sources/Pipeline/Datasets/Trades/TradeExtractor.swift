@@ -63,6 +63,10 @@ public struct TradeExtractor: UnitWork {
         var lastTakenTime: Int64?
     }
 
+    /// Two batches written at once: a month of a busy symbol is tens of millions of trades, and a store's bulk path
+    /// (LOAD DATA, COPY) keeps one server core busy per session; the rows of the two never overlap (ids only grow).
+    public var writesInFlight: Int { 2 }
+
     /// Runs one attempt; a retry continues by id after the last trade an earlier attempt wrote.
     public func run(_ attempt: UnitAttempt = .first) async throws -> UnitOutcome {
         try await UnitRunner.run(self, attempt)
@@ -204,7 +208,7 @@ extension TradeExtractor: ArchivedWork {
         return ArchiveRowFormat<AggTrade>(reader: ArchiveCSV.aggTradeRows, key: \.id) { trade in
             guard file.range.contains(trade.time), trade.time >= from, trade.time <= until else { return false }
             // One trade on its own (the checks of a REST page, "Compressed/Aggregate Trades List").
-            try AggTrade.check([trade], fromId: nil, limit: 1, latest: until + 60_000)
+            try AggTrade.check(trade, latest: until + 60_000)
             return true
         }
     }
