@@ -114,8 +114,9 @@ public final class MariaDBConnection {
     }
 
     /// Runs `LOAD DATA LOCAL INFILE …` (`sql`) with `data` as the file, inside a transaction: a row the server had to
-    /// change to store (LOCAL turns such errors into warnings) rolls the whole batch back and throws, as strict mode
-    /// would for an INSERT. Returns the affected row count.
+    /// change or skip to store (LOCAL turns such errors into warnings) rolls the whole batch back and throws, as strict
+    /// mode would for an INSERT; the error carries the first warning's code (1062: a row already stored). Returns the
+    /// affected row count.
     @discardableResult
     public func loadLocal(_ sql: String, data: [UInt8]) throws -> UInt64 {
         let h = try handle
@@ -127,9 +128,11 @@ public final class MariaDBConnection {
             let affected = mysql_affected_rows(h)
             let warnings = mysql_warning_count(h)
             if warnings > 0 {
-                let first = (try? query("SHOW WARNINGS LIMIT 1").first?.compactMap { $0 }.joined(separator: " ")) ?? nil
-                throw DatabaseError(code: 1265, message: "\(warnings) warnings (\(first ?? "?")): the batch was rolled back",
-                                    context: "running \(Self.summary(sql))")
+                // Level, Code, Message.
+                let first = (try? query("SHOW WARNINGS LIMIT 1").first) ?? nil
+                let code = first.flatMap { $0.count > 1 ? $0[1].flatMap { UInt32($0) } : nil } ?? 1265
+                let text = first?.compactMap { $0 }.joined(separator: " ") ?? "?"
+                throw DatabaseError(code: code, message: "\(warnings) warnings (\(text)): the batch was rolled back", context: "running \(Self.summary(sql))")
             }
             try execute("COMMIT")
             return affected

@@ -74,13 +74,18 @@ public struct MetricsStore: MetricsStoring {
 
 /// Aggregate trades: the last stored id of each symbol, and idempotent batch upserts.
 ///
-/// A batch goes through the server's own bulk path, `LOAD DATA LOCAL INFILE … REPLACE`, fed from memory by the
-/// connection's handler (never a file), in a transaction that a single warning rolls back: millions of trades a month
-/// go in at the speed of `LOAD DATA`. A server that refuses LOCAL (`local_infile=OFF`) gets the array-bound `INSERT …
-/// ON DUPLICATE KEY UPDATE` instead, from then on.
+/// A batch goes through the server's own bulk path, `LOAD DATA LOCAL INFILE`, fed from memory by the connection's
+/// handler (never a file), in a transaction that any warning rolls back: millions of trades a month go in at the speed
+/// of `LOAD DATA`. That holds while the series (table and symbol) has met no stored trade: ids only grow, and a
+/// backfill asks each id once. A batch that meets a stored id (warning 1062) is rolled back and, with the rest of the
+/// series, goes through the array-bound `INSERT … ON DUPLICATE KEY UPDATE`, which overwrites what is stored (never
+/// `REPLACE`: it would need the DELETE privilege and delete before inserting). A server that refuses LOCAL
+/// (`local_infile=OFF`) gets the INSERT path from then on.
 public struct TradeStore: Sendable {
     public let pool: ConnectionPool
     private let localRefused = LocalInfileRefusal()
+    /// Series that met a stored trade: INSERT only.
+    private let overlapping = SeriesSet()
     public init(pool: ConnectionPool) { self.pool = pool }
 
     public func lastTradeId(table: TradeTable, symbol: Symbol) async throws -> Int64? {
@@ -95,9 +100,9 @@ public struct TradeStore: Sendable {
     @discardableResult
     public func upsert(table: TradeTable, symbol: Symbol, trades: [AggTrade]) async throws -> Int {
         guard !trades.isEmpty else { return 0 }
-        if !localRefused.isSet {
+        if !localRefused.isSet && !overlapping.contains(table.name, symbol.name) {
             let data = TradeText.lines(symbol: symbol, trades: trades, time: .datetime, yes: 0x31, no: 0x30)
-            let sql = "LOAD DATA LOCAL INFILE 'batch' REPLACE INTO TABLE `\(table.name)` CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' "
+            let sql = "LOAD DATA LOCAL INFILE 'batch' INTO TABLE `\(table.name)` CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' "
                 + "LINES TERMINATED BY '\\n' (`symbol`, `agg_trade_id`, `price`, `\(table.quantityColumn)`, `first_trade_id`, `last_trade_id`, "
                 + "`trade_time`, `is_buyer_maker`)"
             do {
@@ -108,6 +113,9 @@ public struct TradeStore: Sendable {
             } catch let error as DatabaseError where [1148, 2068, 3948, 4166].contains(error.code) {
                 // LOCAL is off on the server (or the client library's build): the INSERT path, for the rest of the run.
                 localRefused.set()
+            } catch let error as DatabaseError where error.code == 1062 {
+                // Rows of this series are stored already (a backfill over them, another writer): upserts from now on.
+                overlapping.insert(table.name, symbol.name)
             }
         }
 
@@ -266,6 +274,14 @@ extension TradeStore: TradeStoring {
 }
 
 extension GapStore: GapStoring {}
+
+/// Table-and-symbol pairs, shared by the copies of a store.
+final class SeriesSet: @unchecked Sendable {
+    private let lock = NSLock()
+    private var keys: Set<String> = []
+    func insert(_ table: String, _ symbol: String) { _ = lock.withLock { keys.insert(table + " " + symbol) } }
+    func contains(_ table: String, _ symbol: String) -> Bool { lock.withLock { keys.contains(table + " " + symbol) } }
+}
 
 /// Set once the server refused `LOAD DATA LOCAL`: shared by the copies of a store.
 final class LocalInfileRefusal: @unchecked Sendable {
