@@ -26,10 +26,12 @@ start)
     echo "port $port on 127.0.0.1 is already in use: stop what listens there or pick another port" >&2; exit 1
   fi
   command -v mariadbd >/dev/null || { echo "mariadbd not found: apt-get install -y mariadb-server" >&2; exit 1; }
-  mkdir -p "$dir"
+  # A temporary folder of its own: two servers bootstrapping at once in /tmp can name their internal temporary tables
+  # alike and remove each other's ("Could not remove temporary table … error: 2").
+  mkdir -p "$dir/tmp"
   echo "$port" >"$dir/port"
   if [ ! -d "$dir/data/mysql" ]; then
-    mariadb-install-db --no-defaults --user=root --datadir="$dir/data" --auth-root-authentication-method=normal \
+    mariadb-install-db --no-defaults --user=root --datadir="$dir/data" --tmpdir="$dir/tmp" --auth-root-authentication-method=normal \
       --skip-test-db >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; exit 1; }
   fi
   if [ -f "$dir/mariadbd.pid" ] && kill -0 "$(cat "$dir/mariadbd.pid")" 2>/dev/null; then
@@ -42,7 +44,7 @@ start)
     echo "$port" >"$dir/port"
     (
       for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
-      exec mariadbd --no-defaults --user=root --datadir="$dir/data" --socket="$dir/mariadbd.sock" --port="$port" \
+      exec mariadbd --no-defaults --user=root --datadir="$dir/data" --tmpdir="$dir/tmp" --socket="$dir/mariadbd.sock" --port="$port" \
       --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin --innodb-flush-log-at-trx-commit=2 \
       --innodb-buffer-pool-size=256M --max-connections=500 --pid-file="$dir/mariadbd.pid" ${MARIADB_EXTRA_ARGS:-}
     ) </dev/null >"$dir/mariadbd.log" 2>&1 &
