@@ -7,20 +7,10 @@ import Glibc
 public enum SHA256 {
     /// The digest of `bytes` as 64 lowercase hex digits.
     public static func hex(_ bytes: [UInt8]) -> String {
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let ok = bytes.withUnsafeBytes { input in
-            EVP_Digest(input.baseAddress, input.count, &digest, &length, EVP_sha256(), nil)
-        }
-        precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed: libcrypto is broken")
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for byte in digest.prefix(32) {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        let digest = Stream()
+        bytes.withUnsafeBytes { digest.update($0) }
+        guard let hex = digest.finish() else { preconditionFailure("SHA-256 through libcrypto failed: libcrypto is broken") }
+        return hex
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 /// How the process asks glibc's allocator to behave, set once at start.
 ///
 /// Measured on a one-year archive backfill (20 symbols, 4 workers): glibc gives each thread that allocates its own
@@ -13,6 +14,14 @@ public enum MemoryPolicy {
         _ = glibcMallopt(arenaMax, 2)
         _ = glibcMallopt(mmapThreshold, 256 << 10)
         #endif
+    }
+
+    /// The process's peak resident memory so far (`VmHWM` in /proc/self/status), in bytes; nil where not readable.
+    public static var peakResidentBytes: Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
+        return kib * 1024
     }
 
     /// Gives the pages of freed memory back to the system (glibc malloc_trim(3), every arena): a long run (`follow`)

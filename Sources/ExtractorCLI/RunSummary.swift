@@ -27,13 +27,6 @@ struct RunSummary {
         return sizes.isEmpty ? nil : sizes.prefix(ArchiveClient.filesInFlight).reduce(0, +)
     }
 
-    /// The process's peak resident memory so far (`VmHWM` in /proc/self/status), in bytes; nil where not readable.
-    static var peakMemoryBytes: Int? {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
-        return kib * 1024
-    }
 
     var totalFetched: Int { reports.reduce(0) { $0 + $1.outcome.fetched } }
     /// Attempts of units started again after a failure (requests retried inside an attempt are `requests.retries`).
@@ -110,7 +103,7 @@ struct RunSummary {
             + "\"fetched\":\(totalFetched),\"written\":\(totalWritten),\"requests\":\(requests.sent),"
             + "\"retries\":\(requests.retries + unitRetries),\"request_retries\":\(requests.retries),\"unit_retries\":\(unitRetries),"
             + "\"responses\":{\(statuses)},\"weight_used\":\(weightUsed),\"rate_limit_wait_ms\":\(rateLimitWaitMilliseconds),"
-            + "\"duration_ms\":\(durationMilliseconds)\(spoolJSON),\"peak_memory_bytes\":\(Self.peakMemoryBytes.map(String.init) ?? "null")}" + followJSON + ",\"units\":[\(units.joined(separator: ","))]}"
+            + "\"duration_ms\":\(durationMilliseconds)\(spoolJSON),\"peak_memory_bytes\":\(MemoryPolicy.peakResidentBytes.map(String.init) ?? "null")}" + followJSON + ",\"units\":[\(units.joined(separator: ","))]}"
     }
 
     /// `,"spool_needed_bytes":N,"spool_free_bytes":M` for a dry run that plans archive files.
@@ -146,7 +139,7 @@ struct RunSummary {
         text += "\(reports.count) units, \(reports.filter { !$0.succeeded }.count) not ok; fetched \(totalFetched), "
             + (dryRun ? "wrote nothing (dry run)" : "wrote \(totalWritten)")
             + "; \(requests.sent) requests, weight \(weightUsed), \(String(format: "%.1f", Double(durationMilliseconds) / 1000)) s"
-            + (Self.peakMemoryBytes.map { String(format: ", peak memory %.1f MiB", Double($0) / 1_048_576) } ?? "") + "\n"
+            + (MemoryPolicy.peakResidentBytes.map { String(format: ", peak memory %.1f MiB", Double($0) / 1_048_576) } ?? "") + "\n"
         for r in reports { if case .failed(let m) = r.status { text += "  \(r.unit): \(m)\n" } }
         if let f = following {
             text += "follow: \(f.events) events; \(f.committed) candles from final events"

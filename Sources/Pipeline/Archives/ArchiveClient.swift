@@ -122,7 +122,7 @@ public struct ArchiveClient: ArchiveSource {
     /// naming the ETag it began with (RFC 9110 14.2, 13.1.5; S3 answers 206, or 200 and the whole object when it has
     /// changed since). A resume that brought bytes does not count as a failed attempt; one that did not does.
     func request(_ path: String, head: Bool = false, into file: String? = nil, observer: (any DownloadObserver)? = nil) async throws -> HTTPResponse? {
-        var attempt = 0
+        var attempt = 0, resumes = 0
         var resumeFrom = 0, etag: String?
         while true {
             attempt += 1
@@ -153,18 +153,18 @@ public struct ArchiveClient: ArchiveSource {
                     ])
                 }
                 throw error
-            } catch let error as HTTPTransportError where error.isRetryable && (attempt < attempts || Self.progress(error, file, beyond: resumeFrom)) {
-                if let file, let partial = error.partial, partial.status == 200 || partial.status == 206,
-                   let tag = partial.headers["etag"], partial.headers["accept-ranges"]?.lowercased() == "bytes",
-                   let onDisk = Self.size(of: file), onDisk > 0 {
+            } catch let error as HTTPTransportError where error.isRetryable {
+                if let file, let (onDisk, tag) = Self.resumePoint(after: error, in: file), resumes < Self.maxResumes {
                     // What arrived stays; the rest is asked for. Bytes gained this time make the attempt free.
-                    if onDisk > resumeFrom && (partial.status == 200 || etag == tag) { attempt = 0 }
+                    if onDisk > resumeFrom && (error.partial?.status == 200 || etag == tag) { attempt = 0 }
                     (resumeFrom, etag) = (onDisk, tag)
+                    resumes += 1
                     logger.info("archive download cut off; resuming", metadata: ["path": "\(path)", "from_byte": "\(onDisk)", "error": "\(error)"])
                 } else {
                     (resumeFrom, etag) = (0, nil)
                     logger.debug("archive download failed; retrying", metadata: ["path": "\(path)", "error": "\(error)"])
                 }
+                if attempt >= attempts { throw error }
             }
             try await clock.sleep(until: clock.now() + Int64(200 << min(attempt, 5)))
         }
@@ -176,10 +176,15 @@ public struct ArchiveClient: ArchiveSource {
         return header.dropFirst(6).split(separator: "-").first.flatMap { Int($0) }
     }
 
-    /// Whether a cut-off download left more bytes on disk than it started from (so it may resume past the attempts).
-    static func progress(_ error: HTTPTransportError, _ file: String?, beyond start: Int) -> Bool {
-        guard let file, error.partial != nil, let size = size(of: file) else { return false }
-        return size > start
+    /// Resumes of one download at most: a host that cuts every transfer is not followed a few bytes at a time forever.
+    static let maxResumes = 50
+
+    /// Where a download cut off mid-body can go on from, and the ETag to check it against: the bytes on disk, when the
+    /// answer was a 200 or 206 naming an ETag and byte ranges; nil where it must start over.
+    static func resumePoint(after error: HTTPTransportError, in file: String) -> (Int, String)? {
+        guard let partial = error.partial, partial.status == 200 || partial.status == 206, let tag = partial.headers["etag"],
+              partial.headers["accept-ranges"]?.lowercased() == "bytes", let onDisk = size(of: file), onDisk > 0 else { return nil }
+        return (onDisk, tag)
     }
 
     static func size(of path: String) -> Int? {

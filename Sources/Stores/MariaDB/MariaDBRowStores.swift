@@ -275,14 +275,6 @@ extension TradeStore: TradeStoring {
 
 extension GapStore: GapStoring {}
 
-/// Table-and-symbol pairs, shared by the copies of a store.
-final class SeriesSet: @unchecked Sendable {
-    private let lock = NSLock()
-    private var keys: Set<String> = []
-    func insert(_ table: String, _ symbol: String) { _ = lock.withLock { keys.insert(table + " " + symbol) } }
-    func contains(_ table: String, _ symbol: String) -> Bool { lock.withLock { keys.contains(table + " " + symbol) } }
-}
-
 /// Set once the server refused `LOAD DATA LOCAL`: shared by the copies of a store.
 final class LocalInfileRefusal: @unchecked Sendable {
     private let lock = NSLock()

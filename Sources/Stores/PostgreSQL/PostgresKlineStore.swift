@@ -18,7 +18,7 @@ import StoreKit
 public struct PostgresKlineStore: Sendable {
     public let pool: PostgresPool
     /// Series read as empty, written by plain COPY until a conflict says otherwise.
-    private let fresh = FreshSeries()
+    private let fresh = SeriesSet()
 
     public init(pool: PostgresPool) { self.pool = pool }
 
@@ -161,14 +161,4 @@ extension PostgresKlineStore: KlineStoring {
     public func recordOutages(table: KlineTable, holes: [KlineHole]) async throws {
         try await PostgresGapStore(pool: pool).recordConfirmed(table: table, holes: holes)
     }
-}
-
-/// The series (table, symbol) a run found empty, shared by its units' writers.
-final class FreshSeries: @unchecked Sendable {
-    private let lock = NSLock()
-    private var keys: Set<String> = []
-
-    func insert(_ table: String, _ symbol: String) { _ = lock.withLock { keys.insert(table + " " + symbol) } }
-    func remove(_ table: String, _ symbol: String) { _ = lock.withLock { keys.remove(table + " " + symbol) } }
-    func contains(_ table: String, _ symbol: String) -> Bool { lock.withLock { keys.contains(table + " " + symbol) } }
 }

@@ -209,7 +209,7 @@ public struct PostgresMetricsStore: MetricsStoring {
 public struct PostgresTradeStore: TradeStoring {
     public let pool: PostgresPool
     /// Series that met a stored trade: upserts only.
-    private let overlapping = FreshSeries()
+    private let overlapping = SeriesSet()
     public init(pool: PostgresPool) { self.pool = pool }
 
     static func columns(_ table: TradeTable) -> [String] {
