@@ -76,7 +76,52 @@ public struct ArchiveFile: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { fileName }
 
-    var periodText: String {
+    /// The dataset's folder in the archives (`klines`, `markPriceKlines`, `aggTrades`, `metrics`).
+    public var datasetFolder: String {
+        switch dataset {
+        case .klines: "klines"
+        case .priceKlines(let series, _): series.archiveFolder
+        case .aggTrades: "aggTrades"
+        case .metrics: "metrics"
+        }
+    }
+
+    /// The interval of a klines file as the archives write it (`1h`, `1mo`); empty for other datasets.
+    public var seriesText: String {
+        switch dataset {
+        case .klines(let interval), .priceKlines(_, let interval): Self.name(of: interval)
+        case .aggTrades, .metrics: ""
+        }
+    }
+
+    /// A file described by its folder, interval, symbol and period text, as the ledger records it; nil when any part is
+    /// not one the archives have.
+    public init?(market: Market, datasetFolder: String, symbol: String, series: String, period: String) {
+        guard let symbol = try? Symbol(validating: symbol) else { return nil }
+        let interval = series == "1mo" ? KlineInterval.mo1 : KlineInterval(rawValue: series)
+        let dataset: Dataset
+        switch datasetFolder {
+        case "aggTrades": dataset = .aggTrades
+        case "metrics": dataset = .metrics
+        default:
+            guard let interval, let series = PriceSeries.allCases.first(where: { $0.archiveFolder == datasetFolder }) else { return nil }
+            dataset = .candles(interval, series: series)
+        }
+        let parts = period.split(separator: "-").map { Int($0) }
+        guard parts.allSatisfy({ $0 != nil }) else { return nil }
+        switch parts.count {
+        case 2 where (1...12).contains(parts[1]!) && parts[0]! >= 2000:
+            self.init(market: market, dataset: dataset, symbol: symbol, period: .month(year: parts[0]!, month: parts[1]!))
+        case 3 where (1...12).contains(parts[1]!) && (1...31).contains(parts[2]!) && parts[0]! >= 2000:
+            self.init(market: market, dataset: dataset, symbol: symbol, period: .day(year: parts[0]!, month: parts[1]!, day: parts[2]!))
+        default:
+            return nil
+        }
+        guard self.periodText == period else { return nil }
+    }
+
+    /// `2024-01` or `2024-01-02`.
+    public var periodText: String {
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         switch period {
         case .month(let y, let m): return "\(y)-\(two(m))"

@@ -17,6 +17,8 @@ public enum ExitStatus {
     public static let unitsFailed: Int32 = 1
     /// Bad configuration or input; nothing was written.
     public static let badConfiguration: Int32 = 2
+    /// `audit`: the copy differs from Binance's record (after `--fix`, only where something is left unrepaired).
+    public static let differences: Int32 = 3
 }
 
 /// The wall-clock time (Unix ms) by which a requested shutdown must be over; nil while none was asked for.

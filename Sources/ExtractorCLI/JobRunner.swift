@@ -30,6 +30,12 @@ struct JobResources: Sendable {
         return ArchiveClient(baseURL: settings.url, http: http, clock: clock, logger: logger, spoolDirectory: settings.spoolDirectory)
     }
 
+    /// Where units record the files they read and their rows' sources; nil in a dry run.
+    var ledger: Ledger? {
+        guard !dryRun, let catalogue = tables?.catalogue else { return nil }
+        return Ledger(writer: catalogue, build: BuildInfo.version)
+    }
+
     /// Tables that exist (a dry run treats missing ones as empty).
     var existingTables: Set<String> { tables?.existing ?? [] }
 
@@ -64,7 +70,7 @@ enum JobPlan: Sendable {
     /// stop is their normal end.
     case follow(FollowPlan)
     /// A report for a person (`text`) and, where output is read by a program (`--summary json`, a pipe), one JSON line.
-    case report(String, json: String? = nil)
+    case report(String, json: String? = nil, status: Int32 = ExitStatus.success)
 }
 
 /// The one path every extraction command takes: connect and migrate, read Binance's limits, run the units under
@@ -87,6 +93,8 @@ struct JobRunner {
         let logger = makeLogger("binance-extractor")
         announce(describe, logger: logger)
         let store: (any DataStore)?, tables: PreparedTables?
+        // Every run keeps the ledger: the files it read and where each day's rows came from.
+        let otherTables = otherTables + LedgerTables.all.filter { ledger in !otherTables.contains { $0.name == ledger.name } }
         do { (store, tables) = try await openStore(klineTables: klineTables, otherTables: otherTables, logger: logger) } catch {
             return error.status
         }
@@ -123,10 +131,10 @@ struct JobRunner {
                                     logger: makeLogger("supervisor"))
         let reports: [UnitReport]
         switch jobPlan {
-        case .report(let text, let json):
+        case .report(let text, let json, let status):
             progress?.stop()
             printReport(text, json: json)
-            return endEarly(ExitStatus.success)
+            return endEarly(status)
         case .run(let units, let work):
             reports = await GracefulRun.run(logger: logger, deadlineSeconds: config.shutdownTimeoutSeconds, shutdown: context.shutdown,
                                             closing: resources, onDeadline: context.onShutdownDeadline) {

@@ -14,6 +14,8 @@ public protocol DataStore: Sendable {
     func prepare(klineTables: [KlineTable], otherTables: [TableDefinition], dryRun: Bool, logger: Logger) async throws -> PreparedTables
     /// What `coverage` reads.
     var coverage: any CoverageReading { get }
+    /// What `audit` reads: stored rows by key, the archive ledger, the row sources.
+    var audit: any AuditReading { get }
     /// `binance-extractor migrate`: creates the tables that are missing, and brings existing ones to the shape the runs
     /// write where that is safe (refusing, with the fix, where it is not); returns what it did.
     func migrate(klineTables: [KlineTable], otherTables: [TableDefinition]) async throws -> MigrationReport

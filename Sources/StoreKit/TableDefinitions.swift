@@ -14,9 +14,13 @@ public struct TableDefinition: Sendable, Hashable {
         public var length: Int?
         /// Set by the database when the row is inserted (when it was recorded); the run does not write it.
         public var defaultsToNow = false
+        /// A count added to the stored one when a row meets its key (an upsert adds instead of replacing).
+        public var accumulates = false
         public var comment: String?
 
-        public init(_ name: String, _ kind: Kind, nullable: Bool = false, length: Int? = nil, defaultsToNow: Bool = false, comment: String? = nil) {
+        public init(_ name: String, _ kind: Kind, nullable: Bool = false, length: Int? = nil, defaultsToNow: Bool = false,
+                    accumulates: Bool = false, comment: String? = nil) {
+            self.accumulates = accumulates
             self.name = name
             self.kind = kind
             self.nullable = nullable
@@ -72,7 +76,7 @@ public struct TableDefinition: Sendable, Hashable {
 public enum TableCatalogue {
     public static var otherTables: [TableDefinition] {
         [FundingTable.definition, FundingTable.definition(for: .coinm)] + Market.allCases.map { TradeTable(market: $0).definition }
-            + [ConfirmedGapTable.definition, MetricsTable.definition]
+            + [ConfirmedGapTable.definition, MetricsTable.definition, ArchiveLedgerTable.definition, RowSourcesTable.definition]
     }
 }
 

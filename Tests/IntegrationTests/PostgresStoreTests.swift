@@ -200,7 +200,8 @@ struct PostgresStoreTests {
         try await db.execute("CREATE ROLE \(reader) LOGIN PASSWORD 'r3ad'")
         try await db.execute(PostgresTables.createSQL(Self.table.definition))
         try await db.execute(PostgresTables.createSQL(ConfirmedGapTable.definition))
-        try await db.execute("GRANT SELECT ON klines_h1, kline_gaps_confirmed TO \(reader)")
+        for ledger in LedgerTables.all { try await db.execute(PostgresTables.createSQL(ledger)) }
+        try await db.execute("GRANT SELECT ON klines_h1, kline_gaps_confirmed, archive_files, row_sources TO \(reader)")
         defer { Task { try? await db.execute("DROP OWNED BY \(reader); DROP ROLE \(reader)") } }
         let url = "postgresql://\(reader):r3ad@\(db.uri.host):\(db.uri.port)/\(db.uri.database)"
         let denied = await KlinesEndToEndTests.extract(args + ["--database-url", url], api: sim.baseURL, uri: nil, clock: clock)

@@ -55,9 +55,10 @@ extension ExtractorCLI {
             let units = resources.symbols.filter(\.isPerpetual).map { ExtractionUnit(market: common.market, symbol: $0, dataset: .funding) }
             let store = resources.fundingStore(common.market)
             return .run(units: units) { unit, attempt in
-                try await FundingExtractor(symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
-                                           lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitRange: range,
-                                           batchSize: common.batchSize).run(attempt)
+                var extractor = FundingExtractor(symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
+                                                 lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitRange: range, batchSize: common.batchSize)
+                extractor.recordsTo = resources.ledger.map { ($0, FundingTable.name(for: common.market)) }
+                return try await extractor.run(attempt)
             }
         }
     }

@@ -154,11 +154,11 @@ extension ExtractorCLI {
                 if unit.dataset == .metricsGaps, let metricsStore {
                     return try await GapFiller(metrics: unit, holes: plannedHoles[unit] ?? [], client: resources.client, store: metricsStore,
                                                       gaps: gaps, clock: resources.clock, batchSize: common.batchSize, sourceMode: source,
-                                                      archive: files, logger: resources.logger).run(attempt)
+                                                      archive: files, ledger: resources.ledger, logger: resources.logger).run(attempt)
                 }
                 return try await GapFiller(unit: unit, holes: plannedHoles[unit] ?? [], client: resources.client, store: store, gaps: gaps,
                                     clock: resources.clock, batchSize: common.batchSize, sourceMode: source, archive: files,
-                                    logger: resources.logger).run(attempt)
+                                    ledger: resources.ledger, logger: resources.logger).run(attempt)
             }
         }
     }

@@ -84,6 +84,7 @@ extension ExtractorCLI {
             let store = resources.klineStore
             var withArchive = settings
             withArchive.archive = resources.archive(settings.sourceMode, archive)
+            withArchive.ledger = resources.ledger
             let settings = withArchive
             // The index is a pair's: the contracts of one pair share one index unit.
             let units = series.flatMap { series in

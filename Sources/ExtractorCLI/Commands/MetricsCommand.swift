@@ -64,9 +64,11 @@ extension ExtractorCLI {
             let store = resources.metricsStore
             let files = resources.archive(source, archive)
             return .run(units: units) { unit, attempt in
-                try await MetricsExtractor(unit: unit, client: resources.client, store: store, clock: resources.clock,
-                                           lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitRange: range, batchSize: common.batchSize,
-                                           sourceMode: source, archive: files, dryRun: common.dryRun, logger: resources.logger).run(attempt)
+                var extractor = MetricsExtractor(unit: unit, client: resources.client, store: store, clock: resources.clock,
+                                                 lookbackMilliseconds: Int64(lookback) * 3_600_000, explicitRange: range, batchSize: common.batchSize,
+                                                 sourceMode: source, archive: files, dryRun: common.dryRun, logger: resources.logger)
+                extractor.recordsTo = resources.ledger
+                return try await extractor.run(attempt)
             }
         }
     }

@@ -10,10 +10,11 @@ struct RootCommand: ParsableCommand {
         discussion: """
         Every option falls back to an environment variable, then to a default, as shown in each command's help.
         Exit status: 0 every unit succeeded; 1 some unit failed or the run was interrupted (run again to complete);
-        2 bad configuration or input (nothing was written).
+        2 bad configuration or input (nothing was written); 3 (audit) the copy differs from Binance.
         """,
         version: BuildInfo.version,
         subcommands: [KlinesCommand.self, FollowCommand.self, GapsCommand.self, FundingCommand.self, TradesCommand.self, MetricsCommand.self, CoverageCommand.self,
+                      AuditCommand.self,
                       MigrateCommand.self])
 }
 

@@ -64,9 +64,11 @@ extension ExtractorCLI {
             let startTime = range?.lowerBound ?? (resources.clock.now() - Int64(lookback) * 3_600_000)
             let files = resources.archive(source, archive)
             return .run(units: units) { unit, attempt in
-                try await TradeExtractor(market: common.market, symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
-                                         startTime: startTime, backfill: range, batchSize: batchSize, maxPages: maxPages, dryRun: common.dryRun,
-                                         sourceMode: source, archive: files, logger: resources.logger).run(attempt)
+                var extractor = TradeExtractor(market: common.market, symbol: unit.symbol, client: resources.client, store: store, clock: resources.clock,
+                                               startTime: startTime, backfill: range, batchSize: batchSize, maxPages: maxPages, dryRun: common.dryRun,
+                                               sourceMode: source, archive: files, logger: resources.logger)
+                extractor.recordsTo = resources.ledger
+                return try await extractor.run(attempt)
             }
         }
     }

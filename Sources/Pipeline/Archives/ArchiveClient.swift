@@ -10,7 +10,7 @@ import Tracing
 public enum ArchiveRead: Sendable, Equatable {
     /// The verified file's rows were delivered (each accepted by the caller's check, in key order, repeats dropped;
     /// a file out of order delivers its stragglers last, see `ArchiveClient.read`).
-    case rows(Int)
+    case rows(Int, ArchiveFacts = ArchiveFacts())
     /// No such file (yet): a 404, which is normal for recent periods.
     case absent
     /// The archive host cannot be reached this run (said once, by the client): the period comes from REST.
@@ -66,12 +66,39 @@ extension ArchiveSource {
             let result = try await read(file, format: format, deliver: deliver)
             span.attributes["binance.archive.result"] = result.label
             switch result {
-            case .rows(let count): span.attributes["binance.archive.rows"] = Int64(count)
+            case .rows(let count, _): span.attributes["binance.archive.rows"] = Int64(count)
             case .refused(let reason): span.setStatus(SpanStatus(code: .error, message: reason))
             case .absent, .unreachable: break
             }
             return result
         }
+    }
+}
+
+/// How the archive host served a file that was read: its HTTP validators and the SHA-256 its CHECKSUM gave (and the
+/// download matched): what the ledger (`archive_files`) keeps, and `audit --recheck-archives` compares.
+public struct ArchiveFacts: Sendable, Equatable {
+    public var size: Int?
+    public var etag: String?
+    public var lastModified: String?
+    public var sha256: String?
+    public init(size: Int? = nil, etag: String? = nil, lastModified: String? = nil, sha256: String? = nil) {
+        self.size = size
+        self.etag = etag
+        self.lastModified = lastModified
+        self.sha256 = sha256
+    }
+
+    /// The validators of a response (a HEAD's, or a download's).
+    public init(headers: [String: String], size: Int?) {
+        self.init(size: size, etag: headers["etag"], lastModified: headers["last-modified"])
+    }
+
+    /// Whether the host now serves another file than the one recorded: a different ETag, Last-Modified or size (a value
+    /// either side lacks is not compared).
+    public func differs(from recorded: ArchiveFacts) -> Bool {
+        func differ<T: Equatable>(_ a: T?, _ b: T?) -> Bool { a != nil && b != nil && a != b }
+        return differ(etag, recorded.etag) || differ(lastModified, recorded.lastModified) || differ(size, recorded.size)
     }
 }
 
@@ -192,6 +219,13 @@ public struct ArchiveClient: ArchiveSource {
         return stat(path, &info) == 0 ? Int(info.st_size) : nil
     }
 
+    /// A HEAD for the file (no weight: the archive host is not Binance's API): its validators, or nil when it is not
+    /// there (404/403). Throws when the host cannot answer.
+    public func head(_ file: ArchiveFile) async throws -> ArchiveFacts? {
+        guard let response = try await request(file.path, head: true) else { return nil }
+        return ArchiveFacts(headers: response.headers, size: response.headers["content-length"].flatMap { Int($0) })
+    }
+
     public func size(of file: ArchiveFile) async -> ArchiveSize {
         if unreachable.isSet { return .unreachable }
         do {
@@ -211,6 +245,7 @@ public struct ArchiveClient: ArchiveSource {
         await slots.acquire()
         defer { Task { await slots.release() } }
         let zip: any ZipSource
+        var facts = ArchiveFacts()
         // The download goes to a file of its own under the spool folder, read from there and removed when done; where
         // no file can be made there (a read-only filesystem), it is held in memory.
         let spool = spoolFile(for: file)
@@ -218,12 +253,15 @@ public struct ArchiveClient: ArchiveSource {
         do {
             guard let checksumResponse = try await request(file.checksumPath) else { return .absent }
             let checksum = try ArchiveChecksum(parsing: String(decoding: checksumResponse.body, as: UTF8.self), fileName: file.fileName)
+            facts.sha256 = checksum.sha256
             var verified: (any ZipSource)?
             for _ in 0..<2 {
                 // The SHA-256 is computed as the bytes arrive (a resumed download continues it); read back from disk
                 // only where the digest could not follow the transfer.
                 let digest = DownloadDigest()
                 guard let response = try await request(file.path, into: spool, observer: digest) else { return .absent }
+                facts = ArchiveFacts(headers: response.headers, size: spool.flatMap { Self.size(of: $0) } ?? response.body.count)
+                facts.sha256 = checksum.sha256
                 if let spool {
                     if let hex = digest.hex() ?? SHA256.hex(fileAt: spool), checksum.matches(hex: hex) { verified = try ZipFile(path: spool); break }
                 } else if checksum.matches(response.body) {
@@ -306,8 +344,10 @@ public struct ArchiveClient: ArchiveSource {
         } catch {
             return .refused("\(file.fileName): \(error)")
         }
-        guard straggler else { return .rows(delivered) }
-        return try await readOutOfOrder(file, zip: zip, format: format, alreadySeen: seenWhenDelivered, delivered: delivered, deliver: deliver)
+        guard straggler else { return .rows(delivered, facts) }
+        let sorted = try await readOutOfOrder(file, zip: zip, format: format, alreadySeen: seenWhenDelivered, delivered: delivered, deliver: deliver)
+        if case .rows(let count, _) = sorted { return .rows(count, facts) }
+        return sorted
     }
 
     /// The free bytes of the disk `folder` is on (for unprivileged users), nil where it cannot be asked.

@@ -1,6 +1,7 @@
 import BinanceAPI
 import BinanceArchive
 import Logging
+import StoreKit
 
 /// How a unit uses Binance's public archives (data.binance.vision): `--source`, the files' client, and whether a dry
 /// run only lists them.
@@ -140,6 +141,7 @@ struct ArchiveWalk<Work: ArchivedWork> {
                 try Task.checkCancellation()
                 switch segment {
                 case .rest(let start, let end):
+                    await writer.setSource(.rest)
                     try await rest(max(start, walk.first ?? start), end, &plan, walk: walk, into: writer, outcome: &outcome)
                 case .file(let file) where walk.first.map({ file.range.upperBound <= $0 }) ?? false:
                     continue  // before the symbol's first row: no file, no REST
@@ -147,6 +149,7 @@ struct ArchiveWalk<Work: ArchivedWork> {
                     try await read(file, from: archive, &plan, walk: &walk, pending: &pending, into: writer, outcome: &outcome)
                 }
             }
+            await writer.setSource(.rest)
             try await work.finish(&plan, into: writer, outcome: &outcome)
         } catch is ArchiveWalkStop {
             return  // the dataset's own limit (a page cap): the next run continues from what was written
@@ -173,8 +176,12 @@ struct ArchiveWalk<Work: ArchivedWork> {
         let fromArchiveBefore = outcome.fromArchive
         var covered = max(file.range.lowerBound, range.lowerBound)
         let state = walk
+        var lastTaken: Int64?
+        // What the file lacks, asked of REST while it is read or after it, is an archive hole in the ledger's sources.
+        await writer.setSource(.archive)
         let result = try await archive.readInSpan(file, format: work.format(file, plan)) { rows in
             guard let grid = work.grid else {
+                if let row = rows.last { lastTaken = Work.keys(row).time }
                 return try await work.take(rows, of: file, &plan, into: writer, outcome: &outcome)
             }
             var held: [Work.Row] = []
@@ -185,17 +192,28 @@ struct ArchiveWalk<Work: ArchivedWork> {
                 if at > covered {
                     try await work.take(held, of: file, &plan, into: writer, outcome: &outcome)
                     held.removeAll(keepingCapacity: true)
+                    await writer.setSource(.archiveHole)
                     try await rest(covered, at - grid, &plan, walk: state, into: writer, outcome: &outcome)
+                    await writer.setSource(.archive)
                 }
                 covered = max(covered, at + grid)
                 held.append(row)
+                lastTaken = at
             }
             try await work.take(held, of: file, &plan, into: writer, outcome: &outcome)
         }
+        await writer.setSource(.archiveHole)
         let last = file.range.upperBound - step
         switch result {
-        case .rows(let count):
+        case .rows(let count, let facts):
             outcome.archiveFiles += 1
+            if let ledger = work.ledger {
+                outcome.ledgerFiles.append(ArchiveFileRecord(
+                    path: file.path, market: file.market, dataset: file.datasetFolder, symbol: file.symbol.name, series: file.seriesText,
+                    period: file.periodText, table: ledger.table, size: facts.size, etag: facts.etag, lastModified: facts.lastModified,
+                    sha256: facts.sha256 ?? "", rowsRead: count, rowsWritten: outcome.fromArchive - fromArchiveBefore,
+                    readAt: ledger.clock.now(), lastRowTime: lastTaken))
+            }
             // An empty file before anything was seen: the same search for the first row as a missing one.
             if count == 0 {
                 _ = try await probe(file, &plan, walk: &walk, outcome: &outcome)
@@ -218,6 +236,7 @@ struct ArchiveWalk<Work: ArchivedWork> {
             }
             fallthrough
         case .unreachable, .refused:
+            if result == .unreachable { await writer.setSource(.rest) }
             outcome.unread(file, result)
             if case .refused(let reason) = result {
                 logger.warning(work.archives.archiveOnly ? "archive file not used; --source archive takes nothing from REST"

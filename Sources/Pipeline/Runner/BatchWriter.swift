@@ -1,3 +1,4 @@
+import StoreKit
 import Telemetry
 
 /// Collects rows into batches of `DB_BATCH_SIZE` and writes each batch with one call (for klines: one atomic,
@@ -13,8 +14,19 @@ public actor BatchWriter<Row: Sendable> {
     public let batchSize: Int
     private let write: @Sendable ([Row]) async throws -> Int
     private var buffer: [Row] = []
-    private var inFlight: [(task: Task<Int, any Error>, first: Row, last: Row)] = []
+    private var inFlight: [(task: Task<Int, any Error>, batch: [Row], sources: [SourceRun])] = []
     private let maxInFlight: Int
+    /// Where the rows now appended come from (the archive walk says), kept beside the buffer as runs.
+    private var source: RowSource = .rest
+    private var sources: [SourceRun] = []
+    /// Told of each batch the store accepted, with where its rows came from (the unit's `row_sources` tally).
+    private let accepted: (@Sendable ([Row], [SourceRun]) -> Void)?
+
+    /// `count` rows in a row from one source.
+    public struct SourceRun: Sendable, Equatable {
+        public let source: RowSource
+        public var count: Int
+    }
 
     /// Rows confirmed written (none in a dry run), and batches.
     public private(set) var written = 0
@@ -25,21 +37,43 @@ public actor BatchWriter<Row: Sendable> {
     public private(set) var lastFlushed: Row?
 
     /// `write` stores one batch and returns how many rows it wrote.
-    public init(batchSize: Int, inFlight: Int = 1, write: @escaping @Sendable ([Row]) async throws -> Int) {
+    public init(batchSize: Int, inFlight: Int = 1, accepted: (@Sendable ([Row], [SourceRun]) -> Void)? = nil,
+                write: @escaping @Sendable ([Row]) async throws -> Int) {
+        self.accepted = accepted
         self.batchSize = max(1, batchSize)
         maxInFlight = max(1, inFlight)
         self.write = write
         buffer.reserveCapacity(self.batchSize)
     }
 
+    /// Says where the rows appended from now on come from.
+    public func setSource(_ source: RowSource) { self.source = source }
+
     /// Adds rows; writes every full batch.
     public func append(_ rows: [Row]) async throws {
+        guard !rows.isEmpty else { return }
         buffer.append(contentsOf: rows)
+        if let last = sources.last, last.source == source { sources[sources.count - 1].count += rows.count } else {
+            sources.append(SourceRun(source: source, count: rows.count))
+        }
         while buffer.count >= batchSize {
             let batch = Array(buffer.prefix(batchSize))
             buffer.removeFirst(batchSize)
-            try await submit(batch)
+            try await submit(batch, sources: takeSources(batchSize))
         }
+    }
+
+    /// The source runs of the buffer's first `count` rows, taken off.
+    private func takeSources(_ count: Int) -> [SourceRun] {
+        var left = count, taken: [SourceRun] = []
+        while left > 0, !sources.isEmpty {
+            let n = min(left, sources[0].count)
+            taken.append(SourceRun(source: sources[0].source, count: n))
+            sources[0].count -= n
+            if sources[0].count == 0 { sources.removeFirst() }
+            left -= n
+        }
+        return taken
     }
 
     /// Writes what is left and waits for every write to finish.
@@ -47,7 +81,7 @@ public actor BatchWriter<Row: Sendable> {
         if !buffer.isEmpty {
             let batch = buffer
             buffer.removeAll()
-            try await submit(batch)
+            try await submit(batch, sources: takeSources(batch.count))
         }
         while !inFlight.isEmpty { try await drainOldest() }
     }
@@ -55,7 +89,7 @@ public actor BatchWriter<Row: Sendable> {
     /// Waits for the oldest write. Should it fail, the others are waited for too (none is left running behind the
     /// error, whatever they do) and the first error is thrown.
     private func drainOldest() async throws {
-        let (task, first, last) = inFlight.removeFirst()
+        let (task, batch, sources) = inFlight.removeFirst()
         do {
             written += try await task.value
         } catch {
@@ -65,14 +99,15 @@ public actor BatchWriter<Row: Sendable> {
             throw error
         }
         batches += 1
-        if firstFlushed == nil { firstFlushed = first }
-        lastFlushed = last
+        if firstFlushed == nil { firstFlushed = batch.first }
+        lastFlushed = batch.last
+        accepted?(batch, sources)
     }
 
-    private func submit(_ batch: [Row]) async throws {
+    private func submit(_ batch: [Row], sources: [SourceRun]) async throws {
         while inFlight.count >= maxInFlight { try await drainOldest() }
-        guard let first = batch.first, let last = batch.last else { return }
+        guard !batch.isEmpty else { return }
         let write = write
-        inFlight.append((Task { try await write(batch) }, first, last))
+        inFlight.append((Task { try await write(batch) }, batch, sources))
     }
 }

@@ -1,5 +1,6 @@
 import BinanceAPI
 import BinanceArchive
+import StoreKit
 import Telemetry
 
 extension SymbolExtractor {
@@ -56,6 +57,8 @@ public struct UnitOutcome: Sendable, Equatable {
     public var corrected = 0
     public var confirmed = 0
     public var missedFinals = 0
+    /// The archive files read whole, for the ledger (`archive_files`), recorded once their rows are written.
+    public var ledgerFiles: [ArchiveFileRecord] = []
 
     public init() {}
 
@@ -140,6 +143,7 @@ public struct UnitOutcome: Sendable, Equatable {
         corrected += other.corrected
         confirmed += other.confirmed
         missedFinals += other.missedFinals
+        ledgerFiles += other.ledgerFiles
     }
 }
 

@@ -1,4 +1,7 @@
 import BinanceAPI
+import Clocks
+import Foundation
+import StoreKit
 
 /// What one dataset brings to the unit runner: where an attempt starts and ends, how its rows are fetched and
 /// written, and each row's keys. The runner does the rest, the same for every dataset: the writer and its batches,
@@ -27,11 +30,65 @@ public protocol UnitWork: Sendable {
     /// Once the rows are written, whether the attempt succeeded or not: what the unit records about what is now
     /// stored (klines: the outages Binance confirmed between stored candles). By default nothing.
     func completed(lastStored: Int64?) async throws
+    /// Where the unit records the archive files it read and where each day's rows came from; nil (the default, and
+    /// in a dry run): nothing is recorded.
+    var ledger: UnitLedger? { get }
 }
 
 extension UnitWork {
     public func completed(lastStored: Int64?) async throws {}
     public var writesInFlight: Int { 1 }
+    public var ledger: UnitLedger? { nil }
+}
+
+/// A unit's place in the ledger: the ledger, the table and symbol its rows go to, and the clock that dates a file's
+/// reading.
+public struct UnitLedger: Sendable {
+    public let ledger: Ledger
+    public let table: String
+    public let symbol: String
+    public let clock: any WallClock
+
+    public init(ledger: Ledger, table: String, symbol: String, clock: any WallClock) {
+        self.ledger = ledger
+        self.table = table
+        self.symbol = symbol
+        self.clock = clock
+    }
+}
+
+/// Rows the store accepted, per UTC day and source: what `row_sources` adds up.
+final class SourceTally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var counts: [SourceKey: Int] = [:]
+    struct SourceKey: Hashable {
+        let day: Int64
+        let source: RowSource
+    }
+
+    func add<Row>(_ batch: [Row], _ runs: [BatchWriter<Row>.SourceRun], time: (Row) -> Int64) {
+        var local: [SourceKey: Int] = [:]
+        var index = 0
+        for run in runs {
+            var current: SourceKey?, n = 0
+            for row in batch[index..<min(batch.count, index + run.count)] {
+                let t = time(row)
+                let day = (t >= 0 ? t : t - 86_399_999) / 86_400_000 * 86_400_000
+                if current?.day != day {
+                    if let current { local[current, default: 0] += n }
+                    (current, n) = (SourceKey(day: day, source: run.source), 0)
+                }
+                n += 1
+            }
+            if let current { local[current, default: 0] += n }
+            index += run.count
+        }
+        lock.withLock { counts.merge(local, uniquingKeysWith: +) }
+    }
+
+    var days: [SourceDay] {
+        lock.withLock { counts.map { SourceDay(day: $0.key.day, source: $0.key.source, rows: $0.value) } }
+    }
 }
 
 /// Runs one attempt of any dataset's unit (`UnitWork`).
@@ -39,7 +96,14 @@ public enum UnitRunner {
     public static func run<Work: UnitWork>(_ work: Work, _ attempt: UnitAttempt) async throws -> UnitOutcome {
         var outcome = UnitOutcome()
         guard let plan = try await work.plan(attempt, outcome: &outcome) else { return outcome }
-        let writer = BatchWriter<Work.Row>(batchSize: work.batchSize, inFlight: work.writesInFlight) { try await work.write($0) }
+        let tally = work.ledger.map { _ in SourceTally() }
+        var accepted: (@Sendable ([Work.Row], [BatchWriter<Work.Row>.SourceRun]) -> Void)?
+        if let tally {
+            accepted = { @Sendable (batch: [Work.Row], runs: [BatchWriter<Work.Row>.SourceRun]) in
+                tally.add(batch, runs, time: { (row: Work.Row) in Work.keys(row).time })
+            }
+        }
+        let writer = BatchWriter<Work.Row>(batchSize: work.batchSize, inFlight: work.writesInFlight, accepted: accepted) { try await work.write($0) }
         var failure: (any Error)?
         do {
             try await work.fetch(plan, into: writer, outcome: &outcome)
@@ -50,10 +114,24 @@ public enum UnitRunner {
             outcome = try await complete(writer, failure: failure, outcome: outcome, keys: Work.keys)
         } catch let failure as UnitFailure {
             try? await work.completed(lastStored: failure.partial.lastTime)
+            try? await record(work, failure.partial, tally, failed: true)
             throw failure
         }
         try await work.completed(lastStored: outcome.lastTime)
+        do { try await record(work, outcome, tally, failed: false) } catch { throw UnitFailure(underlying: error, partial: outcome) }
         return outcome
+    }
+
+    /// Records the files read and the rows' sources, once the rows are written. After a failure, only files whose rows
+    /// were all written are recorded (a retry reads the others again).
+    static func record<Work: UnitWork>(_ work: Work, _ outcome: UnitOutcome, _ tally: SourceTally?, failed: Bool) async throws {
+        guard let unit = work.ledger else { return }
+        let files = outcome.ledgerFiles.filter { file in
+            guard failed, let last = file.lastRowTime else { return true }
+            return outcome.lastTime.map { last <= $0 } ?? false
+        }
+        try await unit.ledger.record(files: files)
+        try await unit.ledger.record(table: unit.table, symbol: unit.symbol, days: tally?.days ?? [])
     }
 }
 

@@ -20,7 +20,9 @@ public struct MariaDBCatalogueWriter: CatalogueWriting {
             case .integer, .boolean: column.nullable ? "NULLIF(?, \(Self.nullNumber))" : "?"
             }
         }
-        let updates = columns.filter { !table.key.contains($0.name) }.map { "`\($0.name)` = VALUES(`\($0.name)`)" }
+        let updates = columns.filter { !table.key.contains($0.name) }.map {
+            $0.accumulates ? "`\($0.name)` = `\($0.name)` + VALUES(`\($0.name)`)" : "`\($0.name)` = VALUES(`\($0.name)`)"
+        }
         return "INSERT INTO `\(table.name)` (" + columns.map { "`\($0.name)`" }.joined(separator: ", ") + ") VALUES ("
             + values.joined(separator: ", ") + ")"
             + (updates.isEmpty ? " ON DUPLICATE KEY UPDATE `\(table.key[0])` = `\(table.key[0])`" : " ON DUPLICATE KEY UPDATE " + updates.joined(separator: ", "))

@@ -21,6 +21,8 @@ public final class MariaDBStore: DataStore {
 
     public var coverage: any CoverageReading { CoverageStore(pool: pool) }
 
+    public var audit: any AuditReading { AuditReader(pool: pool) }
+
     /// Creates what is missing and upgrades existing tables in place (`SchemaMigrator`: decimals widened, DATETIME(3),
     /// BIGINT ids, unique keys), listing each change.
     public func migrate(klineTables: [KlineTable], otherTables: [TableDefinition]) async throws -> MigrationReport {

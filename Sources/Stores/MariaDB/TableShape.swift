@@ -70,9 +70,11 @@ public struct TableShape: Sendable {
             switch kind {
             case .text:
                 guard ["varchar", "char"].contains(column.dataType) else { throw fail(name, found: column.columnType, expected: "VARCHAR", fix: "store it as text") }
-                guard column.textLength.map({ $0 >= TableShape.minimumTextLength }) ?? true else {
-                    throw fail(name, found: column.columnType, expected: "VARCHAR(\(TableShape.minimumTextLength)) or wider",
-                               fix: "a longer symbol would fail its batch mid-run: ALTER TABLE `\(table)` MODIFY `\(name)` VARCHAR(\(TableShape.minimumTextLength))\(column.nullable ? "" : " NOT NULL")")
+                // The catalogue's own width for the column (a symbol's 20 characters when it gives none).
+                let wanted = definition.ordered.first { $0.name == name }?.length ?? TableShape.minimumTextLength
+                guard column.textLength.map({ $0 >= wanted }) ?? true else {
+                    throw fail(name, found: column.columnType, expected: "VARCHAR(\(wanted)) or wider",
+                               fix: "a longer value would fail its batch mid-run: ALTER TABLE `\(table)` MODIFY `\(name)` VARCHAR(\(wanted))\(column.nullable ? "" : " NOT NULL")")
                 }
             case .time:
                 if Self.integerTypes.contains(column.dataType) {

@@ -24,10 +24,11 @@ public struct PostgresCatalogueWriter: CatalogueWriting {
             }, into: &text)
         }
         let columns = table.written.map(\.name), key = table.key, name = table.name
+        let accumulate = Set(table.written.filter(\.accumulates).map(\.name))
         let context = "writing \(rows.count) rows to \(name)"
         try await postgresSpan(pool, "INSERT", name, batchSize: rows.count) {
             try await pool.withConnection { [text] in
-                try $0.upsert(into: name, columns: columns, key: key, copyText: text, context: context)
+                try $0.upsert(into: name, columns: columns, key: key, copyText: text, context: context, accumulate: accumulate)
             }
         }
         return rows.count

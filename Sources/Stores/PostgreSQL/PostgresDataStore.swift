@@ -17,6 +17,8 @@ public final class PostgresDataStore: DataStore {
 
     public var coverage: any CoverageReading { PostgresCoverageStore(store: self) }
 
+    public var audit: any AuditReading { PostgresAuditReader(pool: pool) }
+
     /// Creates the tables that are missing and checks those that exist (a shape that would round a value or lacks the
     /// upsert's key is refused with the `ALTER TABLE` that fixes it: PostgreSQL's tables are not changed behind their
     /// owner's back).

@@ -52,7 +52,7 @@ extension PostgresConnection {
     /// and a row the table cannot hold fails the whole batch.
     /// With `keepStoredWhenNull`, a NULL in the batch keeps the stored value (`COALESCE`).
     func upsert(into table: String, columns: [String], key: [String], copyText: [UInt8], context: String, keepStoredWhenNull: Bool = false,
-                notify: [Notification] = []) throws {
+                notify: [Notification] = [], accumulate: Set<String> = []) throws {
         let stage = "bx_stage_\(table)"
         let target = Self.identifier(table)
         if !stagingTables.contains(stage) {
@@ -64,6 +64,7 @@ extension PostgresConnection {
         let list = columns.map(Self.identifier).joined(separator: ", ")
         let updates = columns.filter { !key.contains($0) }.map { column in
             let c = Self.identifier(column)
+            if accumulate.contains(column) { return "\(c) = \(target).\(c) + EXCLUDED.\(c)" }
             return keepStoredWhenNull ? "\(c) = COALESCE(EXCLUDED.\(c), \(target).\(c))" : "\(c) = EXCLUDED.\(c)"
         }.joined(separator: ", ")
         try transaction(context: context) {

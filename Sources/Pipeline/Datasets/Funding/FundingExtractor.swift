@@ -15,6 +15,8 @@ public struct FundingExtractor: Sendable {
     /// `--start`/`--end`: the rates of this range are fetched whatever is stored.
     let explicitRange: ClosedRange<Int64>?
     public let batchSize: Int
+    /// Where the unit records its rows' sources (nil: nowhere); `table` names the market's funding table.
+    public var recordsTo: (ledger: Ledger, table: String)?
 
     public init(symbol: Symbol, client: any FundingSource, store: any FundingStoring, clock: any WallClock, lookbackMilliseconds: Int64,
                 explicitRange: ClosedRange<Int64>?, batchSize: Int) {
@@ -71,6 +73,10 @@ extension FundingExtractor: UnitWork {
         let n = try await store.write(symbol: symbol, rows: batch)
         RunPipelineMetrics.current.written(fundingRates: n)
         return n
+    }
+
+    public var ledger: UnitLedger? {
+        recordsTo.map { UnitLedger(ledger: $0.ledger, table: $0.table, symbol: symbol.name, clock: clock) }
     }
 
     public static func keys(_ row: FundingRate) -> (time: Int64, key: Int64) { (row.fundingTime, row.fundingTime) }

@@ -28,7 +28,7 @@ public struct GapFiller: Sendable {
     /// The holes of a kline table.
     public init(unit: ExtractionUnit, holes: [KlineHole], client: any KlineSource, store: any KlineStoring, gaps: (any GapStoring)?,
                 clock: any WallClock, batchSize: Int, sourceMode: SourceMode = .rest, archive: (any ArchiveSource)? = nil,
-                logger: Logger) {
+                ledger: Ledger? = nil, logger: Logger) {
         self.unit = unit
         self.holes = holes
         table = unit.table ?? KlineTable(market: unit.market, interval: .m1)
@@ -41,14 +41,14 @@ public struct GapFiller: Sendable {
         fill = { from, to in
             let planner = RangePlanner(explicitStart: from, explicitEnd: to + 1)
             return try await SymbolExtractor(unit: klinesUnit, source: client, store: store, clock: clock,
-                                             settings: .init(planner: planner, batchSize: batchSize, sourceMode: sourceMode, archive: archive),
+                                             settings: .init(planner: planner, batchSize: batchSize, sourceMode: sourceMode, archive: archive, ledger: ledger),
                                              logger: logger).run()
         }
     }
 
     /// The holes of `futures_metrics`.
     public init(metrics unit: ExtractionUnit, holes: [KlineHole], client: any MetricsSource, store: any MetricsStoring, gaps: (any GapStoring)?,
-                clock: any WallClock, batchSize: Int, sourceMode: SourceMode, archive: (any ArchiveSource)?, logger: Logger) {
+                clock: any WallClock, batchSize: Int, sourceMode: SourceMode, archive: (any ArchiveSource)?, ledger: Ledger? = nil, logger: Logger) {
         self.unit = unit
         self.holes = holes
         table = MetricsTable()
@@ -64,8 +64,10 @@ public struct GapFiller: Sendable {
             return KlineHole(symbol: hole.symbol, from: from, to: hole.to, missing: (hole.to - from) / step + 1)
         }
         fill = { from, to in
-            try await MetricsExtractor(unit: unit, client: client, store: store, clock: clock, lookbackMilliseconds: 0, explicitRange: from...to,
-                                       batchSize: batchSize, sourceMode: sourceMode, archive: archive, dryRun: false, logger: logger).run()
+            var extractor = MetricsExtractor(unit: unit, client: client, store: store, clock: clock, lookbackMilliseconds: 0, explicitRange: from...to,
+                                             batchSize: batchSize, sourceMode: sourceMode, archive: archive, dryRun: false, logger: logger)
+            extractor.recordsTo = ledger
+            return try await extractor.run()
         }
     }
 

@@ -21,9 +21,12 @@ public actor SymbolExtractor: UnitWork {
         public var archive: (any ArchiveSource)?
         /// `--dry-run`: files are not downloaded, only asked for their size (HEAD); the plan is in the outcome.
         public var listArchiveFiles: Bool
+        /// Where the unit records the files it read and its rows' sources (nil: nowhere, as in a dry run).
+        public var ledger: Ledger?
 
         public init(planner: RangePlanner = RangePlanner(), pageLimit: Int? = nil, batchSize: Int = 2000,
-                    sourceMode: SourceMode = .rest, archive: (any ArchiveSource)? = nil, listArchiveFiles: Bool = false) {
+                    sourceMode: SourceMode = .rest, archive: (any ArchiveSource)? = nil, listArchiveFiles: Bool = false, ledger: Ledger? = nil) {
+            self.ledger = ledger
             self.planner = planner
             self.pageLimit = pageLimit
             self.batchSize = batchSize
@@ -118,6 +121,10 @@ public actor SymbolExtractor: UnitWork {
     }
 
     public nonisolated var batchSize: Int { settings.batchSize }
+
+    public nonisolated var ledger: UnitLedger? {
+        settings.ledger.map { UnitLedger(ledger: $0, table: table.name, symbol: unit.symbol.name, clock: clock) }
+    }
 
     public static func keys(_ row: Kline) -> (time: Int64, key: Int64) { (row.openTime, row.openTime) }
 

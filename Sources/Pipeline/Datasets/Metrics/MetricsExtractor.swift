@@ -27,6 +27,12 @@ public struct MetricsExtractor: UnitWork {
     /// `--dry-run`: files are listed, not read (the store, a `DryRunStore`, writes nothing).
     let dryRun: Bool
     let logger: Logger
+    /// Where the unit records the files it read and its rows' sources (nil: nowhere).
+    public var recordsTo: Ledger?
+
+    public var ledger: UnitLedger? {
+        recordsTo.map { UnitLedger(ledger: $0, table: MetricsTable.name, symbol: unit.symbol.name, clock: clock) }
+    }
 
     public init(unit: ExtractionUnit, client: any MetricsSource, store: any MetricsStoring, clock: any WallClock, lookbackMilliseconds: Int64,
                 explicitRange: ClosedRange<Int64>?, batchSize: Int, sourceMode: SourceMode, archive: (any ArchiveSource)?, dryRun: Bool,

@@ -31,6 +31,12 @@ public struct TradeExtractor: UnitWork {
     let sourceMode: SourceMode
     let archive: (any ArchiveSource)?
     let logger: Logger
+    /// Where the unit records the files it read and its rows' sources (nil: nowhere).
+    public var recordsTo: Ledger?
+
+    public var ledger: UnitLedger? {
+        recordsTo.map { UnitLedger(ledger: $0, table: TradeTable(market: market).name, symbol: symbol.name, clock: clock) }
+    }
 
     public init(market: Market, symbol: Symbol, client: any TradeSource, store: any TradeStoring, clock: any WallClock,
                 startTime: Int64, backfill: ClosedRange<Int64>? = nil, batchSize: Int, maxPages: Int, dryRun: Bool,
@@ -228,7 +234,9 @@ extension TradeExtractor: ArchivedWork {
                     if sourceMode == .archive {
                         outcome.lack(trade.id - next, from: plan.cursor.lastTakenTime ?? file.range.lowerBound, to: trade.time)
                     } else {
+                        await writer.setSource(.archiveHole)
                         try await page(&plan.cursor, before: trade.id, until: plan.until, writer: writer, outcome: &outcome)
+                        await writer.setSource(.archive)
                         if plan.cursor.capped {
                             outcome.plan?.capped = true
                             throw ArchiveWalkStop()

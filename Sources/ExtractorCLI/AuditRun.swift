@@ -1,0 +1,312 @@
+import BinanceAPI
+import BinanceArchive
+import Foundation
+import Logging
+import Pipeline
+import StoreKit
+
+/// One `audit`: the recheck of the recorded archive files, the comparison with REST, and the holes' labels, gathered
+/// into one report.
+struct AuditRun: Sendable {
+    let config: AuditConfiguration
+    let resources: JobResources
+    let tables: PreparedTables
+    let reader: any AuditReading
+    let coverage: any CoverageReading
+    let klineTables: [KlineTable]
+    let others: [TableDefinition]
+    let logger: Logger
+
+    /// A table audited, and how its rows are fetched.
+    enum Audited: Sendable {
+        case klines(KlineTable)
+        case funding(Market)
+        case metrics
+        case trades(TradeTable)
+
+        var name: String {
+            switch self {
+            case .klines(let t): t.name
+            case .funding(let m): FundingTable.name(for: m)
+            case .metrics: MetricsTable.name
+            case .trades(let t): t.name
+            }
+        }
+
+        var timeColumn: String {
+            switch self {
+            case .klines: "open_time"
+            case .funding: "funding_time"
+            case .metrics: "metric_time"
+            case .trades: "trade_time"
+            }
+        }
+    }
+
+    var audited: [Audited] {
+        klineTables.map { .klines($0) } + others.compactMap { table in
+            if table.name == MetricsTable.name { return .metrics }
+            if let market = [Market.futures, .coinm].first(where: { FundingTable.name(for: $0) == table.name }) { return .funding(market) }
+            if let market = Market.allCases.first(where: { TradeTable(market: $0).name == table.name }) { return .trades(TradeTable(market: market)) }
+            return nil
+        }
+    }
+
+    func run() async throws -> AuditReport {
+        let findings = AuditFindings(maxListed: config.maxListed)
+        var report = AuditReport()
+        let weightBefore = await resources.client.limiter.weightGranted
+        if config.recheck { try await recheck(into: &report, findings: findings) }
+        if config.compare { try await compare(into: &report, findings: findings) }
+        try await labelHoles(into: &report)
+        report.differences = await findings.differences
+        report.differenceCount = await findings.differenceCount
+        report.open = await findings.open
+        report.rowsDiffering = await findings.rowsDiffering
+        report.fixedRows = await findings.fixedRows
+        report.keptRows = await findings.keptRows
+        report.rowsCompared = await findings.rowsCompared
+        report.windows = await findings.windows
+        report.skipped += await findings.skipped
+        report.weight = await resources.client.limiter.weightGranted - weightBefore
+        report.fix = config.fix
+        return report
+    }
+
+    // MARK: the comparison with REST
+
+    /// One table and symbol's stretches to compare.
+    struct Job: Sendable {
+        let table: Audited
+        let symbol: Symbol
+        let windows: [ClosedRange<Int64>]
+    }
+
+    func compare(into report: inout AuditReport, findings: AuditFindings) async throws {
+        var jobs: [Job] = []
+        for table in audited {
+            let idColumn: String? = if case .trades = table { "agg_trade_id" } else { nil }
+            let spans = try await coverage.spans(table: table.name, timeColumn: table.timeColumn, idColumn: idColumn, symbols: config.symbols)
+            var stored: [String: ClosedRange<Int64>] = [:]
+            for row in spans where row.count >= 3 {
+                if let symbol = row[0], let first = row[1].flatMap({ Int64($0) }), let last = row[2].flatMap({ Int64($0) }), first <= last {
+                    stored[symbol] = first...last
+                }
+            }
+            let symbols = config.symbols.map { $0.map(\.name) } ?? stored.keys.sorted()
+            for name in symbols {
+                guard let symbol = try? Symbol(validating: name) else {
+                    report.skipped.append("\(table.name) \(name.prefix(40)): not a Binance symbol")
+                    continue
+                }
+                if let range = config.range {
+                    jobs.append(Job(table: table, symbol: symbol, windows: [range]))
+                } else if let span = stored[name] {
+                    jobs.append(Job(table: table, symbol: symbol, windows: Self.sampleDays(span, count: config.sample, seed: config.seed ^ Self.hash(table.name + " " + name))))
+                }
+            }
+        }
+        let failures = try await withThrowingTaskGroup(of: String?.self) { group in
+            var pending = jobs[...]
+            var failures: [String] = []
+            for _ in 0..<max(1, config.common.maxWorkers) {
+                guard let job = pending.popFirst() else { break }
+                group.addTask { await run(job, findings: findings) }
+            }
+            while let failure = try await group.next() {
+                if let failure { failures.append(failure) }
+                if let job = pending.popFirst() { group.addTask { await run(job, findings: findings) } }
+            }
+            return failures
+        }
+        report.failures += failures
+    }
+
+    /// Compares one job's stretches; returns why it could not, or nil.
+    func run(_ job: Job, findings: AuditFindings) async -> String? {
+        do {
+            for window in job.windows {
+                try Task.checkCancellation()
+                let answered: Int?
+                let sample = config.range == nil
+                switch job.table {
+                case .klines(let table):
+                    answered = try await Auditor.compareWithREST(klineWork(table, job.symbol), symbol: job.symbol.name, from: window.lowerBound, to: window.upperBound,
+                                                                 sample: sample, reader: reader, fix: config.fix, keepStored: config.keepStored, findings: findings)
+                case .funding(let market):
+                    answered = try await Auditor.compareWithREST(fundingWork(market, job.symbol), symbol: job.symbol.name, from: window.lowerBound,
+                                                                 to: window.upperBound, sample: sample, reader: reader, fix: config.fix,
+                                                                 keepStored: config.keepStored, findings: findings)
+                case .metrics:
+                    answered = try await Auditor.compareWithREST(metricsWork(job.symbol), symbol: job.symbol.name, from: window.lowerBound, to: window.upperBound,
+                                                                 sample: sample, reader: reader, fix: config.fix, keepStored: config.keepStored, findings: findings)
+                case .trades(let table):
+                    answered = try await Auditor.compareWithREST(tradeWork(table, job.symbol), symbol: job.symbol.name, from: window.lowerBound,
+                                                                 to: window.upperBound, sample: sample, reader: reader, fix: config.fix,
+                                                                 keepStored: config.keepStored, findings: findings)
+                }
+                if answered == nil {
+                    await findings.skip("\(job.table.name) \(job.symbol) \(UTCCalendar.iso8601(window.lowerBound)): REST has nothing there to compare with"
+                                        + (job.table.name == MetricsTable.name ? " (it keeps 30 days of metrics)" : ""))
+                }
+            }
+            return nil
+        } catch {
+            logger.error("audit of a table and symbol failed", metadata: ["table": "\(job.table.name)", "symbol": "\(job.symbol)", "error": "\(error)"])
+            return "\(job.table.name) \(job.symbol): \(error)"
+        }
+    }
+
+    func klineWork(_ table: KlineTable, _ symbol: Symbol) -> SymbolExtractor {
+        SymbolExtractor(unit: ExtractionUnit(market: table.market, symbol: symbol, interval: table.interval, series: table.series), source: resources.client,
+                        store: tables.klines, clock: resources.clock, settings: .init(batchSize: 1000), logger: resources.logger)
+    }
+
+    func fundingWork(_ market: Market, _ symbol: Symbol) throws -> FundingExtractor {
+        guard let funding = tables.funding else { throw ConfigurationError("this store keeps no funding rates") }
+        return FundingExtractor(symbol: symbol, client: resources.client, store: funding.table(for: market), clock: resources.clock,
+                                lookbackMilliseconds: 0, explicitRange: nil, batchSize: 1000)
+    }
+
+    func metricsWork(_ symbol: Symbol) throws -> MetricsExtractor {
+        guard let metrics = tables.metrics else { throw ConfigurationError("this store keeps no metrics") }
+        return MetricsExtractor(unit: ExtractionUnit(market: .futures, symbol: symbol, dataset: .metrics), client: resources.client, store: metrics,
+                                clock: resources.clock, lookbackMilliseconds: 0, explicitRange: nil, batchSize: 1000, sourceMode: .rest, archive: nil,
+                                dryRun: false, logger: resources.logger)
+    }
+
+    func tradeWork(_ table: TradeTable, _ symbol: Symbol) throws -> TradeExtractor {
+        guard let trades = tables.trades else { throw ConfigurationError("this store keeps no trades") }
+        return TradeExtractor(market: table.market, symbol: symbol, client: resources.client, store: trades, clock: resources.clock, startTime: 0,
+                              batchSize: 1000, maxPages: .max, dryRun: false, logger: resources.logger)
+    }
+
+    /// `count` distinct UTC days of `span` (all of them when it has fewer), each clipped to the span, in time order,
+    /// drawn by a generator seeded with `seed`.
+    static func sampleDays(_ span: ClosedRange<Int64>, count: Int, seed: UInt64) -> [ClosedRange<Int64>] {
+        let day: Int64 = 86_400_000
+        let firstDay = span.lowerBound / day, lastDay = span.upperBound / day
+        let days = lastDay - firstDay + 1
+        var chosen: Set<Int64> = []
+        if days <= Int64(count) {
+            chosen = Set(firstDay...lastDay)
+        } else {
+            var generator = SplitMix64(seed: seed)
+            while chosen.count < count { chosen.insert(firstDay + Int64(generator.next() % UInt64(days))) }
+        }
+        return chosen.sorted().map { max($0 * day, span.lowerBound)...min(($0 + 1) * day - 1, span.upperBound) }
+    }
+
+    /// FNV-1a of a text: each table and symbol draws its own days from one seed.
+    static func hash(_ text: String) -> UInt64 {
+        text.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+    }
+
+    // MARK: the recheck of recorded files
+
+    func recheck(into report: inout AuditReport, findings: AuditFindings) async throws {
+        guard let archive = resources.archive(.auto, config.archive) else { throw ConfigurationError("no HTTP client for the archive host") }
+        let names = Set(audited.map(\.name))
+        let records = try await reader.ledgerFiles().compactMap(ArchiveFileRecord.init(stored:)).filter { record in
+            record.market == config.common.market && names.contains(record.table) && (config.symbols?.contains { $0.name == record.symbol } ?? true)
+        }
+        for record in records {
+            try Task.checkCancellation()
+            guard let file = ArchiveFile(market: record.market, datasetFolder: record.dataset, symbol: record.symbol, series: record.series, period: record.period),
+                  file.path == record.path else {
+                report.skipped.append("\(record.path.prefix(200)): not a file this build reads")
+                continue
+            }
+            report.filesRechecked += 1
+            guard let now = try await archive.head(file) else {
+                report.filesGone.append(record.path)
+                continue
+            }
+            let recorded = ArchiveFacts(size: record.size, etag: record.etag, lastModified: record.lastModified)
+            guard now.differs(from: recorded) else { continue }
+            let (read, changed) = try await reread(file, table: record.table, archive: archive, findings: findings)
+            guard case .rows(let count, let facts) = read else {
+                report.failures.append("\(record.path): changed on the archive host, but could not be read again (\(read.label))")
+                continue
+            }
+            report.filesChanged.append(AuditReport.ChangedFile(path: record.path, rowsChanged: changed, etag: facts.etag, lastModified: facts.lastModified))
+            var updated = record
+            (updated.size, updated.etag, updated.lastModified) = (facts.size, facts.etag, facts.lastModified)
+            updated.sha256 = facts.sha256 ?? record.sha256
+            (updated.rowsRead, updated.readAt) = (count, resources.clock.now())
+            try await resources.ledger?.record(files: [updated])
+        }
+    }
+
+    /// Reads a changed file again through the dataset its table holds.
+    func reread(_ file: ArchiveFile, table: String, archive: any ArchiveSource, findings: AuditFindings) async throws -> (read: ArchiveRead, changed: Int) {
+        guard let audited = audited.first(where: { $0.name == table }) else { return (.absent, 0) }
+        switch audited {
+        case .klines(let kline):
+            return try await Auditor.reread(klineWork(kline, file.symbol), file: file, archive: archive, reader: reader, findings: findings)
+        case .metrics:
+            return try await Auditor.reread(metricsWork(file.symbol), file: file, archive: archive, reader: reader, findings: findings)
+        case .trades(let trades):
+            return try await Auditor.reread(tradeWork(trades, file.symbol), file: file, archive: archive, reader: reader, findings: findings)
+        case .funding:
+            return (.absent, 0)
+        }
+    }
+
+    // MARK: holes
+
+    func labelHoles(into report: inout AuditReport) async throws {
+        let scope = Set(audited.map(\.name))
+        for table in audited {
+            switch table {
+            case .klines(let kline):
+                try await gridded(kline, into: &report)
+            case .metrics:
+                try await gridded(MetricsTable(), into: &report)
+            case .trades(let trades):
+                for row in try await coverage.idJumps(table: trades.name, symbols: config.symbols) where row.count >= 2 {
+                    guard let symbol = row[0], let count = row[1].flatMap({ Int($0) }), count > 0 else { continue }
+                    report.holes.append(AuditReport.Holes(table: trades.name, symbol: symbol, label: "local_miss", ranges: count, rows: nil))
+                }
+            case .funding:
+                continue
+            }
+        }
+        for row in try await reader.sourceTotals() where row.count >= 5 && row[2] == RowSource.archiveHole.rawValue {
+            guard let table = row[0], scope.contains(table), let symbol = row[1], config.symbols?.contains(where: { $0.name == symbol }) ?? true,
+                  let rows = row[3].flatMap({ Int64($0) }), let days = row[4].flatMap({ Int($0) }) else { continue }
+            report.holes.append(AuditReport.Holes(table: table, symbol: symbol, label: "archive_hole", ranges: days, rows: rows))
+        }
+        report.holes.sort { ($0.table, $0.symbol, $0.label) < ($1.table, $1.symbol, $1.label) }
+    }
+
+    /// A table on a grid: each hole between stored rows is Binance's (confirmed empty) or ours (not fetched yet).
+    private func gridded(_ table: any GapTable, into report: inout AuditReport) async throws {
+        let confirmed = try await coverage.gaps.confirmed(table: table)
+        let holes = try await coverage.gaps.holes(table: table, symbols: config.symbols, since: nil)
+        for (symbol, found) in Dictionary(grouping: holes, by: \.symbol).sorted(by: { $0.key < $1.key }) {
+            let downtime = found.filter { confirmed.contains($0) }, missed = found.filter { !confirmed.contains($0) }
+            if !downtime.isEmpty {
+                report.holes.append(AuditReport.Holes(table: table.name, symbol: symbol, label: "exchange_downtime", ranges: downtime.count,
+                                                      rows: downtime.reduce(0) { $0 + $1.missing }))
+            }
+            if !missed.isEmpty {
+                report.holes.append(AuditReport.Holes(table: table.name, symbol: symbol, label: "local_miss", ranges: missed.count,
+                                                      rows: missed.reduce(0) { $0 + $1.missing }))
+            }
+        }
+    }
+}
+
+/// A small seeded generator (SplitMix64): the sample's days are the same for the same seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
