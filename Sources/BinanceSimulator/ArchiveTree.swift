@@ -33,9 +33,13 @@ public enum ArchiveFault: Sendable, Equatable {
     /// The first `times` downloads that reach byte `byte` of the zip stop there: the server closes the connection
     /// mid-body (a dropped transfer), after announcing the whole length. A `Range` request resumes it (206).
     case drop(byte: Int, times: Int)
+    /// The file's first `rows` rows differ from what REST answers (a volume, a trade's quantity, an open interest one
+    /// digit longer), under a matching CHECKSUM: a monthly file that disagrees with REST and the daily files
+    /// (binance-public-data #375, #253, #475).
+    case differs(rows: Int)
 
     /// `missing`, `wrong-checksum`, `damaged[:N]`, `incomplete:ROWS`, `disordered`, `entry:NAME`, `runaway-line:BYTES`,
-    /// `bad-crc`, `drop:BYTE[:N]`.
+    /// `bad-crc`, `drop:BYTE[:N]`, `differs[:ROWS]`.
     public init?(parsing text: String) {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         switch parts.first {
@@ -56,6 +60,10 @@ public enum ArchiveFault: Sendable, Equatable {
             guard let times, times >= 1 else { return nil }
             self = .drop(byte: byte, times: times)
         case "damaged": self = .damaged(times: parts.count > 1 ? (Int(parts[1]) ?? 1) : 1)
+        case "differs":
+            let rows = parts.count > 1 ? Int(parts[1]) : 1
+            guard let rows, rows >= 1 else { return nil }
+            self = .differs(rows: rows)
         case "incomplete":
             guard parts.count > 1, let rows = Int(parts[1]), rows >= 0 else { return nil }
             self = .incomplete(rows: rows)
@@ -68,6 +76,14 @@ struct ArchiveTree {
     /// Daily files are published this long after their day ends, monthly ones this long after their month ends.
     static let dailyDelay: Int64 = 12 * 3_600_000
     static let monthlyDelay: Int64 = 3 * 86_400_000
+
+    /// When a file was first uploaded: its period's end plus the publication delay.
+    static func publication(of file: ArchiveFile) -> Int64 {
+        switch file.period {
+        case .month: file.range.upperBound + monthlyDelay
+        case .day: file.range.upperBound + dailyDelay
+        }
+    }
     static let futuresKlinesHeaderSince = UTCCalendar.parse("2022-05-01") ?? 0
     static let futuresTradesHeaderSince = UTCCalendar.parse("2022-08-11") ?? 0
     static let spotMicrosecondsSince = UTCCalendar.parse("2025-01-01") ?? 0

@@ -102,6 +102,8 @@ public actor BinanceSimulator {
     private var archiveFaults: [String: ArchiveFault] = [:]
     private var archiveDownloads: [String: Int] = [:]
     private var archiveDrops: [String: Int] = [:]
+    /// Files uploaded again (by name), and when: their Last-Modified.
+    private var reuploads: [String: Int64] = [:]
 
     public init(configuration: Configuration = Configuration(), market: SimulatedMarket? = nil, clock: any WallClock = SystemClock()) {
         self.configuration = configuration
@@ -195,6 +197,15 @@ public actor BinanceSimulator {
         archiveBuilds = [:]
         archiveDownloads = [:]
         archiveDrops = [:]
+    }
+
+    /// Uploads a file again, now: served from then on with `fault` (nil: correct rows), a new Last-Modified and the ETag
+    /// of its new bytes, as S3 serves an object written over (binance-public-data #436: files replaced after
+    /// publication).
+    public func reupload(_ fileName: String, fault: ArchiveFault? = nil) {
+        archiveFaults[fileName] = fault
+        for key in archiveBuilds.keys where key.hasSuffix("/" + fileName) { archiveBuilds[key] = nil }
+        reuploads[fileName] = clock.now()
     }
 
     public func addSymbol(_ symbol: SimulatedSymbol) {
@@ -429,7 +440,10 @@ public actor BinanceSimulator {
             if head { return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain", .contentLength: "\(body.count)"], body: Data()) }
             return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain"], body: body)
         }
-        var headers: [HTTPHeader: String] = [.contentType: "application/zip", HTTPHeader("ETag"): built.etag, HTTPHeader("Accept-Ranges"): "bytes"]
+        // Last-Modified as S3 sends it (an IMF-fixdate, RFC 9110 5.6.7): the upload's time, at publication or re-upload.
+        let modified = reuploads[file.fileName] ?? ArchiveTree.publication(of: file)
+        var headers: [HTTPHeader: String] = [.contentType: "application/zip", HTTPHeader("ETag"): built.etag, HTTPHeader("Accept-Ranges"): "bytes",
+                                             HTTPHeader("Last-Modified"): Self.httpDate(modified)]
         if head {
             headers[.contentLength] = "\(built.size)"
             return HTTPResponse(statusCode: .ok, headers: headers, body: Data())
@@ -460,6 +474,15 @@ public actor BinanceSimulator {
         }
         stats.archiveDownloads += 1
         return HTTPResponse(statusCode: status, headers: headers, body: HTTPBodySequence(from: body, count: bytes.count, suggestedBufferSize: 64 << 10))
+    }
+
+    /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 5.6.7).
+    static func httpDate(_ ms: Int64) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
     }
 
     /// The zip of `file` on disk: built once (off the actor: a gigabyte file takes a minute), shared by every request

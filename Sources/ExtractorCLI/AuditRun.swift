@@ -102,7 +102,7 @@ struct AuditRun: Sendable {
                 if let range = config.range {
                     jobs.append(Job(table: table, symbol: symbol, windows: [range]))
                 } else if let span = stored[name] {
-                    jobs.append(Job(table: table, symbol: symbol, windows: Self.sampleDays(span, count: config.sample, seed: config.seed ^ Self.hash(table.name + " " + name))))
+                    jobs.append(Job(table: table, symbol: symbol, windows: AuditSampling.days(span, count: config.sample, seed: config.seed ^ AuditSampling.hash(table.name + " " + name))))
                 }
             }
         }
@@ -179,27 +179,6 @@ struct AuditRun: Sendable {
         guard let trades = tables.trades else { throw ConfigurationError("this store keeps no trades") }
         return TradeExtractor(market: table.market, symbol: symbol, client: resources.client, store: trades, clock: resources.clock, startTime: 0,
                               batchSize: 1000, maxPages: .max, dryRun: false, logger: resources.logger)
-    }
-
-    /// `count` distinct UTC days of `span` (all of them when it has fewer), each clipped to the span, in time order,
-    /// drawn by a generator seeded with `seed`.
-    static func sampleDays(_ span: ClosedRange<Int64>, count: Int, seed: UInt64) -> [ClosedRange<Int64>] {
-        let day: Int64 = 86_400_000
-        let firstDay = span.lowerBound / day, lastDay = span.upperBound / day
-        let days = lastDay - firstDay + 1
-        var chosen: Set<Int64> = []
-        if days <= Int64(count) {
-            chosen = Set(firstDay...lastDay)
-        } else {
-            var generator = SplitMix64(seed: seed)
-            while chosen.count < count { chosen.insert(firstDay + Int64(generator.next() % UInt64(days))) }
-        }
-        return chosen.sorted().map { max($0 * day, span.lowerBound)...min(($0 + 1) * day - 1, span.upperBound) }
-    }
-
-    /// FNV-1a of a text: each table and symbol draws its own days from one seed.
-    static func hash(_ text: String) -> UInt64 {
-        text.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
     }
 
     // MARK: the recheck of recorded files
@@ -298,15 +277,3 @@ struct AuditRun: Sendable {
     }
 }
 
-/// A small seeded generator (SplitMix64): the sample's days are the same for the same seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

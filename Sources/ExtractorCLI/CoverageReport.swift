@@ -20,7 +20,8 @@ struct CoverageReport {
             "{\"table\":\(q(s.table)),\"symbol\":\(q(s.symbol)),\"first\":\(q(UTCCalendar.iso8601(s.first))),"
                 + "\"last\":\(q(UTCCalendar.iso8601(s.last))),\"rows\":\(s.rows),\"expected\":\(number(s.expected)),"
                 + "\"missing\":\(number(s.missing)),\"holes\":\(number(s.holes)),\"confirmed_outages\":\(s.confirmedOutages),"
-                + "\"confirmed_missing\":\(s.confirmedMissing),\"behind\":\(number(s.behind)),\"complete\":\(number(s.complete))}"
+                + "\"confirmed_missing\":\(s.confirmedMissing),\"behind\":\(number(s.behind)),\"complete\":\(number(s.complete)),"
+                + "\"from_files\":\(number(s.fromFiles)),\"from_rest\":\(number(s.fromREST)),\"from_rest_for_file_holes\":\(number(s.fromRESTForFileHoles))}"
         }
         let tables = Set(series.map(\.table)).count
         return "{\"coverage\":{\"tables\":\(tables),\"series\":\(series.count),\"complete\":\(complete),\"incomplete\":\(incomplete),"
@@ -29,12 +30,13 @@ struct CoverageReport {
 
     func table() -> String {
         guard !series.isEmpty || !notes.isEmpty else { return "nothing stored in the tables asked for\n" }
-        let header = ["table", "symbol", "first (UTC)", "last (UTC)", "rows", "expected", "missing", "holes", "outages", "behind"]
+        let header = ["table", "symbol", "first (UTC)", "last (UTC)", "rows", "expected", "missing", "holes", "outages", "behind", "files", "REST"]
         var lines = [header]
         for s in series {
             lines.append([s.table, s.symbol, UTCCalendar.iso8601(s.first), UTCCalendar.iso8601(s.last), "\(s.rows)",
                           s.expected.map(String.init) ?? "-", s.missing.map(String.init) ?? "-", s.holes.map(String.init) ?? "-",
-                          s.confirmedOutages == 0 ? "0" : "\(s.confirmedOutages) (\(s.confirmedMissing))", s.behind.map(String.init) ?? "-"])
+                          s.confirmedOutages == 0 ? "0" : "\(s.confirmedOutages) (\(s.confirmedMissing))", s.behind.map(String.init) ?? "-",
+                          s.fromFiles.map(String.init) ?? "-", s.fromREST.map(String.init) ?? "-"])
         }
         let widths = header.indices.map { c in lines.map { $0[c].count }.max() ?? 0 }
         var out = lines.map { row in

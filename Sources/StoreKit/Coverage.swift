@@ -19,6 +19,11 @@ public struct SeriesCoverage: Sendable, Equatable {
     public var confirmedMissing: Int64 = 0
     /// Closed candles after the last stored one, at the time of the report (nil: not a kline table).
     public var behind: Int64?
+    /// Rows written from archive files and from REST (of which for what a file lacked), as `row_sources` adds them up
+    /// over runs (nil: nothing recorded, e.g. rows written before the ledger existed).
+    public var fromFiles: Int64?
+    public var fromREST: Int64?
+    public var fromRESTForFileHoles: Int64?
 
     public init(table: String, symbol: String, first: Int64, last: Int64, rows: Int64, expected: Int64? = nil, holes: Int? = nil) {
         self.table = table

@@ -239,3 +239,40 @@ public enum Auditor {
         return (read, comparer.changedRows)
     }
 }
+
+/// The days `audit --sample N` compares.
+public enum AuditSampling {
+    /// `count` distinct UTC days of `span` (all of them when it has fewer), each clipped to the span, in time order,
+    /// drawn by a generator seeded with `seed`.
+    public static func days(_ span: ClosedRange<Int64>, count: Int, seed: UInt64) -> [ClosedRange<Int64>] {
+        let day: Int64 = 86_400_000
+        let firstDay = span.lowerBound / day, lastDay = span.upperBound / day
+        let days = lastDay - firstDay + 1
+        var chosen: Set<Int64> = []
+        if days <= Int64(count) {
+            chosen = Set(firstDay...lastDay)
+        } else {
+            var generator = SplitMix64(seed: seed)
+            while chosen.count < count { chosen.insert(firstDay + Int64(generator.next() % UInt64(days))) }
+        }
+        return chosen.sorted().map { max($0 * day, span.lowerBound)...min(($0 + 1) * day - 1, span.upperBound) }
+    }
+
+    /// FNV-1a of a text: each table and symbol draws its own days from one seed.
+    public static func hash(_ text: String) -> UInt64 {
+        text.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+    }
+}
+
+/// A small seeded generator (SplitMix64): the sample's days are the same for the same seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
