@@ -410,6 +410,9 @@ if row(10) {
 // 11. A monthly aggTrades file of a busy symbol (about 1 GB zipped), in each store, against the store's own bulk load.
 if row(11) { try await tradesFileRow() }
 
+// 12. audit: a year of 1h klines of 20 symbols proved against REST; a recheck of a year of 1m files (HEAD only).
+if row(12) { try await auditRow() }
+
 // Report.
 let width = results.map(\.name.count).max() ?? 40
 print("\nbinance-extractor benchmark (\(ProcessInfo.processInfo.processorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB)\n")
