@@ -104,6 +104,8 @@ public actor BinanceSimulator {
     private var archiveDrops: [String: Int] = [:]
     /// Files uploaded again (by name), and when: their Last-Modified.
     private var reuploads: [String: Int64] = [:]
+    /// Re-uploads due at a time (`--reupload`), done by the first archive request at or after it.
+    private var scheduledReuploads: [String: Int64] = [:]
 
     public init(configuration: Configuration = Configuration(), market: SimulatedMarket? = nil, clock: any WallClock = SystemClock()) {
         self.configuration = configuration
@@ -207,6 +209,9 @@ public actor BinanceSimulator {
         for key in archiveBuilds.keys where key.hasSuffix("/" + fileName) { archiveBuilds[key] = nil }
         reuploads[fileName] = clock.now()
     }
+
+    /// Uploads `fileName` again at `at` (see `reupload`): the first archive request at or after that time finds it replaced.
+    public func scheduleReupload(_ fileName: String, at: Int64) { scheduledReuploads[fileName] = at }
 
     public func addSymbol(_ symbol: SimulatedSymbol) {
         market.symbols[symbol.name] = symbol
@@ -423,6 +428,11 @@ public actor BinanceSimulator {
         let head = request.method == .HEAD
         let notFound = HTTPResponse(statusCode: .notFound, headers: [.contentType: "application/xml"],
                                     body: Data("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code></Error>".utf8))
+        for (name, at) in scheduledReuploads where clock.now() >= at {
+            scheduledReuploads[name] = nil
+            reupload(name)
+            reuploads[name] = at
+        }
         guard let (file, isChecksum) = ArchiveTree.file(at: request.path), ArchiveTree.isPublished(file, now: clock.now()) else { return notFound }
         let fault = archiveFaults[file.fileName]
         if fault == .missing { return notFound }

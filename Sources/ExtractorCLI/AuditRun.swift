@@ -58,7 +58,7 @@ struct AuditRun: Sendable {
         let weightBefore = await resources.client.limiter.weightGranted
         if config.recheck { try await recheck(into: &report, findings: findings) }
         if config.compare { try await compare(into: &report, findings: findings) }
-        try await labelHoles(into: &report)
+        try await labelHoles(into: &report, findings: findings)
         report.differences = await findings.differences
         report.differenceCount = await findings.differenceCount
         report.open = await findings.open
@@ -189,15 +189,47 @@ struct AuditRun: Sendable {
         let records = try await reader.ledgerFiles().compactMap(ArchiveFileRecord.init(stored:)).filter { record in
             record.market == config.common.market && names.contains(record.table) && (config.symbols?.contains { $0.name == record.symbol } ?? true)
         }
+        var files: [(ArchiveFileRecord, ArchiveFile)] = []
         for record in records {
-            try Task.checkCancellation()
             guard let file = ArchiveFile(market: record.market, datasetFolder: record.dataset, symbol: record.symbol, series: record.series, period: record.period),
                   file.path == record.path else {
                 report.skipped.append("\(record.path.prefix(200)): not a file this build reads")
                 continue
             }
-            report.filesRechecked += 1
-            guard let now = try await archive.head(file) else {
+            files.append((record, file))
+        }
+        // The HEADs, a few at a time (they cost no weight; the archive host's latency sets the pace).
+        let answers = try await withThrowingTaskGroup(of: (Int, Result<ArchiveFacts?, any Error>).self) { group in
+            var answers = [Result<ArchiveFacts?, any Error>?](repeating: nil, count: files.count)
+            var next = 0
+            func add() {
+                guard next < files.count else { return }
+                let (index, file) = (next, files[next].1)
+                next += 1
+                group.addTask {
+                    do { return (index, .success(try await archive.head(file))) } catch { return (index, .failure(error)) }
+                }
+            }
+            for _ in 0..<max(1, config.common.maxWorkers * 2) { add() }
+            while let (index, answer) = try await group.next() {
+                answers[index] = answer
+                add()
+            }
+            return answers
+        }
+        report.filesRechecked = files.count
+        for ((record, file), answer) in zip(files, answers) {
+            try Task.checkCancellation()
+            let now: ArchiveFacts?
+            switch answer {
+            case .success(let facts): now = facts
+            case .failure(let error):
+                report.failures.append("\(record.path): HEAD failed (\(error))")
+                continue
+            case nil:
+                continue
+            }
+            guard let now else {
                 report.filesGone.append(record.path)
                 continue
             }
@@ -234,14 +266,14 @@ struct AuditRun: Sendable {
 
     // MARK: holes
 
-    func labelHoles(into report: inout AuditReport) async throws {
+    func labelHoles(into report: inout AuditReport, findings: AuditFindings) async throws {
         let scope = Set(audited.map(\.name))
         for table in audited {
             switch table {
             case .klines(let kline):
-                try await gridded(kline, into: &report)
+                try await gridded(kline, into: &report, findings: findings)
             case .metrics:
-                try await gridded(MetricsTable(), into: &report)
+                try await gridded(MetricsTable(), into: &report, findings: findings)
             case .trades(let trades):
                 for row in try await coverage.idJumps(table: trades.name, symbols: config.symbols) where row.count >= 2 {
                     guard let symbol = row[0], let count = row[1].flatMap({ Int($0) }), count > 0 else { continue }
@@ -259,12 +291,22 @@ struct AuditRun: Sendable {
         report.holes.sort { ($0.table, $0.symbol, $0.label) < ($1.table, $1.symbol, $1.label) }
     }
 
-    /// A table on a grid: each hole between stored rows is Binance's (confirmed empty) or ours (not fetched yet).
-    private func gridded(_ table: any GapTable, into report: inout AuditReport) async throws {
+    /// A table on a grid: each hole between stored rows is Binance's (confirmed empty before, or by this audit: REST
+    /// was asked for all of it and had nothing) or ours (not fetched yet).
+    private func gridded(_ table: any GapTable, into report: inout AuditReport, findings: AuditFindings) async throws {
         let confirmed = try await coverage.gaps.confirmed(table: table)
         let holes = try await coverage.gaps.holes(table: table, symbols: config.symbols, since: nil)
         for (symbol, found) in Dictionary(grouping: holes, by: \.symbol).sorted(by: { $0.key < $1.key }) {
-            let downtime = found.filter { confirmed.contains($0) }, missed = found.filter { !confirmed.contains($0) }
+            var downtime: [KlineHole] = [], missed: [KlineHole] = []
+            for hole in found {
+                if confirmed.contains(hole) {
+                    downtime.append(hole)
+                } else if await findings.restHasNone(table: table.name, symbol: symbol, hole: hole.from...hole.to) {
+                    downtime.append(hole)
+                } else {
+                    missed.append(hole)
+                }
+            }
             if !downtime.isEmpty {
                 report.holes.append(AuditReport.Holes(table: table.name, symbol: symbol, label: "exchange_downtime", ranges: downtime.count,
                                                       rows: downtime.reduce(0) { $0 + $1.missing }))

@@ -45,9 +45,15 @@ struct BinanceSim: AsyncParsableCommand {
     var outage: [String] = []
 
     @Option(name: .customLong("archive-fault"), help: """
-        Fault of one archive file (data.binance.vision tree under /data/): NAME=KIND, e.g.         BTCUSDT-1m-2024-01.zip=wrong-checksum; KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS, disordered, entry:NAME, runaway-line:BYTES, bad-crc, drop:BYTE[:N] (the first N downloads reaching that byte of the zip are cut there; a Range request resumes). Repeatable.
+        Fault of one archive file (data.binance.vision tree under /data/): NAME=KIND, e.g.         BTCUSDT-1m-2024-01.zip=wrong-checksum; KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS, disordered, entry:NAME, runaway-line:BYTES, bad-crc, drop:BYTE[:N] (the first N downloads reaching that byte of the zip are cut there; a Range request resumes), differs[:ROWS] (the first ROWS rows differ from REST, the CHECKSUM matching). Repeatable.
         """)
     var archiveFaults: [String] = []
+
+    @Option(name: .customLong("reupload"), help: """
+        NAME.zip@MS: at Unix time MS, the file is uploaded again with correct rows (its --archive-fault gone), a new \
+        Last-Modified and the ETag of its new bytes, as Binance replaces a published file. Repeatable.
+        """)
+    var reuploads: [String] = []
 
     @Option(name: .customLong("extra-symbols"), help: "Also list BENCH000USDT ... (N symbols, listed since 2019), for benchmarks.")
     var extraSymbols = 0
@@ -121,11 +127,18 @@ struct BinanceSim: AsyncParsableCommand {
         for text in archiveFaults {
             let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, parts[0].hasSuffix(".zip"), let fault = ArchiveFault(parsing: parts[1]) else {
-                throw ValidationError("--archive-fault '\(text)' is not NAME.zip=KIND with KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS, disordered, entry:NAME, runaway-line:BYTES, bad-crc, drop:BYTE[:N]")
+                throw ValidationError("--archive-fault '\(text)' is not NAME.zip=KIND with KIND one of missing, wrong-checksum, damaged[:N], incomplete:ROWS, disordered, entry:NAME, runaway-line:BYTES, bad-crc, drop:BYTE[:N], differs[:ROWS]")
             }
             faultsByFile[parts[0]] = fault
         }
         await simulator.setArchiveFaults(faultsByFile)
+        for text in reuploads {
+            let parts = text.split(separator: "@", maxSplits: 1).map(String.init)
+            guard parts.count == 2, parts[0].hasSuffix(".zip"), let at = Int64(parts[1]), at >= 0 else {
+                throw ValidationError("--reupload '\(text)' is not NAME.zip@MS with MS a Unix time in milliseconds")
+            }
+            await simulator.scheduleReupload(parts[0], at: at)
+        }
         if let streamLifetime {
             guard streamLifetime > 0 else { throw ValidationError("--stream-lifetime must be a positive number of seconds") }
             for market in Market.allCases {

@@ -119,6 +119,9 @@ extension ExtractorCLI {
             var catchUp = SymbolExtractor.Settings(planner: RangePlanner(lookbackMilliseconds: Int64(config.lookbackHours) * 3_600_000),
                                                    batchSize: common.batchSize, sourceMode: config.source)
             catchUp.archive = resources.archive(config.source, config.archive)
+            // Catch-ups record their files and REST rows as any run does; candles from final events are not counted.
+            catchUp.ledger = resources.ledger
+            let ledger = resources.ledger
             // Catch-ups a few at a time (four per worker): the weight budget and the database set their pace anyway.
             let gate = CatchUpGate(slots: common.maxWorkers * 4)
             var settings = KlineFollower.Settings()
@@ -160,9 +163,11 @@ extension ExtractorCLI {
                         followers.append(TradeFollower(unit: ExtractionUnit(market: common.market, symbol: symbol, dataset: .aggTrades), inbox: inbox,
                                                        source: client, store: tradeStore, clock: clock, settings: tradeSettings,
                                                        logger: logger, monitor: monitor) {
-                            TradeExtractor(market: common.market, symbol: symbol, client: client, store: tradeStore, clock: clock, startTime: startTime,
-                                           batchSize: common.batchSize, maxPages: 1_000, dryRun: false, sourceMode: config.source, archive: archive,
-                                           logger: logger)
+                            var extractor = TradeExtractor(market: common.market, symbol: symbol, client: client, store: tradeStore, clock: clock,
+                                                           startTime: startTime, batchSize: common.batchSize, maxPages: 1_000, dryRun: false,
+                                                           sourceMode: config.source, archive: archive, logger: logger)
+                            extractor.recordsTo = ledger
+                            return extractor
                         })
                     }
                 }

@@ -69,12 +69,19 @@ public actor AuditFindings {
     public private(set) var windows = 0
     public private(set) var skipped: [String] = []
     public let maxListed: Int
+    /// Per table and symbol: the key ranges compared with REST, and the keys REST had that the copy lacked. A hole
+    /// inside a compared range where REST had nothing either is Binance's own (`exchange_downtime`).
+    private var compared: [String: [ClosedRange<Int64>]] = [:]
+    private var missing: [String: [Int64]] = [:]
 
     public init(maxListed: Int = 1000) { self.maxListed = maxListed }
 
     func add(_ found: [AuditDifference], rows: Int, compared: Int) {
         differenceCount += found.count
         rowsCompared += compared
+        for difference in found where difference.column == "row" && difference.stored == nil {
+            missing[difference.table + " " + difference.symbol, default: []].append(difference.key)
+        }
         for difference in found {
             if differences.count < maxListed { differences.append(difference) }
             switch difference.resolution {
@@ -90,7 +97,17 @@ public actor AuditFindings {
         keptRows += kept
     }
 
-    func window() { windows += 1 }
+    func window(table: String, symbol: String, keys: ClosedRange<Int64>) {
+        windows += 1
+        compared[table + " " + symbol, default: []].append(keys)
+    }
+
+    /// Whether REST was asked for all of `hole` (keys) and had none of it.
+    public func restHasNone(table: String, symbol: String, hole: ClosedRange<Int64>) -> Bool {
+        let key = table + " " + symbol
+        guard compared[key]?.contains(where: { $0.contains(hole.lowerBound) && $0.contains(hole.upperBound) }) == true else { return false }
+        return !(missing[key] ?? []).contains { hole.contains($0) }
+    }
 
     public func skip(_ why: String) { if skipped.count < 100 { skipped.append(why) } }
 }
@@ -222,7 +239,7 @@ public enum Auditor {
         try await writer.finish()
         guard let span else { return nil }
         if comparer.compared > 0 || table.keyIsTime { try await comparer.finish(through: span.through) }
-        await findings.window()
+        await findings.window(table: table.definition.name, symbol: symbol, keys: (span.after + 1)...max(span.after + 1, span.through))
         return outcome.requests
     }
 
