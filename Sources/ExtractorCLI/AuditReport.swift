@@ -48,6 +48,8 @@ struct AuditReport: Sendable {
     var verdict: String {
         if !failures.isEmpty { return "incomplete" }
         if open > 0 { return "differences" }
+        // Nothing stored in the tables and symbols asked for, and no recorded file: nothing was proved.
+        if windows == 0 && filesRechecked == 0 { return "nothing_to_audit" }
         return differenceCount > 0 ? "repaired" : "exact"
     }
 

@@ -199,36 +199,15 @@ struct AuditRun: Sendable {
             files.append((record, file))
         }
         // The HEADs, a few at a time (they cost no weight; the archive host's latency sets the pace).
-        let answers = try await withThrowingTaskGroup(of: (Int, Result<ArchiveFacts?, any Error>).self) { group in
-            var answers = [Result<ArchiveFacts?, any Error>?](repeating: nil, count: files.count)
-            var next = 0
-            func add() {
-                guard next < files.count else { return }
-                let (index, file) = (next, files[next].1)
-                next += 1
-                group.addTask {
-                    do { return (index, .success(try await archive.head(file))) } catch { return (index, .failure(error)) }
-                }
-            }
-            for _ in 0..<max(1, config.common.maxWorkers * 2) { add() }
-            while let (index, answer) = try await group.next() {
-                answers[index] = answer
-                add()
-            }
-            return answers
-        }
+        let answers = try await heads(files.map(\.1), archive: archive)
         report.filesRechecked = files.count
         for ((record, file), answer) in zip(files, answers) {
             try Task.checkCancellation()
-            let now: ArchiveFacts?
-            switch answer {
-            case .success(let facts): now = facts
-            case .failure(let error):
-                report.failures.append("\(record.path): HEAD failed (\(error))")
-                continue
-            case nil:
+            if let failure = answer.failure {
+                report.failures.append("\(record.path): HEAD failed (\(failure))")
                 continue
             }
+            let now = answer.facts
             guard let now else {
                 report.filesGone.append(record.path)
                 continue
@@ -247,6 +226,31 @@ struct AuditRun: Sendable {
             (updated.rowsRead, updated.readAt) = (count, resources.clock.now())
             try await resources.ledger?.record(files: [updated])
         }
+    }
+
+    /// What a HEAD of a recorded file answered: its validators, nil facts for a file no longer there, or why it failed.
+    struct HeadAnswer: Sendable {
+        var index = 0
+        var facts: ArchiveFacts?
+        var failure: String?
+    }
+
+    /// HEADs of `files`, `2 x --max-workers` at a time, in the files' order. Each child returns one struct carrying its
+    /// index: Swift 6.3's release build handed back an `(Int, HeadAnswer)` tuple result with the Int garbled (measured
+    /// here; the debug build was right).
+    func heads(_ files: [ArchiveFile], archive: ArchiveClient) async throws -> [HeadAnswer] {
+        let width = max(1, config.common.maxWorkers * 2)
+        var answers = files.indices.map { HeadAnswer(index: $0, failure: "no answer") }
+        try await withThrowingTaskGroup(of: HeadAnswer.self) { group in
+            for (index, file) in files.enumerated() {
+                if index >= width, let answer = try await group.next() { answers[answer.index] = answer }
+                group.addTask {
+                    do { return HeadAnswer(index: index, facts: try await archive.head(file)) } catch { return HeadAnswer(index: index, failure: "\(error)") }
+                }
+            }
+            for try await answer in group { answers[answer.index] = answer }
+        }
+        return answers
     }
 
     /// Reads a changed file again through the dataset its table holds.

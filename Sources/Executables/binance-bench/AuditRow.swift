@@ -24,6 +24,7 @@ import StoreKit
     if fill.status != 0 { print("klines exited \(fill.status): \(fill.stdout.suffix(300))") }
     let audit = try measure(extractor, ["audit", "--timeframes", "1h", "--start", day(start), "--end", day(end), "--format", "json"] + common)
     let report = auditReport(audit.stdout)
+    if audit.status != 0 { print("audit exited \(audit.status): \(audit.stdout.suffix(600))") }
     let compared = Double(report["rows_compared"] as? Int ?? 0)
     let weight = Double(report["weight_spent"] as? Int ?? 0)
     let ceiling = json["db_ceiling_rows_per_s"] as? Double ?? .nan
@@ -60,6 +61,7 @@ import StoreKit
     _ = try measure(extractor, ["audit", "--recheck-archives", "--timeframes", "1m", "--format", "json", "--archive-url", sim.url] + common)
     let recheck = try measure(extractor, ["audit", "--recheck-archives", "--timeframes", "1m", "--format", "json", "--archive-url", sim.url] + common)
     let rechecked = auditReport(recheck.stdout)
+    if recheck.status != 0 { print("audit --recheck-archives exited \(recheck.status): \(recheck.stdout.suffix(600))") }
     let files = Double(rechecked["files_rechecked"] as? Int ?? 0)
     record("audit_recheck_s", "   --recheck-archives of \(Int(files)) monthly 1m files (HEAD only)", recheck.wall, unit: "s",
            ok: recheck.status == 0 && files == Double(rows.count), digits: 2)
