@@ -115,6 +115,10 @@ sql "SELECT symbol, open_time, open_price, close_price, basic_data_count FROM pr
 sql "SELECT symbol, metric_time, sum_open_interest, top_trader_long_short_account_ratio, taker_buy_sell_volume_ratio FROM futures_metrics ORDER BY metric_time DESC LIMIT 2"
 sql "SELECT symbol, open_time, close_price, volume_contracts, base_asset_volume FROM coinm_klines_h1 WHERE symbol = 'BTCUSD_PERP' ORDER BY open_time DESC LIMIT 2"
 
+say "Proving it exact: binance-extractor audit (5 random days of BTCUSDT's 1h candles against REST, a HEAD for every file read)"
+"$BIN/binance-extractor" audit --timeframes 1h --symbols BTCUSDT --sample 5 --recheck-archives --format table
+sql "SELECT path, etag, last_modified, rows_read, rows_written FROM archive_files WHERE table_name = 'klines_h1' ORDER BY path DESC LIMIT 3"
+
 say "Where the data is"
 if [ "$STORE" = postgresql ]; then
   cat <<MSG

@@ -231,14 +231,9 @@ struct CrashingInputTests {
 
     /// A small deterministic generator (SplitMix64): the same inputs on every run, so a failure reproduces.
     struct Inputs {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var generator: SplitMix64
+        init(state: UInt64) { generator = SplitMix64(seed: state) }
+        mutating func next() -> UInt64 { generator.next() }
         mutating func pick<T>(_ items: [T]) -> T { items[Int(next() % UInt64(items.count))] }
 
         static let pieces = ["0", "1", "2", "9", "12", "31", "59", "60", "2024", "1970", "0000", "-", ":", "T", " ", "Z", ".", "+",

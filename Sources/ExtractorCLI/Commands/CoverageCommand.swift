@@ -21,7 +21,9 @@ struct CoverageCommand: ExtractorCommand {
         Binance itself has no candles for (kline_gaps_confirmed), and behind counts the closed candles after the last \
         stored one. For aggregate trades, ids follow each other: a jump in ids is a hole. funding_rates shows its span \
         and rows (Binance's funding intervals differ by symbol). Without --timeframes, funding and trades tables are \
-        listed too. Exit status 0 whatever the coverage; `complete` in the JSON says whether a series lacks rows.
+        listed too. Where the ledger's row_sources has counted them, files and REST show how many rows came from \
+        archive files and how many from REST. Exit status 0 whatever the coverage; `complete` in the JSON says whether \
+        a series lacks rows.
         """)
 
     @Option(help: "Only this market's tables (futures, coinm or spot). Default: all.")
