@@ -117,7 +117,8 @@ public struct ArchiveFile: Sendable, Hashable, CustomStringConvertible {
         default:
             return nil
         }
-        guard self.periodText == period else { return nil }
+        // A day that does not exist (2024-02-30) would name another day's file.
+        guard self.periodText == period, UTCCalendar.iso8601(range.lowerBound).hasPrefix(period) else { return nil }
     }
 
     /// `2024-01` or `2024-01-02`.

@@ -217,18 +217,12 @@ struct AuditTests {
         let db = try await TestStore.make(.mariadb)
         defer { Task { await sim.stop(); await db.drop() } }
         for (args, says) in [(["--sample", "0"], "--sample 0"), (["--prefer", "archive"], "--prefer"), (["--fix", "--prefer", "files"], "'files'"),
-                             (["--sample", "3", "--start", "2024-01-01"], "--sample and --start"), (["--format", "xml"], "'xml'")] {
+                             (["--sample", "3", "--start", "2024-01-01"], "--sample and --start"), (["--format", "xml"], "'xml'"),
+                             (["--dry-run"], "no --dry-run"), (["--max-listed=-1"], "--max-listed -1")] {
             let run = try await Self.cli(["audit"] + args, sim: sim, store: db, clock: clock)
             #expect(run.status == 2 && run.errors.contains(says), "\(args): \(run.errors)")
         }
         #expect(await sim.simulator.statistics.klinesRequests == 0)
     }
 
-    @Test("the sample draws the same days for the same seed, each inside the stored span")
-    func sampleDays() {
-        let span = UTCCalendar.parse("2024-01-01T05:00")!...UTCCalendar.parse("2024-03-01T02:00")!
-        let a = AuditSampling.days(span, count: 20, seed: 7), b = AuditSampling.days(span, count: 20, seed: 7)
-        #expect(a == b && a.count == 20 && a.allSatisfy { span.contains($0.lowerBound) && span.contains($0.upperBound) })
-        #expect(AuditSampling.days(span, count: 400, seed: 1).count == 61)
-    }
 }

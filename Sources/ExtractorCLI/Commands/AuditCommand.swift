@@ -146,6 +146,9 @@ extension ExtractorCLI {
         return await runner.run(klineTables: klineTables, otherTables: others,
                                 describe: ["tables": "\(klineTables.count + others.count)", "fix": "\(config.fix)", "recheck_archives": "\(config.recheck)"]) { resources in
             guard let tables = resources.tables else { throw ConfigurationError("audit needs a database") }
+            // Named symbols with their `PAIR_*` families expanded (the run's own list); none named: every stored symbol.
+            var config = config
+            if config.symbols != nil { config.symbols = resources.symbols }
             let audit = AuditRun(config: config, resources: resources, tables: tables, reader: reading.audit, coverage: reading.coverage,
                                  klineTables: klineTables, others: audited, logger: logger)
             let report = try await audit.run()

@@ -70,19 +70,17 @@ public actor AuditFindings {
     public private(set) var windows = 0
     public private(set) var skipped: [String] = []
     public let maxListed: Int
-    /// Per table and symbol: the key ranges compared with REST, and the keys REST had that the copy lacked. A hole
-    /// inside a compared range where REST had nothing either is Binance's own (`exchange_downtime`).
+    /// Per table and symbol: the key ranges compared with REST, and the runs of keys REST had that the copy lacked (one
+    /// range a run, so a table missing a year of candles costs one entry, not one a candle). A hole inside a compared
+    /// range where REST had nothing either is Binance's own (`exchange_downtime`).
     private var compared: [String: [ClosedRange<Int64>]] = [:]
-    private var missing: [String: [Int64]] = [:]
+    private var missing: [String: [ClosedRange<Int64>]] = [:]
 
     public init(maxListed: Int = 1000) { self.maxListed = maxListed }
 
     func add(_ found: [AuditDifference], rows: Int, compared: Int) {
         differenceCount += found.count
         rowsCompared += compared
-        for difference in found where difference.column == "row" && difference.stored == nil {
-            missing[difference.table + " " + difference.symbol, default: []].append(difference.key)
-        }
         for difference in found {
             if differences.count < maxListed { differences.append(difference) }
             switch difference.resolution {
@@ -98,6 +96,11 @@ public actor AuditFindings {
         keptRows += kept
     }
 
+    /// Keys `run` (a run of consecutive reference rows) that the copy lacks.
+    func lacked(table: String, symbol: String, run: ClosedRange<Int64>) {
+        missing[table + " " + symbol, default: []].append(run)
+    }
+
     func window(table: String, symbol: String, keys: ClosedRange<Int64>) {
         windows += 1
         compared[table + " " + symbol, default: []].append(keys)
@@ -107,7 +110,7 @@ public actor AuditFindings {
     public func restHasNone(table: String, symbol: String, hole: ClosedRange<Int64>) -> Bool {
         let key = table + " " + symbol
         guard compared[key]?.contains(where: { $0.contains(hole.lowerBound) && $0.contains(hole.upperBound) }) == true else { return false }
-        return !(missing[key] ?? []).contains { hole.contains($0) }
+        return !(missing[key] ?? []).contains { $0.overlaps(hole) }
     }
 
     public func skip(_ why: String) { if skipped.count < 100 { skipped.append(why) } }
@@ -163,8 +166,10 @@ public final class RowComparer<Row: Sendable & Equatable>: @unchecked Sendable {
             guard let have = stored[key] else {
                 found.append(difference(key, "row", nil, "present"))
                 toWrite.append(row)
+                openRun = openRun.map { $0.lowerBound...key } ?? key...key
                 continue
             }
+            await flushRun()
             var differs = false
             for (i, column) in columns.enumerated() where i < have.count && i < reference.count {
                 let mine = Canonical.value(have[i], kind: column.kind), theirs = reference[i]
@@ -181,6 +186,8 @@ public final class RowComparer<Row: Sendable & Equatable>: @unchecked Sendable {
         for key in stored.keys.sorted() where !referenceKeys.contains(key) {
             found.append(difference(key, "row", "present", nil))
         }
+        // Listed in key order, a row's columns in the table's order.
+        found = found.enumerated().sorted { ($0.element.key, $0.offset) < ($1.element.key, $1.offset) }.map(\.element)
         compared += batch.count
         changedRows += toWrite.count
         if fix, !toWrite.isEmpty { _ = try await write(toWrite) }
@@ -193,8 +200,19 @@ public final class RowComparer<Row: Sendable & Equatable>: @unchecked Sendable {
         cursor = through
     }
 
+    /// Consecutive reference rows the copy lacks, as one key range, until a row it has ends the run.
+    private var openRun: ClosedRange<Int64>?
+
+    /// Hands the run of missing rows to the findings.
+    public func flushRun() async {
+        guard let run = openRun else { return }
+        openRun = nil
+        await findings.lacked(table: table.definition.name, symbol: symbol, run: run)
+    }
+
     /// After the last batch: stored rows up to `through` that the reference lacks.
     public func finish(through: Int64) async throws {
+        await flushRun()
         guard cursor.map({ $0 < through }) ?? true else { return }
         let stored = try await storedRows(after: cursor, through: through)
         let found = stored.keys.sorted().map { difference($0, "row", "present", nil) }
@@ -238,6 +256,7 @@ public enum Auditor {
         }
         let span = try await work.reference(from: from, to: to, sample: sample, into: writer, outcome: &outcome)
         try await writer.finish()
+        await comparer.flushRun()
         guard let span else { return nil }
         if comparer.compared > 0 || table.keyIsTime { try await comparer.finish(through: span.through) }
         await findings.window(table: table.definition.name, symbol: symbol, keys: (span.after + 1)...max(span.after + 1, span.through))
@@ -253,6 +272,7 @@ public enum Auditor {
         let comparer = RowComparer(table: table, reader: reader, symbol: file.symbol.name, after: table.keyIsTime ? file.range.lowerBound - 1 : nil,
                                    fix: true, keepStored: false, findings: findings) { try await work.write($0) }
         let read = try await archive.read(file, format: format) { rows in try await comparer.compare(rows) }
+        await comparer.flushRun()
         if case .rows = read, table.keyIsTime { try await comparer.finish(through: file.range.upperBound - 1) }
         return (read, comparer.changedRows)
     }
