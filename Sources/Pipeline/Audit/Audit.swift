@@ -214,9 +214,16 @@ public final class RowComparer<Row: Sendable & Equatable>: @unchecked Sendable {
     public func finish(through: Int64) async throws {
         await flushRun()
         guard cursor.map({ $0 < through }) ?? true else { return }
-        let stored = try await storedRows(after: cursor, through: through)
-        let found = stored.keys.sorted().map { difference($0, "row", "present", nil) }
-        await findings.add(found, rows: found.count, compared: 0)
+        // A page at a time: a long stretch the copy has and the reference lacks is counted, never held whole.
+        let keyIndex = table.columns.firstIndex { $0.name == table.keyColumn } ?? 0
+        var from = cursor
+        while true {
+            let page = try await reader.rows(table.definition, symbol: symbol, key: table.keyColumn, after: from, through: through, limit: Self.readLimit)
+            let keys = page.compactMap { keyIndex < $0.count ? $0[keyIndex].flatMap { Int64($0) } : nil }
+            await findings.add(keys.map { difference($0, "row", "present", nil) }, rows: keys.count, compared: 0)
+            guard page.count == Self.readLimit, let last = keys.last else { break }
+            from = last
+        }
         cursor = through
     }
 
