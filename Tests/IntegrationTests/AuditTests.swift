@@ -75,6 +75,14 @@ struct AuditTests {
         let labels = try #require(report["holes_by_label"] as? [String: [String: Any]])
         #expect(labels["archive_hole"]?["rows"] as? Int == 24 && labels["local_miss"]?["ranges"] as? Int == 0, "\(labels)")
         #expect((report["weight_spent"] as? Int ?? 0) > 0)
+
+        // The archive host gone: the recheck is incomplete (exit 1), naming a few files and counting the rest.
+        let unreachable = try await Self.cli(["audit", "--recheck-archives", "--archive-url", "http://127.0.0.1:1", "--format", "json"],
+                                             sim: sim, store: db, clock: clock)
+        let failed = try Self.report(unreachable)
+        let failures = try #require(failed["failures"] as? [String])
+        #expect(unreachable.status == 1 && failed["verdict"] as? String == "incomplete", "\(failed)")
+        #expect(failures.count == 6 && failures.last == "24 more files: HEAD failed", "\(failures)")
     }
 
     @Test("a file that differs from REST under a matching CHECKSUM: audit lists each value (exit 3); --fix writes REST's (exit 0); a re-upload is found by --recheck-archives and its changed rows written",
