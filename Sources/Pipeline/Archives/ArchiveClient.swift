@@ -89,9 +89,9 @@ public struct ArchiveFacts: Sendable, Equatable {
         self.sha256 = sha256
     }
 
-    /// The validators of a response (a HEAD's, or a download's).
-    public init(headers: [String: String], size: Int?) {
-        self.init(size: size, etag: headers["etag"], lastModified: headers["last-modified"])
+    /// The validators of a response (a HEAD's, or a download's), and the SHA-256 its CHECKSUM gave.
+    public init(headers: [String: String], size: Int?, sha256: String? = nil) {
+        self.init(size: size, etag: headers["etag"], lastModified: headers["last-modified"], sha256: sha256)
     }
 
     /// Whether the host now serves another file than the one recorded: a different ETag, Last-Modified or size (a value
@@ -253,15 +253,13 @@ public struct ArchiveClient: ArchiveSource {
         do {
             guard let checksumResponse = try await request(file.checksumPath) else { return .absent }
             let checksum = try ArchiveChecksum(parsing: String(decoding: checksumResponse.body, as: UTF8.self), fileName: file.fileName)
-            facts.sha256 = checksum.sha256
             var verified: (any ZipSource)?
             for _ in 0..<2 {
                 // The SHA-256 is computed as the bytes arrive (a resumed download continues it); read back from disk
                 // only where the digest could not follow the transfer.
                 let digest = DownloadDigest()
                 guard let response = try await request(file.path, into: spool, observer: digest) else { return .absent }
-                facts = ArchiveFacts(headers: response.headers, size: spool.flatMap { Self.size(of: $0) } ?? response.body.count)
-                facts.sha256 = checksum.sha256
+                facts = ArchiveFacts(headers: response.headers, size: spool.flatMap { Self.size(of: $0) } ?? response.body.count, sha256: checksum.sha256)
                 if let spool {
                     if let hex = digest.hex() ?? SHA256.hex(fileAt: spool), checksum.matches(hex: hex) { verified = try ZipFile(path: spool); break }
                 } else if checksum.matches(response.body) {
@@ -283,7 +281,7 @@ public struct ArchiveClient: ArchiveSource {
         var seenWhenDelivered = 0  // `processed` when the last batch was delivered
         var last: Row?
         var straggler = false
-        do {
+        let streamed = try await Self.refusingOnFault(file) {
             let entry = try ZipArchive.EntryReader(source: zip)
             try Self.checkEntryName(entry.entry.name, of: file)
             var rows = format.reader(file.fileName)
@@ -337,14 +335,9 @@ public struct ArchiveClient: ArchiveSource {
                     do { try await deliver(batch) } catch { throw ArchiveDeliveryError(underlying: error) }
                 }
             }
-        } catch let error as ArchiveDeliveryError {
-            throw error.underlying
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            return .refused("\(file.fileName): \(error)")
+            return .rows(delivered, facts)
         }
-        guard straggler else { return .rows(delivered, facts) }
+        guard case .rows = streamed, straggler else { return streamed }
         let sorted = try await readOutOfOrder(file, zip: zip, format: format, alreadySeen: seenWhenDelivered, delivered: delivered, deliver: deliver)
         if case .rows(let count, _) = sorted { return .rows(count, facts) }
         return sorted
@@ -406,7 +399,7 @@ public struct ArchiveClient: ArchiveSource {
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let runs = SortedRuns(folder: folder)
         var rest = 0
-        do {
+        return try await Self.refusingOnFault(file) {
             // The entry's name was checked by the streaming pass that found the file out of order.
             let reader = try ZipArchive.EntryReader(source: zip)
             var rows = format.reader(file.fileName)
@@ -472,6 +465,18 @@ public struct ArchiveClient: ArchiveSource {
                 rest += batch.count
                 do { try await deliver(batch) } catch { throw ArchiveDeliveryError(underlying: error) }
             }
+            logger.info("archive file rows out of order; sorted", metadata: ["file": "\(file.fileName)", "sorted_runs": "\(runs.runCount)"])
+            return .rows(delivered + rest)
+        }
+    }
+}
+
+extension ArchiveClient {
+    /// Runs the reading of a verified file: an error of the file itself (a bad row, a damaged entry) refuses it, naming
+    /// the fault; the caller's `deliver` errors and cancellation are thrown as they are.
+    static func refusingOnFault(_ file: ArchiveFile, _ body: () async throws -> ArchiveRead) async throws -> ArchiveRead {
+        do {
+            return try await body()
         } catch let error as ArchiveDeliveryError {
             throw error.underlying
         } catch is CancellationError {
@@ -479,8 +484,6 @@ public struct ArchiveClient: ArchiveSource {
         } catch {
             return .refused("\(file.fileName): \(error)")
         }
-        logger.info("archive file rows out of order; sorted", metadata: ["file": "\(file.fileName)", "sorted_runs": "\(runs.runCount)"])
-        return .rows(delivered + rest)
     }
 }
 
