@@ -24,38 +24,29 @@ struct AuditReport: Sendable {
     var filesRechecked = 0
     var filesChanged: [ChangedFile] = []
     var filesGone: [String] = []
-    var windows = 0
-    var rowsCompared = 0
-    var differences: [AuditDifference] = []
-    var differenceCount = 0
-    /// Differences neither fixed nor kept by choice.
-    var open = 0
-    var rowsDiffering = 0
-    var fixedRows = 0
-    var keptRows = 0
+    /// The comparisons' figures and differences (`AuditFindings`).
+    var totals = AuditTotals()
     var holes: [Holes] = []
     var weight = 0
-    var fix = false
-    var skipped: [String] = []
     var failures: [String] = []
 
     /// 1 when part of the audit could not be done, 3 when differences remain, else 0.
     var status: Int32 {
         if !failures.isEmpty { return ExitStatus.unitsFailed }
-        return open > 0 ? ExitStatus.differences : ExitStatus.success
+        return totals.open > 0 ? ExitStatus.differences : ExitStatus.success
     }
 
     var verdict: String {
         if !failures.isEmpty { return "incomplete" }
-        if open > 0 { return "differences" }
+        if totals.open > 0 { return "differences" }
         // Nothing stored in the tables and symbols asked for, and no recorded file: nothing was proved.
-        if windows == 0 && filesRechecked == 0 { return "nothing_to_audit" }
-        return differenceCount > 0 ? "repaired" : "exact"
+        if totals.windows == 0 && filesRechecked == 0 { return "nothing_to_audit" }
+        return totals.differenceCount > 0 ? "repaired" : "exact"
     }
 
     func json() -> String {
         func q(_ s: String?) -> String { s.map { LogLineHandler.quote($0) } ?? "null" }
-        let differenceItems = differences.map { d in
+        let differenceItems = totals.differences.map { d in
             "{\"table\":\(q(d.table)),\"symbol\":\(q(d.symbol)),\"\(d.keyIsTime ? "time" : "id")\":\(q(d.keyText)),\"column\":\(q(d.column)),"
                 + "\"stored\":\(q(d.stored)),\"rest\":\(q(d.reference)),\"resolution\":\(q(d.resolution.rawValue))}"
         }
@@ -68,11 +59,11 @@ struct AuditReport: Sendable {
         }
         let changed = filesChanged.map { "{\"path\":\(q($0.path)),\"rows_changed\":\($0.rowsChanged),\"etag\":\(q($0.etag)),\"last_modified\":\(q($0.lastModified))}" }
         return "{\"audit\":{\"verdict\":\(q(verdict)),\"files_rechecked\":\(filesRechecked),\"files_changed\":[\(changed.joined(separator: ","))],"
-            + "\"files_gone\":[\(filesGone.map(q).joined(separator: ","))],\"windows\":\(windows),\"rows_compared\":\(rowsCompared),"
-            + "\"differences\":\(differenceCount),\"rows_differing\":\(rowsDiffering),\"fixed_rows\":\(fixedRows),\"kept_rows\":\(keptRows),\"open\":\(open),"
+            + "\"files_gone\":[\(filesGone.map(q).joined(separator: ","))],\"windows\":\(totals.windows),\"rows_compared\":\(totals.rowsCompared),"
+            + "\"differences\":\(totals.differenceCount),\"rows_differing\":\(totals.rowsDiffering),\"fixed_rows\":\(totals.fixedRows),\"kept_rows\":\(totals.keptRows),\"open\":\(totals.open),"
             + "\"listed\":[\(differenceItems.joined(separator: ","))],\"holes_by_label\":{\(labels.joined(separator: ","))},"
             + "\"holes\":[\(holeItems.joined(separator: ","))],\"weight_spent\":\(weight),"
-            + "\"skipped\":[\(skipped.map(q).joined(separator: ","))],\"failures\":[\(failures.map(q).joined(separator: ","))]}}"
+            + "\"skipped\":[\(totals.skipped.map(q).joined(separator: ","))],\"failures\":[\(failures.map(q).joined(separator: ","))]}}"
     }
 
     func table() -> String {
@@ -83,21 +74,24 @@ struct AuditReport: Sendable {
             for file in filesChanged { lines.append("  changed  \(file.path)  rows changed \(file.rowsChanged)") }
             for path in filesGone { lines.append("  gone     \(path)") }
         }
-        lines.append("compared \(rowsCompared) rows in \(windows) stretches; differences \(differenceCount) (rows \(rowsDiffering)), fixed rows \(fixedRows), kept \(keptRows), open \(open); weight spent \(weight)")
-        if !differences.isEmpty {
+        lines.append("compared \(totals.rowsCompared) rows in \(totals.windows) stretches; differences \(totals.differenceCount) (rows \(totals.rowsDiffering)), "
+                      + "fixed rows \(totals.fixedRows), kept \(totals.keptRows), open \(totals.open); weight spent \(weight)")
+        if !totals.differences.isEmpty {
             let header = ["table", "symbol", "time/id", "column", "stored", "REST", ""]
-            var rows = differences.map { [$0.table, $0.symbol, $0.keyText, $0.column, $0.stored ?? "(none)", $0.reference ?? "(none)",
+            var rows = totals.differences.map { [$0.table, $0.symbol, $0.keyText, $0.column, $0.stored ?? "(none)", $0.reference ?? "(none)",
                                           $0.resolution == .open ? "" : $0.resolution.rawValue] }
             rows.insert(header, at: 0)
             let widths = header.indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
             for row in rows { lines.append(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
-            if differenceCount > differences.count { lines.append("… \(differenceCount - differences.count) more (--max-listed)") }
+            if totals.differenceCount > totals.differences.count {
+                lines.append("… \(totals.differenceCount - totals.differences.count) more (--max-listed)")
+            }
         }
         if !holes.isEmpty {
             lines.append("holes:")
             for h in holes { lines.append("  \(h.table)  \(h.symbol)  \(h.label)  \(h.ranges) ranges\(h.rows.map { ", \($0) rows" } ?? "")") }
         }
-        for s in skipped { lines.append("skipped: \(s)") }
+        for s in totals.skipped { lines.append("skipped: \(s)") }
         for f in failures { lines.append("failed: \(f)") }
         return lines.joined(separator: "\n") + "\n"
     }

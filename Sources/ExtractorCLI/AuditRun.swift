@@ -59,17 +59,8 @@ struct AuditRun: Sendable {
         if config.recheck { try await recheck(into: &report, findings: findings) }
         if config.compare { try await compare(into: &report, findings: findings) }
         try await labelHoles(into: &report, findings: findings)
-        report.differences = await findings.differences
-        report.differenceCount = await findings.differenceCount
-        report.open = await findings.open
-        report.rowsDiffering = await findings.rowsDiffering
-        report.fixedRows = await findings.fixedRows
-        report.keptRows = await findings.keptRows
-        report.rowsCompared = await findings.rowsCompared
-        report.windows = await findings.windows
-        report.skipped += await findings.skipped
+        report.totals = await findings.totals
         report.weight = await resources.client.limiter.weightGranted - weightBefore
-        report.fix = config.fix
         return report
     }
 
@@ -96,7 +87,7 @@ struct AuditRun: Sendable {
             let symbols = config.symbols.map { $0.map(\.name) } ?? stored.keys.sorted()
             for name in symbols {
                 guard let symbol = try? Symbol(validating: name) else {
-                    report.skipped.append("\(table.name) \(name.prefix(40)): not a Binance symbol")
+                    await findings.skip("\(table.name) \(name.prefix(40)): not a Binance symbol")
                     continue
                 }
                 if let range = config.range {
@@ -127,24 +118,9 @@ struct AuditRun: Sendable {
         do {
             for window in job.windows {
                 try Task.checkCancellation()
-                let answered: Int?
-                let sample = config.range == nil
-                switch job.table {
-                case .klines(let table):
-                    answered = try await Auditor.compareWithREST(klineWork(table, job.symbol), symbol: job.symbol.name, from: window.lowerBound, to: window.upperBound,
-                                                                 sample: sample, reader: reader, fix: config.fix, keepStored: config.keepStored, findings: findings)
-                case .funding(let market):
-                    answered = try await Auditor.compareWithREST(fundingWork(market, job.symbol), symbol: job.symbol.name, from: window.lowerBound,
-                                                                 to: window.upperBound, sample: sample, reader: reader, fix: config.fix,
+                let answered = try await Auditor.compareWithREST(work(for: job.table, job.symbol), symbol: job.symbol.name, from: window.lowerBound,
+                                                                 to: window.upperBound, sample: config.range == nil, reader: reader, fix: config.fix,
                                                                  keepStored: config.keepStored, findings: findings)
-                case .metrics:
-                    answered = try await Auditor.compareWithREST(metricsWork(job.symbol), symbol: job.symbol.name, from: window.lowerBound, to: window.upperBound,
-                                                                 sample: sample, reader: reader, fix: config.fix, keepStored: config.keepStored, findings: findings)
-                case .trades(let table):
-                    answered = try await Auditor.compareWithREST(tradeWork(table, job.symbol), symbol: job.symbol.name, from: window.lowerBound,
-                                                                 to: window.upperBound, sample: sample, reader: reader, fix: config.fix,
-                                                                 keepStored: config.keepStored, findings: findings)
-                }
                 if answered == nil {
                     await findings.skip("\(job.table.name) \(job.symbol) \(UTCCalendar.iso8601(window.lowerBound)): REST has nothing there to compare with"
                                         + (job.table.name == MetricsTable.name ? " (it keeps 30 days of metrics)" : ""))
@@ -157,28 +133,26 @@ struct AuditRun: Sendable {
         }
     }
 
-    func klineWork(_ table: KlineTable, _ symbol: Symbol) -> SymbolExtractor {
-        SymbolExtractor(unit: ExtractionUnit(market: table.market, symbol: symbol, interval: table.interval, series: table.series), source: resources.client,
-                        store: tables.klines, clock: resources.clock, settings: .init(batchSize: 1000), logger: resources.logger)
-    }
-
-    func fundingWork(_ market: Market, _ symbol: Symbol) throws -> FundingExtractor {
-        guard let funding = tables.funding else { throw ConfigurationError("this store keeps no funding rates") }
-        return FundingExtractor(symbol: symbol, client: resources.client, store: funding.table(for: market), clock: resources.clock,
-                                lookbackMilliseconds: 0, explicitRange: nil, batchSize: 1000)
-    }
-
-    func metricsWork(_ symbol: Symbol) throws -> MetricsExtractor {
-        guard let metrics = tables.metrics else { throw ConfigurationError("this store keeps no metrics") }
-        return MetricsExtractor(unit: ExtractionUnit(market: .futures, symbol: symbol, dataset: .metrics), client: resources.client, store: metrics,
-                                clock: resources.clock, lookbackMilliseconds: 0, explicitRange: nil, batchSize: 1000, sourceMode: .rest, archive: nil,
-                                dryRun: false, logger: resources.logger)
-    }
-
-    func tradeWork(_ table: TradeTable, _ symbol: Symbol) throws -> TradeExtractor {
-        guard let trades = tables.trades else { throw ConfigurationError("this store keeps no trades") }
-        return TradeExtractor(market: table.market, symbol: symbol, client: resources.client, store: trades, clock: resources.clock, startTime: 0,
-                              batchSize: 1000, maxPages: .max, dryRun: false, logger: resources.logger)
+    /// The dataset that holds `table`, for `symbol`: its REST fetch, its rows' values and its files (`AuditableWork`).
+    func work(for table: Audited, _ symbol: Symbol) throws -> any AuditableWork {
+        let (client, clock, logger) = (resources.client, resources.clock, resources.logger)
+        switch table {
+        case .klines(let kline):
+            return SymbolExtractor(unit: ExtractionUnit(market: kline.market, symbol: symbol, interval: kline.interval, series: kline.series), source: client,
+                                   store: tables.klines, clock: clock, settings: .init(batchSize: 1000), logger: logger)
+        case .funding(let market):
+            guard let funding = tables.funding else { throw ConfigurationError("this store keeps no funding rates") }
+            return FundingExtractor(symbol: symbol, client: client, store: funding.table(for: market), clock: clock, lookbackMilliseconds: 0,
+                                    explicitRange: nil, batchSize: 1000)
+        case .metrics:
+            guard let metrics = tables.metrics else { throw ConfigurationError("this store keeps no metrics") }
+            return MetricsExtractor(unit: ExtractionUnit(market: .futures, symbol: symbol, dataset: .metrics), client: client, store: metrics, clock: clock,
+                                    lookbackMilliseconds: 0, explicitRange: nil, batchSize: 1000, sourceMode: .rest, archive: nil, dryRun: false, logger: logger)
+        case .trades(let trades):
+            guard let store = tables.trades else { throw ConfigurationError("this store keeps no trades") }
+            return TradeExtractor(market: trades.market, symbol: symbol, client: client, store: store, clock: clock, startTime: 0, batchSize: 1000,
+                                  maxPages: .max, dryRun: false, logger: logger)
+        }
     }
 
     // MARK: the recheck of recorded files
@@ -193,7 +167,7 @@ struct AuditRun: Sendable {
         for record in records {
             guard let file = ArchiveFile(market: record.market, datasetFolder: record.dataset, symbol: record.symbol, series: record.series, period: record.period),
                   file.path == record.path else {
-                report.skipped.append("\(record.path.prefix(200)): not a file this build reads")
+                await findings.skip("\(record.path.prefix(200)): not a file this build reads")
                 continue
             }
             files.append((record, file))
@@ -261,16 +235,7 @@ struct AuditRun: Sendable {
     /// Reads a changed file again through the dataset its table holds.
     func reread(_ file: ArchiveFile, table: String, archive: any ArchiveSource, findings: AuditFindings) async throws -> (read: ArchiveRead, changed: Int) {
         guard let audited = audited.first(where: { $0.name == table }) else { return (.absent, 0) }
-        switch audited {
-        case .klines(let kline):
-            return try await Auditor.reread(klineWork(kline, file.symbol), file: file, archive: archive, reader: reader, findings: findings)
-        case .metrics:
-            return try await Auditor.reread(metricsWork(file.symbol), file: file, archive: archive, reader: reader, findings: findings)
-        case .trades(let trades):
-            return try await Auditor.reread(tradeWork(trades, file.symbol), file: file, archive: archive, reader: reader, findings: findings)
-        case .funding:
-            return (.absent, 0)
-        }
+        return try await Auditor.reread(work(for: audited, file.symbol), file: file, archive: archive, reader: reader, findings: findings)
     }
 
     // MARK: holes
@@ -292,10 +257,9 @@ struct AuditRun: Sendable {
                 continue
             }
         }
-        for row in try await reader.sourceTotals() where row.count >= 5 && row[2] == RowSource.archiveHole.rawValue {
-            guard let table = row[0], scope.contains(table), let symbol = row[1], config.symbols?.contains(where: { $0.name == symbol }) ?? true,
-                  let rows = row[3].flatMap({ Int64($0) }), let days = row[4].flatMap({ Int($0) }) else { continue }
-            report.holes.append(AuditReport.Holes(table: table, symbol: symbol, label: "archive_hole", ranges: days, rows: rows))
+        for total in try await reader.sources() where total.source == .archiveHole && scope.contains(total.table)
+            && config.symbols?.contains(where: { $0.name == total.symbol }) ?? true {
+            report.holes.append(AuditReport.Holes(table: total.table, symbol: total.symbol, label: "archive_hole", ranges: total.days, rows: total.rows))
         }
         report.holes.sort { ($0.table, $0.symbol, $0.label) < ($1.table, $1.symbol, $1.label) }
     }

@@ -161,6 +161,26 @@ public protocol AuditReading: Sendable {
     func sourceTotals() async throws -> [[String?]]
 }
 
+/// Rows of one source in one table and symbol, as `row_sources` adds them up: the rows and the days they fall on.
+public struct SourceTotal: Sendable, Equatable {
+    public let table: String
+    public let symbol: String
+    public let source: RowSource
+    public let rows: Int64
+    public let days: Int
+}
+
+extension AuditReading {
+    /// `sourceTotals` read into values (a source this build does not know is left out).
+    public func sources() async throws -> [SourceTotal] {
+        try await sourceTotals().compactMap { row in
+            guard row.count >= 5, let table = row[0], let symbol = row[1], let source = row[2].flatMap(RowSource.init(rawValue:)),
+                  let rows = row[3].flatMap({ Int64($0) }), let days = row[4].flatMap({ Int($0) }) else { return nil }
+            return SourceTotal(table: table, symbol: symbol, source: source, rows: rows, days: days)
+        }
+    }
+}
+
 /// Values as two databases print them, made comparable: decimals without insignificant zeros, booleans as
 /// `true`/`false`.
 public enum Canonical {

@@ -115,17 +115,13 @@ extension ExtractorCLI {
             }
             // Where the rows came from, as the ledger's `row_sources` adds them up.
             if existing.contains(RowSourcesTable.name) {
-                let totals = try await opened.audit.sourceTotals()
-                var sums: [String: [String: Int64]] = [:]
-                for row in totals where row.count >= 4 {
-                    guard let table = row[0], let symbol = row[1], let source = row[2], let rows = row[3].flatMap({ Int64($0) }) else { continue }
-                    sums[table + " " + symbol, default: [:]][source, default: 0] += rows
-                }
+                var sums: [String: [RowSource: Int64]] = [:]
+                for total in try await opened.audit.sources() { sums[total.table + " " + total.symbol, default: [:]][total.source, default: 0] += total.rows }
                 for i in report.series.indices {
                     guard let by = sums[report.series[i].table + " " + report.series[i].symbol] else { continue }
-                    report.series[i].fromFiles = by[RowSource.archive.rawValue] ?? 0
-                    report.series[i].fromRESTForFileHoles = by[RowSource.archiveHole.rawValue] ?? 0
-                    report.series[i].fromREST = (by[RowSource.rest.rawValue] ?? 0) + (by[RowSource.archiveHole.rawValue] ?? 0)
+                    report.series[i].fromFiles = by[.archive] ?? 0
+                    report.series[i].fromRESTForFileHoles = by[.archiveHole] ?? 0
+                    report.series[i].fromREST = (by[.rest] ?? 0) + (by[.archiveHole] ?? 0)
                 }
             }
             context.output.write(asTable ? report.table() : report.jsonLine())

@@ -57,18 +57,27 @@ public struct AuditDifference: Sendable, Equatable {
     public var keyText: String { keyIsTime ? UTCCalendar.iso8601(key) : String(key) }
 }
 
+/// What an audit found: the figures its report prints.
+public struct AuditTotals: Sendable {
+    /// The differences listed (the first `maxListed`; `differenceCount` counts all).
+    public var differences: [AuditDifference] = []
+    public var differenceCount = 0
+    /// Rows that differed, were missing or were extra.
+    public var rowsDiffering = 0
+    public var fixedRows = 0
+    public var keptRows = 0
+    /// Differences neither fixed nor kept by choice.
+    public var open = 0
+    public var rowsCompared = 0
+    /// Stretches compared with REST.
+    public var windows = 0
+    public var skipped: [String] = []
+    public init() {}
+}
+
 /// What an audit found, gathered across its units.
 public actor AuditFindings {
-    /// The differences listed (the first `maxListed`; `differenceCount` counts all).
-    public private(set) var differences: [AuditDifference] = []
-    public private(set) var differenceCount = 0
-    public private(set) var rowsDiffering = 0
-    public private(set) var fixedRows = 0
-    public private(set) var keptRows = 0
-    public private(set) var open = 0
-    public private(set) var rowsCompared = 0
-    public private(set) var windows = 0
-    public private(set) var skipped: [String] = []
+    public private(set) var totals = AuditTotals()
     public let maxListed: Int
     /// Per table and symbol: the key ranges compared with REST, and the runs of keys REST had that the copy lacked (one
     /// range a run, so a table missing a year of candles costs one entry, not one a candle). A hole inside a compared
@@ -78,22 +87,16 @@ public actor AuditFindings {
 
     public init(maxListed: Int = 1000) { self.maxListed = maxListed }
 
-    func add(_ found: [AuditDifference], rows: Int, compared: Int) {
-        differenceCount += found.count
-        rowsCompared += compared
-        for difference in found {
-            if differences.count < maxListed { differences.append(difference) }
-            switch difference.resolution {
-            case .open: open += 1
-            case .fixed, .kept: break
-            }
-        }
-        rowsDiffering += rows
-    }
-
-    func resolved(fixed: Int, kept: Int) {
-        fixedRows += fixed
-        keptRows += kept
+    /// One batch's differences: `rows` rows differed (of them `fixed` written and `kept` left as stored), `compared`
+    /// reference rows were compared.
+    func add(_ found: [AuditDifference], rows: Int, compared: Int, fixed: Int = 0, kept: Int = 0) {
+        totals.differenceCount += found.count
+        totals.rowsCompared += compared
+        totals.rowsDiffering += rows
+        totals.fixedRows += fixed
+        totals.keptRows += kept
+        totals.open += found.filter { $0.resolution == .open }.count
+        totals.differences += found.prefix(max(0, maxListed - totals.differences.count))
     }
 
     /// Keys `run` (a run of consecutive reference rows) that the copy lacks.
@@ -102,7 +105,7 @@ public actor AuditFindings {
     }
 
     func window(table: String, symbol: String, keys: ClosedRange<Int64>) {
-        windows += 1
+        totals.windows += 1
         compared[table + " " + symbol, default: []].append(keys)
     }
 
@@ -113,7 +116,7 @@ public actor AuditFindings {
         return !(missing[key] ?? []).contains { $0.overlaps(hole) }
     }
 
-    public func skip(_ why: String) { if skipped.count < 100 { skipped.append(why) } }
+    public func skip(_ why: String) { if totals.skipped.count < 100 { totals.skipped.append(why) } }
 }
 
 /// Compares a stream of reference rows with what is stored, batch by batch, in key order: reads the stored rows of
@@ -183,9 +186,8 @@ public final class RowComparer<Row: Sendable & Equatable>: @unchecked Sendable {
             }
         }
         let referenceKeys = Set(batch.map(table.key))
-        for key in stored.keys.sorted() where !referenceKeys.contains(key) {
-            found.append(difference(key, "row", "present", nil))
-        }
+        let extra = stored.keys.filter { !referenceKeys.contains($0) }.sorted()
+        found += extra.map { difference($0, "row", "present", nil) }
         // Listed in key order, a row's columns in the table's order.
         found = found.enumerated().sorted { ($0.element.key, $0.offset) < ($1.element.key, $1.offset) }.map(\.element)
         compared += batch.count
@@ -195,8 +197,7 @@ public final class RowComparer<Row: Sendable & Equatable>: @unchecked Sendable {
         for i in found.indices where found[i].column != "row" || found[i].stored == nil {
             if fix && resolvedRows.contains(found[i].key) { found[i].resolution = .fixed } else if keepStored, found[i].column != "row" { found[i].resolution = .kept }
         }
-        await findings.add(found, rows: toWrite.count + kept + (stored.count - stored.keys.filter(referenceKeys.contains).count), compared: batch.count)
-        await findings.resolved(fixed: fix ? toWrite.count : 0, kept: kept)
+        await findings.add(found, rows: toWrite.count + kept + extra.count, compared: batch.count, fixed: fix ? toWrite.count : 0, kept: kept)
         cursor = through
     }
 
@@ -215,14 +216,8 @@ public final class RowComparer<Row: Sendable & Equatable>: @unchecked Sendable {
         await flushRun()
         guard cursor.map({ $0 < through }) ?? true else { return }
         // A page at a time: a long stretch the copy has and the reference lacks is counted, never held whole.
-        let keyIndex = table.columns.firstIndex { $0.name == table.keyColumn } ?? 0
-        var from = cursor
-        while true {
-            let page = try await reader.rows(table.definition, symbol: symbol, key: table.keyColumn, after: from, through: through, limit: Self.readLimit)
-            let keys = page.compactMap { keyIndex < $0.count ? $0[keyIndex].flatMap { Int64($0) } : nil }
-            await findings.add(keys.map { difference($0, "row", "present", nil) }, rows: keys.count, compared: 0)
-            guard page.count == Self.readLimit, let last = keys.last else { break }
-            from = last
+        try await storedPages(after: cursor, through: through) { page in
+            await findings.add(page.map { difference($0.key, "row", "present", nil) }, rows: page.count, compared: 0)
         }
         cursor = through
     }
@@ -234,12 +229,21 @@ public final class RowComparer<Row: Sendable & Equatable>: @unchecked Sendable {
     /// Stored rows with keys in `(after, through]`, by key.
     private func storedRows(after: Int64?, through: Int64) async throws -> [Int64: [String?]] {
         var rows: [Int64: [String?]] = [:]
-        var from = after
+        try await storedPages(after: after, through: through) { page in
+            for (key, row) in page { rows[key] = row }
+        }
+        return rows
+    }
+
+    /// Stored rows with keys in `(after, through]`, in key order, `readLimit` at a time, each with its key.
+    private func storedPages(after: Int64?, through: Int64, _ body: ([(key: Int64, row: [String?])]) async throws -> Void) async throws {
         let keyIndex = table.columns.firstIndex { $0.name == table.keyColumn } ?? 0
+        var from = after
         while true {
             let page = try await reader.rows(table.definition, symbol: symbol, key: table.keyColumn, after: from, through: through, limit: Self.readLimit)
-            for row in page { if keyIndex < row.count, let key = row[keyIndex].flatMap({ Int64($0) }) { rows[key] = row } }
-            guard page.count == Self.readLimit, let last = page.last?[keyIndex].flatMap({ Int64($0) }) else { return rows }
+            let keyed = page.compactMap { row in keyIndex < row.count ? row[keyIndex].flatMap { Int64($0) }.map { (key: $0, row: row) } : nil }
+            try await body(keyed)
+            guard page.count == Self.readLimit, let last = keyed.last?.key else { return }
             from = last
         }
     }

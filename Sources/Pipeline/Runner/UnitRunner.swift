@@ -72,8 +72,7 @@ final class SourceTally: @unchecked Sendable {
         for run in runs {
             var current: SourceKey?, n = 0
             for row in batch[index..<min(batch.count, index + run.count)] {
-                let t = time(row)
-                let day = (t >= 0 ? t : t - 86_399_999) / 86_400_000 * 86_400_000
+                let day = KlineInterval.d1.openTime(containing: time(row))
                 if current?.day != day {
                     if let current { local[current, default: 0] += n }
                     (current, n) = (SourceKey(day: day, source: run.source), 0)

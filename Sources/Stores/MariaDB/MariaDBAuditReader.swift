@@ -8,7 +8,7 @@ public struct AuditReader: AuditReading {
 
     /// A column as text: times as Unix ms (exact: `DATETIME(3)` has no more digits), booleans as 1 or 0.
     static func select(_ column: TableDefinition.Column) -> String {
-        column.kind == .time ? "CAST(ROUND(UNIX_TIMESTAMP(`\(column.name)`) * 1000) AS SIGNED)" : "`\(column.name)`"
+        column.kind == .time ? "CAST(UNIX_TIMESTAMP(`\(column.name)`) * 1000 AS SIGNED)" : "`\(column.name)`"
     }
 
     /// A bound on `column`: a time compared through its Unix ms, a number as it is.

@@ -15,23 +15,13 @@ extension TradeExtractor: AuditableWork {
     public func reference(from: Int64, to: Int64, sample: Bool, into writer: BatchWriter<AggTrade>,
                           outcome: inout UnitOutcome) async throws -> (after: Int64, through: Int64)? {
         guard let firstId = try await firstTrade(from: from, to: to, outcome: &outcome) else { return nil }
-        var nextId = firstId, lastId = firstId - 1
-        while true {
-            try Task.checkCancellation()
-            var page = try await client.aggTrades(symbol: symbol, fromId: nextId)
-            outcome.requests += 1
-            guard page.first.map({ $0.id >= nextId }) ?? true, zip(page, page.dropFirst()).allSatisfy({ $0.id < $1.id }) else {
-                throw BinanceError.malformedBody("aggregate trades out of order or before fromId \(nextId)")
-            }
-            let full = page.count >= AggTrade.maxLimit
-            page.removeAll { $0.time > to }
-            guard let last = page.last else { break }
-            try await writer.append(page)
-            lastId = last.id
-            nextId = last.id + 1
-            if sample || !full || page.count < AggTrade.maxLimit { break }
-        }
-        return lastId >= firstId ? (firstId - 1, lastId) : nil
+        // Paged as a run pages them, with the stretch's end as the backfill's.
+        var cursor = Cursor()
+        (cursor.nextId, cursor.lastTime) = (firstId, to)
+        try await page(&cursor, before: nil, until: to, writer: writer, outcome: &outcome, pageLimit: sample ? 1 : nil)
+        try await writer.finish()
+        guard let last = await writer.lastFlushed else { return nil }
+        return (firstId - 1, last.id)
     }
 
     public func fileFormat(_ file: ArchiveFile) -> ArchiveRowFormat<AggTrade>? {

@@ -133,11 +133,11 @@ public struct TradeExtractor: UnitWork {
     }
 
     /// Pages by id from `cursor.nextId`: up to (not including) id `before`, or without it until the trades of
-    /// `until` (the moment the run started) or a short page.
+    /// `until` (the moment the run started) or a short page; `pageLimit` pages at most (default: the run's cap).
     func page(_ cursor: inout Cursor, before: Int64?, until: Int64, writer: BatchWriter<AggTrade>,
-                      outcome: inout UnitOutcome) async throws {
+              outcome: inout UnitOutcome, pageLimit: Int? = nil) async throws {
         while let fromId = cursor.nextId, before.map({ fromId < $0 }) ?? true {
-            guard cursor.pages < maxPages else {
+            guard cursor.pages < (pageLimit ?? maxPages) else {
                 cursor.capped = true
                 return
             }
